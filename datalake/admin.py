@@ -1,0 +1,1 @@
+"""admin of the Data lake part (filled in by its issue)."""

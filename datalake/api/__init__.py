@@ -1,0 +1,1 @@
+"""The Data lake API (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""Serializers of the Data lake API."""

@@ -1,0 +1,3 @@
+"""Routes of the Data lake API, mounted at /api/v1/."""
+
+urlpatterns: list = []

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DatalakeConfig(AppConfig):
+    name = "datalake"
+    verbose_name = _("Data lake")
+    default_auto_field = "django.db.models.BigAutoField"

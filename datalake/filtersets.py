@@ -1,0 +1,1 @@
+"""filtersets of the Data lake part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""forms of the Data lake part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""models of the Data lake part (filled in by its issue)."""

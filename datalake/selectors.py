@@ -1,0 +1,1 @@
+"""selectors of the Data lake part (filled in by its issue)."""

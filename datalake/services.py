@@ -1,0 +1,1 @@
+"""services of the Data lake part (filled in by its issue)."""

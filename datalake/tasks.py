@@ -1,0 +1,1 @@
+"""tasks of the Data lake part (filled in by its issue)."""

@@ -1,0 +1,6 @@
+from django.urls import path
+
+from datalake import views
+
+app_name = "datalake"
+urlpatterns = [path("", views.index, name="index")]

@@ -1,0 +1,55 @@
+"""Job kinds of the core. `lepton.selfcheck` proves the platform end to end:
+a worker picks it up, touches the database, writes and reads back storage, and reports timings.
+"""
+
+import time
+
+from django.db import connection
+from rest_framework import serializers
+
+from lepton.jobs.registry import job_kind
+from lepton.storage import get_storage
+
+
+class SelfCheckParams(serializers.Serializer):
+    steps = serializers.IntegerField(min_value=1, max_value=20, default=5, help_text="How many probe rounds to run.")
+    pause_seconds = serializers.FloatField(min_value=0, max_value=10, default=0.3,
+                                           help_text="Pause between rounds, so progress can be watched.")
+    probe_bytes = serializers.IntegerField(min_value=1, max_value=16 * 1024 * 1024, default=64 * 1024,
+                                           help_text="Size of the storage probe written each round.")
+
+
+@job_kind("lepton.selfcheck", params=SelfCheckParams, time_limit=300, label="Platform self-check", user_startable=True)
+def selfcheck(ctx, params):
+    import os
+
+    storage = get_storage()
+    timings = {"database_ms": [], "storage_write_ms": [], "storage_read_ms": []}
+    steps = params.get("steps", 5)
+    for step in range(1, steps + 1):
+        ctx.check_cancelled()
+        t0 = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        t1 = time.perf_counter()
+        payload = os.urandom(params.get("probe_bytes", 65536))
+        blob = storage.put_bytes(payload)
+        t2 = time.perf_counter()
+        if storage.read_bytes(blob.sha256) != payload:
+            raise RuntimeError("storage returned different bytes than were written")
+        t3 = time.perf_counter()
+        storage.delete(blob.sha256)
+        timings["database_ms"].append(round((t1 - t0) * 1000, 3))
+        timings["storage_write_ms"].append(round((t2 - t1) * 1000, 3))
+        timings["storage_read_ms"].append(round((t3 - t2) * 1000, 3))
+        ctx.progress(100 * step / steps, f"Round {step} of {steps}: database and storage answered.")
+        if step < steps:
+            time.sleep(params.get("pause_seconds", 0.3))
+    ctx.log(f"Storage {storage.public_url()} and database {connection.vendor} answered {steps} rounds.")
+    return {
+        "database": connection.vendor,
+        "storage": storage.public_url(),
+        "rounds": steps,
+        "timings_ms": {k: {"max": max(v), "mean": round(sum(v) / len(v), 3)} for k, v in timings.items()},
+    }

@@ -1,0 +1,257 @@
+"""The dispatcher: releases queued jobs to Celery, reaps lost ones, enforces cancels.
+
+Jobs wait in the database, not in the broker, so that order is decided here:
+- only as many jobs are released to a queue as its live workers have slots for, plus a
+  small backlog (LEPTON_DISPATCH_BACKLOG_PER_SLOT) so workers never idle between passes;
+- the next job goes to the department with the least work released or running (fair
+  share), then by priority (10 first), then by age;
+- a department never has more than `max_concurrent_jobs` released or running, and its
+  GPU jobs stop being released once its monthly GPU minutes are used;
+- a GPU job waits with a visible reason while no worker serves the `gpu` queue, or runs on
+  CPU when its kind allows it (and says so).
+One dispatcher runs per installation (`manage.py run_dispatcher`); on PostgreSQL an
+advisory lock keeps a second one from releasing the same jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from lepton import audit
+from lepton.jobs.models import Job, JobLogLine, JobStatus, Resource, WorkerHeartbeat
+from lepton.jobs.registry import get_kind
+
+log = logging.getLogger(__name__)
+
+_ADVISORY_LOCK_ID = 0x4C4550544F4E  # "LEPTON"
+CANDIDATE_LIMIT = 1000
+
+
+@dataclass
+class DispatchReport:
+    released: list = field(default_factory=list)
+    waiting: dict = field(default_factory=dict)
+
+
+def live_workers(now=None):
+    now = now or timezone.now()
+    return WorkerHeartbeat.objects.filter(last_seen__gte=now - timedelta(seconds=settings.LEPTON_WORKER_STALE_SECONDS))
+
+
+def queue_slots(now=None) -> dict[str, int]:
+    """{queue: worker slots} over the live workers."""
+    slots: dict[str, int] = defaultdict(int)
+    for worker in live_workers(now):
+        for queue in worker.queues:
+            slots[queue] += worker.concurrency
+    return dict(slots)
+
+
+def gpu_minutes_used(department_ids, now=None) -> dict[int, float]:
+    """GPU minutes used this calendar month per department (running jobs count up to now)."""
+    now = now or timezone.now()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    used: dict[int, float] = defaultdict(float)
+    rows = Job.objects.filter(department_id__in=department_ids, queue=Resource.GPU, started_at__isnull=False).filter(
+        Q(finished_at__isnull=True) | Q(finished_at__gte=month_start)
+    ).values_list("department_id", "started_at", "finished_at")
+    for department_id, started, finished in rows:
+        start = max(started, month_start)
+        used[department_id] += max(0.0, ((finished or now) - start).total_seconds() / 60)
+    return used
+
+
+def _lock() -> bool:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_ADVISORY_LOCK_ID])
+            return cursor.fetchone()[0]
+    return True  # SQLite: transactions are IMMEDIATE, so writers are serialised already.
+
+
+def _send(job_id: str, queue: str, task_id: str, time_limit: int) -> None:
+    from lepton.jobs.tasks import run_job
+
+    try:
+        run_job.apply_async(args=[job_id], queue=queue, task_id=task_id, soft_time_limit=time_limit, time_limit=time_limit + 60)
+    except Exception:  # noqa: BLE001 - broker down: give the job back to the next pass
+        log.exception("could not send job %s to queue %s; it stays queued", job_id, queue)
+        Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, celery_task_id=task_id).update(
+            released_at=None, queue="", wait_reason="The broker could not be reached; retrying."
+        )
+
+
+def dispatch(now=None) -> DispatchReport:
+    """One pass: release what fits, record why the rest waits."""
+    now = now or timezone.now()
+    report = DispatchReport()
+    with transaction.atomic():
+        if not _lock():
+            return report
+        candidates = list(
+            Job.objects.filter(status=JobStatus.QUEUED, released_at__isnull=True)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .select_related("department")
+            .order_by("-priority", "queued_at")[:CANDIDATE_LIMIT]
+        )
+        if not candidates:
+            return report
+        slots = queue_slots(now)
+        in_flight = dict(
+            Job.objects.filter(Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, released_at__isnull=False))
+            .values_list("queue").annotate(n=Count("pk")).values_list("queue", "n")
+        )
+        active = dict(
+            Job.objects.filter(Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, released_at__isnull=False))
+            .values_list("department_id").annotate(n=Count("pk")).values_list("department_id", "n")
+        )
+        backlog = settings.LEPTON_DISPATCH_BACKLOG_PER_SLOT
+        free = {q: n * (1 + backlog) - in_flight.get(q, 0) for q, n in slots.items()}
+        gpu_departments = {j.department_id for j in candidates if j.resource == Resource.GPU}
+        gpu_used = gpu_minutes_used(gpu_departments, now) if gpu_departments else {}
+
+        # Work out each candidate's target queue, or why it cannot go anywhere now.
+        pending: dict[int | None, list] = defaultdict(list)  # department -> [(job, queue, note)] by priority
+        for job in candidates:
+            dept = job.department
+            kind = get_kind(job.kind)
+            if job.resource == Resource.GPU:
+                if dept is not None and gpu_used.get(job.department_id, 0.0) >= dept.gpu_minutes_per_month:
+                    report.waiting[job.pk] = (
+                        f"{dept.name} has used its {dept.gpu_minutes_per_month} GPU minutes for this month."
+                    )
+                    continue
+                if slots.get(Resource.GPU, 0) > 0:
+                    pending[job.department_id].append((job, Resource.GPU, ""))
+                elif kind is not None and kind.cpu_fallback:
+                    pending[job.department_id].append((job, Resource.CPU, "No GPU worker is online: running on CPU (slower)."))
+                else:
+                    report.waiting[job.pk] = "Waiting for a GPU worker: none is online."
+                continue
+            pending[job.department_id].append((job, Resource.CPU, ""))
+
+        # Fair share: repeatedly take the head job of the department with the least active work.
+        heads = {dept: 0 for dept in pending}
+        while heads:
+            def order(dept):
+                job = pending[dept][heads[dept]][0]
+                return (active.get(dept, 0), -job.priority, job.queued_at)
+
+            dept = min(heads, key=order)
+            job, queue, note = pending[dept][heads[dept]]
+            heads[dept] += 1
+            if heads[dept] >= len(pending[dept]):
+                del heads[dept]
+            if job.department is not None and active.get(dept, 0) >= job.department.max_concurrent_jobs:
+                report.waiting[job.pk] = (
+                    f"{job.department.name} is at its limit of {job.department.max_concurrent_jobs} concurrent jobs."
+                )
+                continue
+            if free.get(queue, 0) <= 0:
+                report.waiting[job.pk] = (
+                    "Waiting for a free worker slot." if slots.get(queue) else f"Waiting for a worker on the '{queue}' queue: none is online."
+                )
+                continue
+            task_id = str(uuid.uuid4())
+            updated = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, released_at__isnull=True).update(
+                released_at=now, queue=queue, celery_task_id=task_id, wait_reason=note
+            )
+            if not updated:
+                continue
+            if note:
+                JobLogLine.objects.create(job=job, level="warning", message=note)
+            free[queue] -= 1
+            active[dept] = active.get(dept, 0) + 1
+            report.released.append(job.pk)
+            time_limit = kind.time_limit if (kind := get_kind(job.kind)) else 3600
+            transaction.on_commit(lambda j=str(job.pk), q=queue, t=task_id, tl=time_limit: _send(j, q, t, tl))
+
+        # Record the reasons, writing only those that changed.
+        current = {j.pk: j.wait_reason for j in candidates}
+        by_reason: dict[str, list] = defaultdict(list)
+        for job_id, reason in report.waiting.items():
+            if current.get(job_id) != reason:
+                by_reason[reason].append(job_id)
+        for reason, ids in by_reason.items():
+            Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED, released_at__isnull=True).update(wait_reason=reason[:300])
+    return report
+
+
+def _requeue_or_fail(job: Job, reason: str, now) -> str:
+    if job.cancel_requested_at is not None:
+        status, fields = JobStatus.CANCELLED, {"finished_at": now}
+        message = f"{reason} A cancel was pending: cancelled."
+    elif job.attempts < job.max_attempts:
+        status, fields = JobStatus.QUEUED, {"released_at": None, "queue": "", "worker": ""}
+        message = f"{reason} Requeued (attempt {job.attempts} of {job.max_attempts} used)."
+    else:
+        status = JobStatus.FAILED
+        message = f"{reason} No attempts left ({job.max_attempts} used)."
+        fields = {"finished_at": now, "error_message": message}
+    with transaction.atomic():
+        done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(status=status, **fields)
+        if done:
+            JobLogLine.objects.create(job=job, level="error" if status == JobStatus.FAILED else "warning", message=message)
+            audit.record(actor=None, action="job.reap", obj=job, department=job.department,
+                         changes={"status": [JobStatus.RUNNING, status], "reason": reason})
+    return status if done else "fenced"
+
+
+def _revoke(task_id: str) -> None:
+    from lepton.celery import app
+
+    if task_id:
+        try:
+            app.control.revoke(task_id, terminate=True, signal="SIGKILL")
+        except Exception:  # noqa: BLE001 - a broker without remote control: the fence still holds
+            log.warning("could not revoke task %s", task_id, exc_info=True)
+
+
+def reap(now=None) -> dict[str, list]:
+    """Requeue or fail jobs whose worker went silent; end overdue cancels and time limits."""
+    now = now or timezone.now()
+    outcome: dict[str, list] = defaultdict(list)
+    stale_before = now - timedelta(seconds=settings.LEPTON_JOB_STALE_SECONDS)
+    for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before).select_related("department"):
+        status = _requeue_or_fail(job, f"Worker {job.worker or '?'} stopped responding (no heartbeat since {job.heartbeat_at:%H:%M:%S}).", now)
+        outcome[status].append(job.pk)
+
+    grace_before = now - timedelta(seconds=settings.LEPTON_CANCEL_GRACE_SECONDS)
+    for job in Job.objects.filter(status=JobStatus.RUNNING, cancel_requested_at__lt=grace_before).select_related("department"):
+        _revoke(job.celery_task_id)
+        with transaction.atomic():
+            if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
+                status=JobStatus.CANCELLED, finished_at=now
+            ):
+                JobLogLine.objects.create(job=job, level="warning", message="Did not stop within the grace period: revoked.")
+                audit.record(actor=None, action="job.revoke", obj=job, department=job.department, changes={"reason": "cancel grace period"})
+                outcome["revoked"].append(job.pk)
+
+    for job in Job.objects.filter(status=JobStatus.RUNNING, started_at__isnull=False).select_related("department"):
+        kind = get_kind(job.kind)
+        limit = (kind.time_limit if kind else 3600) + settings.LEPTON_CANCEL_GRACE_SECONDS
+        if (now - job.started_at).total_seconds() > limit:
+            _revoke(job.celery_task_id)
+            message = f"Stopped: the time limit of {limit - settings.LEPTON_CANCEL_GRACE_SECONDS:.0f} s was exceeded."
+            with transaction.atomic():
+                if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
+                    status=JobStatus.FAILED, finished_at=now, error_message=message
+                ):
+                    JobLogLine.objects.create(job=job, level="error", message=message)
+                    outcome["timed_out"].append(job.pk)
+
+    # Released messages nobody picked up (a lost message, a queue with no consumer): release again.
+    lost_before = now - timedelta(seconds=settings.LEPTON_RELEASE_TIMEOUT_SECONDS)
+    n = Job.objects.filter(status=JobStatus.QUEUED, released_at__lt=lost_before).update(released_at=None, queue="")
+    if n:
+        outcome["rereleased"].append(n)
+    return dict(outcome)

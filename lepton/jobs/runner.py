@@ -1,0 +1,185 @@
+"""The worker side of a job: claim, heartbeat, progress, finish.
+
+Every write after the claim is fenced on (status=running, attempts=<this attempt>): if
+the reaper gave the job to another worker, or a cancel ended it, this run's late writes
+change nothing. That is what makes "runs to completion exactly once" hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+import threading
+import time
+import traceback
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from lepton import audit
+from lepton.jobs.models import Job, JobLogLine, JobStatus
+from lepton.jobs.registry import JobCancelled, JobTimedOut, TransientJobError, get_kind
+
+log = logging.getLogger(__name__)
+
+# Errors worth a retry: the database or the network was briefly away.
+TRANSIENT_ERRORS = (TransientJobError, OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Wait before attempt n+1: 5 s, 20 s, 80 s… capped at 10 minutes."""
+    return min(5.0 * 4 ** (attempt - 1), 600.0)
+
+
+class JobContext:
+    """What a handler gets: its job, progress and log reporting, cooperative cancel checks."""
+
+    def __init__(self, job: Job, attempt: int, time_limit: float):
+        self.job = job
+        self.attempt = attempt
+        self.deadline = time.monotonic() + time_limit
+        self.time_limit = time_limit
+
+    def _fenced(self):
+        return Job.objects.filter(pk=self.job.pk, status=JobStatus.RUNNING, attempts=self.attempt)
+
+    def progress(self, percent: float, message: str = "") -> None:
+        percent = max(0, min(100, int(percent)))
+        self._fenced().update(progress=percent, progress_message=message[:300], heartbeat_at=timezone.now())
+
+    def log(self, message: str, level: str = "info") -> None:
+        JobLogLine.objects.create(job_id=self.job.pk, level=level, message=message)
+
+    def check_cancelled(self) -> None:
+        """Call between steps: raises JobCancelled or JobTimedOut when the job must stop."""
+        if time.monotonic() > self.deadline:
+            raise JobTimedOut()
+        row = Job.objects.filter(pk=self.job.pk).values("status", "attempts", "cancel_requested_at").first()
+        if row is None or row["cancel_requested_at"] is not None:
+            raise JobCancelled()
+        if row["status"] != JobStatus.RUNNING or row["attempts"] != self.attempt:
+            # The reaper handed the job on (this worker looked dead): stop quietly.
+            raise JobCancelled()
+
+
+class _Heartbeat(threading.Thread):
+    """Touches the job's heartbeat while the handler runs, so the reaper knows it is alive."""
+
+    def __init__(self, job_id, attempt: int):
+        super().__init__(daemon=True, name=f"job-heartbeat-{job_id}")
+        self.job_id, self.attempt = job_id, attempt
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = settings.LEPTON_JOB_HEARTBEAT_SECONDS
+        try:
+            while not self.stopped.wait(interval):
+                try:
+                    Job.objects.filter(pk=self.job_id, status=JobStatus.RUNNING, attempts=self.attempt).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError:
+                    log.warning("heartbeat for job %s failed", self.job_id, exc_info=True)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def claim(job_id, hostname: str) -> Job | None:
+    """Compare-and-set queued → running. None when another delivery already took it."""
+    now = timezone.now()
+    updated = (
+        Job.objects.filter(pk=job_id, status=JobStatus.QUEUED)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .update(status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1,
+                worker=hostname[:200], progress=0, progress_message="")
+    )
+    if updated != 1:
+        return None
+    job = Job.objects.select_related("department").get(pk=job_id)
+    if job.wait_seconds is None:
+        job.wait_seconds = (now - job.queued_at).total_seconds()
+        Job.objects.filter(pk=job_id).update(wait_seconds=job.wait_seconds)
+    return job
+
+
+def _finish(job: Job, attempt: int, status: str, **fields) -> bool:
+    now = timezone.now()
+    with transaction.atomic():
+        done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=attempt).update(
+            status=status, finished_at=now, heartbeat_at=now, wait_reason="", **fields
+        )
+        if done:
+            audit.record(actor=None, action=f"job.{status}", obj=job, department=job.department,
+                         changes={"attempt": attempt, **({"error": fields["error_message"]} if fields.get("error_message") else {})})
+    return bool(done)
+
+
+def _retry_or_fail(job: Job, attempt: int, exc: BaseException) -> str:
+    message = f"{type(exc).__name__}: {exc}"
+    if attempt < job.max_attempts:
+        delay = backoff_seconds(attempt)
+        not_before = timezone.now() + timedelta(seconds=delay)
+        requeued = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=attempt).update(
+            status=JobStatus.QUEUED, released_at=None, queue="", worker="", not_before=not_before,
+            wait_reason=f"Retrying in {delay:.0f} s after a transient error (attempt {attempt} of {job.max_attempts}).",
+        )
+        if requeued:
+            JobLogLine.objects.create(job_id=job.pk, level="warning", message=f"Transient error, retry in {delay:.0f} s: {message}")
+            return "retrying"
+        return "fenced"
+    JobLogLine.objects.create(job_id=job.pk, level="error", message=f"Failed after {attempt} attempts: {message}")
+    _finish(job, attempt, JobStatus.FAILED, error_message=f"Gave up after {attempt} attempts. Last error: {message}"[:2000],
+            error_traceback=traceback.format_exc())
+    return "failed"
+
+
+def run(job_id, *, hostname: str = "worker") -> str:
+    """Run one job to its end. Returns what happened (for logs and tests)."""
+    close_old_connections()
+    job = claim(job_id, hostname)
+    if job is None:
+        log.info("job %s not claimable (duplicate delivery, cancelled or finished): skipped", job_id)
+        return "skipped"
+    attempt = job.attempts
+    kind = get_kind(job.kind)
+    if kind is None:
+        _finish(job, attempt, JobStatus.FAILED, error_message=f"No handler for job kind '{job.kind}' on worker {hostname}.")
+        return "failed"
+    JobLogLine.objects.create(job_id=job.pk, message=f"Started on {hostname} (attempt {attempt} of {job.max_attempts}).")
+    ctx = JobContext(job, attempt, kind.time_limit)
+    heartbeat = _Heartbeat(job.pk, attempt)
+    heartbeat.start()
+    try:
+        ctx.check_cancelled()
+        result = kind.handler(ctx, job.params) or {}
+    except JobCancelled:
+        JobLogLine.objects.create(job_id=job.pk, level="warning", message="Stopped on request.")
+        _finish(job, attempt, JobStatus.CANCELLED)
+        return "cancelled"
+    except JobTimedOut:
+        msg = f"Stopped: the time limit of {kind.time_limit} s for '{kind.name}' was exceeded."
+        JobLogLine.objects.create(job_id=job.pk, level="error", message=msg)
+        _finish(job, attempt, JobStatus.FAILED, error_message=msg)
+        return "failed"
+    except TRANSIENT_ERRORS as exc:
+        return _retry_or_fail(job, attempt, exc)
+    except Exception as exc:  # noqa: BLE001 - any handler error ends the job, with its traceback for staff
+        log.exception("job %s (%s) failed", job.pk, job.kind)
+        JobLogLine.objects.create(job_id=job.pk, level="error", message=f"{type(exc).__name__}: {exc}")
+        _finish(job, attempt, JobStatus.FAILED, error_message=f"{type(exc).__name__}: {exc}"[:2000],
+                error_traceback=traceback.format_exc())
+        return "failed"
+    finally:
+        heartbeat.stop()
+    result_ref = str(result.pop("result_ref", "")) if isinstance(result, dict) else ""
+    if not _finish(job, attempt, JobStatus.SUCCEEDED, progress=100, result=result, result_ref=result_ref):
+        log.warning("job %s finished after it was handed on or cancelled: result dropped", job.pk)
+        return "fenced"
+    JobLogLine.objects.create(job_id=job.pk, message="Succeeded.")
+    return "succeeded"

@@ -1,0 +1,131 @@
+"""State changes of jobs asked for by people: submit, cancel, requeue.
+
+The worker side (claim, progress, finish) lives in lepton/jobs/runner.py and the
+dispatcher side (release, reap) in lepton/jobs/dispatcher.py.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from lepton import audit, policy
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.jobs.models import FINISHED_STATUSES, Job, JobLogLine, JobStatus
+from lepton.jobs.registry import get_kind
+from lepton.models import Department
+
+
+def _validate(kind_name: str, params, priority) -> tuple:
+    errors = {}
+    kind = get_kind(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        errors["kind"] = [f"Unknown job kind '{kind_name}'."]
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
+        errors["priority"] = ["Priority must be a whole number from 1 (lowest) to 10 (highest)."]
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        errors["params"] = ["Params must be a JSON object."]
+    cleaned = None
+    if kind is not None and "params" not in errors:
+        serializer = kind.params(data=params)
+        if serializer.is_valid():
+            cleaned = dict(serializer.validated_data)
+        else:
+            for field, messages in serializer.errors.items():
+                key = "params" if field == "non_field_errors" else f"params.{field}"
+                errors[key] = [str(m) for m in messages]
+    if errors:
+        raise Invalid("The job cannot be started: " + "; ".join(f"{k}: {v[0]}" for k, v in errors.items()), fields=errors)
+    return kind, cleaned
+
+
+def job_submit(*, actor, department: Department, kind: str, params: dict | None = None, priority: int = 5,
+               user_request: bool = True) -> Job:
+    """Queue a job for `department`. Validates the kind's params; the dispatcher releases it.
+
+    `user_request=True` (views, API) allows only kinds marked user-startable; services
+    that start their own kinds (training, scheduling…) pass False after their own checks.
+    """
+    if not policy.can(actor, "view", department):
+        raise NotFound()
+    if not policy.can(actor, "submit", department):
+        raise Forbidden("Your role in this department does not allow starting jobs (members and above may).")
+    job_kind, cleaned = _validate(kind, params, priority)
+    if user_request and not job_kind.user_startable:
+        raise Invalid(f"Jobs of kind '{kind}' are started by the platform, not directly.",
+                      fields={"kind": [f"'{kind}' cannot be started directly."]})
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=kind, params=cleaned, department=department, requested_by=actor if actor and actor.is_authenticated else None,
+            priority=priority, resource=job_kind.resource, max_attempts=job_kind.max_attempts,
+        )
+        JobLogLine.objects.create(job=job, message=f"Queued by {actor.get_username() if actor else 'system'} with priority {priority}.")
+        audit.record(actor=actor, action="job.submit", obj=job, changes={"kind": kind, "params": cleaned, "priority": priority})
+    return job
+
+
+def job_cancel(*, actor, job: Job) -> Job:
+    """Cancel a queued job at once; ask a running one to stop (it is revoked after a grace period)."""
+    if not policy.can(actor, "view", job):
+        raise NotFound()
+    if not policy.can(actor, "cancel", job):
+        raise Forbidden("Only the person who started the job or a maintainer may cancel it.")
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status in FINISHED_STATUSES:
+            raise Conflict(f"The job has already {job.status}; there is nothing to cancel.", code="job_finished")
+        if job.cancel_requested_at is not None:
+            raise Conflict("A cancel was already asked for; the job stops at its next step.", code="cancel_pending")
+        if job.status == JobStatus.QUEUED:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = now
+            job.cancel_requested_at = now
+            job.cancel_requested_by = actor
+            job.wait_reason = ""
+            job.save(update_fields=["status", "finished_at", "cancel_requested_at", "cancel_requested_by", "wait_reason"])
+            message = f"Cancelled by {actor.get_username()} before it started."
+        else:
+            job.cancel_requested_at = now
+            job.cancel_requested_by = actor
+            job.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
+            message = f"Cancel asked by {actor.get_username()}; the job stops at its next step."
+        JobLogLine.objects.create(job=job, level="warning", message=message)
+        audit.record(actor=actor, action="job.cancel", obj=job, changes={"status": job.status})
+    return job
+
+
+def job_requeue(*, actor, job: Job) -> Job:
+    """Run a failed or cancelled job again as a new attempt (maintainers)."""
+    if not policy.can(actor, "view", job):
+        raise NotFound()
+    if not policy.can(actor, "cancel", job) or not policy.can(actor, "submit", job.department):
+        raise Forbidden("Only the person who started the job or a maintainer may requeue it.")
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise Conflict(f"Only failed or cancelled jobs can be requeued; this one is {job.status}.", code="job_not_finished")
+        old = job.status
+        Job.objects.filter(pk=job.pk).update(
+            status=JobStatus.QUEUED, released_at=None, queue="", not_before=None, finished_at=None,
+            cancel_requested_at=None, cancel_requested_by=None, error_message="", error_traceback="",
+            progress=0, progress_message="", wait_reason="", max_attempts=job.attempts + get_kind(job.kind).max_attempts
+            if get_kind(job.kind) else job.attempts + 1,
+        )
+        JobLogLine.objects.create(job=job, level="warning", message=f"Requeued by {actor.get_username()} (was {old}).")
+        audit.record(actor=actor, action="job.requeue", obj=job, changes={"status": [old, JobStatus.QUEUED]})
+    job.refresh_from_db()
+    return job
+
+
+def platform_job_submit(*, kind: str, params: dict | None = None, priority: int = 5) -> Job:
+    """Queue a platform job (no department; only staff see it), e.g. the self-check of /healthz."""
+    job_kind, cleaned = _validate(kind, params, priority)
+    with transaction.atomic():
+        job = Job.objects.create(kind=kind, params=cleaned, department=None, priority=priority,
+                                 resource=job_kind.resource, max_attempts=job_kind.max_attempts)
+        JobLogLine.objects.create(job=job, message="Queued by the platform.")
+        audit.record(actor=None, action="job.submit", obj=job, changes={"kind": kind, "params": cleaned})
+    return job

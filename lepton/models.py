@@ -1,0 +1,192 @@
+"""Core tables: departments and people, shares, API tokens, the audit log, lineage, jobs.
+
+State changes go through lepton/services.py (and lepton/jobs/services.py); the models
+hold fields, constraints and single-row rules only.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", _("Viewer")
+    MEMBER = "member", _("Member")
+    MAINTAINER = "maintainer", _("Maintainer")
+    ADMIN = "admin", _("Admin")
+
+
+ROLE_RANK = {Role.VIEWER: 1, Role.MEMBER: 2, Role.MAINTAINER: 3, Role.ADMIN: 4}
+
+
+def roles_at_least(role: str) -> list[str]:
+    """The roles ranked at or above `role` (viewer < member < maintainer < admin)."""
+    return [r for r, rank in ROLE_RANK.items() if rank >= ROLE_RANK[role]]
+
+
+class Department(models.Model):
+    """A department owns data, models, problems and jobs; its quotas bound its use of shared compute."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    max_concurrent_jobs = models.PositiveIntegerField(
+        default=4, validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text=_("Jobs of this department that may be released or running at once."),
+    )
+    gpu_minutes_per_month = models.PositiveIntegerField(
+        default=600, help_text=_("GPU minutes per calendar month; 0 means no GPU work."),
+    )
+    storage_bytes_quota = models.BigIntegerField(
+        default=50 * 1024**3, validators=[MinValueValidator(0)],
+        help_text=_("Bytes of data-lake storage this department may use."),
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's role in one department; a department always keeps at least one admin."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["department__name", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["user", "department"], name="membership_unique_user_department")]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.department} ({self.role})"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[self.role]
+
+
+class ShareLevel(models.TextChoices):
+    VIEW = "view", _("View")
+    USE = "use", _("Use (train on, predict with)")
+
+
+class Share(models.Model):
+    """Grants another department `view` or `use` on one owned object, optionally until a date."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    # Text, so that integer and UUID primary keys can both be shared.
+    object_id = models.CharField(max_length=64)
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="shares_received")
+    level = models.CharField(max_length=8, choices=ShareLevel.choices, default=ShareLevel.VIEW)
+    purpose = models.CharField(max_length=300, blank=True)
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["content_type", "object_id", "department"], name="share_unique_object_department"),
+        ]
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.content_type.model}:{self.object_id} → {self.department} ({self.level})"
+
+    def is_active(self, at=None) -> bool:
+        return self.expires_at is None or self.expires_at > (at or timezone.now())
+
+
+class TokenScope(models.TextChoices):
+    READ = "read", _("Read")
+    WRITE = "write", _("Write")
+    PREDICT = "predict", _("Predict")
+
+
+class ApiToken(models.Model):
+    """A bearer token for /api/v1/: the secret is shown once and only its SHA-256 is stored."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    # The visible start of the token ("lep_ab12cd34"), used to find the row and shown in lists.
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_usable(self, at=None) -> bool:
+        at = at or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > at)
+
+
+class AuditEvent(models.Model):
+    """One state change: who did what to which object, from where, with the changed fields."""
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Kept as text so the record survives the user's deletion ("system" for the platform itself).
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=80, db_index=True)
+    object_type = models.CharField(max_length=80)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["department", "-at"]), models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_repr}"
+
+
+class LineageEdge(models.Model):
+    """A generic "made from" edge between two objects, with the recipe, run or job that made it.
+
+    Kept in the core so that parts can show each other's lineage without importing each other.
+    """
+
+    from_type = models.CharField(max_length=80)
+    from_id = models.CharField(max_length=64)
+    to_type = models.CharField(max_length=80)
+    to_id = models.CharField(max_length=64)
+    via_type = models.CharField(max_length=80, blank=True)
+    via_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["from_type", "from_id"]), models.Index(fields=["to_type", "to_id"])]
+        constraints = [
+            models.UniqueConstraint(fields=["from_type", "from_id", "to_type", "to_id"], name="lineage_unique_edge"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_type}:{self.from_id} → {self.to_type}:{self.to_id}"
+
+
+from lepton.jobs.models import Job, JobLogLine, WorkerHeartbeat  # noqa: E402,F401  (the job tables live in lepton.jobs)

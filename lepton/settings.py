@@ -1,0 +1,334 @@
+"""Lepton settings: every value comes from the environment, with embedded defaults.
+
+With nothing set, Lepton runs on a fresh machine: SQLite under var/, a Celery
+filesystem broker under var/broker/, the data lake under var/lake/. Production sets
+DATABASE_URL, REDIS_URL, LEPTON_STORAGE_URL and SECRET_KEY (see README.md, "Settings").
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false).")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return list(default or [])
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_secret(name: str, default: str = "") -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (Docker/Kubernetes secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc}") from None
+    return os.environ.get(name, default)
+
+
+VAR_DIR = Path(env_str("LEPTON_VAR_DIR", str(BASE_DIR / "var")))
+
+DEFAULT_SECRET_KEY = "lepton-insecure-development-key-change-me"
+SECRET_KEY = env_secret("SECRET_KEY", DEFAULT_SECRET_KEY)
+DEBUG = env_bool("DEBUG", True)
+if not DEBUG and SECRET_KEY == DEFAULT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DEBUG is False but SECRET_KEY is the built-in development key. "
+        "Set SECRET_KEY (or SECRET_KEY_FILE) to a long random value before running in production."
+    )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "django_prometheus",
+    "lepton",
+    "datalake",
+    "models_repo",
+    "scheduling",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "lepton.middleware.RequestContextMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "lepton.urls"
+WSGI_APPLICATION = "lepton.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "lepton.context_processors.lepton",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL (PostgreSQL in production), else SQLite under var/.
+DATABASE_URL = env_str("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(VAR_DIR / "lepton.sqlite3"),
+            # Web, worker and dispatcher share one file: wait for the write lock
+            # instead of failing at once, and let readers run beside the writer (WAL).
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+# Several test runs can share one PostgreSQL server: each names its own test database.
+DATABASES["default"].setdefault("TEST", {})
+if env_str("LEPTON_TEST_DB_NAME"):
+    DATABASES["default"]["TEST"]["NAME"] = env_str("LEPTON_TEST_DB_NAME")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+# Failed logins per username and per IP within the window before login is refused.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from static/ too, so `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Redis: broker, cache and sessions in production; nothing needed for the embedded default.
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+# Celery. The message carries only a job id; the Job row is the record (no result backend).
+BROKER_DIR = VAR_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+else:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+        "control_folder": str(BROKER_DIR / "control"),
+        "polling_interval": env_float("LEPTON_BROKER_POLL_SECONDS", 0.05),
+    }
+# A separate key space lets several test runs or installations share one Redis.
+if env_str("LEPTON_BROKER_PREFIX"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env_str("LEPTON_BROKER_PREFIX")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# All periodic work lives in the dispatcher loop (lepton/jobs/dispatcher.py), not in beat:
+#  - dispatch: release queued jobs to Celery every LEPTON_DISPATCH_INTERVAL seconds;
+#  - reap: requeue or fail running jobs whose heartbeat is older than LEPTON_JOB_STALE_SECONDS;
+#  - expire cancels: revoke running jobs that ignored a cancel for LEPTON_CANCEL_GRACE_SECONDS.
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# The job system (lepton/jobs/).
+LEPTON_DISPATCH_INTERVAL = env_float("LEPTON_DISPATCH_INTERVAL", 0.2)
+# Messages released ahead of free worker slots, per slot: more is faster, less is fairer.
+LEPTON_DISPATCH_BACKLOG_PER_SLOT = env_int("LEPTON_DISPATCH_BACKLOG_PER_SLOT", 2)
+LEPTON_JOB_HEARTBEAT_SECONDS = env_float("LEPTON_JOB_HEARTBEAT_SECONDS", 5.0)
+LEPTON_JOB_STALE_SECONDS = env_float("LEPTON_JOB_STALE_SECONDS", 60.0)
+LEPTON_WORKER_HEARTBEAT_SECONDS = env_float("LEPTON_WORKER_HEARTBEAT_SECONDS", 5.0)
+LEPTON_WORKER_STALE_SECONDS = env_float("LEPTON_WORKER_STALE_SECONDS", 20.0)
+LEPTON_CANCEL_GRACE_SECONDS = env_float("LEPTON_CANCEL_GRACE_SECONDS", 30.0)
+# Released messages a worker never picked up go back to the dispatcher after this long.
+LEPTON_RELEASE_TIMEOUT_SECONDS = env_float("LEPTON_RELEASE_TIMEOUT_SECONDS", 600.0)
+# Extra modules that register job kinds (tests and benchmarks add their own).
+LEPTON_JOB_MODULES = env_list("LEPTON_JOB_MODULES", [])
+
+# Object storage (lepton/storage.py): file:///path or s3://bucket/prefix.
+LEPTON_STORAGE_URL = env_str("LEPTON_STORAGE_URL", (VAR_DIR / "lake").as_uri())
+LEPTON_STORAGE_OPTIONS = {
+    "endpoint_url": env_str("AWS_ENDPOINT_URL", ""),
+    "key": env_secret("AWS_ACCESS_KEY_ID", ""),
+    "secret": env_secret("AWS_SECRET_ACCESS_KEY", ""),
+}
+
+# E-mail.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if env_str("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "lepton@localhost")
+
+# REST API.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "lepton.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["lepton.api.permissions.TokenScopePermission"],
+    "DEFAULT_PAGINATION_CLASS": "lepton.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "lepton.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["lepton.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env_str("API_RATE_LIMIT", "600/min")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lepton API",
+    "DESCRIPTION": "Departments share data, models and scheduling through one API.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# django-prometheus exports request metrics; lepton/metrics.py adds job and worker gauges.
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_HTTPS_PROXY", False) else None
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# /healthz?deep=1 queues a platform self-check when the last one is older than the interval,
+# and reports failure when none succeeded within the max age.
+LEPTON_SELFCHECK_INTERVAL = env_int("LEPTON_SELFCHECK_INTERVAL", 60)
+LEPTON_SELFCHECK_MAX_AGE = env_int("LEPTON_SELFCHECK_MAX_AGE", 600)
+
+# The embedded default writes under var/: make its folders so a fresh clone just runs.
+for _folder in (VAR_DIR, BROKER_DIR / "queue", BROKER_DIR / "processed", BROKER_DIR / "control"):
+    if not DATABASE_URL or not REDIS_URL:
+        _folder.mkdir(parents=True, exist_ok=True)
+if LEPTON_STORAGE_URL.startswith("file://"):
+    Path(LEPTON_STORAGE_URL[len("file://"):]).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""admin of the Model repository part (filled in by its issue)."""

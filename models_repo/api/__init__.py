@@ -1,0 +1,1 @@
+"""The Model repository API (filled in by its issue)."""

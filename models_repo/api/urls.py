@@ -1,0 +1,3 @@
+"""Routes of the Model repository API, mounted at /api/v1/."""
+
+urlpatterns: list = []

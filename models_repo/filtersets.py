@@ -1,0 +1,1 @@
+"""filtersets of the Model repository part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""forms of the Model repository part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""models of the Model repository part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""selectors of the Model repository part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""services of the Model repository part (filled in by its issue)."""

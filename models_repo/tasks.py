@@ -1,0 +1,1 @@
+"""tasks of the Model repository part (filled in by its issue)."""

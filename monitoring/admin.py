@@ -1,0 +1,1 @@
+"""admin of the Monitoring part (filled in by its issue)."""

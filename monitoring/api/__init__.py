@@ -1,0 +1,1 @@
+"""The Monitoring API (filled in by its issue)."""

@@ -1,0 +1,3 @@
+"""Routes of the Monitoring API, mounted at /api/v1/."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""filtersets of the Monitoring part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""forms of the Monitoring part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""models of the Monitoring part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""selectors of the Monitoring part (filled in by its issue)."""

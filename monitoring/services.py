@@ -1,0 +1,1 @@
+"""services of the Monitoring part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""tasks of the Monitoring part (filled in by its issue)."""

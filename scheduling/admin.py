@@ -1,0 +1,1 @@
+"""admin of the Production scheduling part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""The Production scheduling API (filled in by its issue)."""

@@ -1,0 +1,3 @@
+"""Routes of the Production scheduling API, mounted at /api/v1/."""
+
+urlpatterns: list = []

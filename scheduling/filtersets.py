@@ -1,0 +1,1 @@
+"""filtersets of the Production scheduling part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""forms of the Production scheduling part (filled in by its issue)."""

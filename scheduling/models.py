@@ -1,0 +1,1 @@
+"""models of the Production scheduling part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""selectors of the Production scheduling part (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""services of the Production scheduling part (filled in by its issue)."""

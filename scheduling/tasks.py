@@ -1,0 +1,1 @@
+"""tasks of the Production scheduling part (filled in by its issue)."""
