@@ -149,7 +149,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(VAR_DIR / "lepton.sqlite3"),
+            "NAME": env_str("LEPTON_SQLITE_PATH", str(VAR_DIR / "lepton.sqlite3")),
             # Web, worker and dispatcher share one file: wait for the write lock
             # instead of failing at once, and let readers run beside the writer (WAL).
             "OPTIONS": {

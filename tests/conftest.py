@@ -1,0 +1,260 @@
+"""Shared fixtures: personas per department, an isolated lake and broker, real Celery workers.
+
+Personas (as in Healthchecks' test base): in `production` there are `admin` (admin),
+`owner` (maintainer), `member` (member) and `viewer` (viewer); `outsider` is a member of
+`quality` only. `staff` is a platform superuser.
+
+Each test run gets its own var/ folder (lake, filesystem broker) and, on Redis, its own
+key prefix, so runs never see each other's messages. Subprocess workers inherit that
+through the environment.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.factories import DepartmentFactory, MembershipFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:8]
+RUN_DIR = Path(tempfile.mkdtemp(prefix=f"lepton-test-{RUN_ID}-"))
+
+# --- isolate this run (settings are already loaded; mirror what settings.py would compute) ---
+os.environ["LEPTON_VAR_DIR"] = str(RUN_DIR)
+os.environ["LEPTON_JOB_MODULES"] = "tests.jobkinds"
+settings.LEPTON_JOB_MODULES = ["tests.jobkinds"]
+settings.LEPTON_STORAGE_URL = (RUN_DIR / "lake").as_uri()
+os.environ["LEPTON_STORAGE_URL"] = settings.LEPTON_STORAGE_URL
+(RUN_DIR / "lake").mkdir()
+if settings.REDIS_URL:
+    os.environ["LEPTON_BROKER_PREFIX"] = f"lepton-test-{RUN_ID}:"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["LEPTON_BROKER_PREFIX"]
+    settings.CACHES["default"]["KEY_PREFIX"] = f"lepton-test-{RUN_ID}"
+else:
+    broker = RUN_DIR / "broker"
+    for sub in ("queue", "processed", "control"):
+        (broker / sub).mkdir(parents=True)
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        data_folder_in=str(broker / "queue"), data_folder_out=str(broker / "queue"),
+        processed_folder=str(broker / "processed"), control_folder=str(broker / "control"),
+    )
+    settings.CACHES["default"]["LOCATION"] = str(RUN_DIR / "cache")
+if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory: subprocess workers must open the same test database.
+    settings.DATABASES["default"]["TEST"]["NAME"] = str(RUN_DIR / "test.sqlite3")
+# Timings short enough for tests; tests that need others use the `settings` fixture.
+settings.LEPTON_JOB_HEARTBEAT_SECONDS = 0.5
+settings.LEPTON_WORKER_HEARTBEAT_SECONDS = 0.5
+settings.LEPTON_DISPATCH_INTERVAL = 0.05
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_roles_cache():
+    """Policy caches roles on user objects; tests build fresh users, nothing to clear globally."""
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+# --- personas ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def production(db):
+    return DepartmentFactory(slug="production", name="Production")
+
+
+@pytest.fixture
+def quality(db):
+    return DepartmentFactory(slug="quality", name="Quality")
+
+
+def _person(username, department, role):
+    user = UserFactory(username=username)
+    MembershipFactory(user=user, department=department, role=role)
+    return user
+
+
+@pytest.fixture
+def admin(production):
+    return _person("alice-admin", production, "admin")
+
+
+@pytest.fixture
+def owner(production):
+    return _person("oscar-owner", production, "maintainer")
+
+
+@pytest.fixture
+def member(production):
+    return _person("mia-member", production, "member")
+
+
+@pytest.fixture
+def viewer(production):
+    return _person("victor-viewer", production, "viewer")
+
+
+@pytest.fixture
+def outsider(quality):
+    return _person("olga-outsider", quality, "member")
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="sam-staff", is_staff=True, is_superuser=True)
+
+
+# --- workers and the dispatcher ------------------------------------------------------------
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker in this process (threads pool, 2 slots) on the `cpu` queue."""
+    from celery.contrib.testing.worker import start_worker
+
+    from lepton.celery import app
+
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=["cpu"],
+                      loglevel="warning", shutdown_timeout=30) as worker:
+        wait_for(lambda: _worker_registered(worker.hostname), timeout=10, what="worker heartbeat")
+        yield worker
+
+
+def _worker_registered(hostname):
+    from lepton.jobs.models import WorkerHeartbeat
+
+    return WorkerHeartbeat.objects.filter(hostname=hostname).exists()
+
+
+class DispatcherThread(threading.Thread):
+    def __init__(self, reap_every=0.2):
+        super().__init__(daemon=True, name="test-dispatcher")
+        self.stopped = threading.Event()
+        self.reap_every = reap_every
+        self.error = None
+
+    def run(self):
+        from django.db import connection
+
+        from lepton.jobs.dispatcher import dispatch, reap
+
+        last = 0.0
+        try:
+            while not self.stopped.is_set():
+                if time.monotonic() - last > self.reap_every:
+                    reap()
+                    last = time.monotonic()
+                dispatch()
+                self.stopped.wait(settings.LEPTON_DISPATCH_INTERVAL)
+        except Exception as exc:  # noqa: BLE001 - reported by the fixture
+            self.error = exc
+            raise
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def dispatcher(transactional_db):
+    thread = DispatcherThread()
+    thread.start()
+    yield thread
+    thread.stopped.set()
+    thread.join(10)
+    assert thread.error is None, f"dispatcher failed: {thread.error!r}"
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_for_job(job, statuses=("succeeded", "failed", "cancelled"), timeout=20.0):
+    def done():
+        job.refresh_from_db()
+        return job.status in statuses
+
+    wait_for(done, timeout=timeout, what=f"job {job.kind} to reach {statuses} (now {job.status})")
+    return job
+
+
+class SubprocessWorker:
+    """`celery worker` in its own process, pointed at the test database (SIGKILL-able)."""
+
+    def __init__(self, hostname, queues="cpu", pool="solo", concurrency=1):
+        from django.db import connection
+
+        env = dict(os.environ)
+        db = connection.settings_dict
+        if db["ENGINE"].endswith("sqlite3"):
+            env.pop("DATABASE_URL", None)
+            env["LEPTON_SQLITE_PATH"] = db["NAME"]
+        else:
+            env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        env["LEPTON_JOB_HEARTBEAT_SECONDS"] = "0.5"
+        env["LEPTON_WORKER_HEARTBEAT_SECONDS"] = "0.5"
+        self.hostname = hostname
+        self.log = open(RUN_DIR / f"worker-{hostname}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "lepton", "worker", "-Q", queues, "-P", pool, "-c", str(concurrency),
+             "-n", hostname, "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout=60):
+        wait_for(lambda: _worker_registered(self.hostname) or self.proc.poll() is not None, timeout=timeout, what="subprocess worker")
+        assert self.proc.poll() is None, (RUN_DIR / f"worker-{self.hostname}.log").read_text()[-3000:]
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def subprocess_worker_factory(transactional_db):
+    workers = []
+
+    def make(hostname, **kwargs):
+        worker = SubprocessWorker(f"{hostname}-{RUN_ID}@test", **kwargs)
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.stop()
