@@ -18,7 +18,8 @@ class RequestContext:
     user_agent: str = ""
 
 
-_request_context: ContextVar[RequestContext] = ContextVar("lepton_request_context", default=RequestContext())
+_NO_REQUEST = RequestContext()
+_request_context: ContextVar[RequestContext | None] = ContextVar("lepton_request_context", default=None)
 
 
 def set_request_context(context: RequestContext):
@@ -48,7 +49,7 @@ def _jsonable(value):
 
 def record(*, actor, action: str, obj=None, department=None, changes: dict | None = None, object_repr: str = "") -> AuditEvent:
     """Write one audit event. Call inside the service's `transaction.atomic()` block."""
-    context = _request_context.get()
+    context = _request_context.get() or _NO_REQUEST
     if department is None and obj is not None:
         department = getattr(obj, "department", None)
     actor_user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None

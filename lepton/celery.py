@@ -35,7 +35,11 @@ class WorkerHeartbeatStep(bootsteps.StartStopStep):
     def start(self, worker):
         from django.conf import settings
 
-        queues = sorted(q.name for q in worker.app.amqp.queues.consume_from.values()) if worker.app.amqp.queues.consume_from else ["cpu"]
+        queues = (
+            sorted(q.name for q in worker.app.amqp.queues.consume_from.values())
+            if worker.app.amqp.queues.consume_from
+            else ["cpu"]
+        )
         concurrency = int(worker.concurrency or 1)
 
         def beat():

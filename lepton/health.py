@@ -80,11 +80,18 @@ def check_selfcheck():
         pending = platform_job_submit(kind=SELFCHECK_KIND, params={"steps": 2, "pause_seconds": 0})
     detail = {"ok": last_ok is not None and last_ok.finished_at >= now - timedelta(seconds=settings.LEPTON_SELFCHECK_MAX_AGE)}
     if last_ok:
-        detail.update(last_success_seconds_ago=round((now - last_ok.finished_at).total_seconds(), 1),
-                      last_result=last_ok.result, job=str(last_ok.pk))
+        detail.update(
+            last_success_seconds_ago=round((now - last_ok.finished_at).total_seconds(), 1),
+            last_result=last_ok.result,
+            job=str(last_ok.pk),
+        )
     if pending:
-        detail["pending"] = {"job": str(pending.pk), "status": pending.status, "progress": pending.progress,
-                             "wait_reason": pending.wait_reason}
+        detail["pending"] = {
+            "job": str(pending.pk),
+            "status": pending.status,
+            "progress": pending.progress,
+            "wait_reason": pending.wait_reason,
+        }
     if not detail["ok"]:
         detail["error"] = "No self-check job has succeeded recently."
     return detail

@@ -13,10 +13,12 @@ from lepton.storage import get_storage
 
 class SelfCheckParams(serializers.Serializer):
     steps = serializers.IntegerField(min_value=1, max_value=20, default=5, help_text="How many probe rounds to run.")
-    pause_seconds = serializers.FloatField(min_value=0, max_value=10, default=0.3,
-                                           help_text="Pause between rounds, so progress can be watched.")
-    probe_bytes = serializers.IntegerField(min_value=1, max_value=16 * 1024 * 1024, default=64 * 1024,
-                                           help_text="Size of the storage probe written each round.")
+    pause_seconds = serializers.FloatField(
+        min_value=0, max_value=10, default=0.3, help_text="Pause between rounds, so progress can be watched."
+    )
+    probe_bytes = serializers.IntegerField(
+        min_value=1, max_value=16 * 1024 * 1024, default=64 * 1024, help_text="Size of the storage probe written each round."
+    )
 
 
 @job_kind("lepton.selfcheck", params=SelfCheckParams, time_limit=300, label="Platform self-check", user_startable=True)

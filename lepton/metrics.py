@@ -34,24 +34,34 @@ class JobCollector:
         yield jobs
 
         now = timezone.now()
-        oldest = GaugeMetricFamily("lepton_queue_oldest_wait_seconds", "Age of the oldest queued job, per resource.", labels=["resource"])
+        oldest = GaugeMetricFamily(
+            "lepton_queue_oldest_wait_seconds", "Age of the oldest queued job, per resource.", labels=["resource"]
+        )
         for resource in ("cpu", "gpu"):
             job = Job.objects.filter(status=JobStatus.QUEUED, resource=resource).order_by("queued_at").only("queued_at").first()
             oldest.add_metric([resource], (now - job.queued_at).total_seconds() if job else 0.0)
         yield oldest
 
         waits = list(
-            Job.objects.filter(started_at__gte=now - timedelta(hours=24), wait_seconds__isnull=False).values_list("wait_seconds", flat=True)
+            Job.objects.filter(started_at__gte=now - timedelta(hours=24), wait_seconds__isnull=False).values_list(
+                "wait_seconds", flat=True
+            )
         )
         buckets, total = [], 0
         for bound in WAIT_BUCKETS:
             buckets.append((str(bound), sum(1 for w in waits if w <= bound)))
         buckets.append(("+Inf", len(waits)))
         total = sum(waits)
-        yield HistogramMetricFamily("lepton_job_queue_wait_seconds", "Queued-to-started wait of jobs started in the last 24 h.",
-                                    buckets=buckets, sum_value=total)
+        yield HistogramMetricFamily(
+            "lepton_job_queue_wait_seconds",
+            "Queued-to-started wait of jobs started in the last 24 h.",
+            buckets=buckets,
+            sum_value=total,
+        )
 
-        seen = GaugeMetricFamily("lepton_worker_heartbeat_age_seconds", "Seconds since each worker's last heartbeat.", labels=["hostname", "queues"])
+        seen = GaugeMetricFamily(
+            "lepton_worker_heartbeat_age_seconds", "Seconds since each worker's last heartbeat.", labels=["hostname", "queues"]
+        )
         for worker in WorkerHeartbeat.objects.all():
             seen.add_metric([worker.hostname, ",".join(worker.queues)], (now - worker.last_seen).total_seconds())
         yield seen

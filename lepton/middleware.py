@@ -19,9 +19,7 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        token = set_request_context(
-            RequestContext(ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""))
-        )
+        token = set_request_context(RequestContext(ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", "")))
         try:
             return self.get_response(request)
         finally:

@@ -36,14 +36,17 @@ class Department(models.Model):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     max_concurrent_jobs = models.PositiveIntegerField(
-        default=4, validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
         help_text=_("Jobs of this department that may be released or running at once."),
     )
     gpu_minutes_per_month = models.PositiveIntegerField(
-        default=600, help_text=_("GPU minutes per calendar month; 0 means no GPU work."),
+        default=600,
+        help_text=_("GPU minutes per calendar month; 0 means no GPU work."),
     )
     storage_bytes_quota = models.BigIntegerField(
-        default=50 * 1024**3, validators=[MinValueValidator(0)],
+        default=50 * 1024**3,
+        validators=[MinValueValidator(0)],
         help_text=_("Bytes of data-lake storage this department may use."),
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)

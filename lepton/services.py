@@ -66,24 +66,33 @@ def department_create(*, actor, slug: str, name: str, description: str = "", adm
     _require_platform_admin(actor)
     slug = (slug or "").strip().lower()
     if not slug or slugify(slug) != slug:
-        raise Invalid("The slug may use only lowercase letters, digits and hyphens.", fields={"slug": ["Use lowercase letters, digits and hyphens."]})
+        raise Invalid(
+            "The slug may use only lowercase letters, digits and hyphens.",
+            fields={"slug": ["Use lowercase letters, digits and hyphens."]},
+        )
     _validate_quotas({"name": name, **quotas})
     unknown = set(quotas) - set(DEPARTMENT_QUOTA_FIELDS)
     if unknown:
         raise Invalid(f"Unknown fields: {', '.join(sorted(unknown))}.", fields={f: ["Unknown field."] for f in unknown})
     with transaction.atomic():
         if Department.objects.filter(slug=slug).exists():
-            raise Invalid(f"The slug '{slug}' is already taken.", fields={"slug": [f"'{slug}' is already taken."]}, code="slug_taken")
+            raise Invalid(
+                f"The slug '{slug}' is already taken.", fields={"slug": [f"'{slug}' is already taken."]}, code="slug_taken"
+            )
         try:
             with transaction.atomic():
                 department = Department.objects.create(slug=slug, name=name.strip(), description=description, **quotas)
         except IntegrityError:
-            raise Invalid(f"The slug '{slug}' is already taken.", fields={"slug": [f"'{slug}' is already taken."]}, code="slug_taken") from None
+            raise Invalid(
+                f"The slug '{slug}' is already taken.", fields={"slug": [f"'{slug}' is already taken."]}, code="slug_taken"
+            ) from None
         first_admin = admin or actor
         Membership.objects.create(user=first_admin, department=department, role=Role.ADMIN)
         policy.forget_roles(first_admin)
         audit.record(
-            actor=actor, action="department.create", obj=department,
+            actor=actor,
+            action="department.create",
+            obj=department,
             changes={"slug": slug, "name": name, "admin": first_admin.get_username(), **quotas},
         )
     return department
@@ -130,10 +139,19 @@ def membership_add(*, actor, department: Department, user, role: str = Role.MEMB
     _require_may_grant(actor, department, role)
     with transaction.atomic():
         if Membership.objects.filter(department=department, user=user).exists():
-            raise Invalid(f"{user.get_username()} is already in {department}.", fields={"user": ["Already a member."]}, code="already_member")
+            raise Invalid(
+                f"{user.get_username()} is already in {department}.",
+                fields={"user": ["Already a member."]},
+                code="already_member",
+            )
         membership = Membership.objects.create(department=department, user=user, role=role)
-        audit.record(actor=actor, action="membership.add", obj=membership, department=department,
-                     changes={"user": user.get_username(), "role": role})
+        audit.record(
+            actor=actor,
+            action="membership.add",
+            obj=membership,
+            department=department,
+            changes={"user": user.get_username(), "role": role},
+        )
     policy.forget_roles(user)
     return membership
 
@@ -158,13 +176,21 @@ def membership_change_role(*, actor, membership: Membership, role: str) -> Membe
         if membership.role == role:
             return membership
         if membership.role == Role.ADMIN and not _other_admins(membership).exists():
-            raise Conflict(f"{membership.user.get_username()} is the last admin of {department}; make someone else admin first.",
-                           fields={"role": ["The last admin cannot be demoted."]}, code="last_admin")
+            raise Conflict(
+                f"{membership.user.get_username()} is the last admin of {department}; make someone else admin first.",
+                fields={"role": ["The last admin cannot be demoted."]},
+                code="last_admin",
+            )
         old = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
-        audit.record(actor=actor, action="membership.change_role", obj=membership, department=department,
-                     changes={"user": membership.user.get_username(), "role": [old, role]})
+        audit.record(
+            actor=actor,
+            action="membership.change_role",
+            obj=membership,
+            department=department,
+            changes={"user": membership.user.get_username(), "role": [old, role]},
+        )
     policy.forget_roles(membership.user)
     return membership
 
@@ -176,10 +202,18 @@ def membership_remove(*, actor, membership: Membership) -> None:
     with transaction.atomic():
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
         if membership.role == Role.ADMIN and not _other_admins(membership).exists():
-            raise Conflict(f"{membership.user.get_username()} is the last admin of {department}.",
-                           fields={"user": ["The last admin cannot be removed."]}, code="last_admin")
-        audit.record(actor=actor, action="membership.remove", obj=membership, department=department,
-                     changes={"user": membership.user.get_username(), "role": membership.role})
+            raise Conflict(
+                f"{membership.user.get_username()} is the last admin of {department}.",
+                fields={"user": ["The last admin cannot be removed."]},
+                code="last_admin",
+            )
+        audit.record(
+            actor=actor,
+            action="membership.remove",
+            obj=membership,
+            department=department,
+            changes={"user": membership.user.get_username(), "role": membership.role},
+        )
         membership.delete()
     policy.forget_roles(membership.user)
 
@@ -187,24 +221,34 @@ def membership_remove(*, actor, membership: Membership) -> None:
 # --- shares ------------------------------------------------------------------------------
 
 
-def share_grant(*, actor, obj, department: Department, level: str = ShareLevel.VIEW, purpose: str = "",
-                expires_at: datetime | None = None) -> Share:
+def share_grant(
+    *, actor, obj, department: Department, level: str = ShareLevel.VIEW, purpose: str = "", expires_at: datetime | None = None
+) -> Share:
     """Grant `department` view or use of `obj` (the owner's maintainers); updates an existing share."""
     if level not in ShareLevel.values:
         raise Invalid(f"Unknown share level '{level}'.", fields={"level": [f"Choose one of: {', '.join(ShareLevel.values)}."]})
     _require(actor, "share", obj)
     if department.pk == obj.department_id:
-        raise Invalid("An object is already visible to its own department.", fields={"department": ["Choose another department."]})
+        raise Invalid(
+            "An object is already visible to its own department.", fields={"department": ["Choose another department."]}
+        )
     if expires_at is not None and expires_at <= timezone.now():
         raise Invalid("The expiry must lie in the future.", fields={"expires_at": ["Must be in the future."]})
     content_type = ContentType.objects.get_for_model(obj)
     with transaction.atomic():
         share, created = Share.objects.update_or_create(
-            content_type=content_type, object_id=str(obj.pk), department=department,
+            content_type=content_type,
+            object_id=str(obj.pk),
+            department=department,
             defaults={"level": level, "purpose": purpose, "granted_by": actor, "expires_at": expires_at},
         )
-        audit.record(actor=actor, action="share.grant" if created else "share.update", obj=obj, department=obj.department,
-                     changes={"to": department.slug, "level": level, "purpose": purpose, "expires_at": expires_at})
+        audit.record(
+            actor=actor,
+            action="share.grant" if created else "share.update",
+            obj=obj,
+            department=obj.department,
+            changes={"to": department.slug, "level": level, "purpose": purpose, "expires_at": expires_at},
+        )
     return share
 
 
@@ -212,8 +256,13 @@ def share_revoke(*, actor, share: Share) -> None:
     obj = share.content_type.get_object_for_this_type(pk=share.object_id)
     _require(actor, "share", obj)
     with transaction.atomic():
-        audit.record(actor=actor, action="share.revoke", obj=obj, department=obj.department,
-                     changes={"to": share.department.slug, "level": share.level})
+        audit.record(
+            actor=actor,
+            action="share.revoke",
+            obj=obj,
+            department=obj.department,
+            changes={"to": share.department.slug, "level": share.level},
+        )
         share.delete()
 
 
@@ -252,9 +301,12 @@ def token_create(*, actor, name: str, scopes: list[str], expires_at: datetime | 
         while ApiToken.objects.filter(prefix=prefix).exists():
             prefix = TOKEN_PREFIX + secrets.token_hex(4)
         secret = f"{prefix}_{secrets.token_urlsafe(32)}"
-        token = ApiToken.objects.create(user=actor, name=name, prefix=prefix, token_hash=_hash_token(secret),
-                                        scopes=scopes, expires_at=expires_at)
-        audit.record(actor=actor, action="token.create", obj=token, changes={"name": name, "scopes": scopes, "expires_at": expires_at})
+        token = ApiToken.objects.create(
+            user=actor, name=name, prefix=prefix, token_hash=_hash_token(secret), scopes=scopes, expires_at=expires_at
+        )
+        audit.record(
+            actor=actor, action="token.create", obj=token, changes={"name": name, "scopes": scopes, "expires_at": expires_at}
+        )
     return token, secret
 
 

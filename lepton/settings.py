@@ -331,4 +331,4 @@ for _folder in (VAR_DIR, BROKER_DIR / "queue", BROKER_DIR / "processed", BROKER_
     if not DATABASE_URL or not REDIS_URL:
         _folder.mkdir(parents=True, exist_ok=True)
 if LEPTON_STORAGE_URL.startswith("file://"):
-    Path(LEPTON_STORAGE_URL[len("file://"):]).mkdir(parents=True, exist_ok=True)
+    Path(LEPTON_STORAGE_URL[len("file://") :]).mkdir(parents=True, exist_ok=True)

@@ -45,8 +45,10 @@ else:
     for sub in ("queue", "processed", "control"):
         (broker / sub).mkdir(parents=True)
     settings.CELERY_BROKER_TRANSPORT_OPTIONS.update(
-        data_folder_in=str(broker / "queue"), data_folder_out=str(broker / "queue"),
-        processed_folder=str(broker / "processed"), control_folder=str(broker / "control"),
+        data_folder_in=str(broker / "queue"),
+        data_folder_out=str(broker / "queue"),
+        processed_folder=str(broker / "processed"),
+        control_folder=str(broker / "control"),
     )
     settings.CACHES["default"]["LOCATION"] = str(RUN_DIR / "cache")
 if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -137,8 +139,9 @@ def celery_worker(transactional_db):
 
     from lepton.celery import app
 
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=["cpu"],
-                      loglevel="warning", shutdown_timeout=30) as worker:
+    with start_worker(
+        app, pool="threads", concurrency=2, perform_ping_check=False, queues=["cpu"], loglevel="warning", shutdown_timeout=30
+    ) as worker:
         wait_for(lambda: _worker_registered(worker.hostname), timeout=10, what="worker heartbeat")
         yield worker
 
@@ -222,13 +225,37 @@ class SubprocessWorker:
         self.hostname = hostname
         self.log = open(RUN_DIR / f"worker-{hostname}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "lepton", "worker", "-Q", queues, "-P", pool, "-c", str(concurrency),
-             "-n", hostname, "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "lepton",
+                "worker",
+                "-Q",
+                queues,
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "-n",
+                hostname,
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout=60):
-        wait_for(lambda: _worker_registered(self.hostname) or self.proc.poll() is not None, timeout=timeout, what="subprocess worker")
+        wait_for(
+            lambda: _worker_registered(self.hostname) or self.proc.poll() is not None, timeout=timeout, what="subprocess worker"
+        )
         assert self.proc.poll() is None, (RUN_DIR / f"worker-{self.hostname}.log").read_text()[-3000:]
 
     def kill(self):

@@ -61,9 +61,11 @@ def gpu_minutes_used(department_ids, now=None) -> dict[int, float]:
     now = now or timezone.now()
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     used: dict[int, float] = defaultdict(float)
-    rows = Job.objects.filter(department_id__in=department_ids, queue=Resource.GPU, started_at__isnull=False).filter(
-        Q(finished_at__isnull=True) | Q(finished_at__gte=month_start)
-    ).values_list("department_id", "started_at", "finished_at")
+    rows = (
+        Job.objects.filter(department_id__in=department_ids, queue=Resource.GPU, started_at__isnull=False)
+        .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=month_start))
+        .values_list("department_id", "started_at", "finished_at")
+    )
     for department_id, started, finished in rows:
         start = max(started, month_start)
         used[department_id] += max(0.0, ((finished or now) - start).total_seconds() / 60)
@@ -108,11 +110,15 @@ def dispatch(now=None) -> DispatchReport:
         slots = queue_slots(now)
         in_flight = dict(
             Job.objects.filter(Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, released_at__isnull=False))
-            .values_list("queue").annotate(n=Count("pk")).values_list("queue", "n")
+            .values_list("queue")
+            .annotate(n=Count("pk"))
+            .values_list("queue", "n")
         )
         active = dict(
             Job.objects.filter(Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, released_at__isnull=False))
-            .values_list("department_id").annotate(n=Count("pk")).values_list("department_id", "n")
+            .values_list("department_id")
+            .annotate(n=Count("pk"))
+            .values_list("department_id", "n")
         )
         backlog = settings.LEPTON_DISPATCH_BACKLOG_PER_SLOT
         free = {q: n * (1 + backlog) - in_flight.get(q, 0) for q, n in slots.items()}
@@ -126,9 +132,7 @@ def dispatch(now=None) -> DispatchReport:
             kind = get_kind(job.kind)
             if job.resource == Resource.GPU:
                 if dept is not None and gpu_used.get(job.department_id, 0.0) >= dept.gpu_minutes_per_month:
-                    report.waiting[job.pk] = (
-                        f"{dept.name} has used its {dept.gpu_minutes_per_month} GPU minutes for this month."
-                    )
+                    report.waiting[job.pk] = f"{dept.name} has used its {dept.gpu_minutes_per_month} GPU minutes for this month."
                     continue
                 if slots.get(Resource.GPU, 0) > 0:
                     pending[job.department_id].append((job, Resource.GPU, ""))
@@ -142,6 +146,7 @@ def dispatch(now=None) -> DispatchReport:
         # Fair share: repeatedly take the head job of the department with the least active work.
         heads = {dept: 0 for dept in pending}
         while heads:
+
             def order(dept):
                 job = pending[dept][heads[dept]][0]
                 return (active.get(dept, 0), -job.priority, job.queued_at)
@@ -158,7 +163,9 @@ def dispatch(now=None) -> DispatchReport:
                 continue
             if free.get(queue, 0) <= 0:
                 report.waiting[job.pk] = (
-                    "Waiting for a free worker slot." if slots.get(queue) else f"Waiting for a worker on the '{queue}' queue: none is online."
+                    "Waiting for a free worker slot."
+                    if slots.get(queue)
+                    else f"Waiting for a worker on the '{queue}' queue: none is online."
                 )
                 continue
             task_id = str(uuid.uuid4())
@@ -201,8 +208,13 @@ def _requeue_or_fail(job: Job, reason: str, now) -> str:
         done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(status=status, **fields)
         if done:
             JobLogLine.objects.create(job=job, level="error" if status == JobStatus.FAILED else "warning", message=message)
-            audit.record(actor=None, action="job.reap", obj=job, department=job.department,
-                         changes={"status": [JobStatus.RUNNING, status], "reason": reason})
+            audit.record(
+                actor=None,
+                action="job.reap",
+                obj=job,
+                department=job.department,
+                changes={"status": [JobStatus.RUNNING, status], "reason": reason},
+            )
     return status if done else "fenced"
 
 
@@ -222,7 +234,9 @@ def reap(now=None) -> dict[str, list]:
     outcome: dict[str, list] = defaultdict(list)
     stale_before = now - timedelta(seconds=settings.LEPTON_JOB_STALE_SECONDS)
     for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before).select_related("department"):
-        status = _requeue_or_fail(job, f"Worker {job.worker or '?'} stopped responding (no heartbeat since {job.heartbeat_at:%H:%M:%S}).", now)
+        status = _requeue_or_fail(
+            job, f"Worker {job.worker or '?'} stopped responding (no heartbeat since {job.heartbeat_at:%H:%M:%S}).", now
+        )
         outcome[status].append(job.pk)
 
     grace_before = now - timedelta(seconds=settings.LEPTON_CANCEL_GRACE_SECONDS)
@@ -233,7 +247,9 @@ def reap(now=None) -> dict[str, list]:
                 status=JobStatus.CANCELLED, finished_at=now
             ):
                 JobLogLine.objects.create(job=job, level="warning", message="Did not stop within the grace period: revoked.")
-                audit.record(actor=None, action="job.revoke", obj=job, department=job.department, changes={"reason": "cancel grace period"})
+                audit.record(
+                    actor=None, action="job.revoke", obj=job, department=job.department, changes={"reason": "cancel grace period"}
+                )
                 outcome["revoked"].append(job.pk)
 
     for job in Job.objects.filter(status=JobStatus.RUNNING, started_at__isnull=False).select_related("department"):

@@ -64,7 +64,9 @@ class Job(models.Model):
     celery_task_id = models.CharField(max_length=64, blank=True)
 
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     result = models.JSONField(default=dict, blank=True)
     # "app_label.model:pk" of the object the job produced, when it produced one.

@@ -51,12 +51,29 @@ class JobKind:
 _KINDS: dict[str, JobKind] = {}
 
 
-def job_kind(name: str, *, params=EmptyParams, resource: str = "cpu", cpu_fallback: bool = False,
-             time_limit: int = 3600, max_attempts: int = 3, label: str = "", user_startable: bool = False):
+def job_kind(
+    name: str,
+    *,
+    params=EmptyParams,
+    resource: str = "cpu",
+    cpu_fallback: bool = False,
+    time_limit: int = 3600,
+    max_attempts: int = 3,
+    label: str = "",
+    user_startable: bool = False,
+):
     def decorator(func):
-        _KINDS[name] = JobKind(name=name, handler=func, params=params, resource=resource, cpu_fallback=cpu_fallback,
-                               time_limit=time_limit, max_attempts=max_attempts, label=label or name,
-                               user_startable=user_startable)
+        _KINDS[name] = JobKind(
+            name=name,
+            handler=func,
+            params=params,
+            resource=resource,
+            cpu_fallback=cpu_fallback,
+            time_limit=time_limit,
+            max_attempts=max_attempts,
+            label=label or name,
+            user_startable=user_startable,
+        )
         return func
 
     return decorator

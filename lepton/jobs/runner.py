@@ -8,10 +8,10 @@ change nothing. That is what makes "runs to completion exactly once" hold.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 import threading
 import time
 import traceback
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
@@ -96,8 +96,15 @@ def claim(job_id, hostname: str) -> Job | None:
     updated = (
         Job.objects.filter(pk=job_id, status=JobStatus.QUEUED)
         .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .update(status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1,
-                worker=hostname[:200], progress=0, progress_message="")
+        .update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            worker=hostname[:200],
+            progress=0,
+            progress_message="",
+        )
     )
     if updated != 1:
         return None
@@ -115,8 +122,13 @@ def _finish(job: Job, attempt: int, status: str, **fields) -> bool:
             status=status, finished_at=now, heartbeat_at=now, wait_reason="", **fields
         )
         if done:
-            audit.record(actor=None, action=f"job.{status}", obj=job, department=job.department,
-                         changes={"attempt": attempt, **({"error": fields["error_message"]} if fields.get("error_message") else {})})
+            audit.record(
+                actor=None,
+                action=f"job.{status}",
+                obj=job,
+                department=job.department,
+                changes={"attempt": attempt, **({"error": fields["error_message"]} if fields.get("error_message") else {})},
+            )
     return bool(done)
 
 
@@ -126,16 +138,27 @@ def _retry_or_fail(job: Job, attempt: int, exc: BaseException) -> str:
         delay = backoff_seconds(attempt)
         not_before = timezone.now() + timedelta(seconds=delay)
         requeued = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=attempt).update(
-            status=JobStatus.QUEUED, released_at=None, queue="", worker="", not_before=not_before,
+            status=JobStatus.QUEUED,
+            released_at=None,
+            queue="",
+            worker="",
+            not_before=not_before,
             wait_reason=f"Retrying in {delay:.0f} s after a transient error (attempt {attempt} of {job.max_attempts}).",
         )
         if requeued:
-            JobLogLine.objects.create(job_id=job.pk, level="warning", message=f"Transient error, retry in {delay:.0f} s: {message}")
+            JobLogLine.objects.create(
+                job_id=job.pk, level="warning", message=f"Transient error, retry in {delay:.0f} s: {message}"
+            )
             return "retrying"
         return "fenced"
     JobLogLine.objects.create(job_id=job.pk, level="error", message=f"Failed after {attempt} attempts: {message}")
-    _finish(job, attempt, JobStatus.FAILED, error_message=f"Gave up after {attempt} attempts. Last error: {message}"[:2000],
-            error_traceback=traceback.format_exc())
+    _finish(
+        job,
+        attempt,
+        JobStatus.FAILED,
+        error_message=f"Gave up after {attempt} attempts. Last error: {message}"[:2000],
+        error_traceback=traceback.format_exc(),
+    )
     return "failed"
 
 
@@ -172,8 +195,13 @@ def run(job_id, *, hostname: str = "worker") -> str:
     except Exception as exc:  # noqa: BLE001 - any handler error ends the job, with its traceback for staff
         log.exception("job %s (%s) failed", job.pk, job.kind)
         JobLogLine.objects.create(job_id=job.pk, level="error", message=f"{type(exc).__name__}: {exc}")
-        _finish(job, attempt, JobStatus.FAILED, error_message=f"{type(exc).__name__}: {exc}"[:2000],
-                error_traceback=traceback.format_exc())
+        _finish(
+            job,
+            attempt,
+            JobStatus.FAILED,
+            error_message=f"{type(exc).__name__}: {exc}"[:2000],
+            error_traceback=traceback.format_exc(),
+        )
         return "failed"
     finally:
         heartbeat.stop()

@@ -41,8 +41,9 @@ def _validate(kind_name: str, params, priority) -> tuple:
     return kind, cleaned
 
 
-def job_submit(*, actor, department: Department, kind: str, params: dict | None = None, priority: int = 5,
-               user_request: bool = True) -> Job:
+def job_submit(
+    *, actor, department: Department, kind: str, params: dict | None = None, priority: int = 5, user_request: bool = True
+) -> Job:
     """Queue a job for `department`. Validates the kind's params; the dispatcher releases it.
 
     `user_request=True` (views, API) allows only kinds marked user-startable; services
@@ -54,14 +55,23 @@ def job_submit(*, actor, department: Department, kind: str, params: dict | None 
         raise Forbidden("Your role in this department does not allow starting jobs (members and above may).")
     job_kind, cleaned = _validate(kind, params, priority)
     if user_request and not job_kind.user_startable:
-        raise Invalid(f"Jobs of kind '{kind}' are started by the platform, not directly.",
-                      fields={"kind": [f"'{kind}' cannot be started directly."]})
+        raise Invalid(
+            f"Jobs of kind '{kind}' are started by the platform, not directly.",
+            fields={"kind": [f"'{kind}' cannot be started directly."]},
+        )
     with transaction.atomic():
         job = Job.objects.create(
-            kind=kind, params=cleaned, department=department, requested_by=actor if actor and actor.is_authenticated else None,
-            priority=priority, resource=job_kind.resource, max_attempts=job_kind.max_attempts,
+            kind=kind,
+            params=cleaned,
+            department=department,
+            requested_by=actor if actor and actor.is_authenticated else None,
+            priority=priority,
+            resource=job_kind.resource,
+            max_attempts=job_kind.max_attempts,
         )
-        JobLogLine.objects.create(job=job, message=f"Queued by {actor.get_username() if actor else 'system'} with priority {priority}.")
+        JobLogLine.objects.create(
+            job=job, message=f"Queued by {actor.get_username() if actor else 'system'} with priority {priority}."
+        )
         audit.record(actor=actor, action="job.submit", obj=job, changes={"kind": kind, "params": cleaned, "priority": priority})
     return job
 
@@ -109,10 +119,19 @@ def job_requeue(*, actor, job: Job) -> Job:
             raise Conflict(f"Only failed or cancelled jobs can be requeued; this one is {job.status}.", code="job_not_finished")
         old = job.status
         Job.objects.filter(pk=job.pk).update(
-            status=JobStatus.QUEUED, released_at=None, queue="", not_before=None, finished_at=None,
-            cancel_requested_at=None, cancel_requested_by=None, error_message="", error_traceback="",
-            progress=0, progress_message="", wait_reason="", max_attempts=job.attempts + get_kind(job.kind).max_attempts
-            if get_kind(job.kind) else job.attempts + 1,
+            status=JobStatus.QUEUED,
+            released_at=None,
+            queue="",
+            not_before=None,
+            finished_at=None,
+            cancel_requested_at=None,
+            cancel_requested_by=None,
+            error_message="",
+            error_traceback="",
+            progress=0,
+            progress_message="",
+            wait_reason="",
+            max_attempts=job.attempts + get_kind(job.kind).max_attempts if get_kind(job.kind) else job.attempts + 1,
         )
         JobLogLine.objects.create(job=job, level="warning", message=f"Requeued by {actor.get_username()} (was {old}).")
         audit.record(actor=actor, action="job.requeue", obj=job, changes={"status": [old, JobStatus.QUEUED]})
@@ -124,8 +143,14 @@ def platform_job_submit(*, kind: str, params: dict | None = None, priority: int 
     """Queue a platform job (no department; only staff see it), e.g. the self-check of /healthz."""
     job_kind, cleaned = _validate(kind, params, priority)
     with transaction.atomic():
-        job = Job.objects.create(kind=kind, params=cleaned, department=None, priority=priority,
-                                 resource=job_kind.resource, max_attempts=job_kind.max_attempts)
+        job = Job.objects.create(
+            kind=kind,
+            params=cleaned,
+            department=None,
+            priority=priority,
+            resource=job_kind.resource,
+            max_attempts=job_kind.max_attempts,
+        )
         JobLogLine.objects.create(job=job, message="Queued by the platform.")
         audit.record(actor=None, action="job.submit", obj=job, changes={"kind": kind, "params": cleaned})
     return job

@@ -1,0 +1,32 @@
+"""Reused reads of the core, always starting from what the user may see."""
+
+from lepton import policy
+from lepton.jobs.models import Job, JobStatus
+from lepton.models import AuditEvent, Department, Membership
+
+
+def jobs_visible(user):
+    """Jobs the user may see, with what list pages show (fixed query count)."""
+    return policy.visible_to(user, Job, "view").select_related("department", "requested_by")
+
+
+def department_jobs_active(user, department: Department, limit: int = 20):
+    return (
+        jobs_visible(user)
+        .filter(department=department, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .order_by("-priority", "queued_at")[:limit]
+    )
+
+
+def department_activity(user, department: Department, limit: int = 20):
+    """The latest audit events of a department, for its home page."""
+    return policy.visible_to(user, AuditEvent, "view").filter(department=department).select_related("actor")[:limit]
+
+
+def department_members(user, department: Department):
+    return (
+        policy.visible_to(user, Membership, "view")
+        .filter(department=department)
+        .select_related("user")
+        .order_by("user__username")
+    )
