@@ -51,7 +51,9 @@ def record(*, actor, action: str, obj=None, department=None, changes: dict | Non
     """Write one audit event. Call inside the service's `transaction.atomic()` block."""
     context = _request_context.get() or _NO_REQUEST
     if department is None and obj is not None:
-        department = getattr(obj, "department", None)
+        from lepton.models import Department
+
+        department = obj if isinstance(obj, Department) else getattr(obj, "department", None)
     actor_user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     return AuditEvent.objects.create(
         actor=actor_user,

@@ -40,12 +40,20 @@ def check_database():
 
 
 def check_broker():
+    import os
+
     from lepton.celery import app
 
+    if app.conf.broker_url.startswith("filesystem"):
+        options = app.conf.broker_transport_options
+        folders = [options["data_folder_in"], options["data_folder_out"], options["control_folder"]]
+        missing = [f for f in folders if not os.access(f, os.W_OK)]
+        if missing:
+            return {"ok": False, "transport": "filesystem", "error": f"Broker folders not writable: {', '.join(missing)}"}
+        return {"ok": True, "transport": "filesystem"}
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-        transport = conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_type
-    return {"ok": True, "transport": str(transport)}
+        return {"ok": True, "transport": conn.transport.driver_type}
 
 
 def check_storage():

@@ -147,9 +147,9 @@ class OwnedRule(Rule):
 
 
 class JobRule(OwnedRule):
-    """Jobs: viewers see them; the requester (still a member) or a maintainer may cancel."""
+    """Jobs: viewers see them; the requester (still a member) or a maintainer may cancel; maintainers share."""
 
-    actions = {"view": Role.VIEWER, "cancel": Role.MAINTAINER}
+    actions = {"view": Role.VIEWER, "cancel": Role.MAINTAINER, "share": Role.MAINTAINER}
     share_grants = {"view": ((ShareLevel.VIEW, ShareLevel.USE), Role.VIEWER)}
 
     def q(self, user, action, model):

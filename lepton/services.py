@@ -329,7 +329,8 @@ class TokenError(Exception):
 
 def token_authenticate(secret: str) -> ApiToken:
     """The usable token for this secret, with its user; raises TokenError otherwise."""
-    prefix = secret.rsplit("_", 1)[0] if secret.count("_") >= 2 else ""
+    # "lep_" + 8 hex digits, then "_" and the secret part (which may itself contain "_").
+    prefix = secret[: len(TOKEN_PREFIX) + 8] if secret.startswith(TOKEN_PREFIX) else ""
     token = ApiToken.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
     if token is None or not hmac.compare_digest(token.token_hash, _hash_token(secret)):
         raise TokenError("Invalid token.")

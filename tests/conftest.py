@@ -58,6 +58,7 @@ if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 settings.LEPTON_JOB_HEARTBEAT_SECONDS = 0.5
 settings.LEPTON_WORKER_HEARTBEAT_SECONDS = 0.5
 settings.LEPTON_DISPATCH_INTERVAL = 0.05
+settings.LEPTON_JOB_RETRY_BACKOFF_SECONDS = 0.2
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 

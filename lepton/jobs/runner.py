@@ -29,8 +29,8 @@ TRANSIENT_ERRORS = (TransientJobError, OperationalError, InterfaceError, Connect
 
 
 def backoff_seconds(attempt: int) -> float:
-    """Wait before attempt n+1: 5 s, 20 s, 80 s… capped at 10 minutes."""
-    return min(5.0 * 4 ** (attempt - 1), 600.0)
+    """Wait before attempt n+1: base, 4×base, 16×base… (5 s, 20 s, 80 s by default), capped at 10 minutes."""
+    return min(settings.LEPTON_JOB_RETRY_BACKOFF_SECONDS * 4 ** (attempt - 1), 600.0)
 
 
 class JobContext:
