@@ -1,1 +1,33 @@
-urlpatterns: list = []
+"""Routes of the API, mounted at /api/ by lepton/urls.py: the core under v1/, the schema and its docs.
+
+Parts add their own routes to `v1_patterns` (`path("", include("datalake.api.urls"))`),
+so everything shares one version prefix and one schema.
+"""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
+
+from lepton.api import views
+from lepton.api.permissions import TokenScopePermission
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("departments", views.DepartmentViewSet, basename="department")
+router.register(r"departments/(?P<department_slug>[-a-z0-9]+)/memberships", views.MembershipViewSet, basename="membership")
+router.register("jobs", views.JobViewSet, basename="job")
+router.register("tokens", views.ApiTokenViewSet, basename="token")
+router.register("audit", views.AuditEventViewSet, basename="audit")
+
+v1_patterns = [
+    path("me", views.MeView.as_view(), name="me"),
+    # The schema is for people and services with an account (it maps the whole platform).
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[TokenScopePermission]), name="schema"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("v1/", include(v1_patterns)),
+    path("docs/", views.ApiDocsView.as_view(url_name="api:schema"), name="docs"),
+]
