@@ -96,6 +96,8 @@ class Command(BaseCommand):
                     str(web_threads),
                     "--graceful-timeout",
                     "10",
+                    # The control socket lives at one path per user: a second instance would take it over.
+                    "--no-control-socket",
                     "--access-logfile",
                     "-",
                     "--log-level",

@@ -1,0 +1,58 @@
+# Lepton: the two commands are `make run` and `make test`. Nothing needs configuring first.
+#
+#   make run      venv + requirements (when changed) + migrate + demo (once) + web, worker, dispatcher
+#   make test     venv + requirements + Debian chromium (when root and missing) + the whole test suite
+#   make lint     ruff check and ruff format --check
+#   make bench    the job-system benchmark (bench/jobs.py; see docs/benchmarks.md)
+#   make migrate  apply database migrations
+#   make clean    remove var/ (the embedded database, broker and lake), caches and collected static files
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Holds the sha256 of the requirements.txt that was installed: pip runs again only when it changes.
+STAMP := $(VENV)/.requirements.sha256
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench migrate clean install chromium
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)
+	@want="$$(sha256sum requirements.txt | cut -d' ' -f1)"; \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+		echo "Installing requirements.txt into $(VENV)"; \
+		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && echo "$$want" > $(STAMP); \
+	fi
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	$(PY) manage.py load_demo --if-empty
+	exec $(PY) manage.py serve_all
+
+chromium:
+	@if [ "$$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then \
+		echo "Installing Debian chromium for the browser tests"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
+test: install chromium
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) bench/jobs.py
+
+clean:
+	rm -rf var staticfiles .pytest_cache .ruff_cache test-results
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
