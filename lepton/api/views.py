@@ -126,7 +126,8 @@ class DepartmentViewSet(
     filter_backends: list = []
 
     def get_queryset(self):
-        return policy.visible_to(self.request.user, Department).annotate(member_count=Count("memberships"))
+        # Explicit order: Meta.ordering is dropped from GROUP BY queries, and pages need one.
+        return policy.visible_to(self.request.user, Department).annotate(member_count=Count("memberships")).order_by("name", "pk")
 
     def get_serializer_class(self):
         return {"create": DepartmentCreateSerializer, "partial_update": DepartmentUpdateSerializer}.get(
