@@ -7,6 +7,7 @@ A view serves the whole page, or only its live fragment when htmx asks (`request
 
 from __future__ import annotations
 
+import json
 from functools import wraps
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
@@ -39,7 +41,7 @@ from lepton.forms import (
 from lepton.jobs import services as job_services
 from lepton.jobs.models import Job, JobStatus
 from lepton.jobs.registry import all_kinds
-from lepton.models import ApiToken, Department, Membership
+from lepton.models import ApiToken, Department, Membership, Role
 
 JOBS_PER_PAGE = 25
 
@@ -119,7 +121,7 @@ def _department_page(
     may_administer = policy.can(user, "administer", department)
     context = {
         "department": department,
-        "my_role": policy.role_in(user, department),
+        "my_role": Role(my_role).label if (my_role := policy.role_in(user, department)) else None,
         "may_manage": policy.can(user, "manage", department),
         "may_administer": may_administer,
         "may_submit": policy.can(user, "submit", department),
@@ -164,9 +166,8 @@ def membership_add(request: HttpRequest, slug: str) -> HttpResponse:
         except ServiceError as error:
             apply_service_error(form, error, {"user": "username"})
         else:
-            messages.success(
-                request, _("%(user)s was added as %(role)s.") % {"user": person.get_username(), "role": form.cleaned_data["role"]}
-            )
+            role = Role(form.cleaned_data["role"]).label
+            messages.success(request, _("%(user)s was added as %(role)s.") % {"user": person.get_username(), "role": role})
             return redirect("department_home", slug=department.slug)
     return _department_page(request, department, add_form=form, status=400)
 
@@ -186,7 +187,8 @@ def membership_change_role(request: HttpRequest, slug: str, username: str) -> Ht
             services.membership_change_role(actor=request.user, membership=membership, role=form.cleaned_data["role"])
         except ServiceError as error:
             return _department_page(request, department, member_errors={username: error.message}, status=error.status)
-        messages.success(request, _("%(user)s is now %(role)s.") % {"user": username, "role": form.cleaned_data["role"]})
+        role = Role(form.cleaned_data["role"]).label
+        messages.success(request, _("%(user)s is now %(role)s.") % {"user": username, "role": role})
         return redirect("department_home", slug=department.slug)
     return _department_page(request, department, member_errors={username: _("Choose a role.")}, status=400)
 
@@ -271,6 +273,10 @@ def job_start(request: HttpRequest) -> HttpResponse:
     return _jobs_page(request, start_form=form, status=400)
 
 
+def _pretty_json(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, cls=DjangoJSONEncoder)
+
+
 @login_required
 @require_GET
 def job_detail(request: HttpRequest, pk) -> HttpResponse:
@@ -282,6 +288,8 @@ def job_detail(request: HttpRequest, pk) -> HttpResponse:
         "log_lines": job.log_lines.all()[:500],
         "may_cancel": not job.is_finished and policy.can(request.user, "cancel", job),
         "show_traceback": request.user.is_staff,
+        "params_json": _pretty_json(job.params),
+        "result_json": _pretty_json(job.result) if job.result else "",
     }
     if getattr(request, "htmx", False):
         return render(request, "lepton/partials/_job_live.html", context)

@@ -361,7 +361,7 @@ def test_job_detail_shows_status_params_and_log(client, member, production):
     body = response.content.decode()
     assert response.status_code == 200
     assert "Queued by mia-member with priority 5." in body
-    assert "&#x27;steps&#x27;: 2" in body
+    assert "&quot;steps&quot;: 2" in body
     assert 'hx-trigger="every 2s"' in body
 
 
