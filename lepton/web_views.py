@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
@@ -27,7 +28,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from lepton import policy, selectors, services
 from lepton.context_processors import SESSION_DEPARTMENT, current_department
-from lepton.errors import ServiceError
+from lepton.errors import Forbidden, ServiceError
 from lepton.filtersets import JobFilterSet
 from lepton.forms import (
     DepartmentSwitchForm,
@@ -163,6 +164,8 @@ def membership_add(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             person = services.user_find(form.cleaned_data["username"])
             services.membership_add(actor=request.user, department=department, user=person, role=form.cleaned_data["role"])
+        except Forbidden as error:
+            raise PermissionDenied(error.message) from None
         except ServiceError as error:
             apply_service_error(form, error, {"user": "username"})
         else:
@@ -185,6 +188,8 @@ def membership_change_role(request: HttpRequest, slug: str, username: str) -> Ht
     if form.is_valid():
         try:
             services.membership_change_role(actor=request.user, membership=membership, role=form.cleaned_data["role"])
+        except Forbidden as error:
+            raise PermissionDenied(error.message) from None
         except ServiceError as error:
             return _department_page(request, department, member_errors={username: error.message}, status=error.status)
         role = Role(form.cleaned_data["role"]).label
@@ -200,6 +205,8 @@ def membership_remove(request: HttpRequest, slug: str, username: str) -> HttpRes
     membership = _membership(request, department, username)
     try:
         services.membership_remove(actor=request.user, membership=membership)
+    except Forbidden as error:
+        raise PermissionDenied(error.message) from None
     except ServiceError as error:
         return _department_page(request, department, member_errors={username: error.message}, status=error.status)
     messages.success(request, _("%(user)s was removed from %(department)s.") % {"user": username, "department": department})

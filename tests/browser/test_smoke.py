@@ -80,7 +80,13 @@ def test_member_switches_department_and_watches_a_selfcheck_finish(
     page.click("nav >> text=Jobs")
     expect(page.locator("h1")).to_have_text("Jobs")
     assert page.locator("#id_department").input_value() == "quality"
+    # Choosing another kind swaps in that kind's parameter fields (htmx), keeping the department.
+    page.select_option("#id_kind", "tests.sleep")
+    expect(page.locator("#id_param_step_seconds")).to_be_visible()
+    expect(page.locator("#id_param_probe_bytes")).to_have_count(0)
     page.select_option("#id_kind", "lepton.selfcheck")
+    expect(page.locator("#id_param_probe_bytes")).to_be_visible()
+    assert page.locator("#id_department").input_value() == "quality"
     page.fill("#id_param_steps", "5")
     page.fill("#id_param_pause_seconds", "0.3")
     page.click("#job-start-form button[type=submit]")
@@ -111,10 +117,21 @@ def test_member_switches_department_and_watches_a_selfcheck_finish(
     expect(page.locator(".log")).to_contain_text("answered 5 rounds")
     page.screenshot(path=str(SHOTS / "05-job-detail.png"), full_page=True)
 
+    # A token's secret is shown once, with a copy button.
+    page.goto(f"{live_server.url}/profile/")
+    page.fill("#id_name", "MES export")
+    page.check("input[name=scopes][value=predict]")
+    page.click("#token-create-form button[type=submit]")
+    expect(page.locator("#token-secret")).to_contain_text("lep_")
+    page.screenshot(path=str(SHOTS / "06-profile-new-token.png"), full_page=True)
+    page.goto(f"{live_server.url}/profile/")
+    expect(page.locator("#token-secret")).to_have_count(0)
+
     # The language switcher turns the shell into Simplified Chinese, on the same page.
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
     page.select_option("#switch-language", "zh-hans")
     expect(page.locator("nav.nav")).to_contain_text("作业")
     expect(page.locator("#job-live [data-job-status-label]")).to_have_text("已成功")
     page.goto(f"{live_server.url}/")
-    page.screenshot(path=str(SHOTS / "06-home-chinese.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "07-home-chinese.png"), full_page=True)
     assert errors == [], errors

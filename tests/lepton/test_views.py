@@ -215,8 +215,17 @@ def test_member_cannot_manage_members(client, member, viewer, production):
         reverse("membership_change_role", args=["production", viewer.username]), {"role": "maintainer"}
     )
     assert response.status_code == 403
+    assert "You may not do that" in response.content.decode()  # the friendly 403 page
     assert Membership.objects.get(user=viewer, department=production).role == Role.VIEWER
     assert "membership_add" not in login(client, member).get(reverse("home")).content.decode()
+
+
+def test_maintainer_cannot_grant_admin(client, owner, viewer, production):
+    response = login(client, owner).post(
+        reverse("membership_change_role", args=["production", viewer.username]), {"role": "admin"}
+    )
+    assert response.status_code == 403
+    assert Membership.objects.get(user=viewer, department=production).role == Role.VIEWER
 
 
 def test_maintainer_changes_a_role(client, owner, viewer, production):
