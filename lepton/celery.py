@@ -69,8 +69,12 @@ class WorkerHeartbeatStep(bootsteps.StartStopStep):
 
     def stop(self, worker):
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+
+    # A warm shutdown calls stop(), a cold one terminate(): both end the beat.
+    terminate = stop
+    shutdown = stop
 
 
 app.steps["worker"].add(WorkerHeartbeatStep)

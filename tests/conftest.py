@@ -67,10 +67,20 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_roles_cache():
-    """Policy caches roles on user objects; tests build fresh users, nothing to clear globally."""
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
     yield
+    # Worker and dispatcher threads keep their own connections: close them so the test
+    # database can be dropped at the end.
+    with django_db_blocker.unblock():
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -163,8 +163,10 @@ def _retry_or_fail(job: Job, attempt: int, exc: BaseException) -> str:
 
 
 def run(job_id, *, hostname: str = "worker") -> str:
-    """Run one job to its end. Returns what happened (for logs and tests)."""
-    close_old_connections()
+    """Run one job to its end. Returns what happened (for logs and tests).
+
+    Database connections are recycled around each task by Celery's Django fix-up.
+    """
     job = claim(job_id, hostname)
     if job is None:
         log.info("job %s not claimable (duplicate delivery, cancelled or finished): skipped", job_id)
