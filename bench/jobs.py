@@ -154,15 +154,16 @@ def child(args) -> int:
     procs = {}
     try:
         procs["worker"] = _start(
+            "worker",
             [
                 sys.executable, "-m", "celery", "-A", "lepton", "worker",
                 "-Q", "cpu", "--concurrency", str(args.concurrency), "-n", hostname,
                 "--include", "bench.kinds", "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
             ],
-            logs / "worker.log",
+            logs,
         )  # fmt: skip
         _wait(lambda: _worker_live(hostname), 90, "the worker's heartbeat", procs)
-        procs["dispatcher"] = _start([sys.executable, str(ROOT / "manage.py"), "run_dispatcher"], logs / "dispatcher.log")
+        procs["dispatcher"] = _start("dispatcher", [sys.executable, str(ROOT / "manage.py"), "run_dispatcher"], logs)
         department, actor = _bench_department()
         # Warm-up: the first job and task pay for imports and connections in the worker processes.
         _jobs_burst(department, actor, max(2, args.concurrency), procs)
@@ -183,6 +184,12 @@ def child(args) -> int:
             result["celery_paced"] = _celery_paced(args.paced, args.rate, procs)
         print(json.dumps(result))
         return 0
+    except Exception:
+        for name in procs:
+            log = logs / f"{name}.log"
+            if log.exists():
+                sys.stderr.write(f"----- {name} log (tail) -----\n{log.read_text(errors='replace')[-3000:]}\n")
+        raise
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -194,8 +201,8 @@ def child(args) -> int:
                 proc.kill()
 
 
-def _start(argv: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(argv, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+def _start(name: str, argv: list[str], logs: Path) -> subprocess.Popen:
+    return subprocess.Popen(argv, cwd=ROOT, stdout=open(logs / f"{name}.log", "ab"), stderr=subprocess.STDOUT)
 
 
 def _wait(predicate, timeout: float, what: str, procs: dict) -> None:
