@@ -178,7 +178,8 @@ def _run_install_step(tmp_path: Path, dockerfile: str, tf_package: str) -> list[
 
 
 def _tf_pin() -> tuple[str, str]:
-    pin = next(line for line in (ROOT / "requirements.txt").read_text().splitlines() if re.match(r"(?i)tensorflow[-_]cpu==", line))
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    pin = next(line for line in lines if re.match(r"(?i)tensorflow[-_]cpu==", line))
     name, version = pin.split("==")
     return name, version
 
