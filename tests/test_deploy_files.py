@@ -238,3 +238,12 @@ def test_readme_lists_the_variables_serve_all_reads():
     assert names >= {"LEPTON_BIND", "LEPTON_WORKER_QUEUES"}
     readme = (ROOT / "README.md").read_text()
     assert not sorted(name for name in names if f"`{name}`" not in readme)
+
+
+def test_readme_states_the_numeric_defaults_the_settings_use():
+    source = (ROOT / "lepton" / "settings.py").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")}
+    numeric = re.findall(r"\benv_(?:int|float)\(\s*\"([A-Z0-9_]+)\"\s*,\s*([0-9.]+)\)", source)
+    assert numeric
+    wrong = [(name, default) for name, default in numeric if f"| `{default}` |" not in rows.get(name, "")]
+    assert not wrong, f"README.md gives other defaults than lepton/settings.py for: {wrong}"
