@@ -242,7 +242,8 @@ def test_readme_lists_the_variables_serve_all_reads():
 
 def test_readme_states_the_numeric_defaults_the_settings_use():
     source = (ROOT / "lepton" / "settings.py").read_text()
-    rows = {line.split("|")[1].strip(" `"): line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")}
+    lines = (ROOT / "README.md").read_text().splitlines()
+    rows = {line.split("|")[1].strip(" `"): line for line in lines if line.startswith("| `")}
     numeric = re.findall(r"\benv_(?:int|float)\(\s*\"([A-Z0-9_]+)\"\s*,\s*([0-9.]+)\)", source)
     assert numeric
     wrong = [(name, default) for name, default in numeric if f"| `{default}` |" not in rows.get(name, "")]
