@@ -10,8 +10,8 @@ Used through CELERY_BROKER_TRANSPORT in lepton/settings.py when REDIS_URL is not
 """
 
 import os
+import time
 import uuid
-from time import monotonic
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
@@ -22,7 +22,9 @@ from kombu.utils.json import dumps
 class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
         """Put `payload` onto `queue`: write to a hidden temporary name, then rename into place."""
-        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        # Consumers take files in name order: a fixed-width wall-clock stamp in nanoseconds keeps
+        # messages first in, first out (kombu's millisecond stamp ties and then sorts by uuid).
+        name = f"{time.time_ns():020d}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # The consumer takes files named "<stamp>_<uuid>.<queue>.msg"; ".<name>.part" never matches.
         temporary = os.path.join(self.data_folder_out, f".{name}.part")

@@ -18,6 +18,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lepton.settings")
 app = Celery("lepton")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["lepton.jobs"])
+# Celery's Django fix-up closes the database connection around every task unless told to
+# reuse it; a new PostgreSQL connection per job would cost more than a small job itself.
+app.conf.CELERY_DB_REUSE_MAX = 500
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Case, CharField, Count, Q, Value, When
 from django.utils import timezone
 
 from lepton import audit
@@ -143,6 +143,7 @@ def dispatch(now=None) -> DispatchReport:
                 continue
             pending[job.department_id].append((job, Resource.CPU, ""))
 
+        releases: list[tuple[Job, str, str, str]] = []  # (job, queue, note, celery task id)
         # Fair share: repeatedly take the head job of the department with the least active work.
         heads = {dept: 0 for dept in pending}
         while heads:
@@ -168,19 +169,11 @@ def dispatch(now=None) -> DispatchReport:
                     else f"Waiting for a worker on the '{queue}' queue: none is online."
                 )
                 continue
-            task_id = str(uuid.uuid4())
-            updated = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, released_at__isnull=True).update(
-                released_at=now, queue=queue, celery_task_id=task_id, wait_reason=note
-            )
-            if not updated:
-                continue
-            if note:
-                JobLogLine.objects.create(job=job, level="warning", message=note)
             free[queue] -= 1
             active[dept] = active.get(dept, 0) + 1
-            report.released.append(job.pk)
-            time_limit = kind.time_limit if (kind := get_kind(job.kind)) else 3600
-            transaction.on_commit(lambda j=str(job.pk), q=queue, t=task_id, tl=time_limit: _send(j, q, t, tl))
+            releases.append((job, queue, note, str(uuid.uuid4())))
+
+        _release(releases, now, report)
 
         # Record the reasons, writing only those that changed.
         current = {j.pk: j.wait_reason for j in candidates}
@@ -191,6 +184,30 @@ def dispatch(now=None) -> DispatchReport:
         for reason, ids in by_reason.items():
             Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED, released_at__isnull=True).update(wait_reason=reason[:300])
     return report
+
+
+def _release(releases, now, report: DispatchReport) -> None:
+    """Mark the chosen jobs released in one UPDATE and send their messages after commit."""
+    if not releases:
+        return
+    ids = [job.pk for job, _, _, _ in releases]
+
+    def per_job(index: int):
+        return Case(*[When(pk=r[0].pk, then=Value(r[index])) for r in releases], output_field=CharField())
+
+    # Still queued and unreleased: a cancel that landed meanwhile keeps its job out.
+    updated = Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED, released_at__isnull=True).update(
+        released_at=now, queue=per_job(1), wait_reason=per_job(2), celery_task_id=per_job(3)
+    )
+    if updated != len(releases):
+        task_ids = {r[3] for r in releases}
+        kept = set(Job.objects.filter(pk__in=ids, celery_task_id__in=task_ids).values_list("pk", flat=True))
+        releases = [r for r in releases if r[0].pk in kept]
+    JobLogLine.objects.bulk_create([JobLogLine(job=job, level="warning", message=note) for job, _, note, _ in releases if note])
+    for job, queue, _, task_id in releases:
+        report.released.append(job.pk)
+        time_limit = kind.time_limit if (kind := get_kind(job.kind)) else 3600
+        transaction.on_commit(lambda j=str(job.pk), q=queue, t=task_id, tl=time_limit: _send(j, q, t, tl))
 
 
 def _requeue_or_fail(job: Job, reason: str, now) -> str:

@@ -8,6 +8,7 @@ change nothing. That is what makes "runs to completion exactly once" hold.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -15,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from lepton import audit
@@ -64,54 +65,69 @@ class JobContext:
             raise JobCancelled()
 
 
-class _Heartbeat(threading.Thread):
-    """Touches the job's heartbeat while the handler runs, so the reaper knows it is alive."""
+class _Heartbeats:
+    """One thread per worker process touches the heartbeat of every job the process runs.
 
-    def __init__(self, job_id, attempt: int):
-        super().__init__(daemon=True, name=f"job-heartbeat-{job_id}")
-        self.job_id, self.attempt = job_id, attempt
-        self.stopped = threading.Event()
+    A thread (and a database connection) per job would cost more than a no-op job itself;
+    one shared beat costs one UPDATE per interval whatever the number of jobs. Each job is
+    fenced on its attempt, so a run that was handed on never keeps the new run's row alive.
+    """
 
-    def run(self) -> None:
-        interval = settings.LEPTON_JOB_HEARTBEAT_SECONDS
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: dict = {}  # job id -> attempt
+        self._thread = None
+        self._pid = None
+
+    def add(self, job_id, attempt: int) -> None:
+        with self._lock:
+            self._running[job_id] = attempt
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()  # a forked pool child starts its own thread
+                self._thread = threading.Thread(target=self._beat, name="lepton-job-heartbeats", daemon=True)
+                self._thread.start()
+
+    def remove(self, job_id) -> None:
+        with self._lock:
+            self._running.pop(job_id, None)
+
+    def _beat(self) -> None:
         try:
-            while not self.stopped.wait(interval):
+            while True:
+                time.sleep(settings.LEPTON_JOB_HEARTBEAT_SECONDS)
+                with self._lock:
+                    running = dict(self._running)
+                if not running:
+                    continue
+                fence = Q()
+                for job_id, attempt in running.items():
+                    fence |= Q(pk=job_id, attempts=attempt)
                 try:
-                    Job.objects.filter(pk=self.job_id, status=JobStatus.RUNNING, attempts=self.attempt).update(
-                        heartbeat_at=timezone.now()
-                    )
+                    Job.objects.filter(fence, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
                 except DatabaseError:
-                    log.warning("heartbeat for job %s failed", self.job_id, exc_info=True)
+                    log.warning("job heartbeat failed", exc_info=True)
+                    connection.close()
         finally:
             connection.close()
 
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
+
+heartbeats = _Heartbeats()
 
 
 def claim(job_id, hostname: str) -> Job | None:
     """Compare-and-set queued → running. None when another delivery already took it."""
+    job = Job.objects.select_related("department").filter(pk=job_id).first()
     now = timezone.now()
-    updated = (
-        Job.objects.filter(pk=job_id, status=JobStatus.QUEUED)
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .update(
-            status=JobStatus.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            attempts=F("attempts") + 1,
-            worker=hostname[:200],
-            progress=0,
-            progress_message="",
-        )
-    )
-    if updated != 1:
+    if job is None or job.status != JobStatus.QUEUED or (job.not_before and job.not_before > now):
         return None
-    job = Job.objects.select_related("department").get(pk=job_id)
-    if job.wait_seconds is None:
-        job.wait_seconds = (now - job.queued_at).total_seconds()
-        Job.objects.filter(pk=job_id).update(wait_seconds=job.wait_seconds)
+    wait_seconds = job.wait_seconds if job.wait_seconds is not None else (now - job.queued_at).total_seconds()
+    fields = {"status": JobStatus.RUNNING, "started_at": now, "heartbeat_at": now, "attempts": job.attempts + 1,
+              "worker": hostname[:200], "progress": 0, "progress_message": "", "wait_seconds": wait_seconds}
+    # The status and attempts in the filter make this a compare-and-set: one delivery wins.
+    if Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempts=job.attempts).update(**fields) != 1:
+        return None
+    for name, value in fields.items():
+        setattr(job, name, value)
     return job
 
 
@@ -178,8 +194,7 @@ def run(job_id, *, hostname: str = "worker") -> str:
         return "failed"
     JobLogLine.objects.create(job_id=job.pk, message=f"Started on {hostname} (attempt {attempt} of {job.max_attempts}).")
     ctx = JobContext(job, attempt, kind.time_limit)
-    heartbeat = _Heartbeat(job.pk, attempt)
-    heartbeat.start()
+    heartbeats.add(job.pk, attempt)
     try:
         ctx.check_cancelled()
         result = kind.handler(ctx, job.params) or {}
@@ -206,7 +221,7 @@ def run(job_id, *, hostname: str = "worker") -> str:
         )
         return "failed"
     finally:
-        heartbeat.stop()
+        heartbeats.remove(job.pk)
     result_ref = str(result.pop("result_ref", "")) if isinstance(result, dict) else ""
     if not _finish(job, attempt, JobStatus.SUCCEEDED, progress=100, result=result, result_ref=result_ref):
         log.warning("job %s finished after it was handed on or cancelled: result dropped", job.pk)
