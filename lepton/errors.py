@@ -27,8 +27,10 @@ class NotFound(ServiceError):
     status = 404
     code = "not_found"
 
-    def __init__(self, message: str = "Not found.", **kwargs):
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str = "", **kwargs):
+        from django.utils.translation import gettext
+
+        super().__init__(message or gettext("Not found."), **kwargs)
 
 
 class Forbidden(ServiceError):

@@ -17,6 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
@@ -30,7 +31,7 @@ DEPARTMENT_FIELDS = ["name", "description", *DEPARTMENT_QUOTA_FIELDS]
 
 def _require_platform_admin(actor) -> None:
     if not (actor and actor.is_authenticated and actor.is_superuser):
-        raise Forbidden("Only platform administrators may do this.")
+        raise Forbidden(_("Only platform administrators may do this."))
 
 
 def _require(actor, action: str, obj) -> None:
@@ -38,7 +39,7 @@ def _require(actor, action: str, obj) -> None:
     if not policy.can(actor, "view", obj):
         raise NotFound()
     if not policy.can(actor, action, obj):
-        raise Forbidden(f"Your role does not allow '{action}' here.")
+        raise Forbidden(_("Your role does not allow '%(action)s' here.") % {"action": action})
 
 
 def _validate_quotas(values: dict) -> None:
@@ -46,16 +47,16 @@ def _validate_quotas(values: dict) -> None:
     if "max_concurrent_jobs" in values:
         v = values["max_concurrent_jobs"]
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1000:
-            errors["max_concurrent_jobs"] = ["Must be a whole number from 1 to 1000."]
+            errors["max_concurrent_jobs"] = [_("Must be a whole number from 1 to 1000.")]
     for field in ("gpu_minutes_per_month", "storage_bytes_quota"):
         if field in values:
             v = values[field]
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                errors[field] = ["Must be a whole number, 0 or more."]
+                errors[field] = [_("Must be a whole number, 0 or more.")]
     if "name" in values and not str(values["name"]).strip():
-        errors["name"] = ["A department needs a name."]
+        errors["name"] = [_("A department needs a name.")]
     if errors:
-        raise Invalid("Some values are not valid.", fields=errors)
+        raise Invalid(_("Some values are not valid."), fields=errors)
 
 
 # --- departments -------------------------------------------------------------------------
@@ -67,24 +68,31 @@ def department_create(*, actor, slug: str, name: str, description: str = "", adm
     slug = (slug or "").strip().lower()
     if not slug or slugify(slug) != slug:
         raise Invalid(
-            "The slug may use only lowercase letters, digits and hyphens.",
-            fields={"slug": ["Use lowercase letters, digits and hyphens."]},
+            _("The slug may use only lowercase letters, digits and hyphens."),
+            fields={"slug": [_("Use lowercase letters, digits and hyphens.")]},
         )
     _validate_quotas({"name": name, **quotas})
     unknown = set(quotas) - set(DEPARTMENT_QUOTA_FIELDS)
     if unknown:
-        raise Invalid(f"Unknown fields: {', '.join(sorted(unknown))}.", fields={f: ["Unknown field."] for f in unknown})
+        raise Invalid(
+            _("Unknown fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+            fields={f: [_("Unknown field.")] for f in unknown},
+        )
     with transaction.atomic():
         if Department.objects.filter(slug=slug).exists():
             raise Invalid(
-                f"The slug '{slug}' is already taken.", fields={"slug": [f"'{slug}' is already taken."]}, code="slug_taken"
+                _("The slug '%(slug)s' is already taken.") % {"slug": slug},
+                fields={"slug": [_("'%(slug)s' is already taken.") % {"slug": slug}]},
+                code="slug_taken",
             )
         try:
             with transaction.atomic():
                 department = Department.objects.create(slug=slug, name=name.strip(), description=description, **quotas)
         except IntegrityError:
             raise Invalid(
-                f"The slug '{slug}' is already taken.", fields={"slug": [f"'{slug}' is already taken."]}, code="slug_taken"
+                _("The slug '%(slug)s' is already taken.") % {"slug": slug},
+                fields={"slug": [_("'%(slug)s' is already taken.") % {"slug": slug}]},
+                code="slug_taken",
             ) from None
         first_admin = admin or actor
         Membership.objects.create(user=first_admin, department=department, role=Role.ADMIN)
@@ -102,7 +110,10 @@ def department_update(*, actor, department: Department, **values) -> Department:
     """Change name, description (maintainers) or quotas (department admins and platform admins)."""
     unknown = set(values) - set(DEPARTMENT_FIELDS)
     if unknown:
-        raise Invalid(f"Unknown fields: {', '.join(sorted(unknown))}.", fields={f: ["Unknown field."] for f in unknown})
+        raise Invalid(
+            _("Unknown fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+            fields={f: [_("Unknown field.")] for f in unknown},
+        )
     needs = "administer" if set(values) & set(DEPARTMENT_QUOTA_FIELDS) else "manage"
     _require(actor, needs, department)
     _validate_quotas(values)
@@ -123,14 +134,17 @@ def department_update(*, actor, department: Department, **values) -> Department:
 
 def _check_role(role: str) -> None:
     if role not in Role.values:
-        raise Invalid(f"Unknown role '{role}'.", fields={"role": [f"Choose one of: {', '.join(Role.values)}."]})
+        raise Invalid(
+            _("Unknown role '%(role)s'.") % {"role": role},
+            fields={"role": [_("Choose one of: %(choices)s.") % {"choices": ", ".join(Role.values)}]},
+        )
 
 
 def _require_may_grant(actor, department: Department, role: str) -> None:
     """Maintainers manage viewers, members and maintainers; only admins grant or touch admin."""
     _require(actor, "manage", department)
     if role == Role.ADMIN and not policy.can(actor, "administer", department):
-        raise Forbidden("Only a department admin may grant or change the admin role.")
+        raise Forbidden(_("Only a department admin may grant or change the admin role."))
 
 
 def membership_add(*, actor, department: Department, user, role: str = Role.MEMBER) -> Membership:
@@ -140,8 +154,8 @@ def membership_add(*, actor, department: Department, user, role: str = Role.MEMB
     with transaction.atomic():
         if Membership.objects.filter(department=department, user=user).exists():
             raise Invalid(
-                f"{user.get_username()} is already in {department}.",
-                fields={"user": ["Already a member."]},
+                _("%(user)s is already in %(department)s.") % {"user": user.get_username(), "department": department},
+                fields={"user": [_("Already a member.")]},
                 code="already_member",
             )
         membership = Membership.objects.create(department=department, user=user, role=role)
@@ -177,8 +191,9 @@ def membership_change_role(*, actor, membership: Membership, role: str) -> Membe
             return membership
         if membership.role == Role.ADMIN and not _other_admins(membership).exists():
             raise Conflict(
-                f"{membership.user.get_username()} is the last admin of {department}; make someone else admin first.",
-                fields={"role": ["The last admin cannot be demoted."]},
+                _("%(user)s is the last admin of %(department)s; make someone else admin first.")
+                % {"user": membership.user.get_username(), "department": department},
+                fields={"role": [_("The last admin cannot be demoted.")]},
                 code="last_admin",
             )
         old = membership.role
@@ -203,8 +218,9 @@ def membership_remove(*, actor, membership: Membership) -> None:
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
         if membership.role == Role.ADMIN and not _other_admins(membership).exists():
             raise Conflict(
-                f"{membership.user.get_username()} is the last admin of {department}.",
-                fields={"user": ["The last admin cannot be removed."]},
+                _("%(user)s is the last admin of %(department)s.")
+                % {"user": membership.user.get_username(), "department": department},
+                fields={"user": [_("The last admin cannot be removed.")]},
                 code="last_admin",
             )
         audit.record(
@@ -226,14 +242,17 @@ def share_grant(
 ) -> Share:
     """Grant `department` view or use of `obj` (the owner's maintainers); updates an existing share."""
     if level not in ShareLevel.values:
-        raise Invalid(f"Unknown share level '{level}'.", fields={"level": [f"Choose one of: {', '.join(ShareLevel.values)}."]})
+        raise Invalid(
+            _("Unknown share level '%(level)s'.") % {"level": level},
+            fields={"level": [_("Choose one of: %(choices)s.") % {"choices": ", ".join(ShareLevel.values)}]},
+        )
     _require(actor, "share", obj)
     if department.pk == obj.department_id:
         raise Invalid(
-            "An object is already visible to its own department.", fields={"department": ["Choose another department."]}
+            _("An object is already visible to its own department."), fields={"department": [_("Choose another department.")]}
         )
     if expires_at is not None and expires_at <= timezone.now():
-        raise Invalid("The expiry must lie in the future.", fields={"expires_at": ["Must be in the future."]})
+        raise Invalid(_("The expiry must lie in the future."), fields={"expires_at": [_("Must be in the future.")]})
     content_type = ContentType.objects.get_for_model(obj)
     with transaction.atomic():
         share, created = Share.objects.update_or_create(
@@ -281,21 +300,24 @@ def token_create(*, actor, name: str, scopes: list[str], expires_at: datetime | 
     errors = {}
     name = (name or "").strip()
     if not name:
-        errors["name"] = ["Give the token a name (what uses it)."]
+        errors["name"] = [_("Give the token a name (what uses it).")]
     elif len(name) > 100:
-        errors["name"] = ["At most 100 characters."]
+        errors["name"] = [_("At most 100 characters.")]
     scopes = list(dict.fromkeys(scopes or []))
     bad = [s for s in scopes if s not in TokenScope.values]
     if not scopes:
-        errors["scopes"] = ["Choose at least one scope."]
+        errors["scopes"] = [_("Choose at least one scope.")]
     elif bad:
-        errors["scopes"] = [f"Unknown scope(s): {', '.join(map(str, bad))}; choose from {', '.join(TokenScope.values)}."]
+        errors["scopes"] = [
+            _("Unknown scope(s): %(bad)s; choose from %(choices)s.")
+            % {"bad": ", ".join(map(str, bad)), "choices": ", ".join(TokenScope.values)}
+        ]
     if expires_at is not None and expires_at <= timezone.now():
-        errors["expires_at"] = ["Must be in the future."]
+        errors["expires_at"] = [_("Must be in the future.")]
     if errors:
-        raise Invalid("The token cannot be created.", fields=errors)
+        raise Invalid(_("The token cannot be created."), fields=errors)
     if not (actor and actor.is_authenticated):
-        raise Forbidden("Log in to create tokens.")
+        raise Forbidden(_("Log in to create tokens."))
     with transaction.atomic():
         prefix = TOKEN_PREFIX + secrets.token_hex(4)
         while ApiToken.objects.filter(prefix=prefix).exists():
@@ -316,7 +338,7 @@ def token_revoke(*, actor, token: ApiToken) -> ApiToken:
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().get(pk=token.pk)
         if token.revoked_at is not None:
-            raise Conflict("This token is already revoked.", code="already_revoked")
+            raise Conflict(_("This token is already revoked."), code="already_revoked")
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         audit.record(actor=actor, action="token.revoke", obj=token, changes={"name": token.name})
@@ -333,14 +355,14 @@ def token_authenticate(secret: str) -> ApiToken:
     prefix = secret[: len(TOKEN_PREFIX) + 8] if secret.startswith(TOKEN_PREFIX) else ""
     token = ApiToken.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
     if token is None or not hmac.compare_digest(token.token_hash, _hash_token(secret)):
-        raise TokenError("Invalid token.")
+        raise TokenError(_("Invalid token."))
     now = timezone.now()
     if token.revoked_at is not None:
-        raise TokenError("This token has been revoked.")
+        raise TokenError(_("This token has been revoked."))
     if token.expires_at is not None and token.expires_at <= now:
-        raise TokenError("This token has expired.")
+        raise TokenError(_("This token has expired."))
     if not token.user.is_active:
-        raise TokenError("The token's user is inactive.")
+        raise TokenError(_("The token's user is inactive."))
     # Written at most once a minute per token, to keep reads cheap under load.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -352,4 +374,5 @@ def user_find(username: str):
     try:
         return User.objects.get(username=username)
     except User.DoesNotExist:
-        raise Invalid(f"No user named '{username}'.", fields={"user": [f"No user named '{username}'."]}) from None
+        message = _("No user named '%(username)s'.") % {"username": username}
+        raise Invalid(message, fields={"user": [message]}) from None

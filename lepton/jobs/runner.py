@@ -121,8 +121,16 @@ def claim(job_id, hostname: str) -> Job | None:
     if job is None or job.status != JobStatus.QUEUED or (job.not_before and job.not_before > now):
         return None
     wait_seconds = job.wait_seconds if job.wait_seconds is not None else (now - job.queued_at).total_seconds()
-    fields = {"status": JobStatus.RUNNING, "started_at": now, "heartbeat_at": now, "attempts": job.attempts + 1,
-              "worker": hostname[:200], "progress": 0, "progress_message": "", "wait_seconds": wait_seconds}
+    fields = {
+        "status": JobStatus.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "attempts": job.attempts + 1,
+        "worker": hostname[:200],
+        "progress": 0,
+        "progress_message": "",
+        "wait_seconds": wait_seconds,
+    }
     # The status and attempts in the filter make this a compare-and-set: one delivery wins.
     if Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempts=job.attempts).update(**fields) != 1:
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
@@ -20,13 +21,13 @@ def _validate(kind_name: str, params, priority) -> tuple:
     errors = {}
     kind = get_kind(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
-        errors["kind"] = [f"Unknown job kind '{kind_name}'."]
+        errors["kind"] = [_("Unknown job kind '%(kind)s'.") % {"kind": kind_name}]
     if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
-        errors["priority"] = ["Priority must be a whole number from 1 (lowest) to 10 (highest)."]
+        errors["priority"] = [_("Priority must be a whole number from 1 (lowest) to 10 (highest).")]
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        errors["params"] = ["Params must be a JSON object."]
+        errors["params"] = [_("Params must be a JSON object.")]
     cleaned = None
     if kind is not None and "params" not in errors:
         serializer = kind.params(data=params)
@@ -37,7 +38,8 @@ def _validate(kind_name: str, params, priority) -> tuple:
                 key = "params" if field == "non_field_errors" else f"params.{field}"
                 errors[key] = [str(m) for m in messages]
     if errors:
-        raise Invalid("The job cannot be started: " + "; ".join(f"{k}: {v[0]}" for k, v in errors.items()), fields=errors)
+        details = "; ".join(f"{k}: {v[0]}" for k, v in errors.items())
+        raise Invalid(_("The job cannot be started: %(details)s") % {"details": details}, fields=errors)
     return kind, cleaned
 
 
@@ -52,12 +54,12 @@ def job_submit(
     if not policy.can(actor, "view", department):
         raise NotFound()
     if not policy.can(actor, "submit", department):
-        raise Forbidden("Your role in this department does not allow starting jobs (members and above may).")
+        raise Forbidden(_("Your role in this department does not allow starting jobs (members and above may)."))
     job_kind, cleaned = _validate(kind, params, priority)
     if user_request and not job_kind.user_startable:
         raise Invalid(
-            f"Jobs of kind '{kind}' are started by the platform, not directly.",
-            fields={"kind": [f"'{kind}' cannot be started directly."]},
+            _("Jobs of kind '%(kind)s' are started by the platform, not directly.") % {"kind": kind},
+            fields={"kind": [_("'%(kind)s' cannot be started directly.") % {"kind": kind}]},
         )
     with transaction.atomic():
         job = Job.objects.create(
@@ -81,14 +83,16 @@ def job_cancel(*, actor, job: Job) -> Job:
     if not policy.can(actor, "view", job):
         raise NotFound()
     if not policy.can(actor, "cancel", job):
-        raise Forbidden("Only the person who started the job or a maintainer may cancel it.")
+        raise Forbidden(_("Only the person who started the job or a maintainer may cancel it."))
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status in FINISHED_STATUSES:
-            raise Conflict(f"The job has already {job.status}; there is nothing to cancel.", code="job_finished")
+            raise Conflict(
+                _("The job has already %(status)s; there is nothing to cancel.") % {"status": job.status}, code="job_finished"
+            )
         if job.cancel_requested_at is not None:
-            raise Conflict("A cancel was already asked for; the job stops at its next step.", code="cancel_pending")
+            raise Conflict(_("A cancel was already asked for; the job stops at its next step."), code="cancel_pending")
         if job.status == JobStatus.QUEUED:
             job.status = JobStatus.CANCELLED
             job.finished_at = now
@@ -112,11 +116,14 @@ def job_requeue(*, actor, job: Job) -> Job:
     if not policy.can(actor, "view", job):
         raise NotFound()
     if not policy.can(actor, "cancel", job) or not policy.can(actor, "submit", job.department):
-        raise Forbidden("Only the person who started the job or a maintainer may requeue it.")
+        raise Forbidden(_("Only the person who started the job or a maintainer may requeue it."))
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-            raise Conflict(f"Only failed or cancelled jobs can be requeued; this one is {job.status}.", code="job_not_finished")
+            raise Conflict(
+                _("Only failed or cancelled jobs can be requeued; this one is %(status)s.") % {"status": job.status},
+                code="job_not_finished",
+            )
         old = job.status
         Job.objects.filter(pk=job.pk).update(
             status=JobStatus.QUEUED,

@@ -34,8 +34,12 @@ def broker_down(tmp_path):
     old_url, old_options = app.conf.broker_url, dict(app.conf.broker_transport_options)
     if old_url.startswith("filesystem"):
         gone = str(tmp_path / "no-such-broker")
-        app.conf.broker_transport_options = {**old_options, "data_folder_in": gone, "data_folder_out": gone,
-                                             "control_folder": gone}
+        app.conf.broker_transport_options = {
+            **old_options,
+            "data_folder_in": gone,
+            "data_folder_out": gone,
+            "control_folder": gone,
+        }
     else:
         app.conf.broker_url = "redis://127.0.0.1:1/0"
     yield

@@ -131,8 +131,9 @@ def test_duplicate_delivery_runs_the_job_once(tmp_path, member, production, cele
     from lepton.jobs.tasks import run_job
 
     marker = tmp_path / "runs"
-    job = job_submit(actor=member, department=production, kind="tests.sleep",
-                     params={"steps": 2, "step_seconds": 0.1, "marker": str(marker)})
+    job = job_submit(
+        actor=member, department=production, kind="tests.sleep", params={"steps": 2, "step_seconds": 0.1, "marker": str(marker)}
+    )
     # The same message delivered three times at once (as a broker may after a reconnect).
     for _ in range(3):
         run_job.apply_async(args=[str(job.pk)], queue="cpu")
@@ -154,13 +155,15 @@ def test_runner_skips_a_job_that_is_not_queued(member, production):
 
 
 @pytest.mark.slow
-def test_sigkilled_worker_job_is_requeued_and_succeeds_exactly_once(tmp_path, settings, member, production,
-                                                                   subprocess_worker_factory, dispatcher):
+def test_sigkilled_worker_job_is_requeued_and_succeeds_exactly_once(
+    tmp_path, settings, member, production, subprocess_worker_factory, dispatcher
+):
     settings.LEPTON_JOB_STALE_SECONDS = 2.0
     marker = tmp_path / "completions"
     first = subprocess_worker_factory("doomed")
-    job = job_submit(actor=member, department=production, kind="tests.sleep",
-                     params={"steps": 40, "step_seconds": 0.1, "marker": str(marker)})
+    job = job_submit(
+        actor=member, department=production, kind="tests.sleep", params={"steps": 40, "step_seconds": 0.1, "marker": str(marker)}
+    )
 
     def running_with_progress():
         job.refresh_from_db()
@@ -188,8 +191,16 @@ def test_sigkilled_worker_job_is_requeued_and_succeeds_exactly_once(tmp_path, se
 
 def test_reaper_fails_a_stale_job_without_attempts_left(member, production):
     old = timezone.now() - timedelta(minutes=10)
-    job = Job.objects.create(kind="tests.noop", department=production, status="running", attempts=3, max_attempts=3,
-                             started_at=old, heartbeat_at=old, worker="gone@host")
+    job = Job.objects.create(
+        kind="tests.noop",
+        department=production,
+        status="running",
+        attempts=3,
+        max_attempts=3,
+        started_at=old,
+        heartbeat_at=old,
+        worker="gone@host",
+    )
     outcome = reap()
     job.refresh_from_db()
     assert outcome["failed"] == [job.pk]
@@ -199,8 +210,9 @@ def test_reaper_fails_a_stale_job_without_attempts_left(member, production):
 
 def test_reaper_leaves_jobs_with_fresh_heartbeats_alone(member, production):
     now = timezone.now()
-    job = Job.objects.create(kind="tests.noop", department=production, status="running", attempts=1,
-                             started_at=now, heartbeat_at=now)
+    job = Job.objects.create(
+        kind="tests.noop", department=production, status="running", attempts=1, started_at=now, heartbeat_at=now
+    )
     assert reap() == {}
     job.refresh_from_db()
     assert job.status == "running"
@@ -269,8 +281,10 @@ def test_fair_share_end_to_end_b_starts_before_as_third(settings, transactional_
     b, bob = _department_with_member("dept-b", max_concurrent_jobs=50)
     # A queues twenty jobs and B one, in the same moment (one transaction), while the worker runs.
     with transaction.atomic():
-        a_jobs = [job_submit(actor=alice, department=a, kind="tests.sleep", params={"steps": 1, "step_seconds": 0.15})
-                  for _ in range(20)]
+        a_jobs = [
+            job_submit(actor=alice, department=a, kind="tests.sleep", params={"steps": 1, "step_seconds": 0.15})
+            for _ in range(20)
+        ]
         b_job = job_submit(actor=bob, department=b, kind="tests.sleep", params={"steps": 1, "step_seconds": 0.15})
     for job in [b_job, *a_jobs]:
         wait_for_job(job, timeout=60)
@@ -311,16 +325,25 @@ def test_gpu_job_that_allows_cpu_runs_on_cpu_and_says_so(member, production, cel
     wait_for_job(job)
     assert job.status == "succeeded"
     assert job.queue == "cpu"
-    assert "No GPU worker is online: running on CPU" in job.wait_reason or job.log_lines.filter(
-        message__startswith="No GPU worker is online").exists()
+    assert (
+        "No GPU worker is online: running on CPU" in job.wait_reason
+        or job.log_lines.filter(message__startswith="No GPU worker is online").exists()
+    )
 
 
 def test_gpu_budget_used_up_holds_gpu_jobs(member, production):
     production.gpu_minutes_per_month = 10
     production.save()
     now = timezone.now()
-    Job.objects.create(kind="tests.gpu", department=production, status="succeeded", queue="gpu", resource="gpu",
-                       started_at=now - timedelta(minutes=11), finished_at=now)
+    Job.objects.create(
+        kind="tests.gpu",
+        department=production,
+        status="succeeded",
+        queue="gpu",
+        resource="gpu",
+        started_at=now - timedelta(minutes=11),
+        finished_at=now,
+    )
     job = job_submit(actor=member, department=production, kind="tests.gpu")
     _beat(hostname="gpu@node", queues=["gpu"], concurrency=1)
     assert dispatch().released == []
@@ -397,8 +420,15 @@ def test_cancel_rights(member, viewer, outsider, owner, production):
 def test_running_job_ignoring_cancel_is_revoked_after_the_grace_period(settings, member, production):
     settings.LEPTON_CANCEL_GRACE_SECONDS = 5
     now = timezone.now()
-    job = Job.objects.create(kind="tests.noop", department=production, status="running", attempts=1, started_at=now,
-                             heartbeat_at=now, cancel_requested_at=now - timedelta(seconds=10))
+    job = Job.objects.create(
+        kind="tests.noop",
+        department=production,
+        status="running",
+        attempts=1,
+        started_at=now,
+        heartbeat_at=now,
+        cancel_requested_at=now - timedelta(seconds=10),
+    )
     outcome = reap()
     job.refresh_from_db()
     assert outcome["revoked"] == [job.pk]
@@ -406,8 +436,15 @@ def test_running_job_ignoring_cancel_is_revoked_after_the_grace_period(settings,
 
 
 def test_requeue_a_failed_job(member, production):
-    job = Job.objects.create(kind="tests.noop", department=production, requested_by=member, status="failed", attempts=3,
-                             max_attempts=3, error_message="boom")
+    job = Job.objects.create(
+        kind="tests.noop",
+        department=production,
+        requested_by=member,
+        status="failed",
+        attempts=3,
+        max_attempts=3,
+        error_message="boom",
+    )
     job_requeue(actor=member, job=job)
     job.refresh_from_db()
     assert (job.status, job.error_message, job.released_at) == ("queued", "", None)

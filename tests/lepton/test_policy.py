@@ -45,8 +45,11 @@ def owned_job(production):
 
 def _share(job, department, level, expires_at=None):
     return Share.objects.create(
-        content_type=ContentType.objects.get_for_model(Job), object_id=str(job.pk), department=department,
-        level=level, expires_at=expires_at,
+        content_type=ContentType.objects.get_for_model(Job),
+        object_id=str(job.pk),
+        department=department,
+        level=level,
+        expires_at=expires_at,
     )
 
 
@@ -89,7 +92,11 @@ def test_department_actions_follow_the_role(role, expected, production):
     MembershipFactory(user=user, department=production, role=role)
     allowed = {a for a in ("view", "submit", "manage", "administer") if policy.can(user, a, production)}
     assert allowed == expected
-    visible = {a for a in ("view", "submit", "manage", "administer") if policy.visible_to(user, Department, a).filter(pk=production.pk).exists()}
+    visible = {
+        a
+        for a in ("view", "submit", "manage", "administer")
+        if policy.visible_to(user, Department, a).filter(pk=production.pk).exists()
+    }
     assert visible == expected
 
 

@@ -15,8 +15,14 @@ from tests.factories import UserFactory
 
 
 def _snapshot():
-    return (Department.objects.count(), Membership.objects.count(), Share.objects.count(), ApiToken.objects.count(),
-            AuditEvent.objects.count(), Job.objects.count())
+    return (
+        Department.objects.count(),
+        Membership.objects.count(),
+        Share.objects.count(),
+        ApiToken.objects.count(),
+        AuditEvent.objects.count(),
+        Job.objects.count(),
+    )
 
 
 def _last_event():
@@ -211,9 +217,12 @@ def test_token_is_stored_hashed_and_authenticates(member):
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"name": "", "scopes": ["read"]}, "name"), ({"name": "x", "scopes": []}, "scopes"),
-     ({"name": "x", "scopes": ["root"]}, "scopes"),
-     ({"name": "x", "scopes": ["read"], "expires_at": timezone.now() - timedelta(days=1)}, "expires_at")],
+    [
+        ({"name": "", "scopes": ["read"]}, "name"),
+        ({"name": "x", "scopes": []}, "scopes"),
+        ({"name": "x", "scopes": ["root"]}, "scopes"),
+        ({"name": "x", "scopes": ["read"], "expires_at": timezone.now() - timedelta(days=1)}, "expires_at"),
+    ],
 )
 def test_token_bad_input_is_refused(member, kwargs, field):
     before = _snapshot()
@@ -279,3 +288,12 @@ def test_audit_diff_reports_only_changed_fields(production):
     assert audit.diff(production, ["name", "description"], {"name": "Production", "description": "new"}) == {
         "description": ["", "new"]
     }
+
+
+def test_service_messages_follow_the_active_language(production, admin):
+    from django.utils import translation
+
+    with translation.override("zh-hans"), pytest.raises(Conflict) as err:
+        services.membership_change_role(actor=admin, membership=Membership.objects.get(user=admin), role="viewer")
+    assert "最后一位管理员" in err.value.message
+    assert err.value.fields == {"role": ["不能降级最后一位管理员。"]}

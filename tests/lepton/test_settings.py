@@ -30,15 +30,23 @@ def test_debug_false_with_the_default_secret_key_refuses_to_start(tmp_path):
 def test_debug_false_with_a_secret_key_file_starts(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("a-long-random-production-secret-value-1234567890\n")
-    result = _run(SETUP + "; from django.conf import settings; print(settings.SECRET_KEY)",
-                  DEBUG="false", SECRET_KEY_FILE=str(secret), LEPTON_VAR_DIR=str(tmp_path))
+    result = _run(
+        SETUP + "; from django.conf import settings; print(settings.SECRET_KEY)",
+        DEBUG="false",
+        SECRET_KEY_FILE=str(secret),
+        LEPTON_VAR_DIR=str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "a-long-random-production-secret-value-1234567890"
 
 
 def test_unreachable_database_url_is_named_at_start_up(tmp_path):
     result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--database", "default"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "check", "--database", "default"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "DATABASE_URL": "postgres://lepton:s3cret@127.0.0.1:1/lepton", "LEPTON_VAR_DIR": str(tmp_path)},
     )
     assert result.returncode != 0
@@ -47,7 +55,11 @@ def test_unreachable_database_url_is_named_at_start_up(tmp_path):
 
 
 def test_unreachable_database_makes_healthz_503(tmp_path):
-    code = SETUP + "; from django.test import Client; r = Client().get('/healthz'); print(r.status_code, r.json()['checks']['database']['ok'])"
+    code = (
+        SETUP
+        + "; from django.test import Client; r = Client().get('/healthz')"
+        + "; print(r.status_code, r.json()['checks']['database']['ok'])"
+    )
     result = _run(code, DATABASE_URL="postgres://postgres@127.0.0.1:1/nowhere", LEPTON_VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ["503", "False"]

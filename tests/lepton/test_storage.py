@@ -92,8 +92,9 @@ def s3_store():
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket="lake")
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    ).create_bucket(Bucket="lake")
     yield BlobStorage("s3://lake/lepton", {"endpoint_url": endpoint, "key": "test", "secret": "test"})
     server.stop()
 
