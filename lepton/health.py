@@ -1,4 +1,4 @@
-"""/healthz: database, broker, storage and a live worker, as JSON; 200 when all are fine, else 503.
+"""/healthz: database, broker, storage, a live worker and a passing dispatcher, as JSON; 200 when all are fine, else 503.
 
 `?deep=1` also reports the newest platform self-check job (and queues one when the last
 is older than LEPTON_SELFCHECK_INTERVAL seconds): it proves a worker really runs jobs.
@@ -75,6 +75,18 @@ def check_worker():
     return detail
 
 
+def check_dispatcher():
+    from lepton.jobs.dispatcher import dispatcher_last_pass_age
+
+    age = dispatcher_last_pass_age()
+    if age is None:
+        return {"ok": False, "error": "No dispatcher has run yet: queued jobs are not released."}
+    detail = {"ok": age <= settings.LEPTON_DISPATCHER_STALE_SECONDS, "last_pass_seconds_ago": round(age, 1)}
+    if not detail["ok"]:
+        detail["error"] = "The dispatcher has stopped passing: queued jobs are not released."
+    return detail
+
+
 def check_selfcheck():
     from lepton.jobs.models import Job, JobStatus
     from lepton.jobs.services import platform_job_submit
@@ -111,9 +123,11 @@ def health(deep: bool = False) -> tuple[bool, dict]:
     checks["storage"] = _timed(check_storage)
     if checks["database"]["ok"]:
         checks["worker"] = _timed(check_worker)
+        checks["dispatcher"] = _timed(check_dispatcher)
         if deep:
             checks["selfcheck"] = _timed(check_selfcheck)
     else:
         checks["worker"] = {"ok": False, "error": "unknown: the database is unreachable"}
+        checks["dispatcher"] = {"ok": False, "error": "unknown: the database is unreachable"}
     ok = all(c["ok"] for c in checks.values())
     return ok, {"status": "ok" if ok else "fail", "checks": checks}

@@ -257,6 +257,8 @@ LEPTON_WORKER_STALE_SECONDS = env_float("LEPTON_WORKER_STALE_SECONDS", 20.0)
 LEPTON_CANCEL_GRACE_SECONDS = env_float("LEPTON_CANCEL_GRACE_SECONDS", 30.0)
 # First wait before retrying a job after a transient error (then ×4 per attempt).
 LEPTON_JOB_RETRY_BACKOFF_SECONDS = env_float("LEPTON_JOB_RETRY_BACKOFF_SECONDS", 5.0)
+# /healthz fails when the dispatcher has not passed for this long.
+LEPTON_DISPATCHER_STALE_SECONDS = env_float("LEPTON_DISPATCHER_STALE_SECONDS", 30.0)
 # Released messages a worker never picked up go back to the dispatcher after this long.
 LEPTON_RELEASE_TIMEOUT_SECONDS = env_float("LEPTON_RELEASE_TIMEOUT_SECONDS", 600.0)
 # Extra modules that register job kinds (tests and benchmarks add their own).

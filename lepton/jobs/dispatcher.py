@@ -16,12 +16,14 @@ advisory lock keeps a second one from releasing the same jobs.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Case, CharField, Count, Q, Value, When
 from django.utils import timezone
@@ -34,6 +36,24 @@ log = logging.getLogger(__name__)
 
 _ADVISORY_LOCK_ID = 0x4C4550544F4E  # "LEPTON"
 CANDIDATE_LIMIT = 1000
+REASONS_EVERY_SECONDS = 2.0
+ALIVE_KEY = "lepton:dispatcher:last_pass"
+_last_full_pass = 0.0
+_last_alive_mark = 0.0
+
+
+def _mark_alive() -> None:
+    """Tell /healthz that a dispatcher is passing (in the shared cache, at most once a second)."""
+    global _last_alive_mark
+    if time.monotonic() - _last_alive_mark >= 1.0:
+        cache.set(ALIVE_KEY, time.time(), timeout=None)
+        _last_alive_mark = time.monotonic()
+
+
+def dispatcher_last_pass_age() -> float | None:
+    """Seconds since a dispatcher last passed, or None when none ever did."""
+    last = cache.get(ALIVE_KEY)
+    return None if last is None else max(0.0, time.time() - last)
 
 
 @dataclass
@@ -96,9 +116,28 @@ def dispatch(now=None) -> DispatchReport:
     """One pass: release what fits, record why the rest waits."""
     now = now or timezone.now()
     report = DispatchReport()
+    _mark_alive()
     with transaction.atomic():
         if not _lock():
             return report
+        slots = queue_slots(now)
+        in_flight: dict[str, int] = defaultdict(int)
+        active: dict[int | None, int] = defaultdict(int)
+        for queue, department_id, n in (
+            Job.objects.filter(Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, released_at__isnull=False))
+            .values_list("queue", "department_id")
+            .annotate(n=Count("pk"))
+            .values_list("queue", "department_id", "n")
+        ):
+            in_flight[queue] += n
+            active[department_id] += n
+        backlog = settings.LEPTON_DISPATCH_BACKLOG_PER_SLOT
+        free = {q: n * (1 + backlog) - in_flight.get(q, 0) for q, n in slots.items()}
+        # With every queue full, reading the waiting jobs only refreshes their reasons: do it now and then.
+        global _last_full_pass
+        if free and max(free.values()) <= 0 and time.monotonic() - _last_full_pass < REASONS_EVERY_SECONDS:
+            return report
+        _last_full_pass = time.monotonic()
         candidates = list(
             Job.objects.filter(status=JobStatus.QUEUED, released_at__isnull=True)
             .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
@@ -107,21 +146,6 @@ def dispatch(now=None) -> DispatchReport:
         )
         if not candidates:
             return report
-        slots = queue_slots(now)
-        in_flight = dict(
-            Job.objects.filter(Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, released_at__isnull=False))
-            .values_list("queue")
-            .annotate(n=Count("pk"))
-            .values_list("queue", "n")
-        )
-        active = dict(
-            Job.objects.filter(Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, released_at__isnull=False))
-            .values_list("department_id")
-            .annotate(n=Count("pk"))
-            .values_list("department_id", "n")
-        )
-        backlog = settings.LEPTON_DISPATCH_BACKLOG_PER_SLOT
-        free = {q: n * (1 + backlog) - in_flight.get(q, 0) for q, n in slots.items()}
         gpu_departments = {j.department_id for j in candidates if j.resource == Resource.GPU}
         gpu_used = gpu_minutes_used(gpu_departments, now) if gpu_departments else {}
 

@@ -1,5 +1,7 @@
 """/healthz and /metrics against the real services."""
 
+import time
+
 import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
@@ -9,14 +11,34 @@ from lepton.jobs.services import job_submit
 from tests.conftest import wait_for
 
 
-def test_healthz_is_200_with_database_broker_storage_and_a_live_worker(transactional_db, celery_worker):
+def test_healthz_is_200_with_database_broker_storage_a_live_worker_and_the_dispatcher(
+    transactional_db, celery_worker, dispatcher
+):
+    wait_for(lambda: Client().get("/healthz").status_code == 200, timeout=10, what="/healthz 200")
     response = Client().get("/healthz")
     body = response.json()
-    assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "broker", "storage", "worker"}
+    assert set(body["checks"]) == {"database", "broker", "storage", "worker", "dispatcher"}
+    assert body["checks"]["dispatcher"]["last_pass_seconds_ago"] < 5
     assert body["checks"]["worker"]["live_workers"] >= 1
     assert "cpu" in body["checks"]["worker"]["queues"]
+
+
+def test_healthz_is_503_without_a_dispatcher(transactional_db, celery_worker):
+    response = Client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["dispatcher"]["error"].startswith("No dispatcher has run yet")
+
+
+def test_healthz_is_503_when_the_dispatcher_stopped_passing(db, settings):
+    from django.core.cache import cache
+
+    from lepton.jobs.dispatcher import ALIVE_KEY
+
+    cache.set(ALIVE_KEY, time.time() - 120)
+    settings.LEPTON_DISPATCHER_STALE_SECONDS = 30
+    dispatcher = Client().get("/healthz").json()["checks"]["dispatcher"]
+    assert dispatcher["ok"] is False and dispatcher["last_pass_seconds_ago"] >= 120
 
 
 def test_healthz_is_503_without_a_worker(db):
