@@ -27,6 +27,8 @@ install: $(PY)
 	fi
 
 migrate: install
+	@# Names an unreachable DATABASE_URL (password hidden) instead of a driver traceback.
+	$(PY) manage.py check --database default --fail-level ERROR
 	$(PY) manage.py migrate --noinput
 
 run: migrate
