@@ -104,7 +104,7 @@ def test_cpu_services_reserve_no_gpu(compose, name):
     assert "reservations" not in compose["services"][name].get("deploy", {}).get("resources", {})
 
 
-@pytest.mark.parametrize("name", ["postgres", "redis", "web", "worker-cpu", "worker-gpu"])
+@pytest.mark.parametrize("name", ["postgres", "redis", "web", "worker-cpu", "worker-gpu", "dispatcher"])
 def test_services_have_healthchecks(compose, name):
     assert compose["services"][name]["healthcheck"]["test"]
 

@@ -116,3 +116,17 @@ def test_metrics_parse_and_count_jobs_by_status_and_department(member, productio
     assert "lepton_job_queue_wait_seconds" in families
     assert "lepton_worker_slots" in families
     assert any(name.startswith("django_http_requests") for name in families)
+
+
+def test_dispatcher_alive_command_reports_the_last_pass(db):
+    from django.core.management import CommandError, call_command
+
+    from lepton.jobs.dispatcher import dispatch
+
+    with pytest.raises(CommandError, match="No dispatcher has run yet"):
+        call_command("dispatcher_alive")
+    import lepton.jobs.dispatcher as dispatcher_module
+
+    dispatcher_module._last_alive_mark = 0.0  # a fresh process marks its first pass at once
+    dispatch()
+    call_command("dispatcher_alive")
