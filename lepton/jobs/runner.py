@@ -131,21 +131,28 @@ def claim(job_id, hostname: str) -> Job | None:
         "progress_message": "",
         "wait_seconds": wait_seconds,
     }
-    # The status and attempts in the filter make this a compare-and-set: one delivery wins.
-    if Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempts=job.attempts).update(**fields) != 1:
-        return None
+    with transaction.atomic():
+        # The status and attempts in the filter make this a compare-and-set: one delivery wins.
+        if Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempts=job.attempts).update(**fields) != 1:
+            return None
+        JobLogLine.objects.create(
+            job_id=job_id, message=f"Started on {hostname} (attempt {job.attempts + 1} of {job.max_attempts})."
+        )
     for name, value in fields.items():
         setattr(job, name, value)
     return job
 
 
-def _finish(job: Job, attempt: int, status: str, **fields) -> bool:
+def _finish(job: Job, attempt: int, status: str, log_line: str = "", **fields) -> bool:
+    """End this attempt (fenced), with its audit event and last log line, in one transaction."""
     now = timezone.now()
     with transaction.atomic():
         done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=attempt).update(
             status=status, finished_at=now, heartbeat_at=now, wait_reason="", **fields
         )
         if done:
+            if log_line:
+                JobLogLine.objects.create(job_id=job.pk, message=log_line)
             audit.record(
                 actor=None,
                 action=f"job.{status}",
@@ -200,11 +207,9 @@ def run(job_id, *, hostname: str = "worker") -> str:
     if kind is None:
         _finish(job, attempt, JobStatus.FAILED, error_message=f"No handler for job kind '{job.kind}' on worker {hostname}.")
         return "failed"
-    JobLogLine.objects.create(job_id=job.pk, message=f"Started on {hostname} (attempt {attempt} of {job.max_attempts}).")
     ctx = JobContext(job, attempt, kind.time_limit)
     heartbeats.add(job.pk, attempt)
     try:
-        ctx.check_cancelled()
         result = kind.handler(ctx, job.params) or {}
     except JobCancelled:
         JobLogLine.objects.create(job_id=job.pk, level="warning", message="Stopped on request.")
@@ -231,8 +236,7 @@ def run(job_id, *, hostname: str = "worker") -> str:
     finally:
         heartbeats.remove(job.pk)
     result_ref = str(result.pop("result_ref", "")) if isinstance(result, dict) else ""
-    if not _finish(job, attempt, JobStatus.SUCCEEDED, progress=100, result=result, result_ref=result_ref):
+    if not _finish(job, attempt, JobStatus.SUCCEEDED, "Succeeded.", progress=100, result=result, result_ref=result_ref):
         log.warning("job %s finished after it was handed on or cancelled: result dropped", job.pk)
         return "fenced"
-    JobLogLine.objects.create(job_id=job.pk, message="Succeeded.")
     return "succeeded"
