@@ -248,6 +248,8 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 # The job system (lepton/jobs/).
 LEPTON_DISPATCH_INTERVAL = env_float("LEPTON_DISPATCH_INTERVAL", 0.2)
+# Seconds between passes while queued jobs wait only for a worker slot (a pass is then two small queries).
+LEPTON_DISPATCH_BUSY_INTERVAL = env_float("LEPTON_DISPATCH_BUSY_INTERVAL", 0.02)
 # Messages released ahead of free worker slots, per slot: more is faster, less is fairer.
 LEPTON_DISPATCH_BACKLOG_PER_SLOT = env_int("LEPTON_DISPATCH_BACKLOG_PER_SLOT", 1)
 LEPTON_JOB_HEARTBEAT_SECONDS = env_float("LEPTON_JOB_HEARTBEAT_SECONDS", 5.0)

@@ -39,6 +39,8 @@ CANDIDATE_LIMIT = 1000
 REASONS_EVERY_SECONDS = 2.0
 ALIVE_KEY = "lepton:dispatcher:last_pass"
 _last_full_pass = 0.0
+_had_slot_waiters = False
+SLOT_REASON = "Waiting for a free worker slot."
 _last_alive_mark = 0.0
 
 
@@ -60,6 +62,8 @@ def dispatcher_last_pass_age() -> float | None:
 class DispatchReport:
     released: list = field(default_factory=list)
     waiting: dict = field(default_factory=dict)
+    # Jobs wait only for a worker slot: the loop looks again soon (a slot frees when a job ends).
+    slot_bound: bool = False
 
 
 def live_workers(now=None):
@@ -114,6 +118,7 @@ def _send(job_id: str, queue: str, task_id: str, time_limit: int) -> None:
 
 def dispatch(now=None) -> DispatchReport:
     """One pass: release what fits, record why the rest waits."""
+    global _last_full_pass, _had_slot_waiters
     now = now or timezone.now()
     report = DispatchReport()
     _mark_alive()
@@ -134,8 +139,8 @@ def dispatch(now=None) -> DispatchReport:
         backlog = settings.LEPTON_DISPATCH_BACKLOG_PER_SLOT
         free = {q: n * (1 + backlog) - in_flight.get(q, 0) for q, n in slots.items()}
         # With every queue full, reading the waiting jobs only refreshes their reasons: do it now and then.
-        global _last_full_pass
         if free and max(free.values()) <= 0 and time.monotonic() - _last_full_pass < REASONS_EVERY_SECONDS:
+            report.slot_bound = _had_slot_waiters
             return report
         _last_full_pass = time.monotonic()
         candidates = list(
@@ -188,9 +193,7 @@ def dispatch(now=None) -> DispatchReport:
                 continue
             if free.get(queue, 0) <= 0:
                 report.waiting[job.pk] = (
-                    "Waiting for a free worker slot."
-                    if slots.get(queue)
-                    else f"Waiting for a worker on the '{queue}' queue: none is online."
+                    SLOT_REASON if slots.get(queue) else f"Waiting for a worker on the '{queue}' queue: none is online."
                 )
                 continue
             free[queue] -= 1
@@ -198,6 +201,8 @@ def dispatch(now=None) -> DispatchReport:
             releases.append((job, queue, note, str(uuid.uuid4())))
 
         _release(releases, now, report)
+
+        _had_slot_waiters = report.slot_bound = any(r == SLOT_REASON for r in report.waiting.values())
 
         # Record the reasons, writing only those that changed.
         current = {j.pk: j.wait_reason for j in candidates}

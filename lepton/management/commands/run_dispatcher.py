@@ -44,6 +44,12 @@ class Command(BaseCommand):
                 continue
             if once:
                 break
-            # Keep releasing without a pause while there is work that fits.
-            time.sleep(0.01 if report.released else interval)
+            # Keep releasing without a pause while there is work that fits; while jobs wait only
+            # for a slot, look again soon, since a slot frees the moment a job ends.
+            if report.released:
+                time.sleep(0.01)
+            elif report.slot_bound:
+                time.sleep(settings.LEPTON_DISPATCH_BUSY_INTERVAL)
+            else:
+                time.sleep(interval)
         self.stdout.write("Dispatcher stopped.")
