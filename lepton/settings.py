@@ -314,6 +314,8 @@ SPECTACULAR_SETTINGS = {
 
 # django-prometheus exports request metrics; lepton/metrics.py adds job and worker gauges.
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (it names departments).
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "")
 
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)

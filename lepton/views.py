@@ -1,5 +1,8 @@
 """Core browser views: health, metrics, error pages (more in lepton/web_views.py)."""
 
+import hmac
+
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -19,6 +22,13 @@ def healthz(request):
 @never_cache
 @require_GET
 def metrics(request):
+    expected = settings.METRICS_TOKEN
+    if expected:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            response = HttpResponse("metrics need Authorization: Bearer <METRICS_TOKEN>\n", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = "Bearer"
+            return response
     return ExportToDjangoView(request)
 
 

@@ -130,3 +130,11 @@ def test_dispatcher_alive_command_reports_the_last_pass(db):
     dispatcher_module._last_alive_mark = 0.0  # a fresh process marks its first pass at once
     dispatch()
     call_command("dispatcher_alive")
+
+
+def test_metrics_need_the_metrics_token_when_one_is_set(db, settings):
+    settings.METRICS_TOKEN = "scrape-me"
+    assert Client().get("/metrics").status_code == 401
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me")
+    assert response.status_code == 200 and b"lepton_jobs" in response.content
