@@ -86,7 +86,8 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {str(self.id)[:8]} ({self.status})"
+        # No status here: the audit log keeps this text, and the status changes.
+        return f"{self.kind} {str(self.id)[:8]}"
 
     @property
     def is_finished(self) -> bool:
