@@ -6,3 +6,10 @@ class DatalakeConfig(AppConfig):
     name = "datalake"
     verbose_name = _("Data lake")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from datalake.models import Dataset, DatasetVersion
+        from lepton import policy
+
+        policy.register(Dataset, policy.OwnedRule())
+        policy.register(DatasetVersion, policy.ChildRule("dataset", Dataset))

@@ -1,1 +1,91 @@
-"""models of the Data lake part (filled in by its issue)."""
+"""The data-lake catalog: datasets and their immutable, content-hashed versions.
+
+State changes go through datalake/services.py; the computation (ingest, profile, checks)
+lives in datalake/engine/ and knows nothing of these tables.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Dataset(models.Model):
+    """A named collection of versions owned by one department; soft-deleted to a 30-day trash."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    department = models.ForeignKey("lepton.Department", on_delete=models.PROTECT, related_name="datasets")
+    slug = models.SlugField(max_length=80)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, help_text=_("Markdown; shown sanitised."))
+    tags = models.JSONField(default=list, blank=True)
+    # Other departments see the metadata (never the rows) of a discoverable dataset.
+    discoverable = models.BooleanField(default=False)
+    # Declared quality checks (see datalake.engine.checks), run on every new version.
+    checks = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["department__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["department", "slug"], name="dataset_unique_slug_per_department")]
+
+    def __str__(self) -> str:
+        return f"{self.department.slug}.{self.slug}" if self.department_id else self.slug
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class VersionStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")  # raw bytes stored, ingest job queued or running
+    PUBLISHED = "published", _("Published")
+    FAILED = "failed", _("Failed")  # ingest error or a blocking check failed; raw bytes kept for retry
+
+
+class DatasetVersion(models.Model):
+    """One immutable version: the raw upload, its Parquet, schema, profile and check results.
+
+    Only `published` versions are visible in the catalog, previews and SQL; a version is
+    published in one transaction once every artifact is stored, so a crash leaves none half-made.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField(null=True, blank=True, help_text=_("1, 2, 3… given at publication."))
+    status = models.CharField(max_length=10, choices=VersionStatus.choices, default=VersionStatus.PENDING, db_index=True)
+    source = models.CharField(max_length=20, default="upload")  # upload | recipe | import
+    original_filename = models.CharField(max_length=255, blank=True)
+    raw_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    raw_bytes = models.BigIntegerField(default=0)
+    options = models.JSONField(default=dict, blank=True)  # ingest options (encoding, delimiter, sheet…)
+    parquet_sha256 = models.CharField(max_length=64, blank=True)
+    parquet_bytes = models.BigIntegerField(default=0)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    schema = models.JSONField(default=list, blank=True)  # [{"name", "identifier", "type"}, …]
+    profile = models.JSONField(default=dict, blank=True)
+    check_results = models.JSONField(default=list, blank=True)
+    ingest_report = models.JSONField(default=dict, blank=True)  # encoding, delimiter, warnings, skipped lines
+    error_message = models.TextField(blank=True)
+    job = models.ForeignKey("lepton.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "-number", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "number"], name="version_unique_number_per_dataset"),
+            models.CheckConstraint(
+                condition=~models.Q(status="published") | models.Q(number__isnull=False, parquet_sha256__gt=""),
+                name="version_published_is_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} v{self.number}" if self.number else f"{self.dataset} ({self.status})"

@@ -1,1 +1,306 @@
-"""services of the Data lake part (filled in by its issue)."""
+"""Every state change of the data lake: datasets, uploads, ingest and publication.
+
+Like the core services, each takes the acting user as `actor=`, checks the policy, writes
+its audit event in its transaction and queues work with `transaction.on_commit`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import BinaryIO
+
+from django.db import transaction
+from django.db.models import Max, Sum
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks, validate_check
+from datalake.engine.profile import profile_parquet
+from datalake.models import Dataset, DatasetVersion, VersionStatus
+from lepton import audit, policy
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.jobs.services import job_submit
+from lepton.models import Department, LineageEdge
+from lepton.storage import get_storage
+
+INGEST_KIND = "datalake.ingest"
+EDITABLE_FIELDS = ["name", "description", "tags", "discoverable", "checks"]
+
+
+def _require(actor, action: str, obj) -> None:
+    if not policy.can(actor, "view", obj):
+        raise NotFound()
+    if not policy.can(actor, action, obj):
+        raise Forbidden(_("Your role does not allow '%(action)s' here.") % {"action": action})
+
+
+def _clean_tags(tags) -> list[str]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise Invalid(_("Tags must be a list of words."), fields={"tags": [_("Give a list of words.")]})
+    return sorted({t.strip().lower() for t in tags if t.strip()})[:30]
+
+
+def dataset_create(
+    *,
+    actor,
+    department: Department,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    tags: list[str] | None = None,
+    discoverable: bool = False,
+) -> Dataset:
+    """Create an empty dataset in `department` (members and above)."""
+    if not policy.can(actor, "view", department):
+        raise NotFound()
+    if not policy.can(actor, "submit", department):
+        raise Forbidden(_("Members and above may create datasets."))
+    name = (name or "").strip()
+    if not name:
+        raise Invalid(_("A dataset needs a name."), fields={"name": [_("A dataset needs a name.")]})
+    slug = slugify(slug or name) or f"dataset-{timezone.now():%Y%m%d%H%M%S}"  # Chinese names slugify to ""
+    tags = _clean_tags(tags)
+    with transaction.atomic():
+        if Dataset.objects.filter(department=department, slug=slug).exists():
+            message = _("%(department)s already has a dataset '%(slug)s'.") % {"department": department.name, "slug": slug}
+            raise Invalid(message, fields={"slug": [message]}, code="slug_taken")
+        dataset = Dataset.objects.create(
+            department=department,
+            slug=slug,
+            name=name,
+            description=description,
+            tags=tags,
+            discoverable=bool(discoverable),
+            created_by=actor,
+        )
+        audit.record(actor=actor, action="dataset.create", obj=dataset, changes={"name": name, "slug": slug})
+    return dataset
+
+
+def dataset_update(*, actor, dataset: Dataset, **values) -> Dataset:
+    """Change name, description, tags, discoverability or the declared checks (members)."""
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise Invalid(
+            _("Unknown fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+            fields={f: [_("Unknown field.")] for f in unknown},
+        )
+    _require(actor, "change", dataset)
+    if "tags" in values:
+        values["tags"] = _clean_tags(values["tags"])
+    if "name" in values and not str(values["name"]).strip():
+        raise Invalid(_("A dataset needs a name."), fields={"name": [_("A dataset needs a name.")]})
+    if "checks" in values:
+        values["checks"] = _validate_checks(dataset, values["checks"])
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        changes = audit.diff(dataset, EDITABLE_FIELDS, values)
+        if not changes:
+            return dataset
+        for field, value in values.items():
+            setattr(dataset, field, value)
+        dataset.updated_at = timezone.now()
+        dataset.save(update_fields=[*values, "updated_at"])
+        audit.record(actor=actor, action="dataset.update", obj=dataset, changes=changes)
+    return dataset
+
+
+def _validate_checks(dataset: Dataset, checks) -> list[dict]:
+    """Validate declared checks against the latest published schema (or only their shape, before any)."""
+    if not isinstance(checks, list):
+        raise Invalid(_("Checks must be a list."), fields={"checks": [_("Give a list of checks.")]})
+    latest = dataset.versions.filter(status=VersionStatus.PUBLISHED).order_by("-number").first()
+    columns = {c["name"]: c["type"] for c in latest.profile.get("columns", [])} if latest else None
+    cleaned = []
+    for index, spec in enumerate(checks):
+        try:
+            cleaned.append(validate_check(spec, columns if columns is not None else _any_columns(spec)))
+        except CheckSpecError as exc:
+            raise Invalid(str(exc), fields={f"checks.{index}.{k}": v for k, v in exc.fields.items()}) from None
+    return cleaned
+
+
+class _any_columns(dict):
+    """Before the first version every column name is accepted; the check is re-validated on ingest."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+
+    def __contains__(self, key):
+        return isinstance(key, str) and bool(key)
+
+    def __getitem__(self, key):
+        return "TIMESTAMP" if self.spec.get("type") == "freshness" else "VARCHAR"
+
+
+def department_storage_used(department: Department) -> int:
+    """Bytes of raw uploads and Parquet kept for the department's datasets (trash included)."""
+    totals = (
+        DatasetVersion.objects.filter(dataset__department=department)
+        .exclude(status=VersionStatus.FAILED)
+        .aggregate(raw=Sum("raw_bytes"), parquet=Sum("parquet_bytes"))
+    )
+    return (totals["raw"] or 0) + (totals["parquet"] or 0)
+
+
+def dataset_upload(*, actor, dataset: Dataset, stream: BinaryIO, filename: str, options: dict | None = None) -> DatasetVersion:
+    """Store the uploaded bytes (streamed, content-addressed) and queue their ingest as a new version.
+
+    Identical bytes to an existing version are refused with its number; an upload that would
+    exceed the department's storage quota is refused before anything is kept.
+    """
+    _require(actor, "change", dataset)
+    if dataset.is_deleted:
+        raise Conflict(_("The dataset is in the trash; restore it first."), code="dataset_deleted")
+    blob = get_storage().put_stream(stream)
+    try:
+        return _create_pending_version(actor, dataset, blob, filename, options)
+    except Exception:
+        # Refused or failed: keep nothing, unless another version holds the same bytes.
+        if not DatasetVersion.objects.filter(raw_sha256=blob.sha256).exists():
+            get_storage().delete(blob.sha256)
+        raise
+
+
+def _create_pending_version(actor, dataset: Dataset, blob, filename: str, options: dict | None) -> DatasetVersion:
+    if blob.size == 0:
+        raise Invalid(_("The file is empty."), fields={"file": [_("The file is empty.")]}, code="empty_file")
+    if options is not None and not isinstance(options, dict):
+        raise Invalid(_("Options must be an object."), fields={"options": [_("Options must be an object.")]})
+    with transaction.atomic():
+        same = dataset.versions.filter(raw_sha256=blob.sha256).exclude(status=VersionStatus.FAILED).first()
+        if same is not None:
+            label = f"v{same.number}" if same.number else _("a version being ingested")
+            message = _("These bytes are identical to %(version)s; nothing new was created.") % {"version": label}
+            raise Conflict(message, fields={"file": [message]}, code="duplicate_upload")
+        department = Department.objects.select_for_update().get(pk=dataset.department_id)
+        used = department_storage_used(department)
+        if used + blob.size > department.storage_bytes_quota:
+            message = _(
+                "This upload (%(size)s bytes) would pass %(department)s's storage quota (%(used)s of %(quota)s bytes used)."
+            ) % {"size": blob.size, "department": department.name, "used": used, "quota": department.storage_bytes_quota}
+            raise Invalid(message, fields={"file": [message]}, code="quota_exceeded")
+        version = DatasetVersion.objects.create(
+            dataset=dataset,
+            original_filename=os.path.basename(filename or "upload")[:255],
+            raw_sha256=blob.sha256,
+            raw_bytes=blob.size,
+            options=options or {},
+            created_by=actor,
+        )
+        job = job_submit(
+            actor=actor, department=department, kind=INGEST_KIND, params={"version": str(version.pk)}, user_request=False
+        )
+        version.job = job
+        version.save(update_fields=["job"])
+        audit.record(
+            actor=actor,
+            action="dataset.upload",
+            obj=dataset,
+            changes={"version": str(version.pk), "file": version.original_filename, "bytes": blob.size},
+        )
+    return version
+
+
+def version_ingest(version_id, *, progress=lambda pct, msg: None) -> DatasetVersion:
+    """Run the engine on a pending version and publish it, or mark it failed with the reasons.
+
+    Idempotent: a version that is already published or failed is returned unchanged, so a job
+    re-run after a lost worker does no harm. Files are written to temporary paths first; the
+    version row changes only once, at the end, in one transaction.
+    """
+    from datalake.engine.ingest import IngestError, IngestOptions, ingest
+
+    version = DatasetVersion.objects.select_related("dataset__department").get(pk=version_id)
+    if version.status != VersionStatus.PENDING:
+        return version
+    storage = get_storage()
+    workdir = tempfile.mkdtemp(prefix="lepton-ingest-")
+    try:
+        raw_path = os.path.join(workdir, os.path.basename(version.original_filename) or "upload")
+        with open(raw_path, "wb") as out:
+            storage.copy_to(version.raw_sha256, out)
+        progress(10, _("Converting to Parquet"))
+        parquet_path = os.path.join(workdir, "data.parquet")
+        try:
+            result = ingest(raw_path, parquet_path, IngestOptions(**version.options))
+        except IngestError as exc:
+            return _fail(version, str(exc), {"code": getattr(exc, "code", "invalid")})
+        except TypeError as exc:  # unknown option names
+            return _fail(version, _("Unknown ingest option: %(error)s") % {"error": exc}, {})
+        progress(60, _("Profiling"))
+        profile = profile_parquet(parquet_path).as_dict()
+        progress(80, _("Running quality checks"))
+        try:
+            check_results = run_checks(parquet_path, version.dataset.checks) if version.dataset.checks else []
+        except CheckSpecError as exc:
+            return _fail(version, _("A declared quality check does not fit this data: %(error)s") % {"error": exc}, {})
+        with open(parquet_path, "rb") as stream:
+            blob = storage.put_stream(stream)
+        report = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+        blocking = blocking_failures(check_results)
+        if blocking:
+            return _fail(
+                version,
+                _("Blocking quality checks failed: %(reasons)s") % {"reasons": "; ".join(r.message for r in blocking)},
+                report,
+                [r.as_dict() for r in check_results],
+            )
+        return _publish(version, blob, report, profile, [r.as_dict() for r in check_results])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _publish(version: DatasetVersion, blob, report: dict, profile: dict, check_results: list) -> DatasetVersion:
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=version.dataset_id)
+        version = DatasetVersion.objects.select_for_update().get(pk=version.pk)
+        if version.status != VersionStatus.PENDING:
+            return version
+        number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        version.number = number
+        version.status = VersionStatus.PUBLISHED
+        version.parquet_sha256, version.parquet_bytes = blob.sha256, blob.size
+        version.row_count = report.get("rows", report.get("row_count"))
+        version.schema = report.get("columns", report.get("schema", []))
+        version.profile, version.check_results = profile, check_results
+        version.ingest_report = {k: v for k, v in report.items() if k not in ("columns", "schema")}
+        version.published_at = timezone.now()
+        version.save()
+        dataset.updated_at = version.published_at
+        dataset.save(update_fields=["updated_at"])
+        audit.record(actor=None, action="dataset.publish", obj=dataset, changes={"version": number, "rows": version.row_count})
+    return version
+
+
+def _fail(version: DatasetVersion, message: str, report: dict, check_results: list | None = None) -> DatasetVersion:
+    with transaction.atomic():
+        updated = DatasetVersion.objects.filter(pk=version.pk, status=VersionStatus.PENDING).update(
+            status=VersionStatus.FAILED, error_message=message[:5000], ingest_report=report, check_results=check_results or []
+        )
+        if updated:
+            audit.record(
+                actor=None,
+                action="dataset.ingest_failed",
+                obj=version.dataset,
+                changes={"version": str(version.pk), "error": message[:500]},
+            )
+    version.refresh_from_db()
+    return version
+
+
+def lineage_add(*, from_obj, to_obj, via=None) -> None:
+    """Record that `to_obj` was made from `from_obj` (by a recipe run, a training run…)."""
+    LineageEdge.objects.get_or_create(
+        from_type=audit.object_type(from_obj),
+        from_id=str(from_obj.pk),
+        to_type=audit.object_type(to_obj),
+        to_id=str(to_obj.pk),
+        defaults={"via_type": audit.object_type(via) if via else "", "via_id": str(via.pk) if via else ""},
+    )

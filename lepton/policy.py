@@ -167,6 +167,24 @@ class JobRule(OwnedRule):
         return False
 
 
+class ChildRule(Rule):
+    """An object that belongs to an owned parent (a dataset's version): the parent's rule decides."""
+
+    def __init__(self, parent_field: str, parent_model):
+        self.parent_field = parent_field
+        self.parent_model = parent_model
+
+    @property
+    def actions(self):
+        return rule_for(self.parent_model).actions
+
+    def q(self, user, action, model):
+        return Q(**{f"{self.parent_field}__in": visible_to(user, self.parent_model, action).values("pk")})
+
+    def can(self, user, action, obj):
+        return can(user, action, getattr(obj, self.parent_field))
+
+
 class MembershipRule(Rule):
     actions = {"view": Role.VIEWER, "change": Role.MAINTAINER, "delete": Role.MAINTAINER}
 

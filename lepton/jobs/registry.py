@@ -21,6 +21,10 @@ class TransientJobError(Exception):
     """A failure worth retrying (a service briefly away): the job is requeued with backoff."""
 
 
+class JobError(Exception):
+    """A failure the handler explains itself (bad input): the job fails with this message, no retry."""
+
+
 class JobCancelled(Exception):
     """Raised by `ctx.check_cancelled()` when a cancel was asked for; the job ends cancelled."""
 

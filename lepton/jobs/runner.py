@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from lepton import audit
 from lepton.jobs.models import Job, JobLogLine, JobStatus
-from lepton.jobs.registry import JobCancelled, JobTimedOut, TransientJobError, get_kind
+from lepton.jobs.registry import JobCancelled, JobError, JobTimedOut, TransientJobError, get_kind
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,10 @@ def run(job_id, *, hostname: str = "worker") -> str:
         return "failed"
     except TRANSIENT_ERRORS as exc:
         return _retry_or_fail(job, attempt, exc)
+    except JobError as exc:
+        JobLogLine.objects.create(job_id=job.pk, level="error", message=str(exc))
+        _finish(job, attempt, JobStatus.FAILED, error_message=str(exc)[:2000])
+        return "failed"
     except Exception as exc:  # noqa: BLE001 - any handler error ends the job, with its traceback for staff
         log.exception("job %s (%s) failed", job.pk, job.kind)
         JobLogLine.objects.create(job_id=job.pk, level="error", message=f"{type(exc).__name__}: {exc}")
