@@ -32,7 +32,8 @@ def _validate(kind_name: str, params, priority) -> tuple:
     if kind is not None and "params" not in errors:
         serializer = kind.params(data=params)
         if serializer.is_valid():
-            cleaned = dict(serializer.validated_data)
+            # The representation, not validated_data: params are stored as JSON (UUIDs, dates as text).
+            cleaned = dict(serializer.data)
         else:
             for field, messages in serializer.errors.items():
                 key = "params" if field == "non_field_errors" else f"params.{field}"
