@@ -12,7 +12,7 @@ from lepton.jobs.models import Job
 from lepton.models import AuditEvent
 from lepton.storage import get_storage
 
-CSV = "machine,temperature\nM1,70.5\nM2,71.0\n".encode()
+CSV = b"machine,temperature\nM1,70.5\nM2,71.0\n"
 
 
 @pytest.fixture
