@@ -231,7 +231,7 @@ def version_ingest(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
         try:
             result = ingest(raw_path, parquet_path, IngestOptions(**version.options))
         except IngestError as exc:
-            return _fail(version, str(exc), {"code": getattr(exc, "code", "invalid")})
+            return _fail(version, exc.message, {"code": exc.code, "details": exc.details})
         except TypeError as exc:  # unknown option names
             return _fail(version, _("Unknown ingest option: %(error)s") % {"error": exc}, {})
         progress(60, _("Profiling"))

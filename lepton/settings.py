@@ -310,6 +310,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`: name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "lepton.jobs.models.JobStatus",
+        "DatasetVersionStatusEnum": "datalake.models.VersionStatus",
+    },
 }
 
 # django-prometheus exports request metrics; lepton/metrics.py adds job and worker gauges.

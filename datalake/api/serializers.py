@@ -1,1 +1,95 @@
-"""Serializers of the Data lake API."""
+"""Serializers of the data-lake API: they validate and present; services do the writes."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from datalake.models import Dataset, DatasetVersion
+from lepton import policy
+from lepton.models import Department
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    version_count = serializers.IntegerField(read_only=True)
+    latest_number = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id",
+            "department",
+            "slug",
+            "name",
+            "description",
+            "tags",
+            "discoverable",
+            "checks",
+            "version_count",
+            "latest_number",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class DatasetCreateSerializer(serializers.Serializer):
+    department = serializers.SlugField()
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=80, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+    discoverable = serializers.BooleanField(required=False, default=False)
+
+    def validate_department(self, slug):
+        department = policy.visible_to(self.context["request"].user, Department).filter(slug=slug).first()
+        if department is None:
+            raise serializers.ValidationError(f"No department '{slug}' that you belong to.")
+        return department
+
+
+class DatasetUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    discoverable = serializers.BooleanField(required=False)
+    checks = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class UploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    options = serializers.JSONField(required=False, default=dict, help_text="Ingest options: encoding, delimiter, sheet…")
+
+
+class DatasetVersionSerializer(serializers.ModelSerializer):
+    job = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetVersion
+        fields = [
+            "id",
+            "number",
+            "status",
+            "source",
+            "original_filename",
+            "raw_bytes",
+            "parquet_bytes",
+            "row_count",
+            "schema",
+            "check_results",
+            "ingest_report",
+            "error_message",
+            "job",
+            "created_at",
+            "published_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_job(self, version):
+        return str(version.job_id) if version.job_id else None
+
+
+class DatasetVersionDetailSerializer(DatasetVersionSerializer):
+    class Meta(DatasetVersionSerializer.Meta):
+        fields = [*DatasetVersionSerializer.Meta.fields, "profile"]
+        read_only_fields = fields

@@ -1,3 +1,10 @@
-"""Routes of the Data lake API, mounted at /api/v1/."""
+"""Routes of the data-lake API, mounted under /api/v1/ by lepton/api/urls.py."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from datalake.api import views
+
+router = SimpleRouter()
+router.register("datasets", views.DatasetViewSet, basename="dataset")
+
+urlpatterns = router.urls

@@ -1,1 +1,108 @@
-"""Views of the Data lake API."""
+"""Viewsets of the data-lake API: querysets through the policy, writes through datalake.services."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from datalake import selectors, services
+from datalake.api.serializers import (
+    DatasetCreateSerializer,
+    DatasetSerializer,
+    DatasetUpdateSerializer,
+    DatasetVersionDetailSerializer,
+    DatasetVersionSerializer,
+    UploadSerializer,
+)
+from lepton.api.serializers import ErrorSerializer
+
+DATASET_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The dataset's id.")
+VERSION_ID = OpenApiParameter("version_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The version's id.")
+ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Datasets you may see", responses={200: DatasetSerializer(many=True), **ERRORS}),
+    retrieve=extend_schema(summary="One dataset", parameters=[DATASET_ID], responses={200: DatasetSerializer, **ERRORS}),
+    create=extend_schema(
+        summary="Create a dataset", request=DatasetCreateSerializer, responses={201: DatasetSerializer, **ERRORS}
+    ),
+    partial_update=extend_schema(
+        summary="Change a dataset's description, tags, discoverability or checks",
+        parameters=[DATASET_ID],
+        request=DatasetUpdateSerializer,
+        responses={200: DatasetSerializer, **ERRORS},
+    ),
+)
+class DatasetViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = DatasetSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return selectors.datasets_visible(self.request.user).order_by("department__slug", "slug")
+
+    def get_serializer_class(self):
+        return {"create": DatasetCreateSerializer, "partial_update": DatasetUpdateSerializer, "upload": UploadSerializer}.get(
+            self.action, DatasetSerializer
+        )
+
+    def _present(self, dataset, code=status.HTTP_200_OK):
+        fresh = self.get_queryset().get(pk=dataset.pk)
+        return Response(DatasetSerializer(fresh, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request, *args, **kwargs):
+        serializer = DatasetCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        dataset = services.dataset_create(actor=request.user, **serializer.validated_data)
+        return self._present(dataset, status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        serializer = DatasetUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        dataset = services.dataset_update(actor=request.user, dataset=self.get_object(), **serializer.validated_data)
+        return self._present(dataset)
+
+    @extend_schema(
+        summary="Upload a file as a new version (multipart); its ingest runs as a job",
+        parameters=[DATASET_ID],
+        request={"multipart/form-data": UploadSerializer},
+        responses={202: DatasetVersionSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser], filter_backends=[])
+    def upload(self, request, pk=None):
+        dataset = self.get_object()
+        serializer = UploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        version = services.dataset_upload(
+            actor=request.user, dataset=dataset, stream=upload, filename=upload.name, options=serializer.validated_data["options"]
+        )
+        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Versions of a dataset (newest first)",
+        parameters=[DATASET_ID],
+        responses={200: DatasetVersionSerializer(many=True), **ERRORS},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def versions(self, request, pk=None):
+        versions = selectors.versions_visible(request.user, self.get_object())
+        page = self.paginate_queryset(versions)
+        return self.get_paginated_response(DatasetVersionSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="One version with its profile",
+        parameters=[DATASET_ID, VERSION_ID],
+        responses={200: DatasetVersionDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version_id>[0-9a-f-]{36})", filter_backends=[])
+    def version(self, request, pk=None, version_id=None):
+        from django.shortcuts import get_object_or_404
+
+        version = get_object_or_404(selectors.versions_visible(request.user, self.get_object()), pk=version_id)
+        return Response(DatasetVersionDetailSerializer(version).data)

@@ -25,6 +25,7 @@ v1_patterns = [
     # The schema is for people and services with an account (it maps the whole platform).
     path("schema/", SpectacularAPIView.as_view(permission_classes=[TokenScopePermission]), name="schema"),
     *router.urls,
+    path("", include("datalake.api.urls")),
 ]
 
 urlpatterns = [
