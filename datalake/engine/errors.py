@@ -1,0 +1,40 @@
+"""The one exception the ingest engine raises for bad input.
+
+Services turn it into the platform's error shape (`{"error": code, "detail": message,
+"fields": details}`), so `code` is stable and machine-readable and `message` is written
+for the person who uploaded the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IngestError(Exception):
+    """Bad input: nothing was written at the destination."""
+
+    # Stable codes; datalake/services.py and the tests match on these.
+    EMPTY_FILE = "empty_file"
+    NO_ROWS = "no_rows"
+    RAGGED_ROWS = "ragged_rows"
+    UNDECODABLE = "undecodable"
+    BINARY_FILE = "binary_file"
+    UNKNOWN_ENCODING = "unknown_encoding"
+    DUPLICATE_COLUMNS = "duplicate_columns"
+    TOO_MANY_COLUMNS = "too_many_columns"
+    CELL_TOO_LARGE = "cell_too_large"
+    TOO_LARGE = "decompressed_too_large"
+    ARCHIVE = "bad_archive"
+    SHEET_REQUIRED = "sheet_required"
+    SHEET_NOT_FOUND = "sheet_not_found"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    PARSE_ERROR = "parse_error"
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
