@@ -375,11 +375,11 @@ class _JsonSource(_Source):
         import duckdb
 
         try:
-            reader = self.con.execute(
+            reader = self.con.sql(
                 "select * from read_json(?, format='auto', records='auto', sample_size=-1, "
                 f"maximum_object_size={max(self.options.max_cell_bytes * 2, 16 * MB)})",
-                [self.path],
-            ).fetch_record_batch(65_536)
+                params=[self.path],
+            ).to_arrow_reader(65_536)
             yield from reader
         except duckdb.Error as e:
             raise IngestError(IngestError.PARSE_ERROR, f"The file could not be read as JSON: {e}") from None
