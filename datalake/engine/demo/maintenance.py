@@ -134,10 +134,12 @@ def maintenance_sensors(
         cur[off] = np.abs(rng.normal(0.3, 0.08, off.sum()))
         pres[off] = np.abs(rng.normal(0.2, 0.05, off.sum()))
 
-        # Sensor glitches: spikes on single readings.
-        for values, scale in ((vib, 5.0), (temp, 60.0), (cur, 2.5)):
+        # Sensor glitches: single readings several times too high (vibration, current) or far off (temperature).
+        for values, factor in ((vib, 5.0), (cur, 2.5)):
             hit = rng.random(n) < spike_rate
-            values[hit] = values[hit] * scale if scale < 10 else values[hit] + scale * rng.uniform(1, 2, hit.sum())
+            values[hit] *= factor * rng.uniform(1, 2, hit.sum())
+        hit = rng.random(n) < spike_rate
+        temp[hit] += rng.uniform(60, 120, hit.sum())
 
         # Label: the next failure start strictly after each reading is at most 24 h away.
         starts = np.asarray(failures, dtype=np.int64)

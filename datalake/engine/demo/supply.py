@@ -81,8 +81,8 @@ def supply_demand(seed: int = DEFAULT_SEED, *, start: str = "2023-01-01", days: 
     dates = pd.date_range(start, periods=days, freq="D")
     holiday, holiday_factor = _holidays(dates)
     t_years = np.arange(days) / 365.25
-    doy = dates.dayofyear.to_numpy()
-    weekday = dates.dayofweek.to_numpy()
+    doy = dates.day_of_year.to_numpy()
+    weekday = dates.day_of_week.to_numpy()
     frames = []
     for p in range(products):
         pid, name, category, base, list_price = PRODUCTS[p]
