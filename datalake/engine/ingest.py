@@ -48,6 +48,11 @@ ZIP_IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db")
 BAD_LINES_REPORTED = 10
 EXCEL_BATCH_ROWS = 50_000
 COPY_CHUNK = MB
+SMALL_BLOCK = 2 * MB
+
+
+class _Restart(Exception):
+    """The source changed how it reads (a larger CSV block); write again from the start."""
 
 
 @dataclass
@@ -258,9 +263,12 @@ class _CsvSource(_Source):
         self.options = options
         self.encoding = encoding
         self.detected = {"encoding": encoding, "delimiter": delimiter, "quote_char": quote_char, "header": header}
-        # A row must fit in one block; the block is larger than the cell limit so that an
-        # oversized cell is measured and named instead of failing as a parse error.
-        self.block_size = int(min(max(options.max_cell_bytes * 1.5 + MB, 4 * MB), 512 * MB))
+        # A row must fit in one block. Small blocks keep memory flat (with 16 MB blocks the
+        # reader's RSS grows with the file); a row larger than the block restarts the pass
+        # (`_Restart`) with a block larger than the cell limit, so that an oversized cell is
+        # measured and named instead of failing as a parse error.
+        self.block_size = SMALL_BLOCK
+        self.large_block = int(min(max(options.max_cell_bytes * 1.5 + MB, SMALL_BLOCK), 512 * MB))
         self._file = None
 
     def position(self) -> int:
@@ -338,11 +346,14 @@ class _CsvSource(_Source):
             {"lines": bad_lines, "expected_fields": len(self.names)},
         )
 
-    def _arrow_error(self, e: pa.ArrowInvalid, bad_lines: list[int]) -> IngestError:
+    def _arrow_error(self, e: pa.ArrowInvalid, bad_lines: list[int]) -> Exception:
         text = str(e)
         if "invalid UTF8" in text:
             return self._undecodable()
         if "straddling" in text or "straddles" in text:
+            if self.block_size < self.large_block:
+                self.block_size = self.large_block
+                return _Restart()
             return _cell_too_large(self.options.max_cell_bytes)
         if bad_lines:
             return self._ragged(bad_lines)
@@ -515,8 +526,11 @@ def _run(source: _Source, tmp_path: str, options: IngestOptions, total_bytes: in
     """Write the Parquet; when a later batch widens a column, write it once more with the final types."""
     types: list[ColumnType | None] | None = None
     warnings: list[str] = list(source.warnings)
-    for _attempt in range(3):
-        outcome = _write_pass(source, tmp_path, options, total_bytes, types)
+    for _attempt in range(4):
+        try:
+            outcome = _write_pass(source, tmp_path, options, total_bytes, types)
+        except _Restart:
+            continue
         types, rows, schema, widened, pass_warnings = outcome
         warnings += pass_warnings
         if not widened:
