@@ -6,6 +6,7 @@ its audit event in its transaction and queues work with `transaction.on_commit`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks, validate_check
-from datalake.engine.profile import profile_parquet
+from datalake.engine.profile import _jsonable, profile_parquet
 from datalake.models import Dataset, DatasetVersion, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
@@ -27,6 +28,8 @@ from lepton.models import Department, LineageEdge
 from lepton.storage import get_storage
 
 INGEST_KIND = "datalake.ingest"
+# Ingest options a person may set (datalake.engine.types.IngestOptions has more, for the platform).
+USER_OPTIONS = ("format", "encoding", "delimiter", "quote_char", "header", "sheet", "skip_bad_lines")
 EDITABLE_FIELDS = ["name", "description", "tags", "discoverable", "checks"]
 
 
@@ -173,6 +176,13 @@ def _create_pending_version(actor, dataset: Dataset, blob, filename: str, option
         raise Invalid(_("The file is empty."), fields={"file": [_("The file is empty.")]}, code="empty_file")
     if options is not None and not isinstance(options, dict):
         raise Invalid(_("Options must be an object."), fields={"options": [_("Options must be an object.")]})
+    unknown = set(options or {}) - set(USER_OPTIONS)
+    if unknown:
+        message = _("Unknown ingest options: %(names)s; use %(known)s.") % {
+            "names": ", ".join(sorted(unknown)),
+            "known": ", ".join(USER_OPTIONS),
+        }
+        raise Invalid(message, fields={"options": [message]})
     with transaction.atomic():
         same = dataset.versions.filter(raw_sha256=blob.sha256).exclude(status=VersionStatus.FAILED).first()
         if same is not None:
@@ -228,22 +238,27 @@ def version_ingest(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
             storage.copy_to(version.raw_sha256, out)
         progress(10, _("Converting to Parquet"))
         parquet_path = os.path.join(workdir, "data.parquet")
+
+        def converting(done: int, total: int) -> None:
+            progress(10 + int(50 * done / total) if total else 10, _("Converting to Parquet"))
+
+        user_options = {k: v for k, v in version.options.items() if k in USER_OPTIONS}
         try:
-            result = ingest(raw_path, parquet_path, IngestOptions(**version.options))
+            result = ingest(raw_path, parquet_path, IngestOptions(**user_options, temp_dir=workdir, progress=converting))
         except IngestError as exc:
             return _fail(version, exc.message, {"code": exc.code, "details": exc.details})
-        except TypeError as exc:  # unknown option names
-            return _fail(version, _("Unknown ingest option: %(error)s") % {"error": exc}, {})
         progress(60, _("Profiling"))
-        profile = profile_parquet(parquet_path).as_dict()
+        # Profiles and checks speak the original column names (the Parquet stores safe identifiers).
+        names = {c.identifier: c.name for c in result.columns}
+        profile = profile_parquet(parquet_path, names=names).as_dict()
         progress(80, _("Running quality checks"))
         try:
-            check_results = run_checks(parquet_path, version.dataset.checks) if version.dataset.checks else []
+            check_results = run_checks(parquet_path, version.dataset.checks, names=names) if version.dataset.checks else []
         except CheckSpecError as exc:
             return _fail(version, _("A declared quality check does not fit this data: %(error)s") % {"error": exc}, {})
         with open(parquet_path, "rb") as stream:
             blob = storage.put_stream(stream)
-        report = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+        report = _jsonable(dataclasses.asdict(result))
         blocking = blocking_failures(check_results)
         if blocking:
             return _fail(

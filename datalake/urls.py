@@ -3,4 +3,8 @@ from django.urls import path
 from datalake import views
 
 app_name = "datalake"
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("<uuid:pk>/", views.dataset, name="dataset"),
+    path("<uuid:pk>/upload/", views.upload, name="upload"),
+]

@@ -1,10 +1,134 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""Data-lake pages: the catalog, a dataset with its versions, profile and checks, uploads."""
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from datalake import selectors, services
+from datalake.forms import DatasetCreateForm, UploadForm
+from datalake.models import Dataset, VersionStatus
+from lepton import policy
 from lepton.context_processors import current_department
+from lepton.errors import ServiceError
 
 
 @login_required
-def index(request):
-    """The part's front page: an honest empty state for the current department until the part lands."""
-    return render(request, "datalake/index.html", {"department": current_department(request)})
+@require_http_methods(["GET", "POST"])
+def index(request: HttpRequest) -> HttpResponse:
+    """The catalog: datasets the user may see, searchable; members create new ones here."""
+    department = current_department(request)
+    form = DatasetCreateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if department is None:
+            raise PermissionDenied  # no department: nothing to create in
+        if form.is_valid():
+            try:
+                dataset = services.dataset_create(actor=request.user, department=department, **form.cleaned_data)
+            except ServiceError as exc:
+                for field, errors in exc.fields.items():
+                    form.add_error(field if field in form.fields else None, errors)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Dataset “%(name)s” created. Upload a first file.") % {"name": dataset.name})
+                return redirect("datalake:dataset", dataset.pk)
+        status = 400
+    query = request.GET.get("q", "").strip()
+    datasets = selectors.datasets_visible(request.user)
+    if query:
+        datasets = datasets.filter(Q(name__icontains=query) | Q(description__icontains=query) | Q(slug__icontains=query))
+    context = {
+        "department": department,
+        "datasets": datasets.order_by("department__name", "name")[:500],
+        "query": query,
+        "form": form,
+        "may_create": department is not None and policy.can(request.user, "submit", department),
+    }
+    return render(request, "datalake/index.html", context, status=status)
+
+
+def _dataset_or_404(request, pk) -> Dataset:
+    return get_object_or_404(selectors.datasets_visible(request.user), pk=pk)
+
+
+def _profile_figures(version) -> list[dict]:
+    """Plotly histograms of the numeric columns (at most six) of a published version."""
+    figures = []
+    for column in (version.profile or {}).get("columns", []):
+        histogram = column.get("histogram")
+        if not histogram or len(histogram["edges"]) < 3:
+            continue
+        edges = histogram["edges"]
+        figures.append(
+            {
+                "id": f"hist-{len(figures)}",
+                "figure": {
+                    "data": [
+                        {
+                            "type": "bar",
+                            "x": [(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)],
+                            "y": histogram["counts"],
+                            "marker": {"color": "#2f4aa8"},
+                        }
+                    ],
+                    "layout": {"title": {"text": column["name"], "font": {"size": 13}}, "height": 220, "bargap": 0.05},
+                },
+            }
+        )
+        if len(figures) == 6:
+            break
+    return figures
+
+
+@login_required
+def dataset(request: HttpRequest, pk) -> HttpResponse:
+    dataset = _dataset_or_404(request, pk)
+    versions = list(selectors.versions_visible(request.user, dataset).order_by("-created_at")[:50])
+    latest = next((v for v in versions if v.status == VersionStatus.PUBLISHED), None)
+    context = {
+        "dataset": dataset,
+        "versions": versions,
+        "latest": latest,
+        "figures": _profile_figures(latest) if latest else [],
+        "upload_form": UploadForm(),
+        "may_change": policy.can(request.user, "change", dataset),
+        "live": any(v.status == VersionStatus.PENDING for v in versions),
+    }
+    if request.htmx:
+        return render(request, "datalake/partials/_versions.html", context)
+    return render(request, "datalake/dataset.html", context)
+
+
+@login_required
+@require_POST
+def upload(request: HttpRequest, pk) -> HttpResponse:
+    dataset = _dataset_or_404(request, pk)
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        file = form.cleaned_data["file"]
+        try:
+            services.dataset_upload(
+                actor=request.user, dataset=dataset, stream=file, filename=file.name, options=form.ingest_options()
+            )
+        except ServiceError as exc:
+            form.add_error("file", exc.message)
+        else:
+            messages.success(request, _("“%(file)s” uploaded; it is being ingested.") % {"file": file.name})
+            return redirect("datalake:dataset", dataset.pk)
+    versions = list(selectors.versions_visible(request.user, dataset).order_by("-created_at")[:50])
+    context = {
+        "dataset": dataset,
+        "versions": versions,
+        "latest": None,
+        "figures": [],
+        "upload_form": form,
+        "may_change": policy.can(request.user, "change", dataset),
+        "live": False,
+    }
+    return render(request, "datalake/dataset.html", context, status=400)

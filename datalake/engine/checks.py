@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from datalake.engine.profile import _jsonable, _kind, _literal, connect, quote
+from datalake.engine.profile import _jsonable, _kind, _literal, connect, quote, source_sql
 
 CHECK_TYPES = ("not_null", "unique", "range", "allowed_values", "regex", "row_count", "schema", "freshness")
 KINDS = ("numeric", "temporal", "boolean", "text", "other")
@@ -139,13 +139,18 @@ def _failing(con, source: str, condition: str, shown: str) -> tuple[int, list]:
 
 
 def run_checks(
-    path: str, checks: list[dict], *, now: datetime | None = None, con: duckdb.DuckDBPyConnection | None = None
+    path: str,
+    checks: list[dict],
+    *,
+    now: datetime | None = None,
+    names: dict[str, str] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> list[CheckResult]:
-    """Run validated checks on the Parquet file at `path`."""
+    """Run checks on the Parquet file at `path`, its columns named as in `names` when given."""
     own = con is None
     con = con or connect()
     now = now or datetime.now(UTC)
-    source = f"read_parquet({_literal(path)})"
+    source = source_sql(path, names)
     try:
         columns = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
         rows = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]

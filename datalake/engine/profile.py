@@ -107,12 +107,25 @@ def connect(memory_limit: str = "1GB", threads: int = 2) -> duckdb.DuckDBPyConne
     return con
 
 
-def profile_parquet(path: str, *, con: duckdb.DuckDBPyConnection | None = None) -> Profile:
-    """Statistics of every column of the Parquet file at `path`."""
+def source_sql(path: str, names: dict[str, str] | None = None) -> str:
+    """The FROM clause over a Parquet file, with its columns renamed {stored: shown} when given.
+
+    The ingest engine stores safe SQL identifiers (`col_1`) and keeps the original names
+    (`温度`); profiles and check results speak the original names.
+    """
+    parquet = f"read_parquet({_literal(path)})"
+    if not names:
+        return parquet
+    columns = ", ".join(f"{quote(stored)} AS {quote(shown)}" for stored, shown in names.items())
+    return f"(SELECT {columns} FROM {parquet})"
+
+
+def profile_parquet(path: str, *, names: dict[str, str] | None = None, con: duckdb.DuckDBPyConnection | None = None) -> Profile:
+    """Statistics of every column of the Parquet file at `path` (named as in `names`, when given)."""
     own = con is None
     con = con or connect()
     try:
-        source = f"read_parquet({_literal(path)})"
+        source = source_sql(path, names)
         described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         columns = [(row[0], row[1]) for row in described]
         rows = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]

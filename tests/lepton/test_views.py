@@ -491,7 +491,7 @@ def test_login_page_can_be_shown_in_chinese(client, db):
     assert "登录" in client.get(reverse("login")).content.decode()
 
 
-@pytest.mark.parametrize("url_name", ["datalake:index", "models_repo:index", "scheduling:index", "monitoring:index"])
+@pytest.mark.parametrize("url_name", ["models_repo:index", "scheduling:index", "monitoring:index"])
 def test_part_pages_show_an_honest_empty_state_for_the_department(client, member, url_name):
     response = login(client, member).get(reverse(url_name))
     assert response.status_code == 200

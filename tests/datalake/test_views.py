@@ -1,0 +1,94 @@
+"""Data-lake pages: catalog, dataset, upload; anonymous and outsider tests."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from datalake import services
+from datalake.models import Dataset, DatasetVersion
+
+
+@pytest.fixture
+def sensors(member, production):
+    return services.dataset_create(actor=member, department=production, name="Sensors", description="line 3")
+
+
+def login(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("path", ["/data/", "/data/{pk}/"])
+def test_anonymous_is_sent_to_login(sensors, path):
+    response = Client().get(path.format(pk=sensors.pk))
+    assert response.status_code == 302 and "/login" in response["Location"]
+
+
+def test_anonymous_upload_is_sent_to_login(sensors):
+    response = Client().post(f"/data/{sensors.pk}/upload/", {"file": SimpleUploadedFile("a.csv", b"a\n1\n")})
+    assert response.status_code == 302
+    assert DatasetVersion.objects.count() == 0
+
+
+def test_outsider_gets_404_and_does_not_see_it_listed(sensors, outsider):
+    client = login(outsider)
+    assert client.get(f"/data/{sensors.pk}/").status_code == 404
+    assert client.post(f"/data/{sensors.pk}/upload/", {"file": SimpleUploadedFile("a.csv", b"a\n1\n")}).status_code == 404
+    assert "Sensors" not in client.get("/data/").content.decode()
+
+
+def test_member_creates_a_dataset_from_the_catalog(member, production):
+    response = login(member).post("/data/", {"name": "Demand history", "tags": "scm, daily"})
+    dataset = Dataset.objects.get(slug="demand-history")
+    assert response.status_code == 302 and response["Location"] == f"/data/{dataset.pk}/"
+    assert dataset.tags == ["daily", "scm"]
+
+
+def test_duplicate_name_is_a_form_error(member, sensors):
+    response = login(member).post("/data/", {"name": "Sensors"})
+    assert response.status_code == 400
+    assert "already has a dataset" in response.content.decode()
+    assert Dataset.objects.count() == 1
+
+
+def test_viewer_sees_no_create_form_and_cannot_create(viewer, production):
+    client = login(viewer)
+    assert "Create dataset" not in client.get("/data/").content.decode()
+    response = client.post("/data/", {"name": "x"})
+    assert response.status_code == 400 and Dataset.objects.count() == 0
+
+
+def test_search_filters_the_catalog(member, sensors):
+    client = login(member)
+    assert "Sensors" in client.get("/data/?q=sens").content.decode()
+    assert "No dataset matches" in client.get("/data/?q=nothing").content.decode()
+
+
+def test_upload_from_the_dataset_page_queues_a_version(member, sensors):
+    client = login(member)
+    response = client.post(f"/data/{sensors.pk}/upload/", {"file": SimpleUploadedFile("s.csv", b"a\n1\n"), "encoding": "utf-8"})
+    assert response.status_code == 302
+    version = DatasetVersion.objects.get()
+    assert version.options == {"encoding": "utf-8"} and version.status == "pending"
+    page = client.get(f"/data/{sensors.pk}/").content.decode()
+    assert "s.csv" in page and 'hx-trigger="every 2s"' in page
+
+
+def test_duplicate_upload_is_a_form_error(member, sensors):
+    client = login(member)
+    client.post(f"/data/{sensors.pk}/upload/", {"file": SimpleUploadedFile("s.csv", b"a\n1\n")})
+    response = client.post(f"/data/{sensors.pk}/upload/", {"file": SimpleUploadedFile("t.csv", b"a\n1\n")})
+    assert response.status_code == 400 and "identical" in response.content.decode()
+    assert DatasetVersion.objects.count() == 1
+
+
+def test_viewer_upload_is_refused(viewer, sensors):
+    response = login(viewer).post(f"/data/{sensors.pk}/upload/", {"file": SimpleUploadedFile("s.csv", b"a\n1\n")})
+    assert response.status_code == 400 and DatasetVersion.objects.count() == 0
+
+
+def test_htmx_request_returns_only_the_versions_fragment(member, sensors):
+    response = login(member).get(f"/data/{sensors.pk}/", HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="versions"') and "<html" not in html
