@@ -23,5 +23,9 @@ def ingest_version(ctx, params):
     if version.status == VersionStatus.FAILED:
         raise JobError(version.error_message)
     ctx.log(f"Published {version} with {version.row_count} rows.")
-    return {"version": str(version.pk), "number": version.number, "rows": version.row_count,
-            "result_ref": f"datalake.datasetversion:{version.pk}"}
+    return {
+        "version": str(version.pk),
+        "number": version.number,
+        "rows": version.row_count,
+        "result_ref": f"datalake.datasetversion:{version.pk}",
+    }
