@@ -10,8 +10,10 @@ The password is the same for every demo person and is printed: demo installation
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -137,6 +139,17 @@ class Command(BaseCommand):
             user = self._person(username, first, last, created)
             for slug, role in memberships:
                 self._membership(superuser, Department.objects.get(slug=slug), user, role, created)
+
+        # Each part adds its own demo data through `<app>/demo.py: load_demo(created=…)`, found by
+        # convention so that the core imports none of the parts.
+        for config in apps.get_app_configs():
+            try:
+                module = importlib.import_module(f"{config.name}.demo")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{config.name}.demo":
+                    raise
+                continue
+            module.load_demo(created=created)
 
         if created:
             self.stdout.write(f"Created {len(created)} demo objects:")
