@@ -6,11 +6,11 @@ from datalake.models import Dataset, DatasetVersion, VersionStatus
 from lepton import policy
 
 
-def datasets_visible(user, action: str = "view"):
-    """Datasets (not in the trash) with their published-version count and latest number."""
+def datasets_visible(user, action: str = "view", *, trash: bool = False):
+    """Datasets not in the trash (or only those in it) with their published-version count and latest number."""
     return (
         policy.visible_to(user, Dataset, action)
-        .filter(deleted_at__isnull=True)
+        .filter(deleted_at__isnull=not trash)
         .select_related("department", "created_by")
         .annotate(
             version_count=Count("versions", filter=Q(versions__status=VersionStatus.PUBLISHED)),

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+from datetime import timedelta
 from typing import BinaryIO
 
 from django.db import transaction
@@ -319,3 +320,93 @@ def lineage_add(*, from_obj, to_obj, via=None) -> None:
         to_id=str(to_obj.pk),
         defaults={"via_type": audit.object_type(via) if via else "", "via_id": str(via.pk) if via else ""},
     )
+
+
+TRASH_DAYS = 30
+
+
+def dataset_delete(*, actor, dataset: Dataset) -> Dataset:
+    """Move a dataset to the trash (maintainers): hidden everywhere, restorable for 30 days."""
+    _require(actor, "delete", dataset)
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if dataset.deleted_at is not None:
+            raise Conflict(_("The dataset is already in the trash."), code="already_deleted")
+        dataset.deleted_at = timezone.now()
+        dataset.save(update_fields=["deleted_at"])
+        audit.record(
+            actor=actor,
+            action="dataset.delete",
+            obj=dataset,
+            changes={"trash_until": dataset.deleted_at + timedelta(days=TRASH_DAYS)},
+        )
+    return dataset
+
+
+def dataset_restore(*, actor, dataset: Dataset) -> Dataset:
+    """Bring a dataset back from the trash (maintainers), within 30 days and if its slug is still free."""
+    _require(actor, "delete", dataset)
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if dataset.deleted_at is None:
+            raise Conflict(_("The dataset is not in the trash."), code="not_deleted")
+        if dataset.deleted_at < timezone.now() - timedelta(days=TRASH_DAYS):
+            raise Conflict(
+                _("The dataset was deleted more than %(days)s days ago and can no longer be restored.") % {"days": TRASH_DAYS},
+                code="trash_expired",
+            )
+        dataset.deleted_at = None
+        dataset.save(update_fields=["deleted_at"])
+        audit.record(actor=actor, action="dataset.restore", obj=dataset)
+    return dataset
+
+
+def dataset_purge(*, actor, dataset: Dataset) -> None:
+    """Delete a trashed dataset for good, with the stored bytes no other version shares (department admins)."""
+    _require(actor, "view", dataset)
+    if not policy.can(actor, "administer", dataset.department):
+        raise Forbidden(_("Only a department admin may purge datasets."))
+    storage = get_storage()
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if dataset.deleted_at is None:
+            raise Conflict(_("Move the dataset to the trash before purging it."), code="not_deleted")
+        blobs = set()
+        for raw, parquet in dataset.versions.values_list("raw_sha256", "parquet_sha256"):
+            blobs.update(b for b in (raw, parquet) if b)
+        audit.record(
+            actor=actor, action="dataset.purge", obj=dataset, changes={"slug": dataset.slug, "versions": dataset.versions.count()}
+        )
+        dataset.delete()
+        shared = set(DatasetVersion.objects.filter(raw_sha256__in=blobs).values_list("raw_sha256", flat=True)) | set(
+            DatasetVersion.objects.filter(parquet_sha256__in=blobs).values_list("parquet_sha256", flat=True)
+        )
+        # Bytes go only once the rows are gone for good (after commit): a rollback keeps both.
+        transaction.on_commit(lambda: [storage.delete(b) for b in blobs - shared])
+
+
+def _number(value, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise Invalid(_("Give a version number."), fields={field: [_("Give a version number.")]}) from None
+    return number
+
+
+def dataset_diff(*, actor, dataset: Dataset, old=None, new=None) -> dict:
+    """Compare two published versions (default: the latest with the one before it)."""
+    from datalake.engine.diff import version_diff
+
+    _require(actor, "view", dataset)
+    published = {v.number: v for v in dataset.versions.filter(status=VersionStatus.PUBLISHED)}
+    new_n = _number(new, "to") or max(published, default=None)
+    old_n = _number(old, "from") or (max((n for n in published if new_n and n < new_n), default=None))
+    for field, number in (("to", new_n), ("from", old_n)):
+        if number not in published:
+            message = _("There is no published version %(number)s to compare.") % {"number": number if number else "—"}
+            raise Invalid(message, fields={field: [message]}, code="no_such_version")
+    a, b = published[old_n], published[new_n]
+    result = version_diff({"rows": a.row_count, "profile": a.profile}, {"rows": b.row_count, "profile": b.profile})
+    return {"from": old_n, "to": new_n, **result}

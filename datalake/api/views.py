@@ -40,11 +40,12 @@ class DatasetViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = DatasetSerializer
-    http_method_names = ["get", "post", "patch", "head", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
-        return selectors.datasets_visible(self.request.user).order_by("department__slug", "slug")
+        trash = self.action in ("restore", "purge", "trash")
+        return selectors.datasets_visible(self.request.user, trash=trash).order_by("department__slug", "slug")
 
     def get_serializer_class(self):
         return {"create": DatasetCreateSerializer, "partial_update": DatasetUpdateSerializer, "upload": UploadSerializer}.get(
@@ -52,7 +53,7 @@ class DatasetViewSet(
         )
 
     def _present(self, dataset, code=status.HTTP_200_OK):
-        fresh = self.get_queryset().get(pk=dataset.pk)
+        fresh = selectors.datasets_visible(self.request.user, trash=dataset.deleted_at is not None).get(pk=dataset.pk)
         return Response(DatasetSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
     def create(self, request, *args, **kwargs):
@@ -106,3 +107,55 @@ class DatasetViewSet(
 
         version = get_object_or_404(selectors.versions_visible(request.user, self.get_object()), pk=version_id)
         return Response(DatasetVersionDetailSerializer(version).data)
+
+    @extend_schema(
+        summary="Move a dataset to the trash (restorable for 30 days)", parameters=[DATASET_ID], responses={204: None, **ERRORS}
+    )
+    def destroy(self, request, *args, **kwargs):
+        services.dataset_delete(actor=request.user, dataset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(summary="Datasets in the trash", responses={200: DatasetSerializer(many=True), **ERRORS})
+    @action(detail=False, methods=["get"], filter_backends=[])
+    def trash(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(DatasetSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Restore a dataset from the trash",
+        parameters=[DATASET_ID],
+        request=None,
+        responses={200: DatasetSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def restore(self, request, pk=None):
+        return self._present(services.dataset_restore(actor=request.user, dataset=self.get_object()))
+
+    @extend_schema(
+        summary="Delete a trashed dataset and its stored bytes for good (department admins)",
+        parameters=[DATASET_ID],
+        request=None,
+        responses={204: None, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def purge(self, request, pk=None):
+        services.dataset_purge(actor=request.user, dataset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="What changed between two published versions",
+        parameters=[
+            DATASET_ID,
+            OpenApiParameter("from", int, description="Older version number (default: the one before `to`)"),
+            OpenApiParameter("to", int, description="Newer version number (default: the latest)"),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def diff(self, request, pk=None):
+        dataset = self.get_object()
+        return Response(
+            services.dataset_diff(
+                actor=request.user, dataset=dataset, old=request.query_params.get("from"), new=request.query_params.get("to")
+            )
+        )
