@@ -31,3 +31,16 @@ class UploadForm(forms.Form):
         if data.get("skip_bad_lines"):
             options["skip_bad_lines"] = True
         return options
+
+
+class RetryForm(forms.Form):
+    encoding = forms.ChoiceField(label=_("Encoding"), choices=ENCODINGS, required=False)
+    delimiter = forms.ChoiceField(label=_("Delimiter"), choices=DELIMITERS, required=False)
+    skip_bad_lines = forms.BooleanField(label=_("Skip malformed lines"), required=False)
+
+    def ingest_options(self) -> dict:
+        data = self.cleaned_data
+        options = {key: data[key] for key in ("encoding", "delimiter") if data.get(key)}
+        if data.get("skip_bad_lines"):
+            options["skip_bad_lines"] = True
+        return options

@@ -172,9 +172,7 @@ def dataset_upload(*, actor, dataset: Dataset, stream: BinaryIO, filename: str, 
         raise
 
 
-def _create_pending_version(actor, dataset: Dataset, blob, filename: str, options: dict | None) -> DatasetVersion:
-    if blob.size == 0:
-        raise Invalid(_("The file is empty."), fields={"file": [_("The file is empty.")]}, code="empty_file")
+def _check_options(options) -> None:
     if options is not None and not isinstance(options, dict):
         raise Invalid(_("Options must be an object."), fields={"options": [_("Options must be an object.")]})
     unknown = set(options or {}) - set(USER_OPTIONS)
@@ -184,6 +182,12 @@ def _create_pending_version(actor, dataset: Dataset, blob, filename: str, option
             "known": ", ".join(USER_OPTIONS),
         }
         raise Invalid(message, fields={"options": [message]})
+
+
+def _create_pending_version(actor, dataset: Dataset, blob, filename: str, options: dict | None) -> DatasetVersion:
+    if blob.size == 0:
+        raise Invalid(_("The file is empty."), fields={"file": [_("The file is empty.")]}, code="empty_file")
+    _check_options(options)
     with transaction.atomic():
         same = dataset.versions.filter(raw_sha256=blob.sha256).exclude(status=VersionStatus.FAILED).first()
         if same is not None:
@@ -215,6 +219,37 @@ def _create_pending_version(actor, dataset: Dataset, blob, filename: str, option
             action="dataset.upload",
             obj=dataset,
             changes={"version": str(version.pk), "file": version.original_filename, "bytes": blob.size},
+        )
+    return version
+
+
+def version_retry(*, actor, version: DatasetVersion, options: dict | None = None) -> DatasetVersion:
+    """Ingest a failed version's kept upload again, optionally with other options (e.g. an encoding)."""
+    _require(actor, "change", version.dataset)
+    _check_options(options)
+    with transaction.atomic():
+        version = DatasetVersion.objects.select_for_update().select_related("dataset__department").get(pk=version.pk)
+        if version.status != VersionStatus.FAILED:
+            raise Conflict(
+                _("Only a failed version can be retried; this one is %(status)s.") % {"status": version.status},
+                code="version_not_failed",
+            )
+        if options is not None:
+            version.options = options
+        job = job_submit(
+            actor=actor,
+            department=version.dataset.department,
+            kind=INGEST_KIND,
+            params={"version": str(version.pk)},
+            user_request=False,
+        )
+        version.status, version.error_message, version.check_results, version.job = VersionStatus.PENDING, "", [], job
+        version.save(update_fields=["options", "status", "error_message", "check_results", "job"])
+        audit.record(
+            actor=actor,
+            action="dataset.retry",
+            obj=version.dataset,
+            changes={"version": str(version.pk), "options": version.options},
         )
     return version
 

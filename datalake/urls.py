@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("<uuid:pk>/", views.dataset, name="dataset"),
     path("<uuid:pk>/upload/", views.upload, name="upload"),
+    path("<uuid:pk>/versions/<uuid:version_pk>/retry/", views.retry, name="retry"),
 ]

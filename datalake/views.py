@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datalake import selectors, services
-from datalake.forms import DatasetCreateForm, UploadForm
+from datalake.forms import DatasetCreateForm, RetryForm, UploadForm
 from datalake.models import Dataset, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
@@ -49,6 +49,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "query": query,
         "form": form,
         "may_create": department is not None and policy.can(request.user, "submit", department),
+        "storage_used": services.department_storage_used(department) if department else None,
     }
     return render(request, "datalake/index.html", context, status=status)
 
@@ -97,6 +98,7 @@ def dataset(request: HttpRequest, pk) -> HttpResponse:
         "latest": latest,
         "figures": _profile_figures(latest) if latest else [],
         "upload_form": UploadForm(),
+        "retry_form": RetryForm(),
         "may_change": policy.can(request.user, "change", dataset),
         "live": any(v.status == VersionStatus.PENDING for v in versions),
     }
@@ -132,3 +134,23 @@ def upload(request: HttpRequest, pk) -> HttpResponse:
         "live": False,
     }
     return render(request, "datalake/dataset.html", context, status=400)
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, pk, version_pk) -> HttpResponse:
+    """Ingest a failed version again, with the encoding and delimiter chosen on its row."""
+    dataset = _dataset_or_404(request, pk)
+    version = get_object_or_404(selectors.versions_visible(request.user, dataset), pk=version_pk)
+    form = RetryForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a valid encoding and delimiter."))
+        return redirect("datalake:dataset", dataset.pk)
+    options = {**version.options, **form.ingest_options()}
+    try:
+        services.version_retry(actor=request.user, version=version, options=options)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The upload is being ingested again."))
+    return redirect("datalake:dataset", dataset.pk)

@@ -60,6 +60,10 @@ class UploadSerializer(serializers.Serializer):
     options = serializers.JSONField(required=False, default=dict, help_text="Ingest options: encoding, delimiter, sheet…")
 
 
+class RetrySerializer(serializers.Serializer):
+    options = serializers.JSONField(required=False, help_text="New ingest options; leave out to keep the old ones.")
+
+
 class DatasetVersionSerializer(serializers.ModelSerializer):
     job = serializers.SerializerMethodField()
 

@@ -14,6 +14,7 @@ from datalake.api.serializers import (
     DatasetUpdateSerializer,
     DatasetVersionDetailSerializer,
     DatasetVersionSerializer,
+    RetrySerializer,
     UploadSerializer,
 )
 from lepton.api.serializers import ErrorSerializer
@@ -159,3 +160,19 @@ class DatasetViewSet(
                 actor=request.user, dataset=dataset, old=request.query_params.get("from"), new=request.query_params.get("to")
             )
         )
+
+    @extend_schema(
+        summary="Ingest a failed version's kept upload again, optionally with other options",
+        parameters=[DATASET_ID, VERSION_ID],
+        request=RetrySerializer,
+        responses={202: DatasetVersionSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<version_id>[0-9a-f-]{36})/retry", filter_backends=[])
+    def retry(self, request, pk=None, version_id=None):
+        from django.shortcuts import get_object_or_404
+
+        version = get_object_or_404(selectors.versions_visible(request.user, self.get_object()), pk=version_id)
+        serializer = RetrySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.version_retry(actor=request.user, version=version, options=serializer.validated_data.get("options"))
+        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)

@@ -126,3 +126,33 @@ def test_outsider_gets_404(owner, outsider, sensors, method, suffix):
 def test_outsider_trash_list_is_empty(owner, outsider, sensors):
     services.dataset_delete(actor=owner, dataset=sensors)
     assert api(outsider).get("/api/v1/datasets/trash/").json()["results"] == []
+
+
+GBK = "温度,结果\n70.5,合格\n".encode("gb18030")
+
+
+def test_failed_version_retried_with_the_right_encoding_publishes(member, sensors):
+    version = services.dataset_upload(
+        actor=member, dataset=sensors, stream=io.BytesIO(GBK), filename="g.csv", options={"encoding": "utf-8"}
+    )
+    version = services.version_ingest(version.pk)
+    assert version.status == "failed" and version.ingest_report["code"] == "undecodable"
+    response = api(member).post(
+        f"/api/v1/datasets/{sensors.pk}/versions/{version.pk}/retry/", {"options": {"encoding": "gb18030"}}, format="json"
+    )
+    assert response.status_code == 202 and response.json()["status"] == "pending"
+    version = services.version_ingest(version.pk)
+    assert version.status == "published" and version.number == 1
+    again = api(member).post(f"/api/v1/datasets/{sensors.pk}/versions/{version.pk}/retry/", {}, format="json")
+    assert again.status_code == 409 and again.json()["error"] == "version_not_failed"
+
+
+def test_retry_anonymous_and_outsider(member, outsider, sensors):
+    version = services.dataset_upload(
+        actor=member, dataset=sensors, stream=io.BytesIO(GBK), filename="g.csv", options={"encoding": "utf-8"}
+    )
+    services.version_ingest(version.pk)
+    url = f"/api/v1/datasets/{sensors.pk}/versions/{version.pk}/retry/"
+    assert api().post(url, {}, format="json").status_code == 401
+    assert api(outsider).post(url, {}, format="json").status_code == 404
+    assert DatasetVersion.objects.get(pk=version.pk).status == "failed"

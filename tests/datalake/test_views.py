@@ -92,3 +92,27 @@ def test_htmx_request_returns_only_the_versions_fragment(member, sensors):
     response = login(member).get(f"/data/{sensors.pk}/", HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="versions"') and "<html" not in html
+
+
+def test_failed_version_can_be_retried_from_its_row(member, outsider, sensors):
+    import io
+
+    gbk = "温度\n70.5\n".encode("gb18030")
+    version = services.dataset_upload(
+        actor=member, dataset=sensors, stream=io.BytesIO(gbk), filename="g.csv", options={"encoding": "utf-8"}
+    )
+    services.version_ingest(version.pk)
+    page = login(member).get(f"/data/{sensors.pk}/").content.decode()
+    assert f"/data/{sensors.pk}/versions/{version.pk}/retry/" in page
+    url = f"/data/{sensors.pk}/versions/{version.pk}/retry/"
+    assert login(outsider).post(url, {"encoding": "gb18030"}).status_code == 404
+    assert Client().post(url, {"encoding": "gb18030"}).status_code == 302
+    assert DatasetVersion.objects.get(pk=version.pk).status == "failed"
+    response = login(member).post(url, {"encoding": "gb18030"})
+    assert response.status_code == 302
+    version.refresh_from_db()
+    assert version.status == "pending" and version.options == {"encoding": "gb18030"}
+
+
+def test_catalog_shows_the_department_storage_use(member, production, sensors):
+    assert "storage quota" in login(member).get("/data/").content.decode()
