@@ -25,6 +25,8 @@ class Dataset(models.Model):
     discoverable = models.BooleanField(default=False)
     # Declared quality checks (see datalake.engine.checks), run on every new version.
     checks = models.JSONField(default=list, blank=True)
+    # The column names of the latest published version, one per line, for catalog search.
+    columns_text = models.TextField(blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)

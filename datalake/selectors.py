@@ -25,3 +25,25 @@ def versions_visible(user, dataset: Dataset):
     if policy.can(user, "change", dataset):
         return versions
     return versions.filter(status=VersionStatus.PUBLISHED)
+
+
+def search(queryset, query: str = "", tag: str = ""):
+    """Filter datasets by words in the name, description, slug or column names, and by a tag."""
+    for word in query.split():
+        queryset = queryset.filter(
+            Q(name__icontains=word) | Q(description__icontains=word) | Q(slug__icontains=word) | Q(columns_text__icontains=word)
+        )
+    if tag:
+        # Tags are few per dataset: a text match on the JSON list, checked exactly in Python by callers that care.
+        queryset = queryset.filter(tags__icontains=f'"{tag.strip().lower()}"')
+    return queryset
+
+
+def datasets_discoverable(user):
+    """Datasets of other departments marked discoverable: their metadata only, never their rows."""
+    return (
+        Dataset.objects.filter(discoverable=True, deleted_at__isnull=True)
+        .exclude(pk__in=policy.visible_to(user, Dataset).values("pk"))
+        .select_related("department")
+        .order_by("department__name", "name")
+    )

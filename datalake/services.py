@@ -325,7 +325,8 @@ def _publish(version: DatasetVersion, blob, report: dict, profile: dict, check_r
         version.published_at = timezone.now()
         version.save()
         dataset.updated_at = version.published_at
-        dataset.save(update_fields=["updated_at"])
+        dataset.columns_text = "\n".join(c.get("name", "") for c in version.schema)
+        dataset.save(update_fields=["updated_at", "columns_text"])
         audit.record(actor=None, action="dataset.publish", obj=dataset, changes={"version": number, "rows": version.row_count})
     return version
 

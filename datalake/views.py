@@ -3,7 +3,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -40,10 +39,11 @@ def index(request: HttpRequest) -> HttpResponse:
                 return redirect("datalake:dataset", dataset.pk)
         status = 400
     query = request.GET.get("q", "").strip()
-    datasets = selectors.datasets_visible(request.user)
-    if query:
-        datasets = datasets.filter(Q(name__icontains=query) | Q(description__icontains=query) | Q(slug__icontains=query))
+    tag = request.GET.get("tag", "").strip()
+    datasets = selectors.search(selectors.datasets_visible(request.user), query, tag)
     context = {
+        "tag": tag,
+        "discoverable": selectors.search(selectors.datasets_discoverable(request.user), query, tag)[:100],
         "department": department,
         "datasets": datasets.order_by("department__name", "name")[:500],
         "query": query,

@@ -32,6 +32,22 @@ class DatasetSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DiscoverableDatasetSerializer(serializers.ModelSerializer):
+    """What another department may know of a discoverable dataset: no rows, no versions."""
+
+    department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    columns = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "department", "slug", "name", "description", "tags", "columns", "updated_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_columns(self, dataset):
+        return [c for c in dataset.columns_text.split("\n") if c]
+
+
 class DatasetCreateSerializer(serializers.Serializer):
     department = serializers.SlugField()
     name = serializers.CharField(max_length=200)

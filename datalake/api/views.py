@@ -14,6 +14,7 @@ from datalake.api.serializers import (
     DatasetUpdateSerializer,
     DatasetVersionDetailSerializer,
     DatasetVersionSerializer,
+    DiscoverableDatasetSerializer,
     RetrySerializer,
     UploadSerializer,
 )
@@ -25,7 +26,14 @@ ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Datasets you may see", responses={200: DatasetSerializer(many=True), **ERRORS}),
+    list=extend_schema(
+        summary="Datasets you may see",
+        parameters=[
+            OpenApiParameter("q", str, description="Words to find in names, descriptions and column names"),
+            OpenApiParameter("tag", str, description="Only datasets with this tag"),
+        ],
+        responses={200: DatasetSerializer(many=True), **ERRORS},
+    ),
     retrieve=extend_schema(summary="One dataset", parameters=[DATASET_ID], responses={200: DatasetSerializer, **ERRORS}),
     create=extend_schema(
         summary="Create a dataset", request=DatasetCreateSerializer, responses={201: DatasetSerializer, **ERRORS}
@@ -46,7 +54,12 @@ class DatasetViewSet(
 
     def get_queryset(self):
         trash = self.action in ("restore", "purge", "trash")
-        return selectors.datasets_visible(self.request.user, trash=trash).order_by("department__slug", "slug")
+        queryset = selectors.datasets_visible(self.request.user, trash=trash)
+        if self.action == "list":
+            queryset = selectors.search(
+                queryset, self.request.query_params.get("q", ""), self.request.query_params.get("tag", "")
+            )
+        return queryset.order_by("department__slug", "slug")
 
     def get_serializer_class(self):
         return {"create": DatasetCreateSerializer, "partial_update": DatasetUpdateSerializer, "upload": UploadSerializer}.get(
@@ -176,3 +189,16 @@ class DatasetViewSet(
         serializer.is_valid(raise_exception=True)
         version = services.version_retry(actor=request.user, version=version, options=serializer.validated_data.get("options"))
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Discoverable datasets of other departments: metadata only, never rows",
+        parameters=[OpenApiParameter("q", str), OpenApiParameter("tag", str)],
+        responses={200: DiscoverableDatasetSerializer(many=True), **ERRORS},
+    )
+    @action(detail=False, methods=["get"], filter_backends=[])
+    def discover(self, request):
+        queryset = selectors.search(
+            selectors.datasets_discoverable(request.user), request.query_params.get("q", ""), request.query_params.get("tag", "")
+        )
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(DiscoverableDatasetSerializer(page, many=True).data)
