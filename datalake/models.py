@@ -91,3 +91,29 @@ class DatasetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} v{self.number}" if self.number else f"{self.dataset} ({self.status})"
+
+
+class UploadSession(models.Model):
+    """A resumable upload: chunks arrive in order (each kept as a blob) until the file is whole.
+
+    The client asks for `received_bytes` to resume after a broken connection; completing the
+    session hands the joined chunks to the normal upload path, which creates the version.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="upload_sessions")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    filename = models.CharField(max_length=255)
+    total_bytes = models.BigIntegerField()
+    received_bytes = models.BigIntegerField(default=0)
+    chunks = models.JSONField(default=list, blank=True)  # sha256 of each chunk, in order
+    options = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    version = models.ForeignKey(DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.received_bytes}/{self.total_bytes})"

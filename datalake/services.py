@@ -13,6 +13,7 @@ import tempfile
 from datetime import timedelta
 from typing import BinaryIO
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
@@ -21,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks, validate_check
 from datalake.engine.profile import _jsonable, profile_parquet
-from datalake.models import Dataset, DatasetVersion, VersionStatus
+from datalake.models import Dataset, DatasetVersion, UploadSession, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import job_submit
@@ -185,6 +186,7 @@ def _check_options(options) -> None:
 
 
 def _create_pending_version(actor, dataset: Dataset, blob, filename: str, options: dict | None) -> DatasetVersion:
+    _check_size(blob.size or 1, field="file")
     if blob.size == 0:
         raise Invalid(_("The file is empty."), fields={"file": [_("The file is empty.")]}, code="empty_file")
     _check_options(options)
@@ -446,3 +448,123 @@ def dataset_diff(*, actor, dataset: Dataset, old=None, new=None) -> dict:
     a, b = published[old_n], published[new_n]
     result = version_diff({"rows": a.row_count, "profile": a.profile}, {"rows": b.row_count, "profile": b.profile})
     return {"from": old_n, "to": new_n, **result}
+
+
+# --- resumable uploads ------------------------------------------------------------------
+
+
+class _JoinedChunks:
+    """A readable stream over stored chunks, in order, each verified on read; one chunk in memory at a time."""
+
+    def __init__(self, shas: list[str]):
+        self._shas = list(shas)
+        self._current = memoryview(b"")
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        parts = []
+        wanted = size if size >= 0 else float("inf")
+        while wanted > 0:
+            if self._position >= len(self._current):
+                if not self._shas:
+                    break
+                self._current, self._position = memoryview(get_storage().read_bytes(self._shas.pop(0))), 0
+                continue
+            take = self._current[self._position : self._position + (len(self._current) if wanted == float("inf") else wanted)]
+            self._position += len(take)
+            wanted -= len(take)
+            parts.append(bytes(take))
+        return b"".join(parts)
+
+
+def _check_size(size, field: str = "size") -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise Invalid(_("Give the file size in bytes."), fields={field: [_("Give the file size in bytes.")]})
+    if size > settings.LEPTON_MAX_UPLOAD_BYTES:
+        message = _("The file is larger than the %(limit)s bytes an upload may have.") % {
+            "limit": settings.LEPTON_MAX_UPLOAD_BYTES
+        }
+        raise Invalid(message, fields={field: [message]}, code="too_large")
+    return size
+
+
+def upload_session_start(*, actor, dataset: Dataset, filename: str, size: int, options: dict | None = None) -> UploadSession:
+    """Open a resumable upload of `size` bytes; chunks follow with upload_session_append."""
+    _require(actor, "change", dataset)
+    _check_size(size)
+    _check_options(options)
+    if not (filename or "").strip():
+        raise Invalid(_("Give the file name."), fields={"filename": [_("Give the file name.")]})
+    with transaction.atomic():
+        session = UploadSession.objects.create(
+            dataset=dataset, created_by=actor, filename=os.path.basename(filename)[:255], total_bytes=size, options=options or {}
+        )
+        audit.record(actor=actor, action="dataset.upload_start", obj=dataset, changes={"session": str(session.pk), "bytes": size})
+    return session
+
+
+def _own_session(actor, session: UploadSession) -> UploadSession:
+    if session.created_by_id != getattr(actor, "pk", None):
+        raise NotFound()
+    _require(actor, "change", session.dataset)
+    if session.completed_at is not None:
+        raise Conflict(_("This upload is complete already."), code="upload_complete")
+    if session.created_at < timezone.now() - timedelta(hours=settings.LEPTON_UPLOAD_SESSION_HOURS):
+        raise Conflict(_("This upload expired; start a new one."), code="upload_expired")
+    return session
+
+
+def upload_session_append(*, actor, session: UploadSession, offset: int, stream: BinaryIO) -> UploadSession:
+    """Append one chunk that starts at `offset` (which must equal the bytes received so far)."""
+    _own_session(actor, session)
+    data = stream.read(settings.LEPTON_MAX_CHUNK_BYTES + 1)
+    if len(data) > settings.LEPTON_MAX_CHUNK_BYTES:
+        message = _("A chunk may have at most %(limit)s bytes.") % {"limit": settings.LEPTON_MAX_CHUNK_BYTES}
+        raise Invalid(message, fields={"chunk": [message]}, code="chunk_too_large")
+    if not data:
+        raise Invalid(_("The chunk is empty."), fields={"chunk": [_("The chunk is empty.")]})
+    with transaction.atomic():
+        session = UploadSession.objects.select_for_update().get(pk=session.pk)
+        if offset != session.received_bytes:
+            message = _("This chunk starts at byte %(offset)s but %(received)s bytes were received; resume from there.") % {
+                "offset": offset,
+                "received": session.received_bytes,
+            }
+            raise Conflict(message, fields={"offset": [message]}, code="wrong_offset")
+        if session.received_bytes + len(data) > session.total_bytes:
+            message = _("The chunk goes past the announced size of %(size)s bytes.") % {"size": session.total_bytes}
+            raise Invalid(message, fields={"chunk": [message]}, code="past_end")
+        blob = get_storage().put_bytes(data)
+        session.chunks = [*session.chunks, blob.sha256]
+        session.received_bytes += len(data)
+        session.save(update_fields=["chunks", "received_bytes"])
+    return session
+
+
+def upload_session_complete(*, actor, session: UploadSession) -> DatasetVersion:
+    """Join the chunks into one upload and create its version (as dataset_upload does)."""
+    _own_session(actor, session)
+    if session.received_bytes != session.total_bytes:
+        message = _("Only %(received)s of %(size)s bytes arrived; send the rest first.") % {
+            "received": session.received_bytes,
+            "size": session.total_bytes,
+        }
+        raise Conflict(message, code="upload_incomplete")
+    version = dataset_upload(
+        actor=actor,
+        dataset=session.dataset,
+        stream=_JoinedChunks(session.chunks),
+        filename=session.filename,
+        options=session.options,
+    )
+    UploadSession.objects.filter(pk=session.pk).update(completed_at=timezone.now(), version=version)
+    _drop_chunks(session.chunks, keep=version.raw_sha256)
+    session.refresh_from_db()
+    return session.version
+
+
+def _drop_chunks(shas: list[str], keep: str = "") -> None:
+    storage = get_storage()
+    in_use = set(DatasetVersion.objects.filter(raw_sha256__in=shas).values_list("raw_sha256", flat=True))
+    for sha in set(shas) - in_use - {keep}:
+        storage.delete(sha)

@@ -274,6 +274,13 @@ LEPTON_STORAGE_OPTIONS = {
     "secret": env_secret("AWS_SECRET_ACCESS_KEY", ""),
 }
 
+# Largest file one upload may bring (browser, multipart API or resumable chunks), and the
+# largest chunk of a resumable upload.
+LEPTON_MAX_UPLOAD_BYTES = env_int("LEPTON_MAX_UPLOAD_BYTES", 5 * 1024**3)
+LEPTON_MAX_CHUNK_BYTES = env_int("LEPTON_MAX_CHUNK_BYTES", 64 * 1024**2)
+# Unfinished resumable uploads are forgotten after this many hours.
+LEPTON_UPLOAD_SESSION_HOURS = env_int("LEPTON_UPLOAD_SESSION_HOURS", 48)
+
 # E-mail.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from datalake.models import Dataset, DatasetVersion
+from datalake.models import Dataset, DatasetVersion, UploadSession
 from lepton import policy
 from lepton.models import Department
 
@@ -112,4 +112,30 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
 class DatasetVersionDetailSerializer(DatasetVersionSerializer):
     class Meta(DatasetVersionSerializer.Meta):
         fields = [*DatasetVersionSerializer.Meta.fields, "profile"]
+        read_only_fields = fields
+
+
+class UploadSessionStartSerializer(serializers.Serializer):
+    filename = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=1, help_text="The file's size in bytes.")
+    options = serializers.JSONField(required=False, default=dict)
+
+
+class UploadSessionSerializer(serializers.ModelSerializer):
+    dataset = serializers.UUIDField(source="dataset_id", read_only=True)
+    version = serializers.UUIDField(source="version_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = UploadSession
+        fields = [
+            "id",
+            "dataset",
+            "filename",
+            "total_bytes",
+            "received_bytes",
+            "options",
+            "created_at",
+            "completed_at",
+            "version",
+        ]
         read_only_fields = fields

@@ -6,5 +6,6 @@ from datalake.api import views
 
 router = SimpleRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
+router.register("uploads", views.UploadSessionViewSet, basename="upload")
 
 urlpatterns = router.urls

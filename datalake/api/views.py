@@ -1,5 +1,8 @@
 """Viewsets of the data-lake API: querysets through the policy, writes through datalake.services."""
 
+import re
+
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -17,8 +20,12 @@ from datalake.api.serializers import (
     DiscoverableDatasetSerializer,
     RetrySerializer,
     UploadSerializer,
+    UploadSessionSerializer,
+    UploadSessionStartSerializer,
 )
+from datalake.models import UploadSession
 from lepton.api.serializers import ErrorSerializer
+from lepton.errors import Invalid
 
 DATASET_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The dataset's id.")
 VERSION_ID = OpenApiParameter("version_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The version's id.")
@@ -202,3 +209,74 @@ class DatasetViewSet(
         )
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(DiscoverableDatasetSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Start a resumable upload (then PUT chunks to /uploads/<id>/ and POST …/complete/)",
+        parameters=[DATASET_ID],
+        request=UploadSessionStartSerializer,
+        responses={201: UploadSessionSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="uploads", filter_backends=[], parser_classes=[JSONParser])
+    def start_upload(self, request, pk=None):
+        dataset = self.get_object()
+        serializer = UploadSessionStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = services.upload_session_start(actor=request.user, dataset=dataset, **serializer.validated_data)
+        return Response(UploadSessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+UPLOAD_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The upload's id.")
+CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+@extend_schema_view(
+    retrieve=extend_schema(
+        summary="A resumable upload: how many bytes arrived",
+        parameters=[UPLOAD_ID],
+        responses={200: UploadSessionSerializer, **ERRORS},
+    )
+)
+class UploadSessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Chunks of a resumable upload; only the person who started it sees it."""
+
+    serializer_class = UploadSessionSerializer
+    http_method_names = ["get", "put", "post", "head", "options"]
+
+    def get_queryset(self):
+        return UploadSession.objects.filter(
+            created_by=self.request.user, dataset__in=selectors.datasets_visible(self.request.user, "change").values("pk")
+        ).select_related("dataset")
+
+    @extend_schema(
+        summary="Send the next chunk as the raw request body",
+        description="Give its position with `Content-Range: bytes <start>-<end>/<total>` or `?offset=<start>`; "
+        "the start must equal received_bytes (409 otherwise, with the offset to resume from).",
+        parameters=[UPLOAD_ID, OpenApiParameter("offset", int, required=False)],
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        responses={200: UploadSessionSerializer, **ERRORS},
+    )
+    def update(self, request, *args, **kwargs):
+        session = self.get_object()
+        offset = request.query_params.get("offset")
+        match = CONTENT_RANGE.match(request.headers.get("Content-Range", ""))
+        if match:
+            offset = match.group(1)
+        try:
+            offset = int(offset)
+        except (TypeError, ValueError):
+            raise Invalid(
+                _("Say where the chunk starts: Content-Range or ?offset="), fields={"offset": [_("Required.")]}
+            ) from None
+        session = services.upload_session_append(actor=request.user, session=session, offset=offset, stream=request.stream)
+        return Response(UploadSessionSerializer(session).data)
+
+    @extend_schema(
+        summary="Finish the upload: the joined file becomes a new version (its ingest runs as a job)",
+        parameters=[UPLOAD_ID],
+        request=None,
+        responses={202: DatasetVersionSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def complete(self, request, pk=None):
+        version = services.upload_session_complete(actor=request.user, session=self.get_object())
+        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
