@@ -68,6 +68,53 @@
     });
   }
 
+  /* Uploads with a byte progress bar: a form with `data-upload-progress` is sent with
+   * XMLHttpRequest so the bar (`[data-upload-bar]` inside the form) follows the bytes sent;
+   * the server's answer replaces the page as a normal submit would (redirect or form errors).
+   * A file dropped anywhere on the form goes into its file input. */
+  function uploadWithProgress(event) {
+    var form = event.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-upload-progress") || !window.FormData) return;
+    event.preventDefault();
+    var bar = form.querySelector("[data-upload-bar]");
+    var label = form.querySelector("[data-upload-label]");
+    var button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    if (bar) bar.parentElement.hidden = false;
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.upload.onprogress = function (e) {
+      if (!e.lengthComputable) return;
+      var pct = Math.round((100 * e.loaded) / e.total);
+      if (bar) bar.style.width = pct + "%";
+      if (label) label.textContent = pct + " % (" + Math.round(e.loaded / 1048576) + " / " + Math.round(e.total / 1048576) + " MB)";
+    };
+    xhr.onload = function () {
+      // Show the answer itself (after a redirect, the page it led to): fetching it again would
+      // lose its one-time messages. The address bar follows the redirect.
+      if (xhr.responseURL) window.history.replaceState(null, "", xhr.responseURL);
+      document.open(); document.write(xhr.responseText); document.close();
+    };
+    xhr.onerror = function () {
+      if (button) button.disabled = false;
+      if (label) label.textContent = form.getAttribute("data-upload-error") || "Upload failed";
+    };
+    xhr.send(new FormData(form));
+  }
+
+  function dropIntoForm(event) {
+    var form = event.target.closest && event.target.closest("form[data-upload-progress]");
+    if (!form) return;
+    event.preventDefault();
+    if (event.type === "drop" && event.dataTransfer && event.dataTransfer.files.length) {
+      var input = form.querySelector("input[type=file]");
+      if (input) input.files = event.dataTransfer.files;
+    }
+  }
+
+  document.addEventListener("submit", uploadWithProgress);
+  document.addEventListener("dragover", dropIntoForm);
+  document.addEventListener("drop", dropIntoForm);
   document.addEventListener("change", autosubmit);
   document.addEventListener("submit", confirmSubmit, true);
   document.addEventListener("click", copyText);

@@ -8,47 +8,20 @@ a real in-process Celery worker and the dispatcher. Screenshots go to $LEPTON_SC
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
 from lepton.jobs.models import Job, JobStatus
+from tests.browser.conftest import CHROMIUM, SHOTS
 from tests.factories import MembershipFactory
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls below are still plain sync code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(os.environ.get("LEPTON_SCREENSHOTS", "/tmp/lepton-screenshots"))
-
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian chromium is not installed (make test installs it)"),
 ]
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 860}, locale="en-US")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
 
 
 def test_member_switches_department_and_watches_a_selfcheck_finish(
