@@ -568,3 +568,58 @@ def _drop_chunks(shas: list[str], keep: str = "") -> None:
     in_use = set(DatasetVersion.objects.filter(raw_sha256__in=shas).values_list("raw_sha256", flat=True))
     for sha in set(shas) - in_use - {keep}:
         storage.delete(sha)
+
+
+# --- reading published versions ----------------------------------------------------------
+
+
+def _readable(actor, version: DatasetVersion) -> tuple[str, dict[str, str]]:
+    """The local Parquet path and {identifier: original name} of a published version the actor may see."""
+    if not policy.can(actor, "view", version):
+        raise NotFound()
+    if version.status != VersionStatus.PUBLISHED:
+        raise Conflict(_("Only published versions can be read."), code="version_not_published")
+    names = {c["identifier"]: c["name"] for c in version.schema if "identifier" in c}
+    return get_storage().verified_local_path(version.parquet_sha256), names
+
+
+def version_preview(
+    *,
+    actor,
+    version: DatasetVersion,
+    page: int = 1,
+    page_size: int = 50,
+    sort: str | None = None,
+    descending: bool = False,
+    filters: list | None = None,
+) -> dict:
+    """One page of rows (sorted and filtered on the server) of a published version."""
+    from datalake.engine.preview import PreviewError, preview
+
+    path, names = _readable(actor, version)
+    try:
+        return preview(
+            path, names=names, page=page, page_size=page_size, sort=sort or None, descending=descending, filters=filters or ()
+        ).as_dict()
+    except PreviewError as exc:
+        raise Invalid(exc.message, fields={exc.field: [exc.message]}) from None
+
+
+def version_export_csv(*, actor, version: DatasetVersion):
+    """The version as CSV chunks (original column names, formula cells escaped), for a streamed download."""
+    from datalake.engine.export import export_csv_iter
+
+    path, names = _readable(actor, version)
+    audit.record(
+        actor=actor, action="dataset.download", obj=version.dataset, changes={"version": version.number, "format": "csv"}
+    )
+    return export_csv_iter(path, names=names)
+
+
+def version_parquet_path(*, actor, version: DatasetVersion) -> str:
+    """The version's verified Parquet file, for a download as it is stored."""
+    path, _names = _readable(actor, version)
+    audit.record(
+        actor=actor, action="dataset.download", obj=version.dataset, changes={"version": version.number, "format": "parquet"}
+    )
+    return path

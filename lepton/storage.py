@@ -145,7 +145,33 @@ class BlobStorage:
             raise
         return path
 
+    def verified_local_path(self, sha256: str) -> str:
+        """A local file path with the blob's bytes, checksum verified once per process (file://)
+        or once per cached download (s3://): for readers like duckdb that scan files many times."""
+        if self.scheme == "file":
+            path = self.path(sha256)
+            if sha256 not in _VERIFIED:
+                digest = hashlib.sha256()
+                try:
+                    with open(path, "rb") as src:
+                        while chunk := src.read(CHUNK):
+                            digest.update(chunk)
+                except FileNotFoundError:
+                    raise BlobNotFound(sha256) from None
+                if digest.hexdigest() != sha256:
+                    raise CorruptBlob(f"blob {sha256} does not match its checksum")
+                _VERIFIED.add(sha256)
+            return path
+        cache = os.path.join(str(settings.VAR_DIR), "blobcache")
+        os.makedirs(cache, exist_ok=True)
+        target = os.path.join(cache, sha256)
+        if not os.path.exists(target):
+            tmp = self.local_copy(sha256, directory=cache)  # verified while copying
+            os.replace(tmp, target)
+        return target
+
     def delete(self, sha256: str) -> None:
+        _VERIFIED.discard(sha256)
         try:
             self.fs.rm_file(self.path(sha256))
         except FileNotFoundError:
@@ -166,6 +192,10 @@ class BlobStorage:
         """Remove everything (tests only)."""
         if self.scheme == "file":
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+# Blobs whose checksum this process has verified (they are immutable, so once is enough).
+_VERIFIED: set[str] = set()
 
 
 @lru_cache(maxsize=4)

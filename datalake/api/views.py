@@ -1,5 +1,6 @@
 """Viewsets of the data-lake API: querysets through the policy, writes through datalake.services."""
 
+import json
 import re
 
 from django.utils.translation import gettext as _
@@ -223,6 +224,83 @@ class DatasetViewSet(
         serializer.is_valid(raise_exception=True)
         session = services.upload_session_start(actor=request.user, dataset=dataset, **serializer.validated_data)
         return Response(UploadSessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+    def _version(self, request, version_id):
+        from django.shortcuts import get_object_or_404
+
+        return get_object_or_404(selectors.versions_visible(request.user, self.get_object()), pk=version_id)
+
+    @extend_schema(
+        summary="A page of rows of a published version, sorted and filtered on the server",
+        parameters=[
+            DATASET_ID,
+            VERSION_ID,
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int, description="1 to 500 (default 50)"),
+            OpenApiParameter("sort", str, description="A column name"),
+            OpenApiParameter("desc", bool),
+            OpenApiParameter(
+                "filters",
+                str,
+                description='JSON list of {"column", "op", "value"}; ops: eq, ne, lt, le, gt, '
+                "ge, contains, starts_with, is_null, not_null, in",
+            ),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version_id>[0-9a-f-]{36})/preview", filter_backends=[])
+    def preview(self, request, pk=None, version_id=None):
+        version = self._version(request, version_id)
+        params = request.query_params
+        try:
+            filters = json.loads(params.get("filters") or "[]")
+        except ValueError:
+            raise Invalid(_("filters must be a JSON list."), fields={"filters": [_("Not valid JSON.")]}) from None
+        try:
+            page, page_size = int(params.get("page", 1)), int(params.get("page_size", 50))
+        except ValueError:
+            raise Invalid(_("page and page_size must be whole numbers."), fields={"page": [_("A whole number.")]}) from None
+        return Response(
+            services.version_preview(
+                actor=request.user,
+                version=version,
+                page=page,
+                page_size=page_size,
+                sort=params.get("sort"),
+                descending=params.get("desc") in ("1", "true", "yes"),
+                filters=filters,
+            )
+        )
+
+    @extend_schema(
+        summary="Download a published version as Parquet (as stored) or CSV (UTF-8 with BOM, formula cells escaped)",
+        parameters=[DATASET_ID, VERSION_ID, OpenApiParameter("as", str, enum=["parquet", "csv"], description="?format= is DRF's own")],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS},
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version_id>[0-9a-f-]{36})/download", filter_backends=[])
+    def download(self, request, pk=None, version_id=None):
+        version = self._version(request, version_id)
+        return download_response(request.user, version, request.query_params.get("as", "parquet"))
+
+
+def download_response(user, version, file_format: str):
+    """A streamed download of a version (shared by the API and the dataset page)."""
+    from django.http import FileResponse, StreamingHttpResponse
+
+    stem = f"{version.dataset.slug}-v{version.number}"
+    if file_format == "csv":
+        response = StreamingHttpResponse(services.version_export_csv(actor=user, version=version), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
+        return response
+    if file_format != "parquet":
+        raise Invalid(_("Choose parquet or csv."), fields={"as": [_("Choose parquet or csv.")]})
+    path = services.version_parquet_path(actor=user, version=version)
+    return FileResponse(
+        open(path, "rb"),
+        as_attachment=True,
+        filename=f"{stem}.parquet",  # noqa: SIM115 (FileResponse closes it)
+        content_type="application/vnd.apache.parquet",
+    )
 
 
 UPLOAD_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The upload's id.")
