@@ -8,4 +8,5 @@ urlpatterns = [
     path("<uuid:pk>/", views.dataset, name="dataset"),
     path("<uuid:pk>/upload/", views.upload, name="upload"),
     path("<uuid:pk>/versions/<uuid:version_pk>/retry/", views.retry, name="retry"),
+    path("<uuid:pk>/versions/<uuid:version_pk>/download/", views.download, name="download"),
 ]

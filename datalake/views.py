@@ -92,7 +92,24 @@ def dataset(request: HttpRequest, pk) -> HttpResponse:
     dataset = _dataset_or_404(request, pk)
     versions = list(selectors.versions_visible(request.user, dataset).order_by("-created_at")[:50])
     latest = next((v for v in versions if v.status == VersionStatus.PUBLISHED), None)
+    preview, preview_error = None, ""
+    sort, descending = request.GET.get("sort", ""), request.GET.get("desc") == "1"
+    if latest is not None:
+        try:
+            page = int(request.GET.get("page", 1))
+        except ValueError:
+            page = 1
+        try:
+            preview = services.version_preview(
+                actor=request.user, version=latest, page=page, page_size=25, sort=sort, descending=descending
+            )
+        except ServiceError as exc:
+            preview_error = exc.message
     context = {
+        "preview": preview,
+        "preview_error": preview_error,
+        "sort": sort,
+        "descending": descending,
         "dataset": dataset,
         "versions": versions,
         "latest": latest,
@@ -154,3 +171,16 @@ def retry(request: HttpRequest, pk, version_pk) -> HttpResponse:
     else:
         messages.success(request, _("The upload is being ingested again."))
     return redirect("datalake:dataset", dataset.pk)
+
+
+@login_required
+def download(request: HttpRequest, pk, version_pk) -> HttpResponse:
+    from datalake.api.views import download_response
+
+    dataset = _dataset_or_404(request, pk)
+    version = get_object_or_404(selectors.versions_visible(request.user, dataset), pk=version_pk)
+    try:
+        return download_response(request.user, version, request.GET.get("as", "parquet"))
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("datalake:dataset", dataset.pk)

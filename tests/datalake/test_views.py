@@ -116,3 +116,21 @@ def test_failed_version_can_be_retried_from_its_row(member, outsider, sensors):
 
 def test_catalog_shows_the_department_storage_use(member, production, sensors):
     assert "storage quota" in login(member).get("/data/").content.decode()
+
+
+def test_dataset_page_previews_rows_sorted_and_offers_downloads(member, outsider, sensors):
+    import io
+
+    version = services.dataset_upload(
+        actor=member, dataset=sensors, stream=io.BytesIO("温度\n3\n1\n2\n".encode()), filename="t.csv"
+    )
+    services.version_ingest(version.pk)
+    client = login(member)
+    html = client.get(f"/data/{sensors.pk}/?sort=温度&desc=1").content.decode()
+    assert html.index("<td>3</td>") < html.index("<td>2</td>") < html.index("<td>1</td>")
+    csv = client.get(f"/data/{sensors.pk}/versions/{version.pk}/download/?as=csv")
+    assert b"".join(csv.streaming_content).decode("utf-8-sig").splitlines()[0] == "温度"
+    assert login(outsider).get(f"/data/{sensors.pk}/versions/{version.pk}/download/?as=csv").status_code == 404
+    assert Client().get(f"/data/{sensors.pk}/versions/{version.pk}/download/").status_code == 302
+    bad_sort = client.get(f"/data/{sensors.pk}/?sort=nope")
+    assert bad_sort.status_code == 200 and "nope" in bad_sort.content.decode()
