@@ -623,3 +623,57 @@ def version_parquet_path(*, actor, version: DatasetVersion) -> str:
         actor=actor, action="dataset.download", obj=version.dataset, changes={"version": version.number, "format": "parquet"}
     )
     return path
+
+
+# --- the SQL console -----------------------------------------------------------------------
+
+
+def sql_tables(actor) -> dict:
+    """{view name: TableSource} of the latest published version of every dataset the actor may see.
+
+    View names are `department.dataset` with hyphens as underscores (`supply_chain.daily_demand`).
+    """
+    from datalake.engine.sql import TableSource
+
+    tables = {}
+    latest = (
+        DatasetVersion.objects.filter(
+            status=VersionStatus.PUBLISHED, dataset__in=policy.visible_to(actor, Dataset).filter(deleted_at__isnull=True)
+        )
+        .select_related("dataset__department")
+        .order_by("dataset_id", "-number")
+    )
+    seen = set()
+    storage = get_storage()
+    for version in latest:
+        if version.dataset_id in seen:
+            continue
+        seen.add(version.dataset_id)
+        dataset = version.dataset
+        name = f"{dataset.department.slug}.{dataset.slug}".replace("-", "_")
+        columns = {c["identifier"]: c["name"] for c in version.schema if "identifier" in c}
+        tables[name] = TableSource(path=storage.verified_local_path(version.parquet_sha256), columns=columns)
+    return tables
+
+
+def sql_run(*, actor, sql: str, row_cap: int = 10_000) -> dict:
+    """Run read-only SQL over the datasets the actor may see (sandboxed, time- and memory-limited)."""
+    from datalake.engine.sql import QueryError, run_query
+
+    if not (actor and actor.is_authenticated):
+        raise NotFound()
+    if isinstance(row_cap, bool) or not isinstance(row_cap, int) or not 1 <= row_cap <= 10_000:
+        raise Invalid(_("row_cap must be from 1 to 10000."), fields={"row_cap": [_("From 1 to 10000.")]})
+    tables = sql_tables(actor)
+    audit.record(actor=actor, action="sql.run", changes={"sql": (sql or "")[:2000], "tables": len(tables)})
+    try:
+        result = run_query(
+            sql or "",
+            tables,
+            row_cap=row_cap,
+            timeout_s=settings.LEPTON_SQL_TIMEOUT_SECONDS,
+            memory_limit=settings.LEPTON_SQL_MEMORY_LIMIT,
+        )
+    except QueryError as exc:
+        raise Invalid(exc.message, fields={"sql": [exc.message]}, code=f"sql_{exc.code}") from None
+    return result.as_dict()

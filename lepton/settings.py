@@ -281,6 +281,10 @@ LEPTON_MAX_CHUNK_BYTES = env_int("LEPTON_MAX_CHUNK_BYTES", 64 * 1024**2)
 # Unfinished resumable uploads are forgotten after this many hours.
 LEPTON_UPLOAD_SESSION_HOURS = env_int("LEPTON_UPLOAD_SESSION_HOURS", 48)
 
+# The SQL console: each query runs in its own sandboxed process with these limits.
+LEPTON_SQL_TIMEOUT_SECONDS = env_float("LEPTON_SQL_TIMEOUT_SECONDS", 30.0)
+LEPTON_SQL_MEMORY_LIMIT = env_str("LEPTON_SQL_MEMORY_LIMIT", "512MB")
+
 # E-mail.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

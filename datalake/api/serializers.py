@@ -139,3 +139,16 @@ class UploadSessionSerializer(serializers.ModelSerializer):
             "version",
         ]
         read_only_fields = fields
+
+
+class SqlQuerySerializer(serializers.Serializer):
+    sql = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    row_cap = serializers.IntegerField(min_value=1, max_value=10_000, default=10_000)
+
+
+class SqlResultSerializer(serializers.Serializer):
+    columns = serializers.ListField(child=serializers.CharField())
+    rows = serializers.ListField(child=serializers.ListField())
+    row_count_returned = serializers.IntegerField()
+    truncated = serializers.BooleanField()
+    elapsed_ms = serializers.FloatField()

@@ -1,5 +1,6 @@
 """Routes of the data-lake API, mounted under /api/v1/ by lepton/api/urls.py."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from datalake.api import views
@@ -8,4 +9,8 @@ router = SimpleRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register("uploads", views.UploadSessionViewSet, basename="upload")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("sql/", views.SqlView.as_view(), name="sql"),
+    path("sql/tables/", views.SqlTablesView.as_view(), name="sql_tables"),
+    *router.urls,
+]

@@ -10,6 +10,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from datalake import selectors, services
 from datalake.api.serializers import (
@@ -20,6 +21,8 @@ from datalake.api.serializers import (
     DatasetVersionSerializer,
     DiscoverableDatasetSerializer,
     RetrySerializer,
+    SqlQuerySerializer,
+    SqlResultSerializer,
     UploadSerializer,
     UploadSessionSerializer,
     UploadSessionStartSerializer,
@@ -274,7 +277,11 @@ class DatasetViewSet(
 
     @extend_schema(
         summary="Download a published version as Parquet (as stored) or CSV (UTF-8 with BOM, formula cells escaped)",
-        parameters=[DATASET_ID, VERSION_ID, OpenApiParameter("as", str, enum=["parquet", "csv"], description="?format= is DRF's own")],
+        parameters=[
+            DATASET_ID,
+            VERSION_ID,
+            OpenApiParameter("as", str, enum=["parquet", "csv"], description="?format= is DRF's own"),
+        ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS},
     )
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<version_id>[0-9a-f-]{36})/download", filter_backends=[])
@@ -358,3 +365,29 @@ class UploadSessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def complete(self, request, pk=None):
         version = services.upload_session_complete(actor=request.user, session=self.get_object())
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SqlView(APIView):
+    """Read-only SQL over the datasets you may see: one SELECT, sandboxed, row-capped, time-limited."""
+
+    # A POST that reads: a token with the `read` scope may run queries.
+    required_scope = "read"
+
+    @extend_schema(
+        summary="Run a read-only query (views are named department.dataset)",
+        request=SqlQuerySerializer,
+        responses={200: SqlResultSerializer, **ERRORS},
+    )
+    def post(self, request):
+        serializer = SqlQuerySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(services.sql_run(actor=request.user, **serializer.validated_data))
+
+
+class SqlTablesView(APIView):
+    @extend_schema(
+        summary="The views the SQL console offers you, with their columns", responses={200: OpenApiTypes.OBJECT, **ERRORS}
+    )
+    def get(self, request):
+        tables = services.sql_tables(request.user)
+        return Response({name: list(source.columns.values()) for name, source in sorted(tables.items())})
