@@ -5,6 +5,7 @@ from datalake import views
 app_name = "datalake"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("sql/", views.sql_console, name="sql"),
     path("<uuid:pk>/", views.dataset, name="dataset"),
     path("<uuid:pk>/upload/", views.upload, name="upload"),
     path("<uuid:pk>/versions/<uuid:version_pk>/retry/", views.retry, name="retry"),

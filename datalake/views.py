@@ -184,3 +184,20 @@ def download(request: HttpRequest, pk, version_pk) -> HttpResponse:
     except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect("datalake:dataset", dataset.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def sql_console(request: HttpRequest) -> HttpResponse:
+    """Read-only SQL over the datasets the user may see; the views are listed beside the editor."""
+    tables = {name: list(source.columns.values()) for name, source in sorted(services.sql_tables(request.user).items())}
+    sql = request.POST.get("sql", "")
+    if not sql and tables:
+        sql = f"SELECT * FROM {next(iter(tables))} LIMIT 100"
+    result, error, status = None, "", 200
+    if request.method == "POST":
+        try:
+            result = services.sql_run(actor=request.user, sql=sql, row_cap=1000)
+        except ServiceError as exc:
+            error, status = exc.message, 400
+    return render(request, "datalake/sql.html", {"tables": tables, "sql": sql, "result": result, "error": error}, status=status)

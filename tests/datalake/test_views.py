@@ -134,3 +134,19 @@ def test_dataset_page_previews_rows_sorted_and_offers_downloads(member, outsider
     assert Client().get(f"/data/{sensors.pk}/versions/{version.pk}/download/").status_code == 302
     bad_sort = client.get(f"/data/{sensors.pk}/?sort=nope")
     assert bad_sort.status_code == 200 and "nope" in bad_sort.content.decode()
+
+
+def test_sql_console_page_runs_queries_and_shows_errors(member, outsider, sensors):
+    import io
+
+    version = services.dataset_upload(actor=member, dataset=sensors, stream=io.BytesIO(b"t\n1\n2\n"), filename="t.csv")
+    services.version_ingest(version.pk)
+    client = login(member)
+    page = client.get("/data/sql/").content.decode()
+    assert "production.sensors" in page and "SELECT * FROM production.sensors LIMIT 100" in page
+    ok = client.post("/data/sql/", {"sql": "SELECT sum(t) AS total FROM production.sensors"})
+    assert ok.status_code == 200 and "<td>3</td>" in ok.content.decode()
+    bad = client.post("/data/sql/", {"sql": "DELETE FROM production.sensors"})
+    assert bad.status_code == 400 and 'role="alert"' in bad.content.decode()
+    assert "production.sensors" not in login(outsider).get("/data/sql/").content.decode()
+    assert Client().get("/data/sql/").status_code == 302
