@@ -150,3 +150,11 @@ def test_sql_console_page_runs_queries_and_shows_errors(member, outsider, sensor
     assert bad.status_code == 400 and 'role="alert"' in bad.content.decode()
     assert "production.sensors" not in login(outsider).get("/data/sql/").content.decode()
     assert Client().get("/data/sql/").status_code == 302
+
+
+def test_staff_see_datasets_read_only_in_the_admin(staff, member, sensors):
+    client = login(staff)
+    assert client.get("/admin/datalake/dataset/").status_code == 200
+    assert "Sensors" in client.get(f"/admin/datalake/dataset/{sensors.pk}/change/").content.decode()
+    assert client.get("/admin/datalake/dataset/add/").status_code == 403
+    assert login(member).get("/admin/datalake/dataset/").status_code == 302
