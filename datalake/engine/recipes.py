@@ -795,10 +795,13 @@ class _Compiler:
         try:
             check_read_only(text)
         except QueryError as error:
-            raise RecipeError(index, "sql", error.message) from None
-        text = text.strip()
-        while text.endswith(";"):
-            text = text[:-1].rstrip()
+            message = error.message
+            if error.code == QueryError.NOT_READ_ONLY:
+                message = (
+                    "A SQL step is one read statement over `input` (SELECT, WITH … SELECT or VALUES); nothing else runs here."
+                )
+            raise RecipeError(index, "sql", message) from None
+        text = _without_trailing_semicolons(text)
         visible = ", ".join(quote(c) for c in self.columns)
         # The text sits on its own lines, so a trailing line comment cannot swallow the brackets.
         sql = (
@@ -872,6 +875,19 @@ def _number(index, field_name: str, value, *, low=None, high=None, low_open=Fals
         bounds = f"{'above' if low_open else 'at least'} {low}" + (f" and at most {high}" if high is not None else "")
         raise RecipeError(index, field_name, f"{field_name} must be {bounds}, not {value!r}.")
     return float(value)
+
+
+def _without_trailing_semicolons(text: str) -> str:
+    """The statement without the `;` (and any comment after it) that ends it, by duckdb's tokenizer.
+
+    The tokenizer's positions are UTF-8 byte offsets, so the cut is made on the bytes.
+    """
+    while True:
+        tokens = [t[0] for t in duckdb.tokenize(text) if t[1] != duckdb.token_type.comment]
+        encoded = text.encode("utf-8")
+        if not tokens or not encoded[tokens[-1] :].startswith(b";"):
+            return text.rstrip()
+        text = encoded[: tokens[-1]].decode("utf-8")
 
 
 def _listing(columns, limit: int = 20) -> str:
