@@ -8,8 +8,9 @@ class DatalakeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from datalake.models import Dataset, DatasetVersion
+        from datalake.models import Dataset, DatasetVersion, Recipe
         from lepton import policy
 
         policy.register(Dataset, policy.OwnedRule())
         policy.register(DatasetVersion, policy.ChildRule("dataset", Dataset))
+        policy.register(Recipe, policy.OwnedRule())

@@ -117,3 +117,29 @@ class UploadSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.received_bytes}/{self.total_bytes})"
+
+
+class Recipe(models.Model):
+    """Ordered preparation steps (datalake.engine.recipes) from one input dataset to an output dataset.
+
+    Each run applies the steps to the input's latest published version (and the latest versions
+    of any joined datasets) and publishes a new version of the output, with lineage edges.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    department = models.ForeignKey("lepton.Department", on_delete=models.PROTECT, related_name="recipes")
+    name = models.CharField(max_length=200)
+    input_dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="recipes_in")
+    output_dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="recipes_out")
+    # {key used by join steps: dataset id}
+    joins = models.JSONField(default=dict, blank=True)
+    steps = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["department__name", "name"]
+
+    def __str__(self) -> str:
+        return self.name

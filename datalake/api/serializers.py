@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from datalake.models import Dataset, DatasetVersion, UploadSession
+from datalake.models import Dataset, DatasetVersion, Recipe, UploadSession
 from lepton import policy
 from lepton.models import Department
 
@@ -152,3 +152,29 @@ class SqlResultSerializer(serializers.Serializer):
     row_count_returned = serializers.IntegerField()
     truncated = serializers.BooleanField()
     elapsed_ms = serializers.FloatField()
+
+
+class RecipeSerializer(serializers.ModelSerializer):
+    department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    input_dataset = serializers.UUIDField(source="input_dataset_id", read_only=True)
+    output_dataset = serializers.UUIDField(source="output_dataset_id", read_only=True)
+
+    class Meta:
+        model = Recipe
+        fields = ["id", "department", "name", "input_dataset", "output_dataset", "joins", "steps", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class RecipeCreateSerializer(serializers.Serializer):
+    input_dataset = serializers.UUIDField()
+    name = serializers.CharField(max_length=200)
+    steps = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+    joins = serializers.DictField(child=serializers.UUIDField(), required=False, default=dict)
+    output_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class RecipePreviewSerializer(serializers.Serializer):
+    steps = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="Edited steps to try; default: the saved ones."
+    )
+    sample_rows = serializers.IntegerField(min_value=1, max_value=100_000, default=1000)

@@ -8,6 +8,7 @@ from datalake.api import views
 router = SimpleRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register("uploads", views.UploadSessionViewSet, basename="upload")
+router.register("recipes", views.RecipeViewSet, basename="recipe")
 
 urlpatterns = [
     path("sql/", views.SqlView.as_view(), name="sql"),

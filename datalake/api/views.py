@@ -20,6 +20,9 @@ from datalake.api.serializers import (
     DatasetVersionDetailSerializer,
     DatasetVersionSerializer,
     DiscoverableDatasetSerializer,
+    RecipeCreateSerializer,
+    RecipePreviewSerializer,
+    RecipeSerializer,
     RetrySerializer,
     SqlQuerySerializer,
     SqlResultSerializer,
@@ -27,7 +30,7 @@ from datalake.api.serializers import (
     UploadSessionSerializer,
     UploadSessionStartSerializer,
 )
-from datalake.models import UploadSession
+from datalake.models import Recipe, UploadSession
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Invalid
 
@@ -228,6 +231,15 @@ class DatasetViewSet(
         session = services.upload_session_start(actor=request.user, dataset=dataset, **serializer.validated_data)
         return Response(UploadSessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        summary="Lineage: what the dataset's versions were made from and what was made from them",
+        parameters=[DATASET_ID],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def lineage(self, request, pk=None):
+        return Response(services.dataset_lineage(actor=request.user, dataset=self.get_object()))
+
     def _version(self, request, version_id):
         from django.shortcuts import get_object_or_404
 
@@ -391,3 +403,57 @@ class SqlTablesView(APIView):
     def get(self, request):
         tables = services.sql_tables(request.user)
         return Response({name: list(source.columns.values()) for name, source in sorted(tables.items())})
+
+
+RECIPE_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The recipe's id.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Recipes you may see", responses={200: RecipeSerializer(many=True), **ERRORS}),
+    retrieve=extend_schema(summary="One recipe", parameters=[RECIPE_ID], responses={200: RecipeSerializer, **ERRORS}),
+    create=extend_schema(
+        summary="Save a recipe (its output dataset is created with it)",
+        request=RecipeCreateSerializer,
+        responses={201: RecipeSerializer, **ERRORS},
+    ),
+)
+class RecipeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = RecipeSerializer
+
+    def get_queryset(self):
+        from lepton import policy
+
+        return policy.visible_to(self.request.user, Recipe).select_related("department").order_by("name")
+
+    def create(self, request, *args, **kwargs):
+        serializer = RecipeCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        from django.shortcuts import get_object_or_404
+
+        dataset = get_object_or_404(selectors.datasets_visible(request.user), pk=data.pop("input_dataset"))
+        recipe = services.recipe_create(actor=request.user, input_dataset=dataset, **data)
+        return Response(RecipeSerializer(recipe).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Try the steps on the first rows of the inputs (nothing is stored)",
+        parameters=[RECIPE_ID],
+        request=RecipePreviewSerializer,
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def preview(self, request, pk=None):
+        serializer = RecipePreviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(services.recipe_preview(actor=request.user, recipe=self.get_object(), **serializer.validated_data))
+
+    @extend_schema(
+        summary="Run the recipe on the latest input versions: a new output version, published by a job",
+        parameters=[RECIPE_ID],
+        request=None,
+        responses={202: DatasetVersionSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def run(self, request, pk=None):
+        version = services.recipe_run(actor=request.user, recipe=self.get_object())
+        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
