@@ -206,7 +206,8 @@ def apply_recipe(
     directory = os.path.dirname(output_path)
     if not os.path.isdir(directory):
         raise RecipeError(None, "output", f"The output folder {directory} does not exist.")
-    part = os.path.join(directory, f".{os.path.basename(output_path)}.{uuid.uuid4().hex}.part")
+    # duckdb resolves links before it checks allowed_paths, so the temporary name is the real one.
+    part = os.path.join(os.path.realpath(directory), f".{os.path.basename(output_path)}.{uuid.uuid4().hex}.part")
     sources_in = {}
     for key, value in inputs.items():
         path, names = (value, None) if isinstance(value, str | os.PathLike) else value

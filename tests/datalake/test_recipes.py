@@ -283,6 +283,14 @@ def test_resample_per_machine_per_hour(tmp_path, sensors):
     assert rows == [{"时间": h8, "振动": sum(range(6)) + sum(range(10, 16))}]
 
 
+def test_resample_first_and_last_follow_time_not_file_order(tmp_path):
+    times = [datetime(2024, 1, 1, 8, 40), datetime(2024, 1, 1, 8, 0), datetime(2024, 1, 1, 8, 20)]
+    path = write(tmp_path, "shuffled", {"t": pa.array(times, pa.timestamp("us")), "v": [3.0, 1.0, 2.0]})
+    steps = [{"op": "resample", "time": "t", "interval": "1 hour", "aggregations": {"v": ["first", "last"]}}]
+    _, rows = run(tmp_path, steps, {"input": (path, None)})
+    assert rows == [{"t": datetime(2024, 1, 1, 8), "v_first": 1.0, "v_last": 3.0}]
+
+
 def test_window_per_machine(tmp_path, sensors):
     steps = [
         {
