@@ -219,22 +219,24 @@ def _parse(sql: str) -> list:
 
 def _explained(query: str) -> str:
     """The statement after `EXPLAIN [ANALYZE] [(options)]`, found with duckdb's tokenizer."""
+    # duckdb's tokenizer gives positions in UTF-8 bytes, not characters: slice the bytes.
+    data = query.encode()
     tokens = [t for t in duckdb.tokenize(query) if t[1] != duckdb.token_type.comment]
     starts = [t[0] for t in tokens]
-    ends = starts[1:] + [len(query)]
-    words = [query[s:e].strip() for s, e in zip(starts, ends, strict=True)]
+    ends = starts[1:] + [len(data)]
+    words = [data[s:e].decode(errors="replace").strip() for s, e in zip(starts, ends, strict=True)]
     index, depth = 1, 0  # tokens[0] is EXPLAIN
     while index < len(words):
         word = words[index].upper()
         following = words[index + 1].upper() if index + 1 < len(words) else ""
         if word == "(" and depth == 0 and following in STATEMENT_STARTS:  # EXPLAIN (SELECT …)
-            return query[starts[index] :]
+            return data[starts[index] :].decode()
         if word == "(":  # options: EXPLAIN (FORMAT json) …
             depth += 1
         elif word == ")":
             depth -= 1
         elif depth == 0 and word not in ("ANALYZE", "ANALYSE", "VERBOSE"):
-            return query[starts[index] :]
+            return data[starts[index] :].decode()
         index += 1
     return ""
 

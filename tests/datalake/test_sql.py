@@ -339,3 +339,12 @@ def test_export_is_as_guarded_as_a_query(tables, tmp_path):
         export_query_csv(SLOW, tables[0], out, timeout_s=1.5)
     assert caught.value.code == "timeout"
     assert list(tmp_path.iterdir()) == []  # no file, no .part
+
+
+def test_explain_after_a_chinese_comment_checks_the_right_statement():
+    from datalake.engine.sql import QueryError, check_read_only
+
+    check_read_only("/* 温度和湿度 */ EXPLAIN SELECT 1")
+    with pytest.raises(QueryError) as err:
+        check_read_only("/* 温度和湿度的注释 */ EXPLAIN COPY (SELECT 1) TO '/tmp/x.csv'")
+    assert err.value.code == "not_read_only"
