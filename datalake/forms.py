@@ -44,3 +44,21 @@ class RetryForm(forms.Form):
         if data.get("skip_bad_lines"):
             options["skip_bad_lines"] = True
         return options
+
+
+RECIPE_EXAMPLE = (
+    '[{"op": "drop_duplicates"},\n {"op": "fill_missing", "columns": {"temperature": "median"}},\n'
+    ' {"op": "normalise", "columns": ["temperature"], "method": "zscore"}]'
+)
+
+
+class RecipeForm(forms.Form):
+    name = forms.CharField(label=_("Recipe name"), max_length=200)
+    steps = forms.JSONField(
+        label=_("Steps (JSON)"),
+        widget=forms.Textarea(attrs={"rows": 6, "class": "mono", "placeholder": RECIPE_EXAMPLE}),
+        help_text=_(
+            "Ordered steps: select, rename, cast, filter, drop_duplicates, drop_missing, fill_missing, "
+            "clip_outliers, normalise, resample, window, join, sql."
+        ),
+    )

@@ -9,8 +9,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datalake import selectors, services
-from datalake.forms import DatasetCreateForm, RetryForm, UploadForm
-from datalake.models import Dataset, VersionStatus
+from datalake.forms import DatasetCreateForm, RecipeForm, RetryForm, UploadForm
+from datalake.models import Dataset, Recipe, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
 from lepton.errors import ServiceError
@@ -105,7 +105,13 @@ def dataset(request: HttpRequest, pk) -> HttpResponse:
             )
         except ServiceError as exc:
             preview_error = exc.message
+    recipes = policy.visible_to(request.user, Recipe).filter(input_dataset=dataset).select_related("output_dataset")
+    made_by = policy.visible_to(request.user, Recipe).filter(output_dataset=dataset).select_related("input_dataset").first()
     context = {
+        "recipes": recipes,
+        "made_by": made_by,
+        "recipe_form": RecipeForm(),
+        "lineage": services.dataset_lineage(actor=request.user, dataset=dataset)["edges"],
         "preview": preview,
         "preview_error": preview_error,
         "sort": sort,
@@ -201,3 +207,42 @@ def sql_console(request: HttpRequest) -> HttpResponse:
         except ServiceError as exc:
             error, status = exc.message, 400
     return render(request, "datalake/sql.html", {"tables": tables, "sql": sql, "result": result, "error": error}, status=status)
+
+
+@login_required
+@require_POST
+def recipe_create(request: HttpRequest, pk) -> HttpResponse:
+    """Save a recipe on this dataset from its JSON steps; errors name the step and field."""
+    dataset = _dataset_or_404(request, pk)
+    form = RecipeForm(request.POST)
+    if form.is_valid():
+        try:
+            recipe = services.recipe_create(
+                actor=request.user, input_dataset=dataset, name=form.cleaned_data["name"], steps=form.cleaned_data["steps"]
+            )
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request,
+                _("Recipe “%(name)s” saved; run it to publish %(output)s.")
+                % {"name": recipe.name, "output": recipe.output_dataset.name},
+            )
+    else:
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+    return redirect("datalake:dataset", dataset.pk)
+
+
+@login_required
+@require_POST
+def recipe_run(request: HttpRequest, pk) -> HttpResponse:
+    """Run a recipe on its input's latest version; the output's page shows the job's progress."""
+    recipe = get_object_or_404(policy.visible_to(request.user, Recipe), pk=pk)
+    try:
+        services.recipe_run(actor=request.user, recipe=recipe)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("datalake:dataset", recipe.input_dataset_id)
+    messages.success(request, _("The recipe is running; the new version appears here when it is published."))
+    return redirect("datalake:dataset", recipe.output_dataset_id)

@@ -158,3 +158,30 @@ def test_staff_see_datasets_read_only_in_the_admin(staff, member, sensors):
     assert "Sensors" in client.get(f"/admin/datalake/dataset/{sensors.pk}/change/").content.decode()
     assert client.get("/admin/datalake/dataset/add/").status_code == 403
     assert login(member).get("/admin/datalake/dataset/").status_code == 302
+
+
+def test_recipe_saved_and_run_from_the_pages_with_lineage_shown(member, viewer, outsider, sensors, celery_worker, dispatcher):
+    import io
+    import json
+
+    from datalake.models import Recipe
+    from tests.conftest import wait_for_job
+
+    version = services.dataset_upload(actor=member, dataset=sensors, stream=io.BytesIO(b"t\n1\n1\n2\n"), filename="t.csv")
+    services.version_ingest(version.pk)
+    client = login(member)
+    bad = client.post(
+        f"/data/{sensors.pk}/recipes/", {"name": "x", "steps": json.dumps([{"op": "select", "columns": ["nope"]}])}, follow=True
+    )
+    assert "nope" in bad.content.decode() and not Recipe.objects.exists()
+    client.post(f"/data/{sensors.pk}/recipes/", {"name": "dedupe", "steps": json.dumps([{"op": "drop_duplicates"}])})
+    recipe = Recipe.objects.get()
+    assert login(viewer).post(f"/data/recipes/{recipe.pk}/run/").status_code == 302
+    assert not DatasetVersion.objects.filter(source="recipe").exists()
+    assert login(outsider).post(f"/data/recipes/{recipe.pk}/run/").status_code == 404
+    response = client.post(f"/data/recipes/{recipe.pk}/run/")
+    assert response["Location"] == f"/data/{recipe.output_dataset_id}/"
+    output = DatasetVersion.objects.get(source="recipe")
+    wait_for_job(output.job, timeout=60)
+    page = client.get(f"/data/{sensors.pk}/").content.decode()
+    assert "dedupe" in page and "production.sensors v1 → production.sensors-dedupe v1" in page
