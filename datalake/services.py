@@ -36,13 +36,6 @@ USER_OPTIONS = ("format", "encoding", "delimiter", "quote_char", "header", "shee
 EDITABLE_FIELDS = ["name", "description", "tags", "discoverable", "checks"]
 
 
-def _require(actor, action: str, obj) -> None:
-    if not policy.can(actor, "view", obj):
-        raise NotFound()
-    if not policy.can(actor, action, obj):
-        raise Forbidden(_("Your role does not allow '%(action)s' here.") % {"action": action})
-
-
 def _clean_tags(tags) -> list[str]:
     if tags is None:
         return []
@@ -96,7 +89,7 @@ def dataset_update(*, actor, dataset: Dataset, **values) -> Dataset:
             _("Unknown fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
             fields={f: [_("Unknown field.")] for f in unknown},
         )
-    _require(actor, "change", dataset)
+    policy.require(actor, "change", dataset)
     if "tags" in values:
         values["tags"] = _clean_tags(values["tags"])
     if "name" in values and not str(values["name"]).strip():
@@ -125,24 +118,10 @@ def _validate_checks(dataset: Dataset, checks) -> list[dict]:
     cleaned = []
     for index, spec in enumerate(checks):
         try:
-            cleaned.append(validate_check(spec, columns if columns is not None else _any_columns(spec)))
+            cleaned.append(validate_check(spec, columns))
         except CheckSpecError as exc:
             raise Invalid(str(exc), fields={f"checks.{index}.{k}": v for k, v in exc.fields.items()}) from None
     return cleaned
-
-
-class _any_columns(dict):
-    """Before the first version every column name is accepted; the check is re-validated on ingest."""
-
-    def __init__(self, spec):
-        super().__init__()
-        self.spec = spec
-
-    def __contains__(self, key):
-        return isinstance(key, str) and bool(key)
-
-    def __getitem__(self, key):
-        return "TIMESTAMP" if self.spec.get("type") == "freshness" else "VARCHAR"
 
 
 def department_storage_used(department: Department) -> int:
@@ -161,7 +140,7 @@ def dataset_upload(*, actor, dataset: Dataset, stream: BinaryIO, filename: str, 
     Identical bytes to an existing version are refused with its number; an upload that would
     exceed the department's storage quota is refused before anything is kept.
     """
-    _require(actor, "change", dataset)
+    policy.require(actor, "change", dataset)
     if dataset.is_deleted:
         raise Conflict(_("The dataset is in the trash; restore it first."), code="dataset_deleted")
     blob = get_storage().put_stream(stream)
@@ -228,7 +207,7 @@ def _create_pending_version(actor, dataset: Dataset, blob, filename: str, option
 
 def version_retry(*, actor, version: DatasetVersion, options: dict | None = None) -> DatasetVersion:
     """Ingest a failed version's kept upload again, optionally with other options (e.g. an encoding)."""
-    _require(actor, "change", version.dataset)
+    policy.require(actor, "change", version.dataset)
     _check_options(options)
     with transaction.atomic():
         version = DatasetVersion.objects.select_for_update().select_related("dataset__department").get(pk=version.pk)
@@ -366,7 +345,7 @@ TRASH_DAYS = 30
 
 def dataset_delete(*, actor, dataset: Dataset) -> Dataset:
     """Move a dataset to the trash (maintainers): hidden everywhere, restorable for 30 days."""
-    _require(actor, "delete", dataset)
+    policy.require(actor, "delete", dataset)
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
         if dataset.deleted_at is not None:
@@ -384,7 +363,7 @@ def dataset_delete(*, actor, dataset: Dataset) -> Dataset:
 
 def dataset_restore(*, actor, dataset: Dataset) -> Dataset:
     """Bring a dataset back from the trash (maintainers), within 30 days and if its slug is still free."""
-    _require(actor, "delete", dataset)
+    policy.require(actor, "delete", dataset)
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
         if dataset.deleted_at is None:
@@ -402,7 +381,7 @@ def dataset_restore(*, actor, dataset: Dataset) -> Dataset:
 
 def dataset_purge(*, actor, dataset: Dataset) -> None:
     """Delete a trashed dataset for good, with the stored bytes no other version shares (department admins)."""
-    _require(actor, "view", dataset)
+    policy.require(actor, "view", dataset)
     if not policy.can(actor, "administer", dataset.department):
         raise Forbidden(_("Only a department admin may purge datasets."))
     storage = get_storage()
@@ -438,7 +417,7 @@ def dataset_diff(*, actor, dataset: Dataset, old=None, new=None) -> dict:
     """Compare two published versions (default: the latest with the one before it)."""
     from datalake.engine.diff import version_diff
 
-    _require(actor, "view", dataset)
+    policy.require(actor, "view", dataset)
     published = {v.number: v for v in dataset.versions.filter(status=VersionStatus.PUBLISHED)}
     new_n = _number(new, "to") or max(published, default=None)
     old_n = _number(old, "from") or (max((n for n in published if new_n and n < new_n), default=None))
@@ -491,7 +470,7 @@ def _check_size(size, field: str = "size") -> int:
 
 def upload_session_start(*, actor, dataset: Dataset, filename: str, size: int, options: dict | None = None) -> UploadSession:
     """Open a resumable upload of `size` bytes; chunks follow with upload_session_append."""
-    _require(actor, "change", dataset)
+    policy.require(actor, "change", dataset)
     _check_size(size)
     _check_options(options)
     if not (filename or "").strip():
@@ -507,7 +486,7 @@ def upload_session_start(*, actor, dataset: Dataset, filename: str, size: int, o
 def _own_session(actor, session: UploadSession) -> UploadSession:
     if session.created_by_id != getattr(actor, "pk", None):
         raise NotFound()
-    _require(actor, "change", session.dataset)
+    policy.require(actor, "change", session.dataset)
     if session.completed_at is not None:
         raise Conflict(_("This upload is complete already."), code="upload_complete")
     if session.created_at < timezone.now() - timedelta(hours=settings.LEPTON_UPLOAD_SESSION_HOURS):
@@ -780,7 +759,7 @@ def recipe_preview(*, actor, recipe: Recipe, steps: list | None = None, sample_r
     from datalake.engine.preview import preview
     from datalake.engine.recipes import RecipeError, apply_recipe
 
-    _require(actor, "view", recipe)
+    policy.require(actor, "view", recipe)
     main, joined = _recipe_inputs(actor, recipe.input_dataset, recipe.joins)
     cleaned = _validate_steps(steps if steps is not None else recipe.steps, main, joined)
     storage = get_storage()
@@ -803,7 +782,7 @@ def _source(storage, version: DatasetVersion) -> tuple[str, dict[str, str]]:
 
 def recipe_run(*, actor, recipe: Recipe) -> DatasetVersion:
     """Queue a run on the inputs' latest published versions; the output version is pending until it publishes."""
-    _require(actor, "change", recipe)
+    policy.require(actor, "change", recipe)
     main, joined = _recipe_inputs(actor, recipe.input_dataset, recipe.joins)
     _validate_steps(recipe.steps, main, joined)
     with transaction.atomic():
@@ -879,7 +858,7 @@ def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
 
 def dataset_lineage(*, actor, dataset: Dataset) -> dict:
     """Edges into and out of the dataset's versions (recipes, and later models), as plain data."""
-    _require(actor, "view", dataset)
+    policy.require(actor, "view", dataset)
     version_ids = [str(pk) for pk in dataset.versions.values_list("pk", flat=True)]
     vtype = audit.object_type(DatasetVersion)
     edges = list(

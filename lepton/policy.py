@@ -282,6 +282,21 @@ def get_visible_or_404(user, model, action: str = "view", queryset=None, **looku
     return get_object_or_404(visible_to(user, model, action, queryset), **lookup)
 
 
+def require(user, action: str, obj) -> None:
+    """Raise NotFound when `obj` is out of the user's sight, Forbidden when seen but `action` is not allowed.
+
+    What services call before a change; views and the API turn the errors into 404 and 403.
+    """
+    from django.utils.translation import gettext as _
+
+    from lepton.errors import Forbidden, NotFound
+
+    if not can(user, "view", obj):
+        raise NotFound()
+    if not can(user, action, obj):
+        raise Forbidden(_("Your role does not allow '%(action)s' here.") % {"action": action})
+
+
 def departments_for(user, action: str = "view") -> Iterable[Department]:
     return visible_to(user, Department, action)
 

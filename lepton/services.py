@@ -34,14 +34,6 @@ def _require_platform_admin(actor) -> None:
         raise Forbidden(_("Only platform administrators may do this."))
 
 
-def _require(actor, action: str, obj) -> None:
-    """404 when the object is out of the actor's sight, 403 when seen but not allowed."""
-    if not policy.can(actor, "view", obj):
-        raise NotFound()
-    if not policy.can(actor, action, obj):
-        raise Forbidden(_("Your role does not allow '%(action)s' here.") % {"action": action})
-
-
 def _validate_quotas(values: dict) -> None:
     errors = {}
     if "max_concurrent_jobs" in values:
@@ -115,7 +107,7 @@ def department_update(*, actor, department: Department, **values) -> Department:
             fields={f: [_("Unknown field.")] for f in unknown},
         )
     needs = "administer" if set(values) & set(DEPARTMENT_QUOTA_FIELDS) else "manage"
-    _require(actor, needs, department)
+    policy.require(actor, needs, department)
     _validate_quotas(values)
     with transaction.atomic():
         department = Department.objects.select_for_update().get(pk=department.pk)
@@ -142,7 +134,7 @@ def _check_role(role: str) -> None:
 
 def _require_may_grant(actor, department: Department, role: str) -> None:
     """Maintainers manage viewers, members and maintainers; only admins grant or touch admin."""
-    _require(actor, "manage", department)
+    policy.require(actor, "manage", department)
     if role == Role.ADMIN and not policy.can(actor, "administer", department):
         raise Forbidden(_("Only a department admin may grant or change the admin role."))
 
@@ -246,7 +238,7 @@ def share_grant(
             _("Unknown share level '%(level)s'.") % {"level": level},
             fields={"level": [_("Choose one of: %(choices)s.") % {"choices": ", ".join(ShareLevel.values)}]},
         )
-    _require(actor, "share", obj)
+    policy.require(actor, "share", obj)
     if department.pk == obj.department_id:
         raise Invalid(
             _("An object is already visible to its own department."), fields={"department": [_("Choose another department.")]}
@@ -273,7 +265,7 @@ def share_grant(
 
 def share_revoke(*, actor, share: Share) -> None:
     obj = share.content_type.get_object_for_this_type(pk=share.object_id)
-    _require(actor, "share", obj)
+    policy.require(actor, "share", obj)
     with transaction.atomic():
         audit.record(
             actor=actor,

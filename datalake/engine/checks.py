@@ -51,8 +51,9 @@ class CheckSpecError(ValueError):
         self.fields = fields
 
 
-def validate_check(spec: dict, columns: dict[str, str]) -> dict:
-    """The cleaned check, or CheckSpecError. `columns` maps column name → duckdb type."""
+def validate_check(spec: dict, columns: dict[str, str] | None) -> dict:
+    """The cleaned check, or CheckSpecError. `columns` maps column name → duckdb type; None (no
+    version yet) checks the shape only, and the check is validated again on every ingest."""
     if not isinstance(spec, dict):
         raise CheckSpecError("A check must be an object.", {"check": ["Must be an object."]})
     kind = spec.get("type")
@@ -63,7 +64,10 @@ def validate_check(spec: dict, columns: dict[str, str]) -> dict:
 
     def need_column(key="column"):
         name = spec.get(key)
-        if name not in columns:
+        if columns is None:
+            if not isinstance(name, str) or not name:
+                errors[key] = ["Give a column name."]
+        elif name not in columns:
             errors[key] = [f"No column named {name!r}."]
         return name
 
@@ -74,7 +78,7 @@ def validate_check(spec: dict, columns: dict[str, str]) -> dict:
         if not isinstance(names, list) or not names:
             errors["columns"] = ["Give one or more column names."]
         else:
-            missing = [n for n in names if n not in columns]
+            missing = [n for n in names if columns is not None and n not in columns]
             if missing:
                 errors["columns"] = [f"No column named {', '.join(map(repr, missing))}."]
             cleaned["columns"] = names
@@ -121,7 +125,7 @@ def validate_check(spec: dict, columns: dict[str, str]) -> dict:
         hours = spec.get("max_age_hours")
         if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0:
             errors["max_age_hours"] = ["Must be a positive number of hours."]
-        elif cleaned.get("column") in columns and _kind(columns[cleaned["column"]]) != "temporal":
+        elif columns is not None and cleaned.get("column") in columns and _kind(columns[cleaned["column"]]) != "temporal":
             errors["column"] = ["Freshness needs a date or timestamp column."]
         cleaned["max_age_hours"] = hours
     if errors:

@@ -107,3 +107,10 @@ def test_invalid_checks_are_refused_naming_the_field(spec, field):
 def test_sql_injection_through_values_is_inert(batch_file):
     r = _one(batch_file, {"type": "allowed_values", "column": "status", "values": ["ok'); DROP TABLE x; --"]})
     assert not r.passed and r.failing_rows == 5  # every status is "not allowed"; nothing was executed
+
+
+def test_without_columns_only_the_shape_is_checked():
+    assert validate_check({"type": "not_null", "column": "later"}, None)["column"] == "later"
+    with pytest.raises(CheckSpecError) as err:
+        validate_check({"type": "not_null"}, None)
+    assert "column" in err.value.fields
