@@ -1,0 +1,250 @@
+"""Datasets: create, edit, declared checks, storage use, trash, purge, diff and lineage."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from datalake.engine.checks import CheckSpecError, validate_check
+from datalake.models import Dataset, DatasetVersion, VersionStatus
+from lepton import audit, policy
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.models import Department, LineageEdge
+from lepton.storage import get_storage
+
+EDITABLE_FIELDS = ["name", "description", "tags", "discoverable", "checks"]
+
+
+def _clean_tags(tags) -> list[str]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise Invalid(_("Tags must be a list of words."), fields={"tags": [_("Give a list of words.")]})
+    return sorted({t.strip().lower() for t in tags if t.strip()})[:30]
+
+
+def dataset_create(
+    *,
+    actor,
+    department: Department,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    tags: list[str] | None = None,
+    discoverable: bool = False,
+) -> Dataset:
+    """Create an empty dataset in `department` (members and above)."""
+    if not policy.can(actor, "view", department):
+        raise NotFound()
+    if not policy.can(actor, "submit", department):
+        raise Forbidden(_("Members and above may create datasets."))
+    name = (name or "").strip()
+    if not name:
+        raise Invalid(_("A dataset needs a name."), fields={"name": [_("A dataset needs a name.")]})
+    slug = slugify(slug or name) or f"dataset-{timezone.now():%Y%m%d%H%M%S}"  # Chinese names slugify to ""
+    tags = _clean_tags(tags)
+    with transaction.atomic():
+        if Dataset.objects.filter(department=department, slug=slug).exists():
+            message = _("%(department)s already has a dataset '%(slug)s'.") % {"department": department.name, "slug": slug}
+            raise Invalid(message, fields={"slug": [message]}, code="slug_taken")
+        dataset = Dataset.objects.create(
+            department=department,
+            slug=slug,
+            name=name,
+            description=description,
+            tags=tags,
+            discoverable=bool(discoverable),
+            created_by=actor,
+        )
+        audit.record(actor=actor, action="dataset.create", obj=dataset, changes={"name": name, "slug": slug})
+    return dataset
+
+
+def dataset_update(*, actor, dataset: Dataset, **values) -> Dataset:
+    """Change name, description, tags, discoverability or the declared checks (members)."""
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise Invalid(
+            _("Unknown fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+            fields={f: [_("Unknown field.")] for f in unknown},
+        )
+    policy.require(actor, "change", dataset)
+    if "tags" in values:
+        values["tags"] = _clean_tags(values["tags"])
+    if "name" in values and not str(values["name"]).strip():
+        raise Invalid(_("A dataset needs a name."), fields={"name": [_("A dataset needs a name.")]})
+    if "checks" in values:
+        values["checks"] = _validate_checks(dataset, values["checks"])
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        changes = audit.diff(dataset, EDITABLE_FIELDS, values)
+        if not changes:
+            return dataset
+        for field, value in values.items():
+            setattr(dataset, field, value)
+        dataset.updated_at = timezone.now()
+        dataset.save(update_fields=[*values, "updated_at"])
+        audit.record(actor=actor, action="dataset.update", obj=dataset, changes=changes)
+    return dataset
+
+
+def _validate_checks(dataset: Dataset, checks) -> list[dict]:
+    """Validate declared checks against the latest published schema (or only their shape, before any)."""
+    if not isinstance(checks, list):
+        raise Invalid(_("Checks must be a list."), fields={"checks": [_("Give a list of checks.")]})
+    latest = dataset.versions.filter(status=VersionStatus.PUBLISHED).order_by("-number").first()
+    columns = {c["name"]: c["type"] for c in latest.profile.get("columns", [])} if latest else None
+    cleaned = []
+    for index, spec in enumerate(checks):
+        try:
+            cleaned.append(validate_check(spec, columns))
+        except CheckSpecError as exc:
+            raise Invalid(str(exc), fields={f"checks.{index}.{k}": v for k, v in exc.fields.items()}) from None
+    return cleaned
+
+
+def department_storage_used(department: Department) -> int:
+    """Bytes of raw uploads and Parquet kept for the department's datasets (trash included)."""
+    totals = (
+        DatasetVersion.objects.filter(dataset__department=department)
+        .exclude(status=VersionStatus.FAILED)
+        .aggregate(raw=Sum("raw_bytes"), parquet=Sum("parquet_bytes"))
+    )
+    return (totals["raw"] or 0) + (totals["parquet"] or 0)
+
+
+def lineage_add(*, from_obj, to_obj, via=None) -> None:
+    """Record that `to_obj` was made from `from_obj` (by a recipe run, a training run…)."""
+    LineageEdge.objects.get_or_create(
+        from_type=audit.object_type(from_obj),
+        from_id=str(from_obj.pk),
+        to_type=audit.object_type(to_obj),
+        to_id=str(to_obj.pk),
+        defaults={"via_type": audit.object_type(via) if via else "", "via_id": str(via.pk) if via else ""},
+    )
+
+
+TRASH_DAYS = 30
+
+
+def dataset_delete(*, actor, dataset: Dataset) -> Dataset:
+    """Move a dataset to the trash (maintainers): hidden everywhere, restorable for 30 days."""
+    policy.require(actor, "delete", dataset)
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if dataset.deleted_at is not None:
+            raise Conflict(_("The dataset is already in the trash."), code="already_deleted")
+        dataset.deleted_at = timezone.now()
+        dataset.save(update_fields=["deleted_at"])
+        audit.record(
+            actor=actor,
+            action="dataset.delete",
+            obj=dataset,
+            changes={"trash_until": dataset.deleted_at + timedelta(days=TRASH_DAYS)},
+        )
+    return dataset
+
+
+def dataset_restore(*, actor, dataset: Dataset) -> Dataset:
+    """Bring a dataset back from the trash (maintainers), within 30 days and if its slug is still free."""
+    policy.require(actor, "delete", dataset)
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if dataset.deleted_at is None:
+            raise Conflict(_("The dataset is not in the trash."), code="not_deleted")
+        if dataset.deleted_at < timezone.now() - timedelta(days=TRASH_DAYS):
+            raise Conflict(
+                _("The dataset was deleted more than %(days)s days ago and can no longer be restored.") % {"days": TRASH_DAYS},
+                code="trash_expired",
+            )
+        dataset.deleted_at = None
+        dataset.save(update_fields=["deleted_at"])
+        audit.record(actor=actor, action="dataset.restore", obj=dataset)
+    return dataset
+
+
+def dataset_purge(*, actor, dataset: Dataset) -> None:
+    """Delete a trashed dataset for good, with the stored bytes no other version shares (department admins)."""
+    policy.require(actor, "view", dataset)
+    if not policy.can(actor, "administer", dataset.department):
+        raise Forbidden(_("Only a department admin may purge datasets."))
+    storage = get_storage()
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if dataset.deleted_at is None:
+            raise Conflict(_("Move the dataset to the trash before purging it."), code="not_deleted")
+        blobs = set()
+        for raw, parquet in dataset.versions.values_list("raw_sha256", "parquet_sha256"):
+            blobs.update(b for b in (raw, parquet) if b)
+        audit.record(
+            actor=actor, action="dataset.purge", obj=dataset, changes={"slug": dataset.slug, "versions": dataset.versions.count()}
+        )
+        dataset.delete()
+        shared = set(DatasetVersion.objects.filter(raw_sha256__in=blobs).values_list("raw_sha256", flat=True)) | set(
+            DatasetVersion.objects.filter(parquet_sha256__in=blobs).values_list("parquet_sha256", flat=True)
+        )
+        # Bytes go only once the rows are gone for good (after commit): a rollback keeps both.
+        transaction.on_commit(lambda: [storage.delete(b) for b in blobs - shared])
+
+
+def _number(value, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise Invalid(_("Give a version number."), fields={field: [_("Give a version number.")]}) from None
+    return number
+
+
+def dataset_diff(*, actor, dataset: Dataset, old=None, new=None) -> dict:
+    """Compare two published versions (default: the latest with the one before it)."""
+    from datalake.engine.diff import version_diff
+
+    policy.require(actor, "view", dataset)
+    published = {v.number: v for v in dataset.versions.filter(status=VersionStatus.PUBLISHED)}
+    new_n = _number(new, "to") or max(published, default=None)
+    old_n = _number(old, "from") or (max((n for n in published if new_n and n < new_n), default=None))
+    for field, number in (("to", new_n), ("from", old_n)):
+        if number not in published:
+            message = _("There is no published version %(number)s to compare.") % {"number": number if number else "—"}
+            raise Invalid(message, fields={field: [message]}, code="no_such_version")
+    a, b = published[old_n], published[new_n]
+    result = version_diff({"rows": a.row_count, "profile": a.profile}, {"rows": b.row_count, "profile": b.profile})
+    return {"from": old_n, "to": new_n, **result}
+
+
+def dataset_lineage(*, actor, dataset: Dataset) -> dict:
+    """Edges into and out of the dataset's versions (recipes, and later models), as plain data."""
+    policy.require(actor, "view", dataset)
+    version_ids = [str(pk) for pk in dataset.versions.values_list("pk", flat=True)]
+    vtype = audit.object_type(DatasetVersion)
+    edges = list(
+        LineageEdge.objects.filter(Q(from_type=vtype, from_id__in=version_ids) | Q(to_type=vtype, to_id__in=version_ids))
+    )
+    ids = {e.from_id for e in edges if e.from_type == vtype} | {e.to_id for e in edges if e.to_type == vtype}
+    versions = {str(v.pk): v for v in DatasetVersion.objects.filter(pk__in=ids).select_related("dataset__department")}
+
+    def node(kind, object_id):
+        v = versions.get(object_id) if kind == vtype else None
+        if v is None:
+            return {"type": kind, "id": object_id}
+        visible = policy.can(actor, "view", v.dataset)
+        return {
+            "type": "dataset_version",
+            "id": object_id,
+            "dataset": str(v.dataset_id) if visible else None,
+            "label": f"{v.dataset.department.slug}.{v.dataset.slug} v{v.number}" if visible else _("a dataset you cannot see"),
+        }
+
+    return {
+        "edges": [
+            {"from": node(e.from_type, e.from_id), "to": node(e.to_type, e.to_id), "via": {"type": e.via_type, "id": e.via_id}}
+            for e in edges
+        ]
+    }

@@ -1,0 +1,216 @@
+"""Preparation recipes: save, preview on a sample, run as a job that publishes a version with lineage."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from datalake import selectors
+from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks
+from datalake.engine.profile import _jsonable, profile_parquet
+from datalake.models import Dataset, DatasetVersion, Recipe, VersionStatus
+from lepton import audit, policy
+from lepton.errors import Forbidden, Invalid, NotFound
+from lepton.jobs.services import job_submit
+from lepton.storage import get_storage
+
+from .datasets import dataset_create, lineage_add
+from .versions import version_fail, version_publish
+
+RECIPE_KIND = "datalake.recipe"
+
+
+def _latest_published(dataset: Dataset) -> DatasetVersion | None:
+    return dataset.versions.filter(status=VersionStatus.PUBLISHED).order_by("-number").first()
+
+
+def _columns_of(version: DatasetVersion) -> dict[str, str]:
+    return {c["name"]: c["type"] for c in version.profile.get("columns", [])}
+
+
+def _recipe_inputs(actor, input_dataset: Dataset, joins: dict) -> tuple[DatasetVersion, dict[str, DatasetVersion]]:
+    """The latest published versions the recipe reads; the actor must be allowed to use each dataset."""
+    datasets = {"input": input_dataset}
+    if not isinstance(joins, dict):
+        raise Invalid(_("joins must map a key to a dataset id."), fields={"joins": [_("Map keys to dataset ids.")]})
+    for key, dataset_id in joins.items():
+        joined = selectors.datasets_visible(actor, "use").filter(pk=str(dataset_id)).first() if _is_uuid(dataset_id) else None
+        if joined is None:
+            message = _("No dataset %(id)s that you may use.") % {"id": dataset_id}
+            raise Invalid(message, fields={f"joins.{key}": [message]})
+        datasets[str(key)] = joined
+    versions = {}
+    for key, dataset in datasets.items():
+        if not policy.can(actor, "use", dataset):
+            raise (
+                NotFound()
+                if not policy.can(actor, "view", dataset)
+                else Forbidden(_("Your role does not allow using this dataset."))
+            )
+        version = _latest_published(dataset)
+        if version is None:
+            message = _("%(dataset)s has no published version yet.") % {"dataset": dataset.name}
+            raise Invalid(message, fields={"input" if key == "input" else f"joins.{key}": [message]}, code="no_published_version")
+        versions[key] = version
+    return versions.pop("input"), versions
+
+
+def _is_uuid(value) -> bool:
+    import uuid as uuid_module
+
+    try:
+        uuid_module.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _validate_steps(steps, main: DatasetVersion, joined: dict[str, DatasetVersion]) -> list[dict]:
+    from datalake.engine.recipes import RecipeError, validate_recipe
+
+    if not isinstance(steps, list) or not steps:
+        raise Invalid(_("A recipe needs at least one step."), fields={"steps": [_("Add at least one step.")]})
+    try:
+        return validate_recipe(steps, _columns_of(main), inputs={k: _columns_of(v) for k, v in joined.items()})
+    except RecipeError as exc:
+        key = "steps" if exc.step_index is None else f"steps.{exc.step_index}.{exc.field}"
+        raise Invalid(str(exc), fields={key: [exc.message]}, code="invalid_recipe") from None
+
+
+def recipe_create(
+    *, actor, input_dataset: Dataset, name: str, steps: list, joins: dict | None = None, output_name: str = ""
+) -> Recipe:
+    """Save a recipe in the input's department, with a new output dataset (members who may use the input)."""
+    joins = joins or {}
+    department = input_dataset.department
+    if not policy.can(actor, "submit", department):
+        raise NotFound() if not policy.can(actor, "view", department) else Forbidden(_("Members and above may create recipes."))
+    name = (name or "").strip()
+    if not name:
+        raise Invalid(_("A recipe needs a name."), fields={"name": [_("A recipe needs a name.")]})
+    main, joined = _recipe_inputs(actor, input_dataset, joins)
+    cleaned = _validate_steps(steps, main, joined)
+    with transaction.atomic():
+        output = dataset_create(
+            actor=actor,
+            department=department,
+            name=output_name or f"{input_dataset.name} ({name})",
+            description=_("Prepared from %(input)s by the recipe “%(recipe)s”.") % {"input": input_dataset.name, "recipe": name},
+        )
+        recipe = Recipe.objects.create(
+            department=department,
+            name=name,
+            input_dataset=input_dataset,
+            output_dataset=output,
+            joins={k: str(v) for k, v in joins.items()},
+            steps=cleaned,
+            created_by=actor,
+        )
+        audit.record(actor=actor, action="recipe.create", obj=recipe, changes={"name": name, "steps": len(cleaned)})
+    return recipe
+
+
+def recipe_preview(*, actor, recipe: Recipe, steps: list | None = None, sample_rows: int = 1000) -> dict:
+    """Apply the (possibly edited) steps to the first rows of the inputs; nothing is stored."""
+    from datalake.engine.preview import preview
+    from datalake.engine.recipes import RecipeError, apply_recipe
+
+    policy.require(actor, "view", recipe)
+    main, joined = _recipe_inputs(actor, recipe.input_dataset, recipe.joins)
+    cleaned = _validate_steps(steps if steps is not None else recipe.steps, main, joined)
+    storage = get_storage()
+    inputs = {"input": _source(storage, main), **{k: _source(storage, v) for k, v in joined.items()}}
+    with tempfile.TemporaryDirectory(prefix="lepton-recipe-") as folder:
+        out = os.path.join(folder, "preview.parquet")
+        try:
+            result = apply_recipe(cleaned, inputs, out, sample_rows=sample_rows, timeout_s=60)
+        except RecipeError as exc:
+            key = "steps" if exc.step_index is None else f"steps.{exc.step_index}.{exc.field}"
+            raise Invalid(str(exc), fields={key: [exc.message]}, code="invalid_recipe") from None
+        page = preview(out, names=result.names, page_size=50).as_dict()
+    return {"rows": result.rows, "parameters": _jsonable(result.parameters), "preview": page}
+
+
+def _source(storage, version: DatasetVersion) -> tuple[str, dict[str, str]]:
+    names = {c["identifier"]: c["name"] for c in version.schema if "identifier" in c}
+    return storage.verified_local_path(version.parquet_sha256), names
+
+
+def recipe_run(*, actor, recipe: Recipe) -> DatasetVersion:
+    """Queue a run on the inputs' latest published versions; the output version is pending until it publishes."""
+    policy.require(actor, "change", recipe)
+    main, joined = _recipe_inputs(actor, recipe.input_dataset, recipe.joins)
+    _validate_steps(recipe.steps, main, joined)
+    with transaction.atomic():
+        version = DatasetVersion.objects.create(
+            dataset=recipe.output_dataset,
+            source="recipe",
+            created_by=actor,
+            options={"recipe": str(recipe.pk), "inputs": {"input": str(main.pk), **{k: str(v.pk) for k, v in joined.items()}}},
+        )
+        job = job_submit(
+            actor=actor, department=recipe.department, kind=RECIPE_KIND, params={"version": str(version.pk)}, user_request=False
+        )
+        version.job = job
+        version.save(update_fields=["job"])
+        audit.record(
+            actor=actor, action="recipe.run", obj=recipe, changes={"input": f"v{main.number}", "version": str(version.pk)}
+        )
+    return version
+
+
+def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVersion:
+    """Run a queued recipe version: apply the steps, profile, check, publish with lineage (idempotent)."""
+    from datalake.engine.recipes import RecipeError, apply_recipe
+
+    version = DatasetVersion.objects.select_related("dataset").get(pk=version_id)
+    if version.status != VersionStatus.PENDING:
+        return version
+    recipe = Recipe.objects.get(pk=version.options["recipe"])
+    inputs = {k: DatasetVersion.objects.get(pk=v) for k, v in version.options["inputs"].items()}
+    storage = get_storage()
+    with tempfile.TemporaryDirectory(prefix="lepton-recipe-") as folder:
+        out = os.path.join(folder, "output.parquet")
+        progress(10, _("Applying the recipe"))
+        try:
+            result = apply_recipe(
+                recipe.steps,
+                {k: _source(storage, v) for k, v in inputs.items()},
+                out,
+                timeout_s=settings.LEPTON_RECIPE_TIMEOUT_SECONDS,
+            )
+        except RecipeError as exc:
+            return version_fail(version, str(exc), {"code": "invalid_recipe"})
+        progress(60, _("Profiling"))
+        profile = profile_parquet(out, names=result.names).as_dict()
+        checks = version.dataset.checks
+        try:
+            check_results = run_checks(out, checks, names=result.names) if checks else []
+        except CheckSpecError as exc:
+            return version_fail(version, _("A declared quality check does not fit this data: %(error)s") % {"error": exc}, {})
+        with open(out, "rb") as stream:
+            blob = storage.put_stream(stream)
+    report = {
+        "rows": result.rows,
+        "columns": result.columns,
+        "parameters": _jsonable(result.parameters),
+        "recipe": str(recipe.pk),
+        "steps": len(recipe.steps),
+    }
+    blocking = blocking_failures(check_results)
+    if blocking:
+        return version_fail(
+            version,
+            _("Blocking quality checks failed: %(reasons)s") % {"reasons": "; ".join(r.message for r in blocking)},
+            report,
+            [r.as_dict() for r in check_results],
+        )
+    with transaction.atomic():
+        version = version_publish(version, blob, report, profile, [r.as_dict() for r in check_results])
+        for source in inputs.values():
+            lineage_add(from_obj=source, to_obj=version, via=recipe)
+    return version

@@ -1,0 +1,346 @@
+"""Versions: uploads (whole or resumable), ingest, publication and failure of dataset versions."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from datetime import timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks
+from datalake.engine.profile import _jsonable, profile_parquet
+from datalake.models import Dataset, DatasetVersion, UploadSession, VersionStatus
+from lepton import audit, policy
+from lepton.errors import Conflict, Invalid, NotFound
+from lepton.jobs.services import job_submit
+from lepton.models import Department
+from lepton.storage import get_storage
+
+from .datasets import department_storage_used
+
+INGEST_KIND = "datalake.ingest"
+# Ingest options a person may set (datalake.engine.types.IngestOptions has more, for the platform).
+USER_OPTIONS = ("format", "encoding", "delimiter", "quote_char", "header", "sheet", "skip_bad_lines")
+
+
+def dataset_upload(*, actor, dataset: Dataset, stream: BinaryIO, filename: str, options: dict | None = None) -> DatasetVersion:
+    """Store the uploaded bytes (streamed, content-addressed) and queue their ingest as a new version.
+
+    Identical bytes to an existing version are refused with its number; an upload that would
+    exceed the department's storage quota is refused before anything is kept.
+    """
+    policy.require(actor, "change", dataset)
+    if dataset.is_deleted:
+        raise Conflict(_("The dataset is in the trash; restore it first."), code="dataset_deleted")
+    blob = get_storage().put_stream(stream)
+    try:
+        return _create_pending_version(actor, dataset, blob, filename, options)
+    except Exception:
+        # Refused or failed: keep nothing, unless another version holds the same bytes.
+        if not DatasetVersion.objects.filter(raw_sha256=blob.sha256).exists():
+            get_storage().delete(blob.sha256)
+        raise
+
+
+def _check_options(options) -> None:
+    if options is not None and not isinstance(options, dict):
+        raise Invalid(_("Options must be an object."), fields={"options": [_("Options must be an object.")]})
+    unknown = set(options or {}) - set(USER_OPTIONS)
+    if unknown:
+        message = _("Unknown ingest options: %(names)s; use %(known)s.") % {
+            "names": ", ".join(sorted(unknown)),
+            "known": ", ".join(USER_OPTIONS),
+        }
+        raise Invalid(message, fields={"options": [message]})
+
+
+def _create_pending_version(actor, dataset: Dataset, blob, filename: str, options: dict | None) -> DatasetVersion:
+    _check_size(blob.size or 1, field="file")
+    if blob.size == 0:
+        raise Invalid(_("The file is empty."), fields={"file": [_("The file is empty.")]}, code="empty_file")
+    _check_options(options)
+    with transaction.atomic():
+        same = dataset.versions.filter(raw_sha256=blob.sha256).exclude(status=VersionStatus.FAILED).first()
+        if same is not None:
+            label = f"v{same.number}" if same.number else _("a version being ingested")
+            message = _("These bytes are identical to %(version)s; nothing new was created.") % {"version": label}
+            raise Conflict(message, fields={"file": [message]}, code="duplicate_upload")
+        department = Department.objects.select_for_update().get(pk=dataset.department_id)
+        used = department_storage_used(department)
+        if used + blob.size > department.storage_bytes_quota:
+            message = _(
+                "This upload (%(size)s bytes) would pass %(department)s's storage quota (%(used)s of %(quota)s bytes used)."
+            ) % {"size": blob.size, "department": department.name, "used": used, "quota": department.storage_bytes_quota}
+            raise Invalid(message, fields={"file": [message]}, code="quota_exceeded")
+        version = DatasetVersion.objects.create(
+            dataset=dataset,
+            original_filename=os.path.basename(filename or "upload")[:255],
+            raw_sha256=blob.sha256,
+            raw_bytes=blob.size,
+            options=options or {},
+            created_by=actor,
+        )
+        job = job_submit(
+            actor=actor, department=department, kind=INGEST_KIND, params={"version": str(version.pk)}, user_request=False
+        )
+        version.job = job
+        version.save(update_fields=["job"])
+        audit.record(
+            actor=actor,
+            action="dataset.upload",
+            obj=dataset,
+            changes={"version": str(version.pk), "file": version.original_filename, "bytes": blob.size},
+        )
+    return version
+
+
+def version_retry(*, actor, version: DatasetVersion, options: dict | None = None) -> DatasetVersion:
+    """Ingest a failed version's kept upload again, optionally with other options (e.g. an encoding)."""
+    policy.require(actor, "change", version.dataset)
+    _check_options(options)
+    with transaction.atomic():
+        version = DatasetVersion.objects.select_for_update().select_related("dataset__department").get(pk=version.pk)
+        if version.status != VersionStatus.FAILED:
+            raise Conflict(
+                _("Only a failed version can be retried; this one is %(status)s.") % {"status": version.status},
+                code="version_not_failed",
+            )
+        if options is not None:
+            version.options = options
+        job = job_submit(
+            actor=actor,
+            department=version.dataset.department,
+            kind=INGEST_KIND,
+            params={"version": str(version.pk)},
+            user_request=False,
+        )
+        version.status, version.error_message, version.check_results, version.job = VersionStatus.PENDING, "", [], job
+        version.save(update_fields=["options", "status", "error_message", "check_results", "job"])
+        audit.record(
+            actor=actor,
+            action="dataset.retry",
+            obj=version.dataset,
+            changes={"version": str(version.pk), "options": version.options},
+        )
+    return version
+
+
+def version_ingest(version_id, *, progress=lambda pct, msg: None) -> DatasetVersion:
+    """Run the engine on a pending version and publish it, or mark it failed with the reasons.
+
+    Idempotent: a version that is already published or failed is returned unchanged, so a job
+    re-run after a lost worker does no harm. Files are written to temporary paths first; the
+    version row changes only once, at the end, in one transaction.
+    """
+    from datalake.engine.ingest import IngestError, IngestOptions, ingest
+
+    version = DatasetVersion.objects.select_related("dataset__department").get(pk=version_id)
+    if version.status != VersionStatus.PENDING:
+        return version
+    storage = get_storage()
+    workdir = tempfile.mkdtemp(prefix="lepton-ingest-")
+    try:
+        raw_path = os.path.join(workdir, os.path.basename(version.original_filename) or "upload")
+        with open(raw_path, "wb") as out:
+            storage.copy_to(version.raw_sha256, out)
+        progress(10, _("Converting to Parquet"))
+        parquet_path = os.path.join(workdir, "data.parquet")
+
+        def converting(done: int, total: int) -> None:
+            progress(10 + int(50 * done / total) if total else 10, _("Converting to Parquet"))
+
+        user_options = {k: v for k, v in version.options.items() if k in USER_OPTIONS}
+        try:
+            result = ingest(raw_path, parquet_path, IngestOptions(**user_options, temp_dir=workdir, progress=converting))
+        except IngestError as exc:
+            return version_fail(version, exc.message, {"code": exc.code, "details": exc.details})
+        progress(60, _("Profiling"))
+        # Profiles and checks speak the original column names (the Parquet stores safe identifiers).
+        names = {c.identifier: c.name for c in result.columns}
+        profile = profile_parquet(parquet_path, names=names).as_dict()
+        progress(80, _("Running quality checks"))
+        try:
+            check_results = run_checks(parquet_path, version.dataset.checks, names=names) if version.dataset.checks else []
+        except CheckSpecError as exc:
+            return version_fail(version, _("A declared quality check does not fit this data: %(error)s") % {"error": exc}, {})
+        with open(parquet_path, "rb") as stream:
+            blob = storage.put_stream(stream)
+        report = _jsonable(dataclasses.asdict(result))
+        blocking = blocking_failures(check_results)
+        if blocking:
+            return version_fail(
+                version,
+                _("Blocking quality checks failed: %(reasons)s") % {"reasons": "; ".join(r.message for r in blocking)},
+                report,
+                [r.as_dict() for r in check_results],
+            )
+        return version_publish(version, blob, report, profile, [r.as_dict() for r in check_results])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def version_publish(version: DatasetVersion, blob, report: dict, profile: dict, check_results: list) -> DatasetVersion:
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=version.dataset_id)
+        version = DatasetVersion.objects.select_for_update().get(pk=version.pk)
+        if version.status != VersionStatus.PENDING:
+            return version
+        number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        version.number = number
+        version.status = VersionStatus.PUBLISHED
+        version.parquet_sha256, version.parquet_bytes = blob.sha256, blob.size
+        version.row_count = report.get("rows", report.get("row_count"))
+        version.schema = report.get("columns", report.get("schema", []))
+        version.profile, version.check_results = profile, check_results
+        version.ingest_report = {k: v for k, v in report.items() if k not in ("columns", "schema")}
+        version.published_at = timezone.now()
+        version.save()
+        dataset.updated_at = version.published_at
+        dataset.columns_text = "\n".join(c.get("name", "") for c in version.schema)
+        dataset.save(update_fields=["updated_at", "columns_text"])
+        audit.record(actor=None, action="dataset.publish", obj=dataset, changes={"version": number, "rows": version.row_count})
+    return version
+
+
+def version_fail(version: DatasetVersion, message: str, report: dict, check_results: list | None = None) -> DatasetVersion:
+    with transaction.atomic():
+        updated = DatasetVersion.objects.filter(pk=version.pk, status=VersionStatus.PENDING).update(
+            status=VersionStatus.FAILED, error_message=message[:5000], ingest_report=report, check_results=check_results or []
+        )
+        if updated:
+            audit.record(
+                actor=None,
+                action="dataset.ingest_failed",
+                obj=version.dataset,
+                changes={"version": str(version.pk), "error": message[:500]},
+            )
+    version.refresh_from_db()
+    return version
+
+
+# --- resumable uploads ------------------------------------------------------------------
+
+
+class _JoinedChunks:
+    """A readable stream over stored chunks, in order, each verified on read; one chunk in memory at a time."""
+
+    def __init__(self, shas: list[str]):
+        self._shas = list(shas)
+        self._current = memoryview(b"")
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        parts = []
+        wanted = size if size >= 0 else float("inf")
+        while wanted > 0:
+            if self._position >= len(self._current):
+                if not self._shas:
+                    break
+                self._current, self._position = memoryview(get_storage().read_bytes(self._shas.pop(0))), 0
+                continue
+            take = self._current[self._position : self._position + (len(self._current) if wanted == float("inf") else wanted)]
+            self._position += len(take)
+            wanted -= len(take)
+            parts.append(bytes(take))
+        return b"".join(parts)
+
+
+def _check_size(size, field: str = "size") -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise Invalid(_("Give the file size in bytes."), fields={field: [_("Give the file size in bytes.")]})
+    if size > settings.LEPTON_MAX_UPLOAD_BYTES:
+        message = _("The file is larger than the %(limit)s bytes an upload may have.") % {
+            "limit": settings.LEPTON_MAX_UPLOAD_BYTES
+        }
+        raise Invalid(message, fields={field: [message]}, code="too_large")
+    return size
+
+
+def upload_session_start(*, actor, dataset: Dataset, filename: str, size: int, options: dict | None = None) -> UploadSession:
+    """Open a resumable upload of `size` bytes; chunks follow with upload_session_append."""
+    policy.require(actor, "change", dataset)
+    _check_size(size)
+    _check_options(options)
+    if not (filename or "").strip():
+        raise Invalid(_("Give the file name."), fields={"filename": [_("Give the file name.")]})
+    with transaction.atomic():
+        session = UploadSession.objects.create(
+            dataset=dataset, created_by=actor, filename=os.path.basename(filename)[:255], total_bytes=size, options=options or {}
+        )
+        audit.record(actor=actor, action="dataset.upload_start", obj=dataset, changes={"session": str(session.pk), "bytes": size})
+    return session
+
+
+def _own_session(actor, session: UploadSession) -> UploadSession:
+    if session.created_by_id != getattr(actor, "pk", None):
+        raise NotFound()
+    policy.require(actor, "change", session.dataset)
+    if session.completed_at is not None:
+        raise Conflict(_("This upload is complete already."), code="upload_complete")
+    if session.created_at < timezone.now() - timedelta(hours=settings.LEPTON_UPLOAD_SESSION_HOURS):
+        raise Conflict(_("This upload expired; start a new one."), code="upload_expired")
+    return session
+
+
+def upload_session_append(*, actor, session: UploadSession, offset: int, stream: BinaryIO) -> UploadSession:
+    """Append one chunk that starts at `offset` (which must equal the bytes received so far)."""
+    _own_session(actor, session)
+    data = stream.read(settings.LEPTON_MAX_CHUNK_BYTES + 1)
+    if len(data) > settings.LEPTON_MAX_CHUNK_BYTES:
+        message = _("A chunk may have at most %(limit)s bytes.") % {"limit": settings.LEPTON_MAX_CHUNK_BYTES}
+        raise Invalid(message, fields={"chunk": [message]}, code="chunk_too_large")
+    if not data:
+        raise Invalid(_("The chunk is empty."), fields={"chunk": [_("The chunk is empty.")]})
+    with transaction.atomic():
+        session = UploadSession.objects.select_for_update().get(pk=session.pk)
+        if offset != session.received_bytes:
+            message = _("This chunk starts at byte %(offset)s but %(received)s bytes were received; resume from there.") % {
+                "offset": offset,
+                "received": session.received_bytes,
+            }
+            raise Conflict(message, fields={"offset": [message]}, code="wrong_offset")
+        if session.received_bytes + len(data) > session.total_bytes:
+            message = _("The chunk goes past the announced size of %(size)s bytes.") % {"size": session.total_bytes}
+            raise Invalid(message, fields={"chunk": [message]}, code="past_end")
+        blob = get_storage().put_bytes(data)
+        session.chunks = [*session.chunks, blob.sha256]
+        session.received_bytes += len(data)
+        session.save(update_fields=["chunks", "received_bytes"])
+    return session
+
+
+def upload_session_complete(*, actor, session: UploadSession) -> DatasetVersion:
+    """Join the chunks into one upload and create its version (as dataset_upload does)."""
+    _own_session(actor, session)
+    if session.received_bytes != session.total_bytes:
+        message = _("Only %(received)s of %(size)s bytes arrived; send the rest first.") % {
+            "received": session.received_bytes,
+            "size": session.total_bytes,
+        }
+        raise Conflict(message, code="upload_incomplete")
+    version = dataset_upload(
+        actor=actor,
+        dataset=session.dataset,
+        stream=_JoinedChunks(session.chunks),
+        filename=session.filename,
+        options=session.options,
+    )
+    UploadSession.objects.filter(pk=session.pk).update(completed_at=timezone.now(), version=version)
+    _drop_chunks(session.chunks, keep=version.raw_sha256)
+    session.refresh_from_db()
+    return session.version
+
+
+def _drop_chunks(shas: list[str], keep: str = "") -> None:
+    storage = get_storage()
+    in_use = set(DatasetVersion.objects.filter(raw_sha256__in=shas).values_list("raw_sha256", flat=True))
+    for sha in set(shas) - in_use - {keep}:
+        storage.delete(sha)
