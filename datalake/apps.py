@@ -8,9 +8,18 @@ class DatalakeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from datalake.models import Dataset, DatasetVersion, Recipe
+        from datalake.models import DatabaseImport, Dataset, DatasetVersion, Recipe, SavedQuery
         from lepton import policy
+        from lepton.models import Role
 
         policy.register(Dataset, policy.OwnedRule())
         policy.register(DatasetVersion, policy.ChildRule("dataset", Dataset))
         policy.register(Recipe, policy.OwnedRule())
+        policy.register(SavedQuery, policy.OwnedRule())
+        # An import holds credentials (stored encrypted, never shown): members of its department
+        # see it and may run it, maintainers set it up; it is never shared with other departments.
+        import_rule = policy.OwnedRule(
+            actions={"view": Role.MEMBER, "use": Role.MEMBER, "change": Role.MAINTAINER, "delete": Role.MAINTAINER}
+        )
+        import_rule.share_grants = {}
+        policy.register(DatabaseImport, import_rule)

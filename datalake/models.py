@@ -12,6 +12,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
+class QualityStatus(models.TextChoices):
+    UNCHECKED = "unchecked", _("No checks")  # no declared check ran on the latest version
+    PASSING = "passing", _("Passing")  # every check passed on the latest published version
+    WARNING = "warning", _("Warning")  # a non-blocking check failed on the latest published version
+    FAILING = "failing", _("Failing")  # the newest version was refused by a blocking check
+
+
 class Dataset(models.Model):
     """A named collection of versions owned by one department; soft-deleted to a 30-day trash."""
 
@@ -27,6 +34,11 @@ class Dataset(models.Model):
     checks = models.JSONField(default=list, blank=True)
     # The column names of the latest published version, one per line, for catalog search.
     columns_text = models.TextField(blank=True, editable=False)
+    # Kept at each publication (or failed check) so that the catalog filters without reading versions.
+    format = models.CharField(max_length=20, blank=True, db_index=True, editable=False)
+    quality_status = models.CharField(
+        max_length=10, choices=QualityStatus.choices, default=QualityStatus.UNCHECKED, db_index=True, editable=False
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -62,12 +74,16 @@ class DatasetVersion(models.Model):
     number = models.PositiveIntegerField(null=True, blank=True, help_text=_("1, 2, 3… given at publication."))
     status = models.CharField(max_length=10, choices=VersionStatus.choices, default=VersionStatus.PENDING, db_index=True)
     source = models.CharField(max_length=20, default="upload")  # upload | recipe | import
+    # csv, tsv, xlsx, xls, json, parquet, images, postgresql, mysql or recipe; set at publication.
+    format = models.CharField(max_length=20, blank=True)
     original_filename = models.CharField(max_length=255, blank=True)
     raw_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     raw_bytes = models.BigIntegerField(default=0)
     options = models.JSONField(default=dict, blank=True)  # ingest options (encoding, delimiter, sheet…)
     parquet_sha256 = models.CharField(max_length=64, blank=True)
     parquet_bytes = models.BigIntegerField(default=0)
+    # Image datasets: the bytes of the image and thumbnail blobs the manifest names (VersionBlob rows).
+    blob_bytes = models.BigIntegerField(default=0)
     row_count = models.BigIntegerField(null=True, blank=True)
     schema = models.JSONField(default=list, blank=True)  # [{"name", "identifier", "type"}, …]
     profile = models.JSONField(default=dict, blank=True)
@@ -143,3 +159,72 @@ class Recipe(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class VersionBlob(models.Model):
+    """A stored blob a version needs beyond its raw upload and Parquet (an image, a thumbnail).
+
+    Purge deletes a blob only when no other version still lists it, so identical images in
+    two datasets are stored once and outlive either.
+    """
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="blobs")
+    sha256 = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "sha256"], name="version_blob_unique")]
+
+    def __str__(self) -> str:
+        return self.sha256
+
+
+class SavedQuery(models.Model):
+    """A named SQL console query kept for a department; anyone who sees the department may run it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    department = models.ForeignKey("lepton.Department", on_delete=models.CASCADE, related_name="saved_queries")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    sql = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["department__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["department", "name"], name="saved_query_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatabaseImport(models.Model):
+    """Where a dataset's versions come from when they are read from a production database.
+
+    Each run executes `query` read-only against the database and publishes the rows as a new
+    version, unless they are identical to the latest one. The password is stored encrypted
+    (lepton.crypto) and never shown again; `url` holds everything else.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="database_import")
+    department = models.ForeignKey("lepton.Department", on_delete=models.PROTECT, related_name="database_imports")
+    url = models.CharField(max_length=500, help_text=_("postgresql://user@host:5432/db or mysql://user@host:3306/db"))
+    password_encrypted = models.TextField(blank=True, editable=False)
+    query = models.TextField()
+    # None: runs only when someone asks; otherwise every this many minutes.
+    interval_minutes = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=20, blank=True)  # published | unchanged | failed
+    last_message = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["dataset__name"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} ← {self.url}"

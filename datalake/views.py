@@ -9,10 +9,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datalake import selectors, services
+from datalake.filtersets import DatasetFilterSet
 from datalake.forms import DatasetCreateForm, RecipeForm, RetryForm, UploadForm
 from datalake.models import Dataset, Recipe, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
+from lepton.models import Department
 from lepton.errors import ServiceError
 
 
@@ -38,18 +40,28 @@ def index(request: HttpRequest) -> HttpResponse:
                 messages.success(request, _("Dataset “%(name)s” created. Upload a first file.") % {"name": dataset.name})
                 return redirect("datalake:dataset", dataset.pk)
         status = 400
+    filterset = DatasetFilterSet(request.GET, queryset=selectors.datasets_visible(request.user), request=request)
+    discoverable = DatasetFilterSet(request.GET, queryset=selectors.datasets_discoverable(request.user), request=request)
+    filter_error = "" if filterset.is_valid() else " ".join(str(e) for errors in filterset.errors.values() for e in errors)
     query = request.GET.get("q", "").strip()
-    tag = request.GET.get("tag", "").strip()
-    datasets = selectors.search(selectors.datasets_visible(request.user), query, tag)
     context = {
-        "tag": tag,
-        "discoverable": selectors.search(selectors.datasets_discoverable(request.user), query, tag)[:100],
+        "tag": request.GET.get("tag", "").strip(),
+        "filterset": filterset,
+        "selected_formats": request.GET.getlist("format"),
+        "selected_quality": request.GET.getlist("quality"),
+        "selected_department": request.GET.get("department", ""),
+        "filter_error": filter_error,
+        "filtered": any(request.GET.get(k) for k in ("q", "tag", "department", "format", "quality")),
+        "discoverable": discoverable.qs[:100] if not filter_error else [],
         "department": department,
-        "datasets": datasets.order_by("department__name", "name")[:500],
+        "datasets": filterset.qs.order_by("department__name", "name")[:500] if not filter_error else [],
         "query": query,
         "form": form,
         "may_create": department is not None and policy.can(request.user, "submit", department),
         "storage_used": services.department_storage_used(department) if department else None,
+        "departments": Department.objects.filter(
+            pk__in=selectors.datasets_visible(request.user).values("department")
+        ).order_by("name"),
     }
     return render(request, "datalake/index.html", context, status=status)
 

@@ -314,6 +314,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "lepton.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["lepton.api.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"token": env_str("API_RATE_LIMIT", "600/min")},
+    # `?format=` is the data catalog's filter (datalake.filtersets), not DRF's renderer switch:
+    # the API speaks JSON, and downloads choose their file type with `?as=`.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lepton API",

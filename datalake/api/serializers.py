@@ -24,6 +24,8 @@ class DatasetSerializer(serializers.ModelSerializer):
             "tags",
             "discoverable",
             "checks",
+            "format",
+            "quality_status",
             "version_count",
             "latest_number",
             "created_at",

@@ -30,6 +30,7 @@ from datalake.api.serializers import (
     UploadSessionSerializer,
     UploadSessionStartSerializer,
 )
+from datalake.filtersets import DatasetFilterSet
 from datalake.models import Recipe, UploadSession
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Invalid
@@ -42,10 +43,6 @@ ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
 @extend_schema_view(
     list=extend_schema(
         summary="Datasets you may see",
-        parameters=[
-            OpenApiParameter("q", str, description="Words to find in names, descriptions and column names"),
-            OpenApiParameter("tag", str, description="Only datasets with this tag"),
-        ],
         responses={200: DatasetSerializer(many=True), **ERRORS},
     ),
     retrieve=extend_schema(summary="One dataset", parameters=[DATASET_ID], responses={200: DatasetSerializer, **ERRORS}),
@@ -63,17 +60,13 @@ class DatasetViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = DatasetSerializer
+    filterset_class = DatasetFilterSet
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         trash = self.action in ("restore", "purge", "trash")
-        queryset = selectors.datasets_visible(self.request.user, trash=trash)
-        if self.action == "list":
-            queryset = selectors.search(
-                queryset, self.request.query_params.get("q", ""), self.request.query_params.get("tag", "")
-            )
-        return queryset.order_by("department__slug", "slug")
+        return selectors.datasets_visible(self.request.user, trash=trash).order_by("department__slug", "slug")
 
     def get_serializer_class(self):
         return {"create": DatasetCreateSerializer, "partial_update": DatasetUpdateSerializer, "upload": UploadSerializer}.get(
@@ -206,14 +199,11 @@ class DatasetViewSet(
 
     @extend_schema(
         summary="Discoverable datasets of other departments: metadata only, never rows",
-        parameters=[OpenApiParameter("q", str), OpenApiParameter("tag", str)],
         responses={200: DiscoverableDatasetSerializer(many=True), **ERRORS},
     )
-    @action(detail=False, methods=["get"], filter_backends=[])
+    @action(detail=False, methods=["get"])
     def discover(self, request):
-        queryset = selectors.search(
-            selectors.datasets_discoverable(request.user), request.query_params.get("q", ""), request.query_params.get("tag", "")
-        )
+        queryset = self.filter_queryset(selectors.datasets_discoverable(request.user))
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(DiscoverableDatasetSerializer(page, many=True).data)
 

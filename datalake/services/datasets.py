@@ -11,7 +11,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from datalake.engine.checks import CheckSpecError, validate_check
-from datalake.models import Dataset, DatasetVersion, VersionStatus
+from datalake.models import Dataset, DatasetVersion, VersionBlob, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.models import Department, LineageEdge
@@ -109,13 +109,13 @@ def _validate_checks(dataset: Dataset, checks) -> list[dict]:
 
 
 def department_storage_used(department: Department) -> int:
-    """Bytes of raw uploads and Parquet kept for the department's datasets (trash included)."""
+    """Bytes of raw uploads, Parquet and images kept for the department's datasets (trash included)."""
     totals = (
         DatasetVersion.objects.filter(dataset__department=department)
         .exclude(status=VersionStatus.FAILED)
-        .aggregate(raw=Sum("raw_bytes"), parquet=Sum("parquet_bytes"))
+        .aggregate(raw=Sum("raw_bytes"), parquet=Sum("parquet_bytes"), blobs=Sum("blob_bytes"))
     )
-    return (totals["raw"] or 0) + (totals["parquet"] or 0)
+    return (totals["raw"] or 0) + (totals["parquet"] or 0) + (totals["blobs"] or 0)
 
 
 def lineage_add(*, from_obj, to_obj, via=None) -> None:
@@ -168,6 +168,17 @@ def dataset_restore(*, actor, dataset: Dataset) -> Dataset:
     return dataset
 
 
+def blobs_in_use(shas) -> set[str]:
+    """The digests among `shas` that some version still names (raw upload, Parquet or image)."""
+    shas, used = sorted(shas), set()
+    for start in range(0, len(shas), 5000):  # SQLite allows at most 32 766 parameters per query
+        chunk = shas[start : start + 5000]
+        used.update(DatasetVersion.objects.filter(raw_sha256__in=chunk).values_list("raw_sha256", flat=True))
+        used.update(DatasetVersion.objects.filter(parquet_sha256__in=chunk).values_list("parquet_sha256", flat=True))
+        used.update(VersionBlob.objects.filter(sha256__in=chunk).values_list("sha256", flat=True))
+    return used
+
+
 def dataset_purge(*, actor, dataset: Dataset) -> None:
     """Delete a trashed dataset for good, with the stored bytes no other version shares (department admins)."""
     policy.require(actor, "view", dataset)
@@ -181,13 +192,12 @@ def dataset_purge(*, actor, dataset: Dataset) -> None:
         blobs = set()
         for raw, parquet in dataset.versions.values_list("raw_sha256", "parquet_sha256"):
             blobs.update(b for b in (raw, parquet) if b)
+        blobs.update(VersionBlob.objects.filter(version__dataset=dataset).values_list("sha256", flat=True))
         audit.record(
             actor=actor, action="dataset.purge", obj=dataset, changes={"slug": dataset.slug, "versions": dataset.versions.count()}
         )
         dataset.delete()
-        shared = set(DatasetVersion.objects.filter(raw_sha256__in=blobs).values_list("raw_sha256", flat=True)) | set(
-            DatasetVersion.objects.filter(parquet_sha256__in=blobs).values_list("parquet_sha256", flat=True)
-        )
+        shared = blobs_in_use(blobs)
         # Bytes go only once the rows are gone for good (after commit): a rollback keeps both.
         transaction.on_commit(lambda: [storage.delete(b) for b in blobs - shared])
 

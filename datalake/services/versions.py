@@ -17,14 +17,14 @@ from django.utils.translation import gettext as _
 
 from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks
 from datalake.engine.profile import _jsonable, profile_parquet
-from datalake.models import Dataset, DatasetVersion, UploadSession, VersionStatus
+from datalake.models import Dataset, DatasetVersion, QualityStatus, UploadSession, VersionBlob, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Invalid, NotFound
 from lepton.jobs.services import job_submit
 from lepton.models import Department
 from lepton.storage import get_storage
 
-from .datasets import department_storage_used
+from .datasets import blobs_in_use, department_storage_used
 
 INGEST_KIND = "datalake.ingest"
 # Ingest options a person may set (datalake.engine.types.IngestOptions has more, for the platform).
@@ -45,7 +45,7 @@ def dataset_upload(*, actor, dataset: Dataset, stream: BinaryIO, filename: str, 
         return _create_pending_version(actor, dataset, blob, filename, options)
     except Exception:
         # Refused or failed: keep nothing, unless another version holds the same bytes.
-        if not DatasetVersion.objects.filter(raw_sha256=blob.sha256).exists():
+        if not blobs_in_use([blob.sha256]):
             get_storage().delete(blob.sha256)
         raise
 
@@ -187,7 +187,27 @@ def version_ingest(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def version_publish(version: DatasetVersion, blob, report: dict, profile: dict, check_results: list) -> DatasetVersion:
+def _quality_status(check_results: list) -> str:
+    if not check_results:
+        return QualityStatus.UNCHECKED
+    return QualityStatus.PASSING if all(r.get("passed") for r in check_results) else QualityStatus.WARNING
+
+
+def version_publish(
+    version: DatasetVersion,
+    blob,
+    report: dict,
+    profile: dict,
+    check_results: list,
+    *,
+    blobs: list[str] = (),
+    blob_bytes: int = 0,
+) -> DatasetVersion:
+    """Make a pending version visible in one transaction: number, files, schema, profile, checks.
+
+    `blobs` are the further stored blobs the version needs (images of an image dataset); they
+    are listed in the same transaction, so purge never deletes what a published version names.
+    """
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().get(pk=version.dataset_id)
         version = DatasetVersion.objects.select_for_update().get(pk=version.pk)
@@ -196,26 +216,37 @@ def version_publish(version: DatasetVersion, blob, report: dict, profile: dict, 
         number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         version.number = number
         version.status = VersionStatus.PUBLISHED
+        version.format = str(report.get("format") or version.source)[:20]
         version.parquet_sha256, version.parquet_bytes = blob.sha256, blob.size
+        version.blob_bytes = blob_bytes
         version.row_count = report.get("rows", report.get("row_count"))
         version.schema = report.get("columns", report.get("schema", []))
         version.profile, version.check_results = profile, check_results
-        version.ingest_report = {k: v for k, v in report.items() if k not in ("columns", "schema")}
+        version.ingest_report = {k: v for k, v in report.items() if k not in ("columns", "schema", "blobs")}
         version.published_at = timezone.now()
         version.save()
+        VersionBlob.objects.bulk_create([VersionBlob(version=version, sha256=sha) for sha in sorted(set(blobs))], batch_size=5000)
         dataset.updated_at = version.published_at
         dataset.columns_text = "\n".join(c.get("name", "") for c in version.schema)
-        dataset.save(update_fields=["updated_at", "columns_text"])
+        dataset.format = version.format
+        dataset.quality_status = _quality_status(check_results)
+        dataset.save(update_fields=["updated_at", "columns_text", "format", "quality_status"])
         audit.record(actor=None, action="dataset.publish", obj=dataset, changes={"version": number, "rows": version.row_count})
     return version
 
 
 def version_fail(version: DatasetVersion, message: str, report: dict, check_results: list | None = None) -> DatasetVersion:
+    """Mark a pending version failed with its reason (the raw upload stays for a retry).
+
+    A version refused by a blocking check marks its dataset's quality as failing.
+    """
     with transaction.atomic():
         updated = DatasetVersion.objects.filter(pk=version.pk, status=VersionStatus.PENDING).update(
             status=VersionStatus.FAILED, error_message=message[:5000], ingest_report=report, check_results=check_results or []
         )
         if updated:
+            if check_results and blocking_failures_in(check_results):
+                Dataset.objects.filter(pk=version.dataset_id).update(quality_status=QualityStatus.FAILING)
             audit.record(
                 actor=None,
                 action="dataset.ingest_failed",
@@ -224,6 +255,10 @@ def version_fail(version: DatasetVersion, message: str, report: dict, check_resu
             )
     version.refresh_from_db()
     return version
+
+
+def blocking_failures_in(check_results: list[dict]) -> bool:
+    return any(r.get("blocking") and not r.get("passed") for r in check_results)
 
 
 # --- resumable uploads ------------------------------------------------------------------
@@ -341,6 +376,5 @@ def upload_session_complete(*, actor, session: UploadSession) -> DatasetVersion:
 
 def _drop_chunks(shas: list[str], keep: str = "") -> None:
     storage = get_storage()
-    in_use = set(DatasetVersion.objects.filter(raw_sha256__in=shas).values_list("raw_sha256", flat=True))
-    for sha in set(shas) - in_use - {keep}:
+    for sha in set(shas) - blobs_in_use(shas) - {keep}:
         storage.delete(sha)

@@ -63,3 +63,72 @@ def test_catalog_page_lists_discoverable_datasets_of_others(member, outsider, in
     html = client.get("/data/").content.decode()
     assert "Discoverable in other departments" in html and "Inspections" in html and "温度" in html
     assert f"/data/{inspections.pk}/" not in html  # no link to rows they may not see
+
+
+def _publish(actor, dataset, filename, data: bytes):
+    version = services.dataset_upload(actor=actor, dataset=dataset, filename=filename, stream=io.BytesIO(data))
+    return services.version_ingest(version.pk)
+
+
+@pytest.fixture
+def mixed_catalog(member, production, inspections):
+    """Inspections (CSV, no checks), Readings (JSON Lines, a failing warning check), Gate (a blocking refusal)."""
+    readings = services.dataset_create(actor=member, department=production, name="Readings")
+    services.dataset_update(actor=member, dataset=readings, checks=[{"type": "range", "column": "t", "min": 0, "blocking": False}])
+    _publish(member, readings, "r.jsonl", b'{"t": -5}\n{"t": 3}\n')
+    gate = services.dataset_create(actor=member, department=production, name="Gate")
+    services.dataset_update(actor=member, dataset=gate, checks=[{"type": "not_null", "column": "a", "blocking": True}])
+    _publish(member, gate, "g1.csv", b"a,b\n1,2\n")
+    refused = _publish(member, gate, "g2.csv", b"a,b\n,2\n")
+    assert refused.status == "failed"
+    return {"readings": readings, "gate": gate, "inspections": inspections}
+
+
+def test_publication_keeps_format_and_quality_status_on_the_dataset(mixed_catalog):
+    for dataset in mixed_catalog.values():
+        dataset.refresh_from_db()
+    assert (mixed_catalog["inspections"].format, mixed_catalog["inspections"].quality_status) == ("csv", "unchecked")
+    assert (mixed_catalog["readings"].format, mixed_catalog["readings"].quality_status) == ("json", "warning")
+    # v1 passed; v2 was refused by the blocking check: the catalog says so until a good version arrives.
+    assert (mixed_catalog["gate"].format, mixed_catalog["gate"].quality_status) == ("csv", "failing")
+
+
+def test_api_filters_by_format_quality_and_department(member, outsider, quality, mixed_catalog):
+    theirs = services.dataset_create(actor=outsider, department=quality, name="Theirs")
+    _publish(outsider, theirs, "t.csv", b"x\n1\n")
+    names = lambda user, url: sorted(d["name"] for d in api(user).get(url).json()["results"])  # noqa: E731
+    assert names(member, "/api/v1/datasets/?format=json") == ["Readings"]
+    assert names(member, "/api/v1/datasets/?format=csv") == ["Gate", "Inspections"]
+    assert names(member, "/api/v1/datasets/?quality=failing&quality=warning") == ["Gate", "Readings"]
+    assert names(member, "/api/v1/datasets/?quality=unchecked&format=csv") == ["Inspections"]
+    assert names(member, "/api/v1/datasets/?department=production&q=read") == ["Readings"]
+    # The outsider's filters never reach beyond what they may see.
+    assert names(outsider, "/api/v1/datasets/?department=production") == []
+    assert names(outsider, "/api/v1/datasets/?format=csv") == ["Theirs"]
+    row = api(member).get("/api/v1/datasets/?format=json").json()["results"][0]
+    assert (row["format"], row["quality_status"]) == ("json", "warning")
+
+
+def test_api_refuses_an_unknown_filter_value_naming_the_field(member, mixed_catalog):
+    response = api(member).get("/api/v1/datasets/?format=docx")
+    assert response.status_code == 400
+    body = response.json()
+    assert "format" in body["fields"] and "docx" in body["fields"]["format"][0]
+
+
+def test_catalog_filters_need_a_login(db):
+    assert api().get("/api/v1/datasets/?format=csv").status_code == 401
+    assert Client().get("/data/?format=csv").status_code == 302
+
+
+def test_catalog_page_filters_and_shows_quality(member, mixed_catalog):
+    client = Client()
+    client.force_login(member)
+    html = client.get("/data/?quality=warning").content.decode()
+    assert "Readings" in html and "Inspections" not in html and "Gate" not in html
+    assert 'value="warning" selected' in html
+    html = client.get("/data/?format=parquet").content.decode()
+    assert "No dataset matches these filters." in html
+    response = client.get("/data/?quality=excellent")
+    assert response.status_code == 200 and "excellent" in response.content.decode()
+    assert "Readings" not in response.content.decode()
