@@ -62,3 +62,18 @@ class RecipeForm(forms.Form):
             "clip_outliers, normalise, resample, window, join, sql."
         ),
     )
+
+
+class SavedQueryForm(forms.Form):
+    """Name and department of the query in the SQL editor (the SQL itself is the editor's field)."""
+
+    name = forms.CharField(label=_("Name"), max_length=200)
+    department = forms.ModelChoiceField(label=_("Department"), queryset=None, to_field_name="slug")
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, departments=None, **kwargs):
+        # No `required` attributes: they would stop the editor's Run button, which shares the form.
+        super().__init__(*args, use_required_attribute=False, **kwargs)
+        self.fields["department"].queryset = departments
+        for field in self.fields.values():  # submitted with the SQL editor's form (templates/datalake/sql.html)
+            field.widget.attrs["form"] = "sql-form"

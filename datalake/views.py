@@ -3,19 +3,20 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datalake import selectors, services
 from datalake.filtersets import DatasetFilterSet
-from datalake.forms import DatasetCreateForm, RecipeForm, RetryForm, UploadForm
-from datalake.models import Dataset, Recipe, VersionStatus
+from datalake.forms import DatasetCreateForm, RecipeForm, RetryForm, SavedQueryForm, UploadForm
+from datalake.models import Dataset, Recipe, SavedQuery, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
-from lepton.models import Department
 from lepton.errors import ServiceError
+from lepton.models import Department
 
 
 @login_required
@@ -59,9 +60,9 @@ def index(request: HttpRequest) -> HttpResponse:
         "form": form,
         "may_create": department is not None and policy.can(request.user, "submit", department),
         "storage_used": services.department_storage_used(department) if department else None,
-        "departments": Department.objects.filter(
-            pk__in=selectors.datasets_visible(request.user).values("department")
-        ).order_by("name"),
+        "departments": Department.objects.filter(pk__in=selectors.datasets_visible(request.user).values("department")).order_by(
+            "name"
+        ),
     }
     return render(request, "datalake/index.html", context, status=status)
 
@@ -204,21 +205,108 @@ def download(request: HttpRequest, pk, version_pk) -> HttpResponse:
         return redirect("datalake:dataset", dataset.pk)
 
 
+SQL_ROWS_SHOWN = 10_000
+
+
+def _sql_page(request: HttpRequest, *, sql: str, result=None, error: str = "", save_form=None, status: int = 200):
+    tables = {name: list(source.columns.values()) for name, source in sorted(services.sql_tables(request.user).items())}
+    if not sql and tables:
+        sql = f"SELECT * FROM {next(iter(tables))} LIMIT 100"
+    departments = policy.departments_for(request.user, "submit").order_by("name")
+    context = {
+        "tables": tables,
+        "sql": sql,
+        "result": result,
+        "error": error,
+        "saved": policy.visible_to(request.user, SavedQuery).select_related("department", "created_by").order_by("name"),
+        "save_form": save_form or SavedQueryForm(departments=departments, initial={"department": current_department(request)}),
+        "may_save": departments.exists(),
+        "rows_shown": SQL_ROWS_SHOWN,
+    }
+    return render(request, "datalake/sql.html", context, status=status)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def sql_console(request: HttpRequest) -> HttpResponse:
-    """Read-only SQL over the datasets the user may see; the views are listed beside the editor."""
-    tables = {name: list(source.columns.values()) for name, source in sorted(services.sql_tables(request.user).items())}
+    """Read-only SQL over the datasets the user may see; saved queries and the views are listed beside the editor."""
     sql = request.POST.get("sql", "")
-    if not sql and tables:
-        sql = f"SELECT * FROM {next(iter(tables))} LIMIT 100"
-    result, error, status = None, "", 200
-    if request.method == "POST":
+    if request.method == "GET" and request.GET.get("query"):
+        saved = (
+            policy.visible_to(request.user, SavedQuery).filter(pk=request.GET["query"]).first()
+            if _uuid(request.GET["query"])
+            else None
+        )
+        if saved is None:
+            raise Http404
+        sql = saved.sql
+    if request.method != "POST":
+        return _sql_page(request, sql=sql)
+    try:
+        result = services.sql_run(actor=request.user, sql=sql, row_cap=SQL_ROWS_SHOWN)
+    except ServiceError as exc:
+        return _sql_page(request, sql=sql, error=exc.message, status=400)
+    return _sql_page(request, sql=sql, result=result)
+
+
+def _uuid(value) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+@login_required
+@require_POST
+def sql_export(request: HttpRequest) -> HttpResponse:
+    """The whole result of the query in the editor as a CSV download; errors come back on the console."""
+    from datalake.api.views import sql_export_response
+
+    sql = request.POST.get("sql", "")
+    try:
+        return sql_export_response(request.user, sql)
+    except ServiceError as exc:
+        return _sql_page(request, sql=sql, error=exc.message, status=400)
+
+
+@login_required
+@require_POST
+def sql_save(request: HttpRequest) -> HttpResponse:
+    """Save the query in the editor for a department; a taken name or bad SQL is a form error."""
+    departments = policy.departments_for(request.user, "submit").order_by("name")
+    form = SavedQueryForm(request.POST, departments=departments)
+    sql = request.POST.get("sql", "")
+    if form.is_valid():
         try:
-            result = services.sql_run(actor=request.user, sql=sql, row_cap=1000)
+            query = services.saved_query_create(actor=request.user, sql=sql, **form.cleaned_data)
         except ServiceError as exc:
-            error, status = exc.message, 400
-    return render(request, "datalake/sql.html", {"tables": tables, "sql": sql, "result": result, "error": error}, status=status)
+            for field, errors in exc.fields.items():
+                form.add_error(field if field in form.fields else None, errors)
+            if not exc.fields:
+                form.add_error(None, exc.message)
+        else:
+            messages.success(
+                request,
+                _("Query “%(name)s” saved for %(department)s.") % {"name": query.name, "department": query.department.name},
+            )
+            return redirect(f"{reverse('datalake:sql')}?query={query.pk}")
+    return _sql_page(request, sql=sql, save_form=form, error=" ".join(form.errors.get("sql", [])), status=400)
+
+
+@login_required
+@require_POST
+def sql_query_delete(request: HttpRequest, pk) -> HttpResponse:
+    query = get_object_or_404(policy.visible_to(request.user, SavedQuery), pk=pk)
+    try:
+        services.saved_query_delete(actor=request.user, query=query)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Query “%(name)s” deleted.") % {"name": query.name})
+    return redirect("datalake:sql")
 
 
 @login_required

@@ -284,6 +284,9 @@ LEPTON_UPLOAD_SESSION_HOURS = env_int("LEPTON_UPLOAD_SESSION_HOURS", 48)
 # The SQL console: each query runs in its own sandboxed process with these limits.
 LEPTON_SQL_TIMEOUT_SECONDS = env_float("LEPTON_SQL_TIMEOUT_SECONDS", 30.0)
 LEPTON_SQL_MEMORY_LIMIT = env_str("LEPTON_SQL_MEMORY_LIMIT", "512MB")
+# Downloading a query's whole result as CSV: at most this many rows, within this many seconds.
+LEPTON_SQL_EXPORT_MAX_ROWS = env_int("LEPTON_SQL_EXPORT_MAX_ROWS", 1_000_000)
+LEPTON_SQL_EXPORT_TIMEOUT_SECONDS = env_float("LEPTON_SQL_EXPORT_TIMEOUT_SECONDS", 300.0)
 
 # A recipe run is stopped after this many seconds.
 LEPTON_RECIPE_TIMEOUT_SECONDS = env_float("LEPTON_RECIPE_TIMEOUT_SECONDS", 1800.0)

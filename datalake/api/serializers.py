@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from datalake.models import Dataset, DatasetVersion, Recipe, UploadSession
+from datalake.models import Dataset, DatasetVersion, Recipe, SavedQuery, UploadSession
 from lepton import policy
 from lepton.models import Department
 
@@ -154,6 +154,43 @@ class SqlResultSerializer(serializers.Serializer):
     row_count_returned = serializers.IntegerField()
     truncated = serializers.BooleanField()
     elapsed_ms = serializers.FloatField()
+
+
+class SqlExportSerializer(serializers.Serializer):
+    sql = serializers.CharField(max_length=100_000, trim_whitespace=False)
+
+
+class SavedQuerySerializer(serializers.ModelSerializer):
+    department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = SavedQuery
+        fields = ["id", "department", "name", "description", "sql", "created_by", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class SavedQueryCreateSerializer(serializers.Serializer):
+    department = serializers.SlugField()
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    sql = serializers.CharField(max_length=100_000, trim_whitespace=False)
+
+    def validate_department(self, slug):
+        department = policy.visible_to(self.context["request"].user, Department).filter(slug=slug).first()
+        if department is None:
+            raise serializers.ValidationError("No department with this slug that you belong to.")
+        return department
+
+
+class SavedQueryUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    sql = serializers.CharField(max_length=100_000, trim_whitespace=False, required=False)
+
+
+class SavedQueryRunSerializer(serializers.Serializer):
+    row_cap = serializers.IntegerField(min_value=1, max_value=10_000, default=10_000)
 
 
 class RecipeSerializer(serializers.ModelSerializer):

@@ -9,9 +9,11 @@ router = SimpleRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register("uploads", views.UploadSessionViewSet, basename="upload")
 router.register("recipes", views.RecipeViewSet, basename="recipe")
+router.register("queries", views.SavedQueryViewSet, basename="saved_query")
 
 urlpatterns = [
     path("sql/", views.SqlView.as_view(), name="sql"),
     path("sql/tables/", views.SqlTablesView.as_view(), name="sql_tables"),
+    path("sql/export/", views.SqlExportView.as_view(), name="sql_export"),
     *router.urls,
 ]

@@ -24,6 +24,11 @@ from datalake.api.serializers import (
     RecipePreviewSerializer,
     RecipeSerializer,
     RetrySerializer,
+    SavedQueryCreateSerializer,
+    SavedQueryRunSerializer,
+    SavedQuerySerializer,
+    SavedQueryUpdateSerializer,
+    SqlExportSerializer,
     SqlQuerySerializer,
     SqlResultSerializer,
     UploadSerializer,
@@ -31,7 +36,7 @@ from datalake.api.serializers import (
     UploadSessionStartSerializer,
 )
 from datalake.filtersets import DatasetFilterSet
-from datalake.models import Recipe, UploadSession
+from datalake.models import Recipe, SavedQuery, UploadSession
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Invalid
 
@@ -384,6 +389,128 @@ class SqlView(APIView):
         serializer = SqlQuerySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(services.sql_run(actor=request.user, **serializer.validated_data))
+
+
+class SqlExportView(APIView):
+    """The whole result of a read-only query as a CSV download (within LEPTON_SQL_EXPORT_MAX_ROWS)."""
+
+    required_scope = "read"
+
+    @extend_schema(
+        summary="Download a query's whole result as CSV (UTF-8 with BOM, formula cells escaped)",
+        request=SqlExportSerializer,
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, **ERRORS},
+    )
+    def post(self, request):
+        serializer = SqlExportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return sql_export_response(request.user, serializer.validated_data["sql"])
+
+
+class _RemovedOnClose:
+    """A file whose folder is removed when the response closes it (after the last byte was sent)."""
+
+    def __init__(self, path: str, folder: str):
+        self._file, self._folder = open(path, "rb"), folder  # noqa: SIM115 (closed by the response)
+
+    def read(self, size=-1):
+        return self._file.read(size)
+
+    def close(self):
+        import shutil
+
+        self._file.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def sql_export_response(user, sql: str):
+    """Run the export in a temporary folder and stream the CSV; headers say how many rows and whether more existed."""
+    import shutil
+    import tempfile
+
+    from django.http import FileResponse
+
+    folder = tempfile.mkdtemp(prefix="lepton-sql-export-")
+    try:
+        result = services.sql_export(actor=user, sql=sql, folder=folder)
+    except Exception:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    response = FileResponse(_RemovedOnClose(result["path"], folder), as_attachment=True, filename="query-result.csv")
+    response["Content-Type"] = "text/csv; charset=utf-8"
+    response["X-Lepton-Rows"] = str(result["row_count"])
+    response["X-Lepton-Truncated"] = "true" if result["truncated"] else "false"
+    return response
+
+
+QUERY_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The saved query's id.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Saved queries you may see", responses={200: SavedQuerySerializer(many=True), **ERRORS}),
+    retrieve=extend_schema(summary="One saved query", parameters=[QUERY_ID], responses={200: SavedQuerySerializer, **ERRORS}),
+    create=extend_schema(
+        summary="Save a query for a department",
+        request=SavedQueryCreateSerializer,
+        responses={201: SavedQuerySerializer, **ERRORS},
+    ),
+    partial_update=extend_schema(
+        summary="Rename a saved query or change its SQL",
+        parameters=[QUERY_ID],
+        request=SavedQueryUpdateSerializer,
+        responses={200: SavedQuerySerializer, **ERRORS},
+    ),
+    destroy=extend_schema(summary="Delete a saved query", parameters=[QUERY_ID], responses={204: None, **ERRORS}),
+)
+class SavedQueryViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = SavedQuerySerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    required_scope = None  # the default rule (read for GET, write otherwise); `run` only reads
+
+    def get_queryset(self):
+        from lepton import policy
+
+        return (
+            policy.visible_to(self.request.user, SavedQuery)
+            .select_related("department", "created_by")
+            .order_by("department__slug", "name")
+        )
+
+    def create(self, request, *args, **kwargs):
+        serializer = SavedQueryCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        query = services.saved_query_create(actor=request.user, **serializer.validated_data)
+        return Response(SavedQuerySerializer(query).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        serializer = SavedQueryUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        query = services.saved_query_update(actor=request.user, query=self.get_object(), **serializer.validated_data)
+        return Response(SavedQuerySerializer(query).data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.saved_query_delete(actor=request.user, query=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Run a saved query (over the datasets you may see now)",
+        parameters=[QUERY_ID],
+        request=SavedQueryRunSerializer,
+        responses={200: SqlResultSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], required_scope="read")
+    def run(self, request, pk=None):
+        serializer = SavedQueryRunSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        query = self.get_object()
+        return Response(services.sql_run(actor=request.user, sql=query.sql, **serializer.validated_data))
 
 
 class SqlTablesView(APIView):

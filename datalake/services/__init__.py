@@ -18,7 +18,8 @@ from .datasets import (
     department_storage_used,
     lineage_add,
 )
-from .reading import sql_run, sql_tables, version_export_csv, version_parquet_path, version_preview
+from .queries import saved_query_create, saved_query_delete, saved_query_update
+from .reading import sql_export, sql_run, sql_tables, version_export_csv, version_parquet_path, version_preview
 from .recipes import RECIPE_KIND, recipe_create, recipe_execute, recipe_preview, recipe_run
 from .versions import (
     INGEST_KIND,
@@ -53,6 +54,10 @@ __all__ = [
     "recipe_execute",
     "recipe_preview",
     "recipe_run",
+    "saved_query_create",
+    "saved_query_delete",
+    "saved_query_update",
+    "sql_export",
     "sql_run",
     "sql_tables",
     "upload_session_append",

@@ -113,5 +113,37 @@ def sql_run(*, actor, sql: str, row_cap: int = 10_000) -> dict:
             memory_limit=settings.LEPTON_SQL_MEMORY_LIMIT,
         )
     except QueryError as exc:
-        raise Invalid(exc.message, fields={"sql": [exc.message]}, code=f"sql_{exc.code}") from None
+        raise _query_invalid(exc) from None
+    return result.as_dict()
+
+
+def _query_invalid(exc) -> Invalid:
+    return Invalid(exc.message, fields={"sql": [exc.message]}, code=f"sql_{exc.code}")
+
+
+def sql_export(*, actor, sql: str, folder: str) -> dict:
+    """Write the whole result of a read-only query as CSV into `folder` (the caller streams and removes it).
+
+    At most LEPTON_SQL_EXPORT_MAX_ROWS rows (the result says when more existed), within
+    LEPTON_SQL_EXPORT_TIMEOUT_SECONDS and the console's memory limit; same sandbox as sql_run.
+    """
+    import os
+
+    from datalake.engine.sql import QueryError, export_query_csv
+
+    if not (actor and actor.is_authenticated):
+        raise NotFound()
+    tables = sql_tables(actor)
+    audit.record(actor=actor, action="sql.export", changes={"sql": (sql or "")[:2000], "tables": len(tables)})
+    try:
+        result = export_query_csv(
+            sql or "",
+            tables,
+            os.path.join(folder, "result.csv"),
+            max_rows=settings.LEPTON_SQL_EXPORT_MAX_ROWS,
+            timeout_s=settings.LEPTON_SQL_EXPORT_TIMEOUT_SECONDS,
+            memory_limit=settings.LEPTON_SQL_MEMORY_LIMIT,
+        )
+    except QueryError as exc:
+        raise _query_invalid(exc) from None
     return result.as_dict()
