@@ -10,8 +10,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from datalake import selectors
-from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks
-from datalake.engine.profile import _jsonable, profile_parquet
+from datalake.engine.profile import _jsonable
 from datalake.models import Dataset, DatasetVersion, Recipe, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Forbidden, Invalid, NotFound
@@ -19,7 +18,7 @@ from lepton.jobs.services import job_submit
 from lepton.storage import get_storage
 
 from .datasets import dataset_create, lineage_add
-from .versions import version_fail, version_publish
+from .versions import version_fail, version_finish
 
 RECIPE_KIND = "datalake.recipe"
 
@@ -167,7 +166,7 @@ def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
     """Run a queued recipe version: apply the steps, profile, check, publish with lineage (idempotent)."""
     from datalake.engine.recipes import RecipeError, apply_recipe
 
-    version = DatasetVersion.objects.select_related("dataset").get(pk=version_id)
+    version = DatasetVersion.objects.select_related("dataset__department").get(pk=version_id)
     if version.status != VersionStatus.PENDING:
         return version
     recipe = Recipe.objects.get(pk=version.options["recipe"])
@@ -185,32 +184,17 @@ def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
             )
         except RecipeError as exc:
             return version_fail(version, str(exc), {"code": "invalid_recipe"})
-        progress(60, _("Profiling"))
-        profile = profile_parquet(out, names=result.names).as_dict()
-        checks = version.dataset.checks
-        try:
-            check_results = run_checks(out, checks, names=result.names) if checks else []
-        except CheckSpecError as exc:
-            return version_fail(version, _("A declared quality check does not fit this data: %(error)s") % {"error": exc}, {})
-        with open(out, "rb") as stream:
-            blob = storage.put_stream(stream)
-    report = {
-        "rows": result.rows,
-        "columns": result.columns,
-        "parameters": _jsonable(result.parameters),
-        "recipe": str(recipe.pk),
-        "steps": len(recipe.steps),
-    }
-    blocking = blocking_failures(check_results)
-    if blocking:
-        return version_fail(
-            version,
-            _("Blocking quality checks failed: %(reasons)s") % {"reasons": "; ".join(r.message for r in blocking)},
-            report,
-            [r.as_dict() for r in check_results],
-        )
-    with transaction.atomic():
-        version = version_publish(version, blob, report, profile, [r.as_dict() for r in check_results])
-        for source in inputs.values():
-            lineage_add(from_obj=source, to_obj=version, via=recipe)
-    return version
+        report = {
+            "format": "recipe",
+            "rows": result.rows,
+            "columns": result.columns,
+            "parameters": _jsonable(result.parameters),
+            "recipe": str(recipe.pk),
+            "steps": len(recipe.steps),
+        }
+
+        def lineage(published):
+            for source in inputs.values():
+                lineage_add(from_obj=source, to_obj=published, via=recipe)
+
+        return version_finish(version, out, names=result.names, report=report, progress=progress, after_publish=lineage)

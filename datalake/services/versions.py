@@ -162,29 +162,63 @@ def version_ingest(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
             result = ingest(raw_path, parquet_path, IngestOptions(**user_options, temp_dir=workdir, progress=converting))
         except IngestError as exc:
             return version_fail(version, exc.message, {"code": exc.code, "details": exc.details})
-        progress(60, _("Profiling"))
         # Profiles and checks speak the original column names (the Parquet stores safe identifiers).
         names = {c.identifier: c.name for c in result.columns}
-        profile = profile_parquet(parquet_path, names=names).as_dict()
-        progress(80, _("Running quality checks"))
-        try:
-            check_results = run_checks(parquet_path, version.dataset.checks, names=names) if version.dataset.checks else []
-        except CheckSpecError as exc:
-            return version_fail(version, _("A declared quality check does not fit this data: %(error)s") % {"error": exc}, {})
-        with open(parquet_path, "rb") as stream:
-            blob = storage.put_stream(stream)
-        report = _jsonable(dataclasses.asdict(result))
-        blocking = blocking_failures(check_results)
-        if blocking:
-            return version_fail(
-                version,
-                _("Blocking quality checks failed: %(reasons)s") % {"reasons": "; ".join(r.message for r in blocking)},
-                report,
-                [r.as_dict() for r in check_results],
-            )
-        return version_publish(version, blob, report, profile, [r.as_dict() for r in check_results])
+        return version_finish(version, parquet_path, names=names, report=_jsonable(dataclasses.asdict(result)), progress=progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def version_finish(
+    version: DatasetVersion,
+    parquet_path: str,
+    *,
+    names: dict[str, str],
+    report: dict,
+    progress=lambda pct, msg: None,
+    blobs: list[str] = (),
+    blob_bytes: int = 0,
+    profile_extra: dict | None = None,
+    after_publish=None,
+) -> DatasetVersion:
+    """Profile, check, store and publish a pending version's Parquet, or fail it with the reasons.
+
+    Shared by every way a version is made (upload, image zip, recipe, database import).
+    `after_publish(version)` runs inside the publishing transaction (lineage edges).
+    The department's storage quota is checked with the Parquet and blobs counted.
+    """
+    storage = get_storage()
+    progress(60, _("Profiling"))
+    profile = profile_parquet(parquet_path, names=names).as_dict()
+    if profile_extra:
+        profile.update(profile_extra)
+    progress(80, _("Running quality checks"))
+    checks = version.dataset.checks
+    try:
+        check_results = run_checks(parquet_path, checks, names=names) if checks else []
+    except CheckSpecError as exc:
+        return version_fail(version, _("A declared quality check does not fit this data: %(error)s") % {"error": exc}, report)
+    results = [r.as_dict() for r in check_results]
+    blocking = blocking_failures(check_results)
+    if blocking:
+        reasons = "; ".join(r.message for r in blocking)
+        return version_fail(version, _("Blocking quality checks failed: %(reasons)s") % {"reasons": reasons}, report, results)
+    department = version.dataset.department
+    adding = os.path.getsize(parquet_path) + blob_bytes
+    used = department_storage_used(department)
+    if used + adding > department.storage_bytes_quota:
+        message = _(
+            "Publishing this version (%(size)s bytes) would pass %(department)s's storage quota (%(used)s of %(quota)s "
+            "bytes used); free space or ask an admin for a larger quota, then retry."
+        ) % {"size": adding, "department": department.name, "used": used, "quota": department.storage_bytes_quota}
+        return version_fail(version, message, {**report, "code": "quota_exceeded"})
+    with open(parquet_path, "rb") as stream:
+        blob = storage.put_stream(stream)
+    with transaction.atomic():
+        published = version_publish(version, blob, report, profile, results, blobs=blobs, blob_bytes=blob_bytes)
+        if after_publish is not None and published.status == VersionStatus.PUBLISHED:
+            after_publish(published)
+    return published
 
 
 def _quality_status(check_results: list) -> str:
