@@ -1,4 +1,4 @@
-"""Job kinds of the data lake: both publish one dataset version (or fail it with its reason)."""
+"""Job kinds of the data lake: each publishes one dataset version (or fails it with its reason)."""
 
 from rest_framework import serializers
 
@@ -11,13 +11,20 @@ class VersionParams(serializers.Serializer):
 
 def _publish(ctx, version_id, execute) -> dict:
     """Run `execute(version_id, progress=…)` (a service) and report the published version."""
-    from datalake.models import VersionStatus
 
     def progress(percent, message):
         ctx.check_cancelled()
         ctx.progress(percent, message)
 
-    version = execute(version_id, progress=progress)
+    return _outcome(ctx, execute(version_id, progress=progress))
+
+
+def _outcome(ctx, version) -> dict:
+    from datalake.models import VersionStatus
+
+    if version is None:  # a database import whose rows had not changed
+        ctx.log("The rows are identical to the latest version: nothing new was published.")
+        return {"version": None, "unchanged": True}
     if version.status == VersionStatus.FAILED:
         raise JobError(version.error_message)
     ctx.log(f"Published {version} with {version.row_count} rows.")
@@ -43,3 +50,11 @@ def run_recipe(ctx, params):
     from datalake.services import recipe_execute
 
     return _publish(ctx, params["version"], recipe_execute)
+
+
+@job_kind("datalake.import", params=VersionParams, time_limit=3 * 3600, label="Import from a database")
+def run_import(ctx, params):
+    """Read a database import's rows and publish them unless unchanged (datalake.services.import_execute)."""
+    from datalake.services import import_execute
+
+    return _publish(ctx, params["version"], import_execute)

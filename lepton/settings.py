@@ -243,8 +243,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # All periodic work lives in the dispatcher loop (lepton/jobs/dispatcher.py), not in beat:
 #  - dispatch: release queued jobs to Celery every LEPTON_DISPATCH_INTERVAL seconds;
 #  - reap: requeue or fail running jobs whose heartbeat is older than LEPTON_JOB_STALE_SECONDS;
-#  - expire cancels: revoke running jobs that ignored a cancel for LEPTON_CANCEL_GRACE_SECONDS.
+#  - expire cancels: revoke running jobs that ignored a cancel for LEPTON_CANCEL_GRACE_SECONDS;
+#  - the parts' periodic work below (LEPTON_PERIODIC_TASKS), each at most every N seconds.
 CELERY_BEAT_SCHEDULE: dict = {}
+LEPTON_PERIODIC_TASKS = [
+    # Queue a run of each database import whose interval has come (datalake/services/imports.py).
+    ("datalake.services.imports_submit_due", 30),
+]
 
 # The job system (lepton/jobs/).
 LEPTON_DISPATCH_INTERVAL = env_float("LEPTON_DISPATCH_INTERVAL", 0.2)
@@ -287,6 +292,16 @@ LEPTON_SQL_MEMORY_LIMIT = env_str("LEPTON_SQL_MEMORY_LIMIT", "512MB")
 # Downloading a query's whole result as CSV: at most this many rows, within this many seconds.
 LEPTON_SQL_EXPORT_MAX_ROWS = env_int("LEPTON_SQL_EXPORT_MAX_ROWS", 1_000_000)
 LEPTON_SQL_EXPORT_TIMEOUT_SECONDS = env_float("LEPTON_SQL_EXPORT_TIMEOUT_SECONDS", 300.0)
+
+# Database imports (datalake/services/imports.py): limits of one run, the hosts they may reach
+# (empty: any; operators of a closed network list their database hosts), the shortest interval.
+LEPTON_IMPORT_TIMEOUT_SECONDS = env_float("LEPTON_IMPORT_TIMEOUT_SECONDS", 1800.0)
+LEPTON_IMPORT_MAX_ROWS = env_int("LEPTON_IMPORT_MAX_ROWS", 50_000_000)
+LEPTON_IMPORT_ALLOWED_HOSTS = env_list("LEPTON_IMPORT_ALLOWED_HOSTS", [])
+LEPTON_IMPORT_MIN_INTERVAL_MINUTES = env_int("LEPTON_IMPORT_MIN_INTERVAL_MINUTES", 5)
+# Fernet keys for stored credentials (lepton/crypto.py), comma-separated: the first encrypts,
+# all decrypt (rotation). Empty: one key derived from SECRET_KEY.
+LEPTON_ENCRYPTION_KEYS = [k.strip() for k in env_secret("LEPTON_ENCRYPTION_KEYS", "").split(",") if k.strip()]
 
 # A recipe run is stopped after this many seconds.
 LEPTON_RECIPE_TIMEOUT_SECONDS = env_float("LEPTON_RECIPE_TIMEOUT_SECONDS", 1800.0)

@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from datalake.models import Dataset, DatasetVersion, Recipe, SavedQuery, UploadSession
+from datalake.models import DatabaseImport, Dataset, DatasetVersion, Recipe, SavedQuery, UploadSession
 from lepton import policy
 from lepton.models import Department
 
@@ -92,9 +92,11 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
             "number",
             "status",
             "source",
+            "format",
             "original_filename",
             "raw_bytes",
             "parquet_bytes",
+            "blob_bytes",
             "row_count",
             "schema",
             "check_results",
@@ -154,6 +156,45 @@ class SqlResultSerializer(serializers.Serializer):
     row_count_returned = serializers.IntegerField()
     truncated = serializers.BooleanField()
     elapsed_ms = serializers.FloatField()
+
+
+class DatabaseImportSerializer(serializers.ModelSerializer):
+    """An import as shown: the URL without its password, and only whether a password is stored."""
+
+    dataset = serializers.UUIDField(source="dataset_id", read_only=True)
+    password_set = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = DatabaseImport
+        fields = [
+            "id",
+            "dataset",
+            "url",
+            "password_set",
+            "query",
+            "interval_minutes",
+            "enabled",
+            "next_run_at",
+            "last_run_at",
+            "last_status",
+            "last_message",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_password_set(self, db_import) -> bool:
+        return bool(db_import.password_encrypted)
+
+
+class DatabaseImportWriteSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=500)
+    password = serializers.CharField(max_length=500, required=False, allow_blank=True, write_only=True, trim_whitespace=False)
+    query = serializers.CharField(max_length=1_000_000, trim_whitespace=False)
+    interval_minutes = serializers.IntegerField(required=False, allow_null=True, default=None)
+    enabled = serializers.BooleanField(required=False, default=True)
 
 
 class SqlExportSerializer(serializers.Serializer):

@@ -14,6 +14,8 @@ from rest_framework.views import APIView
 
 from datalake import selectors, services
 from datalake.api.serializers import (
+    DatabaseImportSerializer,
+    DatabaseImportWriteSerializer,
     DatasetCreateSerializer,
     DatasetSerializer,
     DatasetUpdateSerializer,
@@ -38,7 +40,7 @@ from datalake.api.serializers import (
 from datalake.filtersets import DatasetFilterSet
 from datalake.models import Recipe, SavedQuery, UploadSession
 from lepton.api.serializers import ErrorSerializer
-from lepton.errors import Invalid
+from lepton.errors import Invalid, NotFound
 
 DATASET_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The dataset's id.")
 VERSION_ID = OpenApiParameter("version_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The version's id.")
@@ -225,6 +227,64 @@ class DatasetViewSet(
         serializer.is_valid(raise_exception=True)
         session = services.upload_session_start(actor=request.user, dataset=dataset, **serializer.validated_data)
         return Response(UploadSessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The dataset's database import (maintainers and members of its department)",
+        parameters=[DATASET_ID],
+        responses={200: DatabaseImportSerializer, **ERRORS},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Read the dataset's versions from a database: URL, password (stored encrypted), query, interval",
+        parameters=[DATASET_ID],
+        request=DatabaseImportWriteSerializer,
+        responses={201: DatabaseImportSerializer, **ERRORS},
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change the import (a password given replaces the stored one; an empty one clears it)",
+        parameters=[DATASET_ID],
+        request=DatabaseImportWriteSerializer(partial=True),
+        responses={200: DatabaseImportSerializer, **ERRORS},
+    )
+    @extend_schema(methods=["DELETE"], summary="Stop importing (versions stay)", parameters=[DATASET_ID], responses={204: None})
+    @action(detail=True, methods=["get", "post", "patch", "delete"], url_path="import", filter_backends=[])
+    def database_import(self, request, pk=None):
+        dataset = self.get_object()
+        current = services.database_import_for(request.user, dataset)
+        if request.method == "POST":
+            serializer = DatabaseImportWriteSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            created = services.database_import_create(actor=request.user, dataset=dataset, **serializer.validated_data)
+            return Response(DatabaseImportSerializer(created).data, status=status.HTTP_201_CREATED)
+        if current is None:
+            raise NotFound(_("This dataset has no database import you may see."))
+        if request.method == "PATCH":
+            serializer = DatabaseImportWriteSerializer(data=request.data, partial=True)
+            serializer.is_valid(raise_exception=True)
+            values = dict(serializer.validated_data)
+            current = services.database_import_update(
+                actor=request.user, db_import=current, password=values.pop("password", None), **values
+            )
+        elif request.method == "DELETE":
+            services.database_import_delete(actor=request.user, db_import=current)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(DatabaseImportSerializer(current).data)
+
+    @extend_schema(
+        summary="Run the database import now (a job; the new version is pending until it publishes)",
+        parameters=[DATASET_ID],
+        request=None,
+        responses={202: DatasetVersionSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="import/run", filter_backends=[])
+    def database_import_run(self, request, pk=None):
+        current = services.database_import_for(request.user, self.get_object())
+        if current is None:
+            raise NotFound(_("This dataset has no database import you may see."))
+        version = services.database_import_run(actor=request.user, db_import=current)
+        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Lineage: what the dataset's versions were made from and what was made from them",

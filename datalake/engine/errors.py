@@ -29,6 +29,15 @@ class IngestError(Exception):
     SHEET_NOT_FOUND = "sheet_not_found"
     UNSUPPORTED_FORMAT = "unsupported_format"
     PARSE_ERROR = "parse_error"
+    # Imports from a production database (datalake/engine/dbimport.py).
+    BAD_URL = "bad_url"
+    BAD_QUERY = "bad_query"
+    NOT_READ_ONLY = "not_read_only"
+    CONNECT_FAILED = "connect_failed"
+    QUERY_FAILED = "query_failed"
+    QUERY_TIMEOUT = "query_timeout"
+    TOO_MANY_ROWS = "too_many_rows"
+    NO_COLUMNS = "no_columns"
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)

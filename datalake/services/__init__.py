@@ -18,6 +18,16 @@ from .datasets import (
     department_storage_used,
     lineage_add,
 )
+from .imports import (
+    IMPORT_KIND,
+    database_import_create,
+    database_import_delete,
+    database_import_for,
+    database_import_run,
+    database_import_update,
+    import_execute,
+    imports_submit_due,
+)
 from .queries import saved_query_create, saved_query_delete, saved_query_update
 from .reading import sql_export, sql_run, sql_tables, version_export_csv, version_parquet_path, version_preview
 from .recipes import RECIPE_KIND, recipe_create, recipe_execute, recipe_preview, recipe_run
@@ -37,6 +47,14 @@ from .versions import (
 
 __all__ = [
     "EDITABLE_FIELDS",
+    "IMPORT_KIND",
+    "database_import_create",
+    "database_import_delete",
+    "database_import_for",
+    "database_import_run",
+    "database_import_update",
+    "import_execute",
+    "imports_submit_due",
     "INGEST_KIND",
     "RECIPE_KIND",
     "TRASH_DAYS",

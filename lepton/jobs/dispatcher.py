@@ -317,3 +317,24 @@ def reap(now=None) -> dict[str, list]:
     if n:
         outcome["rereleased"].append(n)
     return dict(outcome)
+
+
+def run_periodic(last_runs: dict[str, float], clock=time.monotonic) -> dict[str, object]:
+    """Call each of LEPTON_PERIODIC_TASKS whose interval has passed; {path: result or error text}.
+
+    The core imports the parts' functions by their dotted path only here, so `lepton` does not
+    depend on them. One failing task is reported and does not stop the others or the loop.
+    """
+    from django.utils.module_loading import import_string
+
+    outcome: dict[str, object] = {}
+    for path, every in settings.LEPTON_PERIODIC_TASKS:
+        now = clock()
+        if now - last_runs.get(path, float("-inf")) < every:
+            continue
+        last_runs[path] = now
+        try:
+            outcome[path] = import_string(path)()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller; the next interval tries again
+            outcome[path] = f"failed: {exc}"
+    return outcome

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from lepton.jobs.dispatcher import dispatch, reap
+from lepton.jobs.dispatcher import dispatch, reap, run_periodic
 
 
 class Command(BaseCommand):
@@ -29,6 +29,7 @@ class Command(BaseCommand):
         interval = settings.LEPTON_DISPATCH_INTERVAL
         self.stdout.write(f"Dispatcher running (every {interval} s, reaper every {reap_every} s).")
         last_reap = 0.0
+        periodic_runs: dict[str, float] = {}
         while not stopping:
             close_old_connections()
             try:
@@ -37,6 +38,9 @@ class Command(BaseCommand):
                     last_reap = time.monotonic()
                     if outcome:
                         self.stdout.write(f"reaper: {outcome}")
+                    for path, result in run_periodic(periodic_runs).items():
+                        if result:
+                            self.stdout.write(f"{path}: {result}")
                 report = dispatch()
             except Exception as exc:  # noqa: BLE001 - a database blip must not end the loop
                 self.stderr.write(f"dispatcher pass failed: {exc}")
