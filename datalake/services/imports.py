@@ -51,9 +51,28 @@ def _parsed_url(url, password):
             "host": parsed.host,
         }
         raise Invalid(message, fields={"url": [message]}, code="host_not_allowed")
+    if _is_platform_database(parsed):
+        message = _("That is Lepton's own database; imports read from production systems, not from the platform.")
+        raise Invalid(message, fields={"url": [message]}, code="platform_database")
     if password is None:
         password = parsed.password
     return dataclasses.replace(parsed, password=None), password
+
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1", ""}
+
+
+def _is_platform_database(parsed) -> bool:
+    """Whether the URL names the database this platform runs on (whose tables hold every department's data)."""
+    own = settings.DATABASES["default"]
+    if parsed.scheme != "postgresql" or not own["ENGINE"].endswith("postgresql"):
+        return False
+    from django.db import connection
+
+    names = {own.get("NAME"), connection.settings_dict.get("NAME")}
+    host = (own.get("HOST") or "").lower()
+    same_host = parsed.host.lower() == host or (parsed.host.lower() in LOOPBACK and host in LOOPBACK)
+    return same_host and parsed.port == int(own.get("PORT") or 5432) and parsed.database in names
 
 
 def _checked_query(query, scheme: str) -> str:

@@ -168,6 +168,18 @@ def test_hosts_outside_the_allow_list_are_refused(owner, batches, plant, setting
     assert not DatabaseImport.objects.exists()
 
 
+def test_lepton_s_own_database_is_refused(owner, batches, settings):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the platform runs on SQLite here: it has no database server to protect")
+    own = connection.settings_dict
+    url = f"postgresql://{own['USER']}@localhost:{own['PORT'] or 5432}/{own['NAME']}"
+    response = api(owner).post(f"/api/v1/datasets/{batches.pk}/import/", {"url": url, "query": "SELECT 1"}, format="json")
+    assert response.status_code == 400 and response.json()["error"] == "platform_database"
+    assert not DatabaseImport.objects.exists()
+
+
 def test_only_maintainers_set_up_members_run_outsiders_and_anonymous_see_nothing(owner, member, viewer, outsider, batches, plant):
     data = {"url": _url(plant), "query": _query(plant)}
     assert api(member).post(f"/api/v1/datasets/{batches.pk}/import/", data, format="json").status_code == 403
