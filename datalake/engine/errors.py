@@ -38,6 +38,13 @@ class IngestError(Exception):
     QUERY_TIMEOUT = "query_timeout"
     TOO_MANY_ROWS = "too_many_rows"
     NO_COLUMNS = "no_columns"
+    # Image datasets: a zip of labelled images (datalake/engine/images.py).
+    NO_IMAGES = "no_images"
+    BAD_IMAGES = "bad_images"
+    SINGLE_CLASS = "single_class"
+    NO_LABELS = "no_labels"
+    BAD_LABELS = "bad_labels"
+    TOO_MANY_FILES = "too_many_files"
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
