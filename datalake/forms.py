@@ -52,8 +52,9 @@ RECIPE_EXAMPLE = (
 )
 
 
-class RecipeForm(forms.Form):
-    name = forms.CharField(label=_("Recipe name"), max_length=200)
+class RecipeStepsForm(forms.Form):
+    """The steps and joins of a recipe (the builder in static/js/recipes.js fills both); the service validates them."""
+
     steps = forms.JSONField(
         label=_("Steps (JSON)"),
         widget=forms.Textarea(attrs={"rows": 6, "class": "mono", "placeholder": RECIPE_EXAMPLE}),
@@ -62,6 +63,255 @@ class RecipeForm(forms.Form):
             "clip_outliers, normalise, resample, window, join, sql."
         ),
     )
+    joins = forms.JSONField(
+        label=_("Joined datasets (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono", "placeholder": '{"machines": "<dataset id>"}'}),
+        help_text=_("The key a join step names, mapped to the id of a dataset you may use."),
+    )
+
+    def clean_steps(self):
+        steps = self.cleaned_data["steps"]
+        if not isinstance(steps, list) or not steps:
+            raise forms.ValidationError(_("Add at least one step."))
+        return steps
+
+    def clean_joins(self):
+        joins = self.cleaned_data.get("joins") or {}
+        if not isinstance(joins, dict):
+            raise forms.ValidationError(_("Map each join key to a dataset id."))
+        return joins
+
+
+class RecipeForm(RecipeStepsForm):
+    name = forms.CharField(label=_("Recipe name"), max_length=200)
+
+    field_order = ["name", "steps", "joins"]
+
+
+# What the builder offers; the engine (datalake.engine.recipes, .preview) decides what is valid.
+STEP_KINDS = [
+    ("select", _("Keep columns")),
+    ("rename", _("Rename columns")),
+    ("cast", _("Change column types")),
+    ("filter", _("Filter rows")),
+    ("drop_duplicates", _("Drop duplicate rows")),
+    ("drop_missing", _("Drop rows with missing values")),
+    ("fill_missing", _("Fill missing values")),
+    ("clip_outliers", _("Clip outliers")),
+    ("normalise", _("Normalise")),
+    ("resample", _("Resample over time")),
+    ("window", _("Rolling window")),
+    ("join", _("Join another dataset")),
+    ("sql", _("SQL")),
+]
+FILTER_OPS = {
+    "eq": "=",
+    "ne": "≠",
+    "lt": "<",
+    "le": "≤",
+    "gt": ">",
+    "ge": "≥",
+    "contains": _("contains"),
+    "starts_with": _("starts with"),
+    "in": _("is one of"),
+    "is_null": _("is missing"),
+    "not_null": _("is not missing"),
+}
+FILL_LABELS = {
+    "mean": _("mean"),
+    "median": _("median"),
+    "mode": _("most frequent value"),
+    "forward_fill": _("forward fill"),
+    "constant": _("constant"),
+}
+CAST_LABELS = {
+    "int": _("whole number"),
+    "float": _("decimal number"),
+    "string": _("text"),
+    "bool": _("true/false"),
+    "date": _("date"),
+    "timestamp": _("date and time"),
+}
+AGGREGATION_LABELS = {
+    "mean": _("mean"),
+    "min": _("min"),
+    "max": _("max"),
+    "sum": _("sum"),
+    "count": _("count"),
+    "first": _("first"),
+    "last": _("last"),
+    "std": _("standard deviation"),
+}
+INTERVAL_UNITS = {
+    "second": _("seconds"),
+    "minute": _("minutes"),
+    "hour": _("hours"),
+    "day": _("days"),
+    "week": _("weeks"),
+    "month": _("months"),
+    "year": _("years"),
+}
+BUILDER_TEXT = {
+    "add_step": _("Add step"),
+    "step": _("Step %(number)s"),
+    "up": _("Move up"),
+    "down": _("Move down"),
+    "remove": _("Remove"),
+    "add": _("Add"),
+    "add_row": _("Add a row"),
+    "column": _("Column"),
+    "columns": _("Columns"),
+    "columns_all": _("Columns (none chosen: all)"),
+    "new_name": _("New name"),
+    "type": _("Type"),
+    "operator": _("Operator"),
+    "value": _("Value"),
+    "values_hint": _("Values separated by commas"),
+    "combine": _("Keep rows that match"),
+    "combine_all": _("all conditions"),
+    "combine_any": _("any condition"),
+    "method": _("Method"),
+    "order_by": _("Order by (forward fill)"),
+    "partition_by": _("Per group of"),
+    "iqr": _("Interquartile range × k"),
+    "percentile": _("Percentiles"),
+    "k": _("k"),
+    "low": _("Low percentile (0–1)"),
+    "high": _("High percentile (0–1)"),
+    "minmax": _("Min–max (0 to 1)"),
+    "zscore": _("z-score (mean 0, standard deviation 1)"),
+    "time": _("Time column"),
+    "every": _("Every"),
+    "group_by": _("Group by"),
+    "aggregation": _("Aggregation"),
+    "aggregations": _("Aggregations"),
+    "window_order": _("Order rows by"),
+    "size": _("Rows in the window"),
+    "dataset": _("Dataset"),
+    "choose": _("Choose…"),
+    "key": _("Key name"),
+    "left": _("Column here"),
+    "right": _("Column there"),
+    "how": _("Keep"),
+    "how_inner": _("only matching rows (inner)"),
+    "how_left": _("every row here (left)"),
+    "sql": _("SQL over the previous step, seen as the table input"),
+    "empty": _("No steps yet: choose what to do first and add a step."),
+    "no_datasets": _("No other dataset you may use has a published version."),
+    "unknown_columns": _("Column names after a SQL step are not known here; type them."),
+}
+
+
+def recipe_builder_config(columns: list[dict], datasets: list[dict]) -> dict:
+    """What static/js/recipes.js needs: the input's columns [{name, type}], the datasets a join may
+    use [{id, label, columns}], the choices of each widget and its translated words."""
+    from datalake.engine.preview import OPS
+    from datalake.engine.recipes import CAST_TYPES, RESAMPLE_AGGS, WINDOW_AGGS
+
+    return {
+        "columns": columns,
+        "datasets": datasets,
+        "kinds": STEP_KINDS,
+        "filterOps": [(op, FILTER_OPS[op]) for op in OPS],
+        "fillMethods": list(FILL_LABELS.items()),
+        "castTypes": [(name, CAST_LABELS[name], duck) for name, duck in CAST_TYPES.items()],
+        "resampleAggs": [(agg, AGGREGATION_LABELS[agg]) for agg in RESAMPLE_AGGS],
+        "windowAggs": [(agg, AGGREGATION_LABELS[agg]) for agg in WINDOW_AGGS],
+        "units": list(INTERVAL_UNITS.items()),
+        "text": BUILDER_TEXT,
+    }
+
+
+def _names(values) -> str:
+    if isinstance(values, dict):
+        values = list(values)
+    return ", ".join(str(v) for v in values or [])
+
+
+def _filter_text(spec: dict) -> str:
+    op = spec.get("op")
+    value = spec.get("value")
+    if op in ("is_null", "not_null"):
+        return f"{spec.get('column')} {FILTER_OPS[op]}"
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    return f"{spec.get('column')} {FILTER_OPS.get(op, op)} {value}"
+
+
+def _aggregations_text(aggregations: dict) -> str:
+    parts = []
+    for name, aggs in (aggregations or {}).items():
+        aggs = aggs if isinstance(aggs, list) else [aggs]
+        parts.append(f"{name} ({', '.join(str(AGGREGATION_LABELS.get(a, a)) for a in aggs)})")
+    return ", ".join(parts)
+
+
+def describe_step(step: dict) -> str:
+    """One readable line for a cleaned step, e.g. "Fill missing: 温度 → median"."""
+    from django.utils.translation import gettext as t
+
+    op = step.get("op")
+    if op == "select":
+        return t("Keep columns: %(columns)s") % {"columns": _names(step.get("columns"))}
+    if op == "rename":
+        pairs = ", ".join(f"{a} → {b}" for a, b in (step.get("columns") or {}).items())
+        return t("Rename: %(pairs)s") % {"pairs": pairs}
+    if op == "cast":
+        pairs = ", ".join(f"{a} → {CAST_LABELS.get(b, b)}" for a, b in (step.get("columns") or {}).items())
+        return t("Change types: %(pairs)s") % {"pairs": pairs}
+    if op == "filter":
+        joiner = f" {t('and')} " if step.get("combine", "all") == "all" else f" {t('or')} "
+        return t("Keep rows where %(conditions)s") % {"conditions": joiner.join(_filter_text(f) for f in step.get("filters", []))}
+    if op in ("drop_duplicates", "drop_missing"):
+        subset = step.get("subset")
+        if op == "drop_duplicates":
+            return t("Drop duplicate rows (by %(columns)s)") % {"columns": _names(subset)} if subset else t("Drop duplicate rows")
+        return t("Drop rows missing %(columns)s") % {"columns": _names(subset)} if subset else t("Drop rows with missing values")
+    if op == "fill_missing":
+        parts = []
+        for name, method in (step.get("columns") or {}).items():
+            if isinstance(method, dict):
+                parts.append(f"{name} → {FILL_LABELS['constant']} {method.get('value')}")
+            else:
+                parts.append(f"{name} → {FILL_LABELS.get(method, method)}")
+        line = t("Fill missing: %(pairs)s") % {"pairs": ", ".join(parts)}
+        if step.get("order_by"):
+            line += " " + t("(ordered by %(column)s)") % {"column": step["order_by"]}
+        return line
+    if op == "clip_outliers":
+        if step.get("method") == "percentile":
+            how = t("percentiles %(low)s–%(high)s") % {"low": step.get("low"), "high": step.get("high")}
+        else:
+            how = t("IQR × %(k)s") % {"k": step.get("k", 1.5)}
+        return t("Clip outliers (%(how)s): %(columns)s") % {"how": how, "columns": _names(step.get("columns"))}
+    if op == "normalise":
+        method = BUILDER_TEXT.get(step.get("method", "minmax"), step.get("method"))
+        return t("Normalise (%(method)s): %(columns)s") % {"method": method, "columns": _names(step.get("columns"))}
+    if op == "resample":
+        line = t("Resample %(time)s every %(interval)s: %(aggregations)s") % {
+            "time": step.get("time"),
+            "interval": step.get("interval"),
+            "aggregations": _aggregations_text(step.get("aggregations")),
+        }
+        if step.get("by"):
+            line += " " + t("(per %(columns)s)") % {"columns": _names(step["by"])}
+        return line
+    if op == "window":
+        return t("Rolling window of %(size)s rows ordered by %(order)s: %(aggregations)s") % {
+            "size": step.get("size"),
+            "order": step.get("order_by"),
+            "aggregations": _aggregations_text(step.get("aggregations")),
+        }
+    if op == "join":
+        on = step.get("on")
+        on_text = ", ".join(f"{a} = {b}" for a, b in on.items()) if isinstance(on, dict) else _names(on)
+        values = {"input": step.get("input"), "on": on_text, "how": step.get("how", "inner")}
+        return t("Join %(input)s on %(on)s (%(how)s)") % values
+    if op == "sql":
+        text = " ".join(str(step.get("sql", "")).split())
+        return t("SQL: %(sql)s") % {"sql": text if len(text) <= 80 else text[:79] + "…"}
+    return str(op)
 
 
 class SavedQueryForm(forms.Form):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("<uuid:pk>/", views.dataset, name="dataset"),
     path("<uuid:pk>/upload/", views.upload, name="upload"),
     path("<uuid:pk>/recipes/", views.recipe_create, name="recipe_create"),
+    path("<uuid:pk>/recipes/preview/", views.recipe_preview, name="recipe_preview"),
     path("recipes/<uuid:pk>/run/", views.recipe_run, name="recipe_run"),
     path("<uuid:pk>/versions/<uuid:version_pk>/retry/", views.retry, name="retry"),
     path("<uuid:pk>/versions/<uuid:version_pk>/download/", views.download, name="download"),

@@ -10,12 +10,22 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datalake import selectors, services
+from datalake.figures import lineage_figure
 from datalake.filtersets import DatasetFilterSet
-from datalake.forms import DatasetCreateForm, RecipeForm, RetryForm, SavedQueryForm, UploadForm
-from datalake.models import Dataset, Recipe, SavedQuery, VersionStatus
+from datalake.forms import (
+    DatasetCreateForm,
+    RecipeForm,
+    RecipeStepsForm,
+    RetryForm,
+    SavedQueryForm,
+    UploadForm,
+    describe_step,
+    recipe_builder_config,
+)
+from datalake.models import Dataset, DatasetVersion, Recipe, SavedQuery, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
-from lepton.errors import ServiceError
+from lepton.errors import Forbidden, NotFound, ServiceError
 from lepton.models import Department
 
 
@@ -101,7 +111,8 @@ def _profile_figures(version) -> list[dict]:
 
 
 @login_required
-def dataset(request: HttpRequest, pk) -> HttpResponse:
+def dataset(request: HttpRequest, pk, *, recipe_form=None, status: int = 200) -> HttpResponse:
+    """A dataset's page; `recipe_create` renders it again with its bound form (and 400) on errors."""
     dataset = _dataset_or_404(request, pk)
     versions = list(selectors.versions_visible(request.user, dataset).order_by("-created_at")[:50])
     latest = next((v for v in versions if v.status == VersionStatus.PUBLISHED), None)
@@ -118,13 +129,19 @@ def dataset(request: HttpRequest, pk) -> HttpResponse:
             )
         except ServiceError as exc:
             preview_error = exc.message
-    recipes = policy.visible_to(request.user, Recipe).filter(input_dataset=dataset).select_related("output_dataset")
     made_by = policy.visible_to(request.user, Recipe).filter(output_dataset=dataset).select_related("input_dataset").first()
+    may_change = policy.can(request.user, "change", dataset)
+    recipe_form = recipe_form or RecipeForm()
+    lineage = services.dataset_lineage(actor=request.user, dataset=dataset)["edges"]
     context = {
-        "recipes": recipes,
+        "recipes": _recipe_rows(request.user, dataset),
         "made_by": made_by,
-        "recipe_form": RecipeForm(),
-        "lineage": services.dataset_lineage(actor=request.user, dataset=dataset)["edges"],
+        "made_by_steps": [describe_step(s) for s in made_by.steps] if made_by else [],
+        "recipe_form": recipe_form,
+        "recipe_builder": _recipe_builder(request.user, latest) if may_change and latest else None,
+        "recipe_errors": getattr(recipe_form, "step_errors", {}),
+        "lineage": lineage,
+        "lineage_figure": _lineage_figure(request.user, dataset, lineage),
         "preview": preview,
         "preview_error": preview_error,
         "sort": sort,
@@ -135,12 +152,54 @@ def dataset(request: HttpRequest, pk) -> HttpResponse:
         "figures": _profile_figures(latest) if latest else [],
         "upload_form": UploadForm(),
         "retry_form": RetryForm(),
-        "may_change": policy.can(request.user, "change", dataset),
+        "may_change": may_change,
         "live": any(v.status == VersionStatus.PENDING for v in versions),
     }
     if request.htmx:
         return render(request, "datalake/partials/_versions.html", context)
-    return render(request, "datalake/dataset.html", context)
+    return render(request, "datalake/dataset.html", context, status=status)
+
+
+def _recipe_rows(user, dataset: Dataset) -> list[dict]:
+    """The recipes reading this dataset, each with its readable steps and the last run's version (one query)."""
+    recipes = list(policy.visible_to(user, Recipe).filter(input_dataset=dataset).select_related("output_dataset"))
+    last_runs = {}
+    runs = DatasetVersion.objects.filter(dataset__in=[r.output_dataset_id for r in recipes], source="recipe")
+    for version in runs.order_by("-created_at").only("dataset_id", "number", "status", "options", "created_at"):
+        last_runs.setdefault(str(version.options.get("recipe", "")), version)
+    return [{"recipe": r, "steps": [describe_step(s) for s in r.steps], "last_run": last_runs.get(str(r.pk))} for r in recipes]
+
+
+def _recipe_builder(user, latest) -> dict:
+    """The builder's data: the latest version's columns and the datasets a join step may read."""
+    columns = [{"name": c["name"], "type": c["type"]} for c in (latest.profile or {}).get("columns", [])]
+    usable = selectors.datasets_visible(user, "use").filter(version_count__gt=0).order_by("department__slug", "name")[:200]
+    datasets = [
+        {"id": str(d.pk), "label": f"{d.name} ({d.department.slug}.{d.slug})", "columns": d.columns_text.splitlines()}
+        for d in usable
+    ]
+    return recipe_builder_config(columns, datasets)
+
+
+def _lineage_figure(user, dataset: Dataset, edges: list[dict]) -> dict | None:
+    """The Plotly lineage graph: recipe names and dataset links limited to what the user may see."""
+    via_ids = {e["via"]["id"] for e in edges if e["via"].get("id")}
+    recipes = dict(policy.visible_to(user, Recipe).filter(pk__in=[i for i in via_ids if _uuid(i)]).values_list("pk", "name"))
+    seen = {n["dataset"] for e in edges for n in (e["from"], e["to"]) if n.get("dataset")}
+    return lineage_figure(
+        edges,
+        dataset_id=str(dataset.pk),
+        recipes={str(k): v for k, v in recipes.items()},
+        links={d: reverse("datalake:dataset", args=[d]) for d in seen},
+        texts={
+            "this": _("This dataset"),
+            "dataset": _("Other datasets"),
+            "hidden": _("Datasets you cannot see"),
+            "recipe": _("Recipe"),
+            "other": _("Other objects"),
+            "unknown_recipe": _("a recipe you cannot see"),
+        },
+    )
 
 
 @login_required
@@ -309,29 +368,112 @@ def sql_query_delete(request: HttpRequest, pk) -> HttpResponse:
     return redirect("datalake:sql")
 
 
+def _recipe_errors(exc: ServiceError) -> list[tuple[int | None, str | None, str]]:
+    """(step index or None, form field, line) for each error of a service error; step lines read "Step 3 (columns): …"."""
+    found = []
+    for key, errors in exc.fields.items():
+        parts = str(key).split(".")
+        for error in errors:
+            if parts[0] == "steps" and len(parts) > 1 and parts[1].isdigit():
+                number = int(parts[1])
+                line = _("Step %(number)s (%(field)s): %(message)s") % {
+                    "number": number + 1,
+                    "field": ".".join(parts[2:]) or "op",
+                    "message": error,
+                }
+                found.append((number, "steps", line))
+            else:
+                found.append((None, parts[0] if parts[0] in ("name", "steps", "joins") else None, str(error)))
+    return found or [(None, None, exc.message)]
+
+
+def _raise_for_access(exc: ServiceError) -> None:
+    """An object out of reach is a 404 page, a role that may not act a 403; other errors are the form's."""
+    if isinstance(exc, NotFound):
+        raise Http404(exc.message)
+    if isinstance(exc, Forbidden):
+        raise PermissionDenied(exc.message)
+
+
 @login_required
 @require_POST
 def recipe_create(request: HttpRequest, pk) -> HttpResponse:
-    """Save a recipe on this dataset from its JSON steps; errors name the step and field."""
-    dataset = _dataset_or_404(request, pk)
+    """Save a recipe built on this dataset's page; errors come back on the page (400) naming the step and field."""
+    source = _dataset_or_404(request, pk)
     form = RecipeForm(request.POST)
     if form.is_valid():
         try:
             recipe = services.recipe_create(
-                actor=request.user, input_dataset=dataset, name=form.cleaned_data["name"], steps=form.cleaned_data["steps"]
+                actor=request.user,
+                input_dataset=source,
+                name=form.cleaned_data["name"],
+                steps=form.cleaned_data["steps"],
+                joins=form.cleaned_data["joins"],
             )
         except ServiceError as exc:
-            messages.error(request, exc.message)
+            _raise_for_access(exc)
+            form.step_errors = {}
+            for number, field, line in _recipe_errors(exc):
+                if number is not None:
+                    form.step_errors.setdefault(number, []).append(line)
+                form.add_error(field, line)
         else:
             messages.success(
                 request,
                 _("Recipe “%(name)s” saved; run it to publish %(output)s.")
                 % {"name": recipe.name, "output": recipe.output_dataset.name},
             )
+            return redirect("datalake:dataset", source.pk)
+    return dataset(request, source.pk, recipe_form=form, status=400)
+
+
+@login_required
+@require_POST
+def recipe_preview(request: HttpRequest, pk) -> HttpResponse:
+    """The builder's steps applied to the first rows of this dataset (nothing is saved), as a fragment."""
+    source = _dataset_or_404(request, pk)
+    form = RecipeStepsForm(request.POST)
+    result, errors = None, []
+    if form.is_valid():
+        # recipe_preview asks the policy about the recipe's department: an unsaved recipe answers the same.
+        draft = Recipe(
+            department=source.department,
+            input_dataset=source,
+            output_dataset=source,
+            joins=form.cleaned_data["joins"],
+            steps=[],
+        )
+        try:
+            result = services.recipe_preview(actor=request.user, recipe=draft, steps=form.cleaned_data["steps"])
+        except ServiceError as exc:
+            _raise_for_access(exc)
+            errors = [line for _number, _field, line in _recipe_errors(exc)]
     else:
-        for errors in form.errors.values():
-            messages.error(request, " ".join(errors))
-    return redirect("datalake:dataset", dataset.pk)
+        errors = [e for field_errors in form.errors.values() for e in field_errors]
+    context = {"result": result, "errors": errors}
+    if result is not None:
+        steps = form.cleaned_data["steps"]
+        context["columns"] = list(zip(result["preview"]["columns"], result["preview"]["types"], strict=False))
+        context["parameters"] = [
+            {"number": i + 1, "step": describe_step(step) if isinstance(step, dict) else "", "values": _flatten(params)}
+            for i, (step, params) in enumerate(zip(steps, result["parameters"], strict=False))
+            if params
+        ]
+    # base.html's htmx config does not swap 4xx answers, so the fragment with its errors comes back as 200 to htmx.
+    status = 200 if result is not None or request.htmx else 400
+    return render(request, "datalake/partials/_recipe_preview.html", context, status=status)
+
+
+def _flatten(value, path: str = "") -> list[str]:
+    """'columns › 温度 › mean: 70.25' lines of a step's reported parameters."""
+    if isinstance(value, dict):
+        lines = []
+        for key, inner in value.items():
+            lines += _flatten(inner, f"{path} › {key}" if path else str(key))
+        return lines
+    if isinstance(value, float):
+        value = f"{value:.6g}"
+    return [f"{path}: {value}" if path else str(value)]
 
 
 @login_required

@@ -3,7 +3,8 @@
  * Figures: a page renders `{{ figure|json_script:"fig-1" }}` and an element
  * `<div class="figure" data-plotly-figure="fig-1"></div>`; the figure is a Plotly dict
  * ({data, layout, config}) built in Python. Pages with figures also load
- * static/vendor/plotly.min.js. Figures swapped in by htmx are drawn too.
+ * static/vendor/plotly.min.js. Figures swapped in by htmx are drawn too. Points whose
+ * `customdata` is a site path open it on click (followLinks).
  */
 (function () {
   "use strict";
@@ -17,7 +18,19 @@
       var layout = Object.assign({ autosize: true, margin: { t: 36, r: 16, b: 40, l: 48 } }, figure.layout || {});
       var config = Object.assign({ responsive: true, displaylogo: false }, figure.config || {});
       // react() redraws in place, so a refreshed figure keeps its zoom state cheaply.
-      window.Plotly.react(el, figure.data || [], layout, config);
+      Promise.resolve(window.Plotly.react(el, figure.data || [], layout, config)).then(function () { followLinks(el); });
+    });
+  }
+
+  /* A point whose `customdata` is a path on this site ("/data/…") opens it when clicked: the
+   * lineage graph (datalake/figures.py) links its datasets this way. Other customdata is ignored. */
+  function followLinks(el) {
+    if (el.getAttribute("data-plotly-links") || !el.on) return;
+    el.setAttribute("data-plotly-links", "1");
+    el.on("plotly_click", function (event) {
+      var point = event && event.points && event.points[0];
+      var url = point && point.customdata;
+      if (typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/") window.location.assign(url);
     });
   }
 

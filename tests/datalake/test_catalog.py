@@ -74,7 +74,9 @@ def _publish(actor, dataset, filename, data: bytes):
 def mixed_catalog(member, production, inspections):
     """Inspections (CSV, no checks), Readings (JSON Lines, a failing warning check), Gate (a blocking refusal)."""
     readings = services.dataset_create(actor=member, department=production, name="Readings")
-    services.dataset_update(actor=member, dataset=readings, checks=[{"type": "range", "column": "t", "min": 0, "blocking": False}])
+    services.dataset_update(
+        actor=member, dataset=readings, checks=[{"type": "range", "column": "t", "min": 0, "blocking": False}]
+    )
     _publish(member, readings, "r.jsonl", b'{"t": -5}\n{"t": 3}\n')
     gate = services.dataset_create(actor=member, department=production, name="Gate")
     services.dataset_update(actor=member, dataset=gate, checks=[{"type": "not_null", "column": "a", "blocking": True}])

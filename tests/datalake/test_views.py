@@ -184,4 +184,5 @@ def test_recipe_saved_and_run_from_the_pages_with_lineage_shown(member, viewer, 
     output = DatasetVersion.objects.get(source="recipe")
     wait_for_job(output.job, timeout=60)
     page = client.get(f"/data/{sensors.pk}/").content.decode()
-    assert "dedupe" in page and "production.sensors v1 → production.sensors-dedupe v1" in page
+    assert "dedupe" in page and 'data-plotly-figure="lineage-figure"' in page
+    assert "production.sensors v1" in page and "production.sensors-dedupe v1" in page
