@@ -18,18 +18,26 @@ DELIMITERS = [("", _("Detect")), (",", _("Comma")), (";", _("Semicolon")), ("\t"
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(label=_("File"), help_text=_("CSV, TSV, Excel, JSON Lines, JSON or Parquet; .gz and .zip too."))
+    file = forms.FileField(
+        label=_("File"),
+        help_text=_(
+            "CSV, TSV, Excel, JSON Lines, JSON or Parquet; .gz and .zip too. Images: a zip with one folder per class "
+            "(or images and a labels.csv), PNG, JPEG or BMP."
+        ),
+    )
     encoding = forms.ChoiceField(label=_("Encoding"), choices=ENCODINGS, required=False)
     delimiter = forms.ChoiceField(label=_("Delimiter"), choices=DELIMITERS, required=False)
     sheet = forms.CharField(label=_("Excel sheet"), required=False, max_length=100)
     skip_bad_lines = forms.BooleanField(label=_("Skip malformed lines (and count them)"), required=False)
+    skip_bad_files = forms.BooleanField(label=_("Image zips: skip corrupt or non-image files (and list them)"), required=False)
 
     def ingest_options(self) -> dict:
         """Only the options the person set: the engine detects the rest."""
         data = self.cleaned_data
         options = {key: data[key] for key in ("encoding", "delimiter", "sheet") if data.get(key)}
-        if data.get("skip_bad_lines"):
-            options["skip_bad_lines"] = True
+        for flag in ("skip_bad_lines", "skip_bad_files"):
+            if data.get(flag):
+                options[flag] = True
         return options
 
 
@@ -37,12 +45,14 @@ class RetryForm(forms.Form):
     encoding = forms.ChoiceField(label=_("Encoding"), choices=ENCODINGS, required=False)
     delimiter = forms.ChoiceField(label=_("Delimiter"), choices=DELIMITERS, required=False)
     skip_bad_lines = forms.BooleanField(label=_("Skip malformed lines"), required=False)
+    skip_bad_files = forms.BooleanField(label=_("Skip bad image files"), required=False)
 
     def ingest_options(self) -> dict:
         data = self.cleaned_data
         options = {key: data[key] for key in ("encoding", "delimiter") if data.get(key)}
-        if data.get("skip_bad_lines"):
-            options["skip_bad_lines"] = True
+        for flag in ("skip_bad_lines", "skip_bad_files"):
+            if data.get(flag):
+                options[flag] = True
         return options
 
 
@@ -327,3 +337,49 @@ class SavedQueryForm(forms.Form):
         self.fields["department"].queryset = departments
         for field in self.fields.values():  # submitted with the SQL editor's form (templates/datalake/sql.html)
             field.widget.attrs["form"] = "sql-form"
+
+
+class DatabaseImportForm(forms.Form):
+    """A dataset's database import; the password is never shown again (left empty, it is kept)."""
+
+    url = forms.CharField(
+        label=_("Database URL"),
+        max_length=500,
+        help_text=_("postgresql://user@host:5432/database or mysql://user@host:3306/database; the password goes below."),
+        widget=forms.TextInput(attrs={"class": "mono", "placeholder": "postgresql://reader@mes-db:5432/plant"}),
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Stored encrypted. Leave empty to keep the stored password."),
+    )
+    clear_password = forms.BooleanField(label=_("Remove the stored password"), required=False)
+    query = forms.CharField(
+        label=_("Query"),
+        strip=False,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "class": "mono", "placeholder": "SELECT * FROM batches WHERE made >= '2024-01-01'"}
+        ),
+        help_text=_("One read-only SELECT; it runs in a read-only transaction."),
+    )
+    interval_minutes = forms.IntegerField(
+        label=_("Run every (minutes)"),
+        required=False,
+        min_value=1,
+        help_text=_("Leave empty to run only when asked. Each run with changed rows becomes a new version."),
+    )
+    enabled = forms.BooleanField(label=_("Scheduled runs enabled"), required=False, initial=True)
+
+    def __init__(self, *args, instance=None, **kwargs):
+        if instance is not None and not args and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "url": instance.url,
+                "query": instance.query,
+                "interval_minutes": instance.interval_minutes,
+                "enabled": instance.enabled,
+            }
+        super().__init__(*args, **kwargs)
+        if instance is None:
+            del self.fields["clear_password"]

@@ -16,4 +16,8 @@ urlpatterns = [
     path("recipes/<uuid:pk>/run/", views.recipe_run, name="recipe_run"),
     path("<uuid:pk>/versions/<uuid:version_pk>/retry/", views.retry, name="retry"),
     path("<uuid:pk>/versions/<uuid:version_pk>/download/", views.download, name="download"),
+    path("<uuid:pk>/versions/<uuid:version_pk>/images/<str:sha256>/", views.image, name="image"),
+    path("<uuid:pk>/import/", views.import_save, name="import_save"),
+    path("<uuid:pk>/import/run/", views.import_run, name="import_run"),
+    path("<uuid:pk>/import/delete/", views.import_delete, name="import_delete"),
 ]

@@ -13,6 +13,7 @@ from datalake import selectors, services
 from datalake.figures import lineage_figure
 from datalake.filtersets import DatasetFilterSet
 from datalake.forms import (
+    DatabaseImportForm,
     DatasetCreateForm,
     RecipeForm,
     RecipeStepsForm,
@@ -111,8 +112,8 @@ def _profile_figures(version) -> list[dict]:
 
 
 @login_required
-def dataset(request: HttpRequest, pk, *, recipe_form=None, status: int = 200) -> HttpResponse:
-    """A dataset's page; `recipe_create` renders it again with its bound form (and 400) on errors."""
+def dataset(request: HttpRequest, pk, *, recipe_form=None, upload_form=None, import_form=None, status: int = 200) -> HttpResponse:
+    """A dataset's page; the views behind its forms render it again with their bound form (and 400) on errors."""
     dataset = _dataset_or_404(request, pk)
     versions = list(selectors.versions_visible(request.user, dataset).order_by("-created_at")[:50])
     latest = next((v for v in versions if v.status == VersionStatus.PUBLISHED), None)
@@ -150,14 +151,39 @@ def dataset(request: HttpRequest, pk, *, recipe_form=None, status: int = 200) ->
         "versions": versions,
         "latest": latest,
         "figures": _profile_figures(latest) if latest else [],
-        "upload_form": UploadForm(),
+        "upload_form": upload_form or UploadForm(),
         "retry_form": RetryForm(),
         "may_change": may_change,
         "live": any(v.status == VersionStatus.PENDING for v in versions),
+        "images": _image_grid(request.user, latest),
+        **_import_context(request.user, dataset, import_form),
     }
     if request.htmx:
         return render(request, "datalake/partials/_versions.html", context)
     return render(request, "datalake/dataset.html", context, status=status)
+
+
+dataset_page = dataset  # called by the form views to show the page again with their errors
+
+
+def _image_grid(user, latest) -> dict | None:
+    """Thumbnails of an image version, a few per class, with the class counts of its profile."""
+    if latest is None or latest.format != "images":
+        return None
+    counts = (latest.profile or {}).get("images", {}).get("classes", {})
+    grid = services.version_image_grid(actor=user, version=latest, per_class=IMAGES_PER_CLASS)
+    return {"classes": [{"label": label, "count": counts.get(label), "images": images} for label, images in grid.items()]}
+
+
+IMAGES_PER_CLASS = 12
+
+
+def _import_context(user, dataset: Dataset, form=None) -> dict:
+    db_import = services.database_import_for(user, dataset)
+    may_set_up = policy.can(user, "manage", dataset.department)
+    if form is None and may_set_up:
+        form = DatabaseImportForm(instance=db_import)
+    return {"db_import": db_import, "import_form": form, "may_set_up_import": may_set_up}
 
 
 def _recipe_rows(user, dataset: Dataset) -> list[dict]:
@@ -218,17 +244,7 @@ def upload(request: HttpRequest, pk) -> HttpResponse:
         else:
             messages.success(request, _("“%(file)s” uploaded; it is being ingested.") % {"file": file.name})
             return redirect("datalake:dataset", dataset.pk)
-    versions = list(selectors.versions_visible(request.user, dataset).order_by("-created_at")[:50])
-    context = {
-        "dataset": dataset,
-        "versions": versions,
-        "latest": None,
-        "figures": [],
-        "upload_form": form,
-        "may_change": policy.can(request.user, "change", dataset),
-        "live": False,
-    }
-    return render(request, "datalake/dataset.html", context, status=400)
+    return dataset_page(request, dataset.pk, upload_form=form, status=400)
 
 
 @login_required
@@ -262,6 +278,83 @@ def download(request: HttpRequest, pk, version_pk) -> HttpResponse:
     except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect("datalake:dataset", dataset.pk)
+
+
+@login_required
+def image(request: HttpRequest, pk, version_pk, sha256: str) -> HttpResponse:
+    """One image or thumbnail of an image version (immutable: cached by the browser)."""
+    dataset = _dataset_or_404(request, pk)
+    version = get_object_or_404(selectors.versions_visible(request.user, dataset), pk=version_pk)
+    try:
+        data, content_type = services.version_image(actor=request.user, version=version, sha256=sha256)
+    except ServiceError as exc:
+        raise Http404 from exc
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@login_required
+@require_POST
+def import_save(request: HttpRequest, pk) -> HttpResponse:
+    """Set up or change the dataset's database import (maintainers); errors come back on the form."""
+    dataset = _dataset_or_404(request, pk)
+    current = services.database_import_for(request.user, dataset)
+    form = DatabaseImportForm(request.POST, instance=current)
+    if form.is_valid():
+        values = form.cleaned_data
+        password = values.pop("password") or None  # empty: keep the stored one
+        if values.pop("clear_password", False):
+            password = ""
+        try:
+            if current is None:
+                services.database_import_create(actor=request.user, dataset=dataset, password=password, **values)
+            else:
+                services.database_import_update(actor=request.user, db_import=current, password=password, **values)
+        except ServiceError as exc:
+            _raise_for_access(exc)
+            for field, errors in exc.fields.items():
+                form.add_error(field if field in form.fields else None, errors)
+            if not exc.fields:
+                form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("The database import is saved."))
+            return redirect("datalake:dataset", dataset.pk)
+    return dataset_page(request, dataset.pk, import_form=form, status=400)
+
+
+@login_required
+@require_POST
+def import_run(request: HttpRequest, pk) -> HttpResponse:
+    dataset = _dataset_or_404(request, pk)
+    current = services.database_import_for(request.user, dataset)
+    if current is None:
+        raise Http404
+    try:
+        services.database_import_run(actor=request.user, db_import=current)
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The import is running; the new version appears here when it is published."))
+    return redirect("datalake:dataset", dataset.pk)
+
+
+@login_required
+@require_POST
+def import_delete(request: HttpRequest, pk) -> HttpResponse:
+    dataset = _dataset_or_404(request, pk)
+    current = services.database_import_for(request.user, dataset)
+    if current is None:
+        raise Http404
+    try:
+        services.database_import_delete(actor=request.user, db_import=current)
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The database import is removed; the versions it made stay."))
+    return redirect("datalake:dataset", dataset.pk)
 
 
 SQL_ROWS_SHOWN = 10_000

@@ -343,11 +343,53 @@ class DatasetViewSet(
         )
 
     @extend_schema(
+        summary="An image version's first images per class (thumbnail and image checksums, sizes, modes)",
+        parameters=[
+            DATASET_ID,
+            VERSION_ID,
+            OpenApiParameter("per_class", int, description="1 to 200 (default 8)"),
+            OpenApiParameter("label", str, description="Only this class"),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version_id>[0-9a-f-]{36})/images", filter_backends=[])
+    def images(self, request, pk=None, version_id=None):
+        version = self._version(request, version_id)
+        try:
+            per_class = int(request.query_params.get("per_class", 8))
+        except ValueError:
+            raise Invalid(_("per_class must be a whole number."), fields={"per_class": [_("A whole number.")]}) from None
+        grid = services.version_image_grid(
+            actor=request.user, version=version, per_class=per_class, label=request.query_params.get("label")
+        )
+        return Response({"classes": (version.profile or {}).get("images", {}).get("classes", {}), "images": grid})
+
+    @extend_schema(
+        summary="One image or thumbnail of an image version, by its sha256 (checksum-verified bytes)",
+        parameters=[DATASET_ID, VERSION_ID, OpenApiParameter("sha256", str, OpenApiParameter.PATH)],
+        responses={(200, "image/*"): OpenApiTypes.BINARY, **ERRORS},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"versions/(?P<version_id>[0-9a-f-]{36})/images/(?P<sha256>[0-9a-f]{64})",
+        filter_backends=[],
+    )
+    def image(self, request, pk=None, version_id=None, sha256=None):
+        from django.http import HttpResponse
+
+        version = self._version(request, version_id)
+        data, content_type = services.version_image(actor=request.user, version=version, sha256=sha256)
+        response = HttpResponse(data, content_type=content_type)
+        response["Cache-Control"] = "private, max-age=31536000, immutable"
+        return response
+
+    @extend_schema(
         summary="Download a published version as Parquet (as stored) or CSV (UTF-8 with BOM, formula cells escaped)",
         parameters=[
             DATASET_ID,
             VERSION_ID,
-            OpenApiParameter("as", str, enum=["parquet", "csv"], description="?format= is DRF's own"),
+            OpenApiParameter("as", str, enum=["parquet", "csv"]),
         ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS},
     )

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
-from .profile import _jsonable, _kind, connect, quote, source_sql
+from .profile import _jsonable, _kind, _literal, connect, quote, source_sql
 
 MAX_PAGE_SIZE = 500
 MAX_IN_VALUES = 1000
@@ -228,3 +228,43 @@ def _listing(columns: list[str], limit: int = 20) -> str:
 
 def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0]
+
+
+def image_grid(manifest_path: str, *, per_class: int = 8, label: str | None = None) -> dict[str, list[dict]]:
+    """The first `per_class` images of each class of an image manifest (datalake.engine.images), by path.
+
+    {label: [{"path", "width", "height", "mode", "checksum", "thumbnail"}, …]}, labels sorted;
+    `label` keeps one class only (its value is a bound parameter).
+    """
+    _check_int("per_class", per_class, 1, 200)
+    con = connect()
+    try:
+        where, params = ("WHERE label = ?", [label]) if label is not None else ("", [])
+        rows = con.execute(
+            "SELECT label, path, width, height, mode, checksum, thumbnail FROM ("
+            "  SELECT *, row_number() OVER (PARTITION BY label ORDER BY path) AS rank"
+            f"  FROM read_parquet({_literal(manifest_path)}) {where}"
+            ") WHERE rank <= ? ORDER BY label, path",
+            [*params, per_class],
+        ).fetchall()
+    finally:
+        con.close()
+    grid: dict[str, list[dict]] = {}
+    for label_value, path, width, height, mode, checksum, thumbnail in rows:
+        grid.setdefault(label_value, []).append(
+            {"path": path, "width": width, "height": height, "mode": mode, "checksum": checksum, "thumbnail": thumbnail}
+        )
+    return grid
+
+
+def image_in_manifest(manifest_path: str, sha256: str) -> bool:
+    """Whether `sha256` is an image or a thumbnail the manifest names."""
+    con = connect()
+    try:
+        found = con.execute(
+            f"SELECT count(*) FROM read_parquet({_literal(manifest_path)}) WHERE checksum = ? OR thumbnail = ?",
+            [sha256, sha256],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return found > 0

@@ -29,7 +29,16 @@ from .imports import (
     imports_submit_due,
 )
 from .queries import saved_query_create, saved_query_delete, saved_query_update
-from .reading import sql_export, sql_run, sql_tables, version_export_csv, version_parquet_path, version_preview
+from .reading import (
+    sql_export,
+    sql_run,
+    sql_tables,
+    version_export_csv,
+    version_image,
+    version_image_grid,
+    version_parquet_path,
+    version_preview,
+)
 from .recipes import RECIPE_KIND, recipe_create, recipe_execute, recipe_preview, recipe_run
 from .versions import (
     INGEST_KIND,
@@ -85,6 +94,8 @@ __all__ = [
     "version_export_csv",
     "version_fail",
     "version_finish",
+    "version_image",
+    "version_image_grid",
     "version_ingest",
     "version_parquet_path",
     "version_preview",

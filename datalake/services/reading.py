@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from datalake.models import Dataset, DatasetVersion, VersionStatus
+from datalake.models import Dataset, DatasetVersion, VersionBlob, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Invalid, NotFound
 from lepton.storage import get_storage
@@ -41,6 +41,32 @@ def version_preview(
         ).as_dict()
     except PreviewError as exc:
         raise Invalid(exc.message, fields={exc.field: [exc.message]}) from None
+
+
+def version_image_grid(*, actor, version: DatasetVersion, per_class: int = 8, label: str | None = None) -> dict:
+    """The first images of each class of a published image version: {label: [image, …]} (see engine.preview.image_grid)."""
+    from datalake.engine.preview import PreviewError, image_grid
+
+    path, _names = _readable(actor, version)
+    if version.format != "images":
+        raise Conflict(_("This version holds a table, not images."), code="not_images")
+    try:
+        return image_grid(path, per_class=per_class, label=label)
+    except PreviewError as exc:
+        raise Invalid(exc.message, fields={exc.field: [exc.message]}) from None
+
+
+IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"BM": "image/bmp"}
+
+
+def version_image(*, actor, version: DatasetVersion, sha256: str) -> tuple[bytes, str]:
+    """One image or thumbnail of a published image version, checksum-verified, with its content type."""
+    _readable(actor, version)
+    if not VersionBlob.objects.filter(version=version, sha256=sha256).exists():
+        raise NotFound()
+    data = get_storage().read_bytes(sha256)
+    content_type = next((t for magic, t in IMAGE_TYPES.items() if data.startswith(magic)), "application/octet-stream")
+    return data, content_type
 
 
 def version_export_csv(*, actor, version: DatasetVersion):

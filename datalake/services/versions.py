@@ -28,7 +28,9 @@ from .datasets import blobs_in_use, department_storage_used
 
 INGEST_KIND = "datalake.ingest"
 # Ingest options a person may set (datalake.engine.types.IngestOptions has more, for the platform).
-USER_OPTIONS = ("format", "encoding", "delimiter", "quote_char", "header", "sheet", "skip_bad_lines")
+USER_OPTIONS = ("format", "encoding", "delimiter", "quote_char", "header", "sheet", "skip_bad_lines", "skip_bad_files")
+# Options of image zips (datalake.engine.images.ImageOptions); the rest are for tables.
+IMAGE_OPTIONS = ("skip_bad_files",)
 
 
 def dataset_upload(*, actor, dataset: Dataset, stream: BinaryIO, filename: str, options: dict | None = None) -> DatasetVersion:
@@ -157,7 +159,10 @@ def version_ingest(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
         def converting(done: int, total: int) -> None:
             progress(10 + int(50 * done / total) if total else 10, _("Converting to Parquet"))
 
-        user_options = {k: v for k, v in version.options.items() if k in USER_OPTIONS}
+        chosen = version.options.get("format")
+        if chosen == "images" or (chosen is None and _is_image_zip(raw_path)):
+            return _ingest_images(version, raw_path, workdir, progress)
+        user_options = {k: v for k, v in version.options.items() if k in USER_OPTIONS and k not in IMAGE_OPTIONS}
         try:
             result = ingest(raw_path, parquet_path, IngestOptions(**user_options, temp_dir=workdir, progress=converting))
         except IngestError as exc:
@@ -167,6 +172,64 @@ def version_ingest(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
         return version_finish(version, parquet_path, names=names, report=_jsonable(dataclasses.asdict(result)), progress=progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _is_image_zip(path: str) -> bool:
+    from datalake.engine.images import is_image_archive
+
+    return is_image_archive(path)
+
+
+def _ingest_images(version: DatasetVersion, raw_path: str, workdir: str, progress) -> DatasetVersion:
+    """An image zip: each image (and a thumbnail) stored as a blob, a Parquet manifest as the version's table.
+
+    Blobs this run stored are removed again when the version fails, unless another version uses them.
+    """
+    from datalake.engine.errors import IngestError
+    from datalake.engine.images import ImageOptions, ingest_images
+
+    storage = get_storage()
+    stored: list[str] = []
+
+    def put_blob(data: bytes) -> str:
+        sha = storage.put_bytes(data).sha256
+        stored.append(sha)
+        return sha
+
+    def reading(done: int, total: int) -> None:
+        progress(10 + int(50 * done / total) if total else 10, _("Storing images"))
+
+    manifest = os.path.join(workdir, "manifest.parquet")
+    options = ImageOptions(skip_bad_files=bool(version.options.get("skip_bad_files")), progress=reading)
+    try:
+        result = ingest_images(raw_path, manifest, put_blob, options)
+    except IngestError as exc:
+        _drop_unused(stored)
+        return version_fail(version, exc.message, {"code": exc.code, "details": exc.details, "format": "images"})
+    report = _jsonable(dataclasses.asdict(result))
+    images = {key: report.pop(key) for key in ("classes", "sizes", "modes", "formats")}
+    images["skipped_count"] = report.get("skipped_count", 0)
+    blobs = report.pop("blobs")
+    finished = version_finish(
+        version,
+        manifest,
+        names={c.identifier: c.name for c in result.columns},
+        report=report,
+        progress=progress,
+        blobs=blobs,
+        blob_bytes=result.blob_bytes,
+        profile_extra={"images": images},
+    )
+    if finished.status != VersionStatus.PUBLISHED:
+        _drop_unused(stored)
+    return finished
+
+
+def _drop_unused(shas: list[str], keep: str = "") -> None:
+    """Delete the blobs among `shas` that no version names (a failed image ingest, joined upload chunks)."""
+    storage = get_storage()
+    for sha in set(shas) - blobs_in_use(shas) - {keep}:
+        storage.delete(sha)
 
 
 def version_finish(
@@ -403,12 +466,6 @@ def upload_session_complete(*, actor, session: UploadSession) -> DatasetVersion:
         options=session.options,
     )
     UploadSession.objects.filter(pk=session.pk).update(completed_at=timezone.now(), version=version)
-    _drop_chunks(session.chunks, keep=version.raw_sha256)
+    _drop_unused(session.chunks, keep=version.raw_sha256)
     session.refresh_from_db()
     return session.version
-
-
-def _drop_chunks(shas: list[str], keep: str = "") -> None:
-    storage = get_storage()
-    for sha in set(shas) - blobs_in_use(shas) - {keep}:
-        storage.delete(sha)
