@@ -277,3 +277,63 @@ def test_an_import_from_mysql_publishes_its_rows(owner, member, batches, mariadb
     assert (published.format, published.row_count) == ("mysql", 2)
     preview = services.version_preview(actor=member, version=published)
     assert preview["rows"][0] == ["轴承", 5]
+
+
+def _page(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_maintainer_sets_up_and_changes_an_import_on_the_dataset_page(owner, batches, plant):
+    client = _page(owner)
+    page = client.get(f"/data/{batches.pk}/").content.decode()
+    assert "Set up an import" in page
+    response = client.post(
+        f"/data/{batches.pk}/import/",
+        {"url": f"postgresql://{plant['reader']}@127.0.0.1:5432/test", "password": "s3cret-pw", "query": _query(plant)},
+    )
+    assert response.status_code == 302
+    db_import = DatabaseImport.objects.get()
+    assert db_import.password_encrypted and db_import.interval_minutes is None
+    page = client.get(f"/data/{batches.pk}/").content.decode()
+    assert "password stored encrypted" in page and "s3cret-pw" not in page and "Runs when someone asks." in page
+    # Saving again without a password keeps the stored one.
+    client.post(
+        f"/data/{batches.pk}/import/", {"url": db_import.url, "query": _query(plant), "interval_minutes": "60", "enabled": "on"}
+    )
+    db_import.refresh_from_db()
+    assert db_import.interval_minutes == 60 and db_import.password_encrypted and db_import.next_run_at is not None
+
+
+def test_import_form_errors_are_shown_and_change_nothing(owner, batches, plant):
+    client = _page(owner)
+    response = client.post(f"/data/{batches.pk}/import/", {"url": "ftp://nowhere", "query": "DROP TABLE x"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "postgresql://" in html and "SELECT" in html  # the URL's and the query's reasons, on their fields
+    response = client.post(
+        f"/data/{batches.pk}/import/", {"url": _url(plant, password=False), "query": _query(plant), "interval_minutes": "2"}
+    )
+    assert response.status_code == 400 and "minutes" in response.content.decode()
+    assert not DatabaseImport.objects.exists()
+
+
+def test_member_runs_the_import_from_the_page_viewer_and_outsider_cannot(owner, member, viewer, outsider, batches, plant):
+    services.database_import_create(actor=owner, dataset=batches, url=_url(plant), query=_query(plant))
+    member_page = _page(member).get(f"/data/{batches.pk}/").content.decode()
+    assert "Run now" in member_page and "Change the import" not in member_page
+    assert _page(member).post(f"/data/{batches.pk}/import/run/").status_code == 302
+    assert batches.versions.filter(source="import", status="pending").count() == 1
+    assert "Database import" not in _page(viewer).get(f"/data/{batches.pk}/").content.decode()
+    assert _page(viewer).post(f"/data/{batches.pk}/import/run/").status_code == 404
+    assert _page(member).post(f"/data/{batches.pk}/import/delete/").status_code == 403
+    for url in ("import/", "import/run/", "import/delete/"):
+        assert _page(outsider).post(f"/data/{batches.pk}/{url}", {"url": "x"}).status_code == 404
+        from django.test import Client
+
+        assert Client().post(f"/data/{batches.pk}/{url}").status_code == 302
+    assert DatabaseImport.objects.count() == 1
+    assert batches.versions.count() == 1
