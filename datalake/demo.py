@@ -43,6 +43,17 @@ DEMO_DATASETS = [
         [{"type": "allowed_values", "column": "结果", "values": ["合格", "不合格"], "blocking": True}],
     ),
     (
+        "quality",
+        "qa-maintainer",
+        "part_images",
+        "零件图像 Part images",
+        "part-images",
+        "Grayscale images (32×32) of pressed parts from the visual inspection station, one folder per class: "
+        "`ok`, or with a defect — `scratch`, `spot`, `crack`. For training a 2D CNN.",
+        ["images", "inspection"],
+        [{"type": "row_count", "min": 100, "blocking": True}],
+    ),
+    (
         "supply-chain",
         "scm-maintainer",
         "supply_demand",

@@ -1,5 +1,7 @@
 """Job kinds of the data lake: each publishes one dataset version (or fails it with its reason)."""
 
+import errno
+
 from rest_framework import serializers
 
 from lepton.jobs.registry import JobError, job_kind
@@ -10,13 +12,43 @@ class VersionParams(serializers.Serializer):
 
 
 def _publish(ctx, version_id, execute) -> dict:
-    """Run `execute(version_id, progress=…)` (a service) and report the published version."""
+    """Run `execute(version_id, progress=…)` (a service) and report the published version.
+
+    A run that ends without publishing fails its version with the reason (the raw upload is kept
+    for a retry), unless the job will be tried again: a transient error with attempts left, or
+    a killed worker (the reaper requeues the job and the version waits, still pending).
+    """
+    from datalake.services import version_abandon
+    from lepton.jobs.registry import JobCancelled, JobTimedOut
+    from lepton.jobs.runner import TRANSIENT_ERRORS
 
     def progress(percent, message):
         ctx.check_cancelled()
         ctx.progress(percent, message)
 
-    return _outcome(ctx, execute(version_id, progress=progress))
+    try:
+        version = execute(version_id, progress=progress)
+    except JobCancelled:
+        version_abandon(version_id, "The job was cancelled; nothing was published. Retry to ingest again.")
+        raise
+    except JobTimedOut:
+        version_abandon(version_id, f"The job passed its time limit of {ctx.time_limit:.0f} s; nothing was published.")
+        raise
+    except TRANSIENT_ERRORS:
+        if ctx.attempt >= ctx.job.max_attempts:
+            version_abandon(version_id, "The job kept failing on a transient error; nothing was published. Retry later.")
+        raise
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            version_abandon(version_id, f"The job failed ({type(exc).__name__}: {exc}); nothing was published.")
+            raise
+        message = "The worker ran out of disk space; nothing was published and the upload is kept. Retry once space is free."
+        version_abandon(version_id, message)
+        raise JobError(message) from exc
+    except Exception as exc:
+        version_abandon(version_id, f"The job failed ({type(exc).__name__}: {exc}); nothing was published.")
+        raise
+    return _outcome(ctx, version)
 
 
 def _outcome(ctx, version) -> dict:

@@ -249,6 +249,8 @@ CELERY_BEAT_SCHEDULE: dict = {}
 LEPTON_PERIODIC_TASKS = [
     # Queue a run of each database import whose interval has come (datalake/services/imports.py).
     ("datalake.services.imports_submit_due", 30),
+    # Fail dataset versions left pending by a job that ended without them (a dead worker, a revoke).
+    ("datalake.services.versions_settle", 30),
 ]
 
 # The job system (lepton/jobs/).

@@ -47,11 +47,13 @@ from .versions import (
     upload_session_append,
     upload_session_complete,
     upload_session_start,
+    version_abandon,
     version_fail,
     version_finish,
     version_ingest,
     version_publish,
     version_retry,
+    versions_settle,
 )
 
 __all__ = [
@@ -92,6 +94,7 @@ __all__ = [
     "upload_session_complete",
     "upload_session_start",
     "version_export_csv",
+    "version_abandon",
     "version_fail",
     "version_finish",
     "version_image",
@@ -101,4 +104,5 @@ __all__ = [
     "version_preview",
     "version_publish",
     "version_retry",
+    "versions_settle",
 ]

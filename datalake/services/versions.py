@@ -354,6 +354,32 @@ def version_fail(version: DatasetVersion, message: str, report: dict, check_resu
     return version
 
 
+def version_abandon(version_id, message: str) -> None:
+    """Fail a version that is still pending because its job ended without publishing it (crash, cancel)."""
+    version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id, status=VersionStatus.PENDING).first()
+    if version is not None:
+        version_fail(version, message, {"code": "job_ended"})
+
+
+def versions_settle() -> list[str]:
+    """Fail every pending version whose job has already failed or was cancelled (the dispatcher calls this).
+
+    The job kinds fail their version themselves; this catches what they could not see: a job
+    the reaper gave up on after its worker died, or one revoked after ignoring a cancel.
+    """
+    from lepton.jobs.models import JobStatus
+
+    settled = []
+    stuck = DatasetVersion.objects.filter(
+        status=VersionStatus.PENDING, job__status__in=[JobStatus.FAILED, JobStatus.CANCELLED]
+    ).select_related("job", "dataset")
+    for version in stuck:
+        reason = version.job.error_message or version.job.status
+        version_fail(version, _("Its job ended without publishing it: %(reason)s") % {"reason": reason}, {"code": "job_ended"})
+        settled.append(str(version.pk))
+    return settled
+
+
 def blocking_failures_in(check_results: list[dict]) -> bool:
     return any(r.get("blocking") and not r.get("passed") for r in check_results)
 

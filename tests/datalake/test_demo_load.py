@@ -8,7 +8,7 @@ from tests.conftest import wait_for_job
 
 def test_demo_datasets_ingest_and_publish_with_their_checks_passing(transactional_db, celery_worker, dispatcher, capsys):
     call_command("load_demo")
-    assert Dataset.objects.count() == 4
+    assert Dataset.objects.count() == 5
     for version in DatasetVersion.objects.select_related("job", "dataset"):
         wait_for_job(version.job, timeout=120)
         version.refresh_from_db()
@@ -18,5 +18,7 @@ def test_demo_datasets_ingest_and_publish_with_their_checks_passing(transactiona
     assert inspections.ingest_report["encoding"] == "gb18030"
     assert "结果" in [c["name"] for c in inspections.schema]
     assert DatasetVersion.objects.get(dataset__slug="press-line-sensors").row_count == 259_200
+    images = DatasetVersion.objects.get(dataset__slug="part-images")
+    assert images.format == "images" and images.profile["images"]["classes"] == {"crack": 60, "ok": 60, "scratch": 60, "spot": 60}
     call_command("load_demo")  # idempotent: nothing new
-    assert (Dataset.objects.count(), DatasetVersion.objects.count()) == (4, 4)
+    assert (Dataset.objects.count(), DatasetVersion.objects.count()) == (5, 5)
