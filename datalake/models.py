@@ -34,7 +34,10 @@ class Dataset(models.Model):
     checks = models.JSONField(default=list, blank=True)
     # The column names of the latest published version, one per line, for catalog search.
     columns_text = models.TextField(blank=True, editable=False)
-    # Kept at each publication (or failed check) so that the catalog filters without reading versions.
+    # Kept at each publication (or failed check) so that the catalog lists and filters without
+    # reading versions (bench/catalog.py: a join and GROUP BY per page cost 40 ms at 10 000 datasets).
+    version_count = models.PositiveIntegerField(default=0, editable=False)  # published versions
+    latest_number = models.PositiveIntegerField(null=True, blank=True, editable=False)
     format = models.CharField(max_length=20, blank=True, db_index=True, editable=False)
     quality_status = models.CharField(
         max_length=10, choices=QualityStatus.choices, default=QualityStatus.UNCHECKED, db_index=True, editable=False
@@ -47,6 +50,16 @@ class Dataset(models.Model):
     class Meta:
         ordering = ["department__name", "name"]
         constraints = [models.UniqueConstraint(fields=["department", "slug"], name="dataset_unique_slug_per_department")]
+        # The catalog's list (API order): its count and its pages' keys are index-only scans over
+        # live datasets (lepton.api.pagination.KeysFirstPaginator); `include` is PostgreSQL's.
+        indexes = [
+            models.Index(
+                fields=["department", "slug"],
+                include=["id"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="dataset_live_by_department",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.department.slug}.{self.slug}" if self.department_id else self.slug

@@ -1,22 +1,14 @@
 """Reused reads of the data lake, always starting from what the user may see."""
 
-from django.db.models import Count, Max, Q
+from django.db.models import Q
 
 from datalake.models import Dataset, DatasetVersion, VersionStatus
 from lepton import policy
 
 
 def datasets_visible(user, action: str = "view", *, trash: bool = False):
-    """Datasets not in the trash (or only those in it) with their published-version count and latest number."""
-    return (
-        policy.visible_to(user, Dataset, action)
-        .filter(deleted_at__isnull=not trash)
-        .select_related("department", "created_by")
-        .annotate(
-            version_count=Count("versions", filter=Q(versions__status=VersionStatus.PUBLISHED)),
-            latest_number=Max("versions__number"),
-        )
-    )
+    """Datasets not in the trash (or only those in it), with their department."""
+    return policy.visible_to(user, Dataset, action).filter(deleted_at__isnull=not trash).select_related("department")
 
 
 def versions_visible(user, dataset: Dataset):

@@ -10,8 +10,6 @@ from lepton.models import Department
 
 class DatasetSerializer(serializers.ModelSerializer):
     department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    version_count = serializers.IntegerField(read_only=True)
-    latest_number = serializers.IntegerField(read_only=True, allow_null=True)
 
     class Meta:
         model = Dataset

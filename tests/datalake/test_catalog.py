@@ -134,3 +134,16 @@ def test_catalog_page_filters_and_shows_quality(member, mixed_catalog):
     response = client.get("/data/?quality=excellent")
     assert response.status_code == 200 and "excellent" in response.content.decode()
     assert "Readings" not in response.content.decode()
+
+
+def test_paging_through_the_catalog_returns_every_dataset_once_in_order(member, production, quality, outsider):
+    for i in range(11):
+        services.dataset_create(actor=member, department=production, name=f"Set {i:02d}")
+    services.dataset_create(actor=outsider, department=quality, name="Not visible to member")
+    seen, url = [], "/api/v1/datasets/?page_size=4"
+    while url:
+        body = api(member).get(url).json()
+        assert body["count"] == 11
+        seen += [d["slug"] for d in body["results"]]
+        url = body["next"]
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 11

@@ -220,7 +220,8 @@ def test_update_replaces_or_keeps_the_password_and_delete_keeps_the_versions(own
     assert not DatabaseImport.objects.exists() and batches.versions.filter(status="published").count() == 1
 
 
-def test_due_imports_are_queued_by_the_dispatchers_periodic_pass(owner, member, production, batches, plant):
+def test_due_imports_are_queued_by_the_dispatchers_periodic_pass(owner, member, production, batches, plant, settings):
+    settings.LEPTON_PERIODIC_TASKS = [("datalake.services.imports_submit_due", 30)]
     db_import = services.database_import_create(
         actor=owner, dataset=batches, url=_url(plant), query=_query(plant), interval_minutes=30
     )
