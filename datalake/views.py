@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -56,6 +57,8 @@ def index(request: HttpRequest) -> HttpResponse:
     discoverable = DatasetFilterSet(request.GET, queryset=selectors.datasets_discoverable(request.user), request=request)
     filter_error = "" if filterset.is_valid() else " ".join(str(e) for errors in filterset.errors.values() for e in errors)
     query = request.GET.get("q", "").strip()
+    listed = filterset.qs.order_by("department__name", "name") if not filter_error else Dataset.objects.none()
+    page = Paginator(listed, CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "tag": request.GET.get("tag", "").strip(),
         "filterset": filterset,
@@ -66,7 +69,8 @@ def index(request: HttpRequest) -> HttpResponse:
         "filtered": any(request.GET.get(k) for k in ("q", "tag", "department", "format", "quality")),
         "discoverable": discoverable.qs[:100] if not filter_error else [],
         "department": department,
-        "datasets": filterset.qs.order_by("department__name", "name")[:500] if not filter_error else [],
+        "datasets": page,
+        "paging": _paging_query(request),
         "query": query,
         "form": form,
         "may_create": department is not None and policy.can(request.user, "submit", department),
@@ -76,6 +80,16 @@ def index(request: HttpRequest) -> HttpResponse:
         ),
     }
     return render(request, "datalake/index.html", context, status=status)
+
+
+CATALOG_PAGE_SIZE = 50
+
+
+def _paging_query(request) -> str:
+    """The current filters as a query string without `page`, for the page links."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
 
 
 def _dataset_or_404(request, pk) -> Dataset:

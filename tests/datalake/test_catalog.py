@@ -147,3 +147,18 @@ def test_paging_through_the_catalog_returns_every_dataset_once_in_order(member, 
         seen += [d["slug"] for d in body["results"]]
         url = body["next"]
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 11
+
+
+def test_catalog_page_is_paged_keeping_the_filters(member, production):
+    from datalake.models import Dataset
+
+    Dataset.objects.bulk_create(
+        Dataset(department=production, slug=f"s-{i:02d}", name=f"Sensor set {i:02d}", format="csv") for i in range(55)
+    )
+    client = Client()
+    client.force_login(member)
+    first = client.get("/data/?format=csv").content.decode()
+    assert "Page 1 of 2 · 55 datasets" in first and "Sensor set 49" in first and "Sensor set 50" not in first
+    assert "?format=csv&page=2" in first
+    second = client.get("/data/?format=csv&page=2").content.decode()
+    assert "Sensor set 54" in second and "Sensor set 00" not in second
