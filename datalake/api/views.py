@@ -348,6 +348,7 @@ class DatasetViewSet(
 
     @extend_schema(
         summary="An image version's first images per class (thumbnail and image checksums, sizes, modes)",
+        operation_id="v1_datasets_versions_images_list",
         parameters=[
             DATASET_ID,
             VERSION_ID,
@@ -370,6 +371,7 @@ class DatasetViewSet(
 
     @extend_schema(
         summary="One image or thumbnail of an image version, by its sha256 (checksum-verified bytes)",
+        operation_id="v1_datasets_versions_image_retrieve",
         parameters=[DATASET_ID, VERSION_ID, OpenApiParameter("sha256", str, OpenApiParameter.PATH)],
         responses={(200, "image/*"): OpenApiTypes.BINARY, **ERRORS},
     )
