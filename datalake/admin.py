@@ -3,7 +3,7 @@ which call datalake.services and write the audit log)."""
 
 from django.contrib import admin
 
-from datalake.models import Dataset, DatasetVersion, UploadSession
+from datalake.models import DatabaseImport, Dataset, DatasetVersion, SavedQuery, UploadSession, VersionBlob
 from lepton.admin import ReadOnlyMixin
 
 
@@ -36,3 +36,28 @@ class DatasetVersionAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class UploadSessionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["filename", "dataset", "created_by", "received_bytes", "total_bytes", "created_at", "completed_at"]
     list_select_related = ["dataset__department", "created_by"]
+
+
+@admin.register(VersionBlob)
+class VersionBlobAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["sha256", "version"]
+    search_fields = ["sha256", "version__dataset__name"]
+    list_select_related = ["version__dataset__department"]
+
+
+@admin.register(SavedQuery)
+class SavedQueryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["name", "department", "created_by", "updated_at"]
+    list_filter = ["department"]
+    search_fields = ["name", "description", "sql"]
+    list_select_related = ["department", "created_by"]
+
+
+@admin.register(DatabaseImport)
+class DatabaseImportAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    # The encrypted password is never shown, not even as a token.
+    exclude = ["password_encrypted"]
+    list_display = ["dataset", "department", "url", "interval_minutes", "enabled", "last_status", "last_run_at", "next_run_at"]
+    list_filter = ["department", "enabled", "last_status"]
+    search_fields = ["dataset__name", "url", "query"]
+    list_select_related = ["dataset__department", "department"]

@@ -46,6 +46,16 @@ def decrypt(token: str) -> str:
     return data.decode("utf-8")
 
 
+def rotate(token: str) -> str:
+    """`token` encrypted again with the first configured key (same text); CredentialError as decrypt."""
+    try:
+        return _fernet().rotate(token.encode("ascii") if isinstance(token, str) else token).decode("ascii")
+    except (InvalidToken, UnicodeEncodeError, TypeError):
+        raise CredentialError(
+            "The stored credential cannot be decrypted with the configured keys; enter the password again."
+        ) from None
+
+
 def _fernet() -> MultiFernet:
     # Built on each call (cheap) so that a changed setting, e.g. in a test, takes effect at once.
     keys = list(getattr(settings, "LEPTON_ENCRYPTION_KEYS", []) or [])

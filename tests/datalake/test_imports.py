@@ -140,6 +140,28 @@ def test_a_rotated_away_key_fails_the_run_asking_for_the_password_again(owner, m
     assert failed.status == "failed" and "Enter the password again" in failed.error_message
 
 
+def test_rotate_credentials_moves_every_password_to_the_new_key(owner, member, batches, plant, settings, production):
+    from cryptography.fernet import Fernet
+    from django.core.management import CommandError, call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.LEPTON_ENCRYPTION_KEYS = [old]
+    db_import = services.database_import_create(actor=owner, dataset=batches, url=_url(plant), query=_query(plant))
+    other = services.dataset_create(actor=member, department=production, name="Lost key")
+    settings.LEPTON_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    lost = services.database_import_create(actor=owner, dataset=other, url=_url(plant), query=_query(plant))
+    lost_token = DatabaseImport.objects.get(pk=lost.pk).password_encrypted
+
+    settings.LEPTON_ENCRYPTION_KEYS = [new, old]
+    with pytest.raises(CommandError, match=f"1 credential.*{production.slug}/{other.slug}"):
+        call_command("rotate_credentials")
+    # The readable one now opens with the new key alone, and the run still works; the other is untouched.
+    settings.LEPTON_ENCRYPTION_KEYS = [new]
+    published = services.import_execute(services.database_import_run(actor=member, db_import=db_import).pk)
+    assert published.status == "published", published.error_message
+    assert DatabaseImport.objects.get(pk=lost.pk).password_encrypted == lost_token
+
+
 @pytest.mark.parametrize(
     "payload, field, code",
     [

@@ -3,7 +3,7 @@
 import pytest
 from cryptography.fernet import Fernet
 
-from lepton.crypto import CredentialError, decrypt, encrypt
+from lepton.crypto import CredentialError, decrypt, encrypt, rotate
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
@@ -36,6 +36,19 @@ def test_encrypt_uses_the_first_key(settings):
     assert Fernet(NEW_KEY).decrypt(token.encode()) == b"after rotation"
     settings.LEPTON_ENCRYPTION_KEYS = [NEW_KEY]
     assert decrypt(token) == "after rotation"
+
+
+def test_rotate_moves_a_token_to_the_first_key(settings):
+    settings.LEPTON_ENCRYPTION_KEYS = [OLD_KEY]
+    token = encrypt("rotate me")
+    settings.LEPTON_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    rotated = rotate(token)
+    assert Fernet(NEW_KEY).decrypt(rotated.encode()) == b"rotate me"
+    settings.LEPTON_ENCRYPTION_KEYS = [OLD_KEY]
+    with pytest.raises(CredentialError):
+        rotate(encrypt("x")[:-4] + "AAAA")
+    with pytest.raises(CredentialError):
+        decrypt(rotated)
 
 
 def test_token_from_a_removed_key_raises_credential_error(settings):
