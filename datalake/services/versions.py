@@ -266,22 +266,32 @@ def version_finish(
     if blocking:
         reasons = "; ".join(r.message for r in blocking)
         return version_fail(version, _("Blocking quality checks failed: %(reasons)s") % {"reasons": reasons}, report, results)
-    department = version.dataset.department
     adding = os.path.getsize(parquet_path) + blob_bytes
+    refusal = _over_quota(version.dataset.department, adding)
+    if refusal is None:
+        with open(parquet_path, "rb") as stream:
+            blob = storage.put_stream(stream)
+        with transaction.atomic():
+            # Checked again under the department's lock: two versions publishing at once cannot both pass.
+            refusal = _over_quota(Department.objects.select_for_update().get(pk=version.dataset.department_id), adding)
+            if refusal is None:
+                published = version_publish(version, blob, report, profile, results, blobs=blobs, blob_bytes=blob_bytes)
+                if after_publish is not None and published.status == VersionStatus.PUBLISHED:
+                    after_publish(published)
+                return published
+        _drop_unused([blob.sha256])
+    return version_fail(version, refusal, {**report, "code": "quota_exceeded"})
+
+
+def _over_quota(department: Department, adding: int) -> str | None:
+    """Why `adding` more bytes would pass the department's storage quota, or None when they fit."""
     used = department_storage_used(department)
-    if used + adding > department.storage_bytes_quota:
-        message = _(
-            "Publishing this version (%(size)s bytes) would pass %(department)s's storage quota (%(used)s of %(quota)s "
-            "bytes used); free space or ask an admin for a larger quota, then retry."
-        ) % {"size": adding, "department": department.name, "used": used, "quota": department.storage_bytes_quota}
-        return version_fail(version, message, {**report, "code": "quota_exceeded"})
-    with open(parquet_path, "rb") as stream:
-        blob = storage.put_stream(stream)
-    with transaction.atomic():
-        published = version_publish(version, blob, report, profile, results, blobs=blobs, blob_bytes=blob_bytes)
-        if after_publish is not None and published.status == VersionStatus.PUBLISHED:
-            after_publish(published)
-    return published
+    if used + adding <= department.storage_bytes_quota:
+        return None
+    return _(
+        "Publishing this version (%(size)s bytes) would pass %(department)s's storage quota (%(used)s of %(quota)s "
+        "bytes used); free space or ask an admin for a larger quota, then retry."
+    ) % {"size": adding, "department": department.name, "used": used, "quota": department.storage_bytes_quota}
 
 
 def _quality_status(check_results: list) -> str:

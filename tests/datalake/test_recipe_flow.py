@@ -60,6 +60,21 @@ def test_recipe_preview_and_run_publish_a_new_version_with_lineage(member, senso
     assert max(r[1] for r in rows) < 1000  # the outlier was clipped
 
 
+def test_a_recipe_output_over_the_storage_quota_fails_and_publishes_nothing(member, sensors, production):
+    recipe = services.recipe_create(actor=member, input_dataset=sensors, name="clean", steps=STEPS)
+    production.storage_bytes_quota = services.department_storage_used(production) + 10  # the output cannot fit
+    production.save(update_fields=["storage_bytes_quota"])
+    version = services.recipe_execute(services.recipe_run(actor=member, recipe=recipe).pk)
+    assert version.status == "failed" and "storage quota" in version.error_message
+    assert version.number is None and not recipe.output_dataset.versions.filter(status="published").exists()
+    assert not LineageEdge.objects.exists()
+    # With room again, the same recipe publishes.
+    production.storage_bytes_quota = 10**9
+    production.save(update_fields=["storage_bytes_quota"])
+    retried = services.recipe_execute(services.recipe_run(actor=member, recipe=recipe).pk)
+    assert (retried.status, retried.number) == ("published", 1) and LineageEdge.objects.count() == 1
+
+
 def test_invalid_steps_are_refused_naming_the_step_and_field(member, sensors):
     response = create(member, sensors, [{"op": "rename", "columns": {"温度": "t"}}, {"op": "select", "columns": ["温度"]}])
     assert response.status_code == 400
