@@ -13,6 +13,57 @@ class DatasetCreateForm(forms.Form):
         return [t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()]
 
 
+class DatasetSettingsForm(forms.Form):
+    """A dataset's name, description, tags, discoverability and declared quality checks."""
+
+    name = forms.CharField(label=_("Name"), max_length=200)
+    description = forms.CharField(
+        label=_("Description"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Markdown: **bold**, lists, links, tables. HTML is removed."),
+    )
+    tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Comma-separated, e.g. sensors, line-3"))
+    discoverable = forms.BooleanField(
+        label=_("Discoverable in other departments"),
+        required=False,
+        help_text=_("Other departments see the name, description, tags and columns, never the rows."),
+    )
+    checks = forms.JSONField(
+        label=_("Quality checks (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}),
+        help_text=_(
+            "Run on every new version. A list such as "
+            '[{"type": "not_null", "column": "machine"}, {"type": "range", "column": "temp", "min": 0, "max": 150, '
+            '"blocking": true}]. Types: not_null, unique, range, allowed_values, regex, row_count, schema, freshness; '
+            "a blocking check that fails stops publication."
+        ),
+    )
+
+    def __init__(self, *args, dataset=None, **kwargs):
+        if dataset is not None and not args and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": dataset.name,
+                "description": dataset.description,
+                "tags": ", ".join(dataset.tags or []),
+                "discoverable": dataset.discoverable,
+                "checks": dataset.checks or [],
+            }
+        super().__init__(*args, **kwargs)
+
+    def clean_tags(self):
+        return [t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()]
+
+    def clean_checks(self):
+        checks = self.cleaned_data["checks"]
+        if checks in (None, ""):
+            return []
+        if not isinstance(checks, list):
+            raise forms.ValidationError(_("Give a list of checks, in square brackets."))
+        return checks
+
+
 ENCODINGS = [("", _("Detect")), ("utf-8", "UTF-8"), ("gb18030", "GBK / GB18030"), ("latin-1", "Latin-1")]
 DELIMITERS = [("", _("Detect")), (",", _("Comma")), (";", _("Semicolon")), ("\t", _("Tab")), ("|", _("Pipe"))]
 

@@ -5,12 +5,17 @@ from datalake import views
 app_name = "datalake"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("trash/", views.trash, name="trash"),
+    path("trash/<uuid:pk>/restore/", views.trash_restore, name="trash_restore"),
+    path("trash/<uuid:pk>/purge/", views.trash_purge, name="trash_purge"),
     path("sql/", views.sql_console, name="sql"),
     path("sql/export/", views.sql_export, name="sql_export"),
     path("sql/save/", views.sql_save, name="sql_save"),
     path("sql/queries/<uuid:pk>/delete/", views.sql_query_delete, name="sql_query_delete"),
     path("<uuid:pk>/", views.dataset, name="dataset"),
     path("<uuid:pk>/upload/", views.upload, name="upload"),
+    path("<uuid:pk>/settings/", views.dataset_settings, name="settings"),
+    path("<uuid:pk>/trash/", views.dataset_trash, name="dataset_trash"),
     path("<uuid:pk>/recipes/", views.recipe_create, name="recipe_create"),
     path("<uuid:pk>/recipes/preview/", views.recipe_preview, name="recipe_preview"),
     path("recipes/<uuid:pk>/run/", views.recipe_run, name="recipe_run"),

@@ -1,5 +1,7 @@
 """Data-lake pages: the catalog, a dataset with its versions, profile and checks, uploads."""
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -16,6 +18,7 @@ from datalake.filtersets import DatasetFilterSet
 from datalake.forms import (
     DatabaseImportForm,
     DatasetCreateForm,
+    DatasetSettingsForm,
     RecipeForm,
     RecipeStepsForm,
     RetryForm,
@@ -126,7 +129,9 @@ def _profile_figures(version) -> list[dict]:
 
 
 @login_required
-def dataset(request: HttpRequest, pk, *, recipe_form=None, upload_form=None, import_form=None, status: int = 200) -> HttpResponse:
+def dataset(
+    request: HttpRequest, pk, *, recipe_form=None, upload_form=None, import_form=None, settings_form=None, status: int = 200
+) -> HttpResponse:
     """A dataset's page; the views behind its forms render it again with their bound form (and 400) on errors."""
     dataset = _dataset_or_404(request, pk)
     versions = list(selectors.versions_visible(request.user, dataset).order_by("-created_at")[:50])
@@ -168,6 +173,9 @@ def dataset(request: HttpRequest, pk, *, recipe_form=None, upload_form=None, imp
         "upload_form": upload_form or UploadForm(),
         "retry_form": RetryForm(),
         "may_change": may_change,
+        "settings_form": settings_form or (DatasetSettingsForm(dataset=dataset) if may_change else None),
+        "may_delete": policy.can(request.user, "delete", dataset),
+        "trash_days": services.TRASH_DAYS,
         "live": any(v.status == VersionStatus.PENDING for v in versions),
         "images": _image_grid(request.user, latest),
         **_import_context(request.user, dataset, import_form),
@@ -369,6 +377,103 @@ def import_delete(request: HttpRequest, pk) -> HttpResponse:
     else:
         messages.success(request, _("The database import is removed; the versions it made stay."))
     return redirect("datalake:dataset", dataset.pk)
+
+
+@login_required
+@require_POST
+def dataset_settings(request: HttpRequest, pk) -> HttpResponse:
+    """Change name, description, tags, discoverability and checks (members); errors come back on the form."""
+    dataset = _dataset_or_404(request, pk)
+    if not policy.can(request.user, "change", dataset):
+        raise PermissionDenied
+    form = DatasetSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            services.dataset_update(actor=request.user, dataset=dataset, **form.cleaned_data)
+        except ServiceError as exc:
+            _raise_for_access(exc)
+            for field, errors in exc.fields.items():
+                name, _dot, rest = field.partition(".")
+                if name == "checks" and rest:  # checks.<index>.<key>: name the check by its position
+                    index, _dot, key = rest.partition(".")
+                    errors = [
+                        _("Check %(number)s (%(field)s): %(message)s") % {"number": int(index) + 1, "field": key, "message": e}
+                        for e in errors
+                    ]
+                form.add_error(name if name in form.fields else None, errors)
+            if not exc.fields:
+                form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("The dataset's settings are saved."))
+            return redirect("datalake:dataset", dataset.pk)
+    return dataset_page(request, dataset.pk, settings_form=form, status=400)
+
+
+@login_required
+@require_POST
+def dataset_trash(request: HttpRequest, pk) -> HttpResponse:
+    """Move the dataset to the trash (maintainers); it can be restored from the trash page for 30 days."""
+    dataset = _dataset_or_404(request, pk)
+    try:
+        services.dataset_delete(actor=request.user, dataset=dataset)
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+        return redirect("datalake:dataset", dataset.pk)
+    messages.success(
+        request,
+        _("“%(name)s” is in the trash; restore it from the trash within %(days)s days.")
+        % {"name": dataset.name, "days": services.TRASH_DAYS},
+    )
+    return redirect("datalake:trash")
+
+
+@login_required
+def trash(request: HttpRequest) -> HttpResponse:
+    """Datasets in the trash the user may see, with the day each is purged; restore and purge buttons by role."""
+    rows = []
+    for dataset in selectors.datasets_visible(request.user, trash=True).order_by("-deleted_at")[:500]:
+        rows.append(
+            {
+                "dataset": dataset,
+                "purge_on": dataset.deleted_at + timedelta(days=services.TRASH_DAYS),
+                "may_restore": policy.can(request.user, "delete", dataset),
+                "may_purge": policy.can(request.user, "administer", dataset.department),
+            }
+        )
+    return render(request, "datalake/trash.html", {"rows": rows, "days": services.TRASH_DAYS})
+
+
+def _trashed_or_404(request, pk) -> Dataset:
+    return get_object_or_404(selectors.datasets_visible(request.user, trash=True), pk=pk)
+
+
+@login_required
+@require_POST
+def trash_restore(request: HttpRequest, pk) -> HttpResponse:
+    dataset = _trashed_or_404(request, pk)
+    try:
+        services.dataset_restore(actor=request.user, dataset=dataset)
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+        return redirect("datalake:trash")
+    messages.success(request, _("“%(name)s” is restored.") % {"name": dataset.name})
+    return redirect("datalake:dataset", dataset.pk)
+
+
+@login_required
+@require_POST
+def trash_purge(request: HttpRequest, pk) -> HttpResponse:
+    dataset = _trashed_or_404(request, pk)
+    try:
+        services.dataset_purge(actor=request.user, dataset=dataset)
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("“%(name)s” is deleted for good, with its stored files.") % {"name": dataset.name})
+    return redirect("datalake:trash")
 
 
 SQL_ROWS_SHOWN = 10_000

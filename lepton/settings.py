@@ -251,6 +251,8 @@ LEPTON_PERIODIC_TASKS = [
     ("datalake.services.imports_submit_due", 30),
     # Fail dataset versions left pending by a job that ended without them (a dead worker, a revoke).
     ("datalake.services.versions_settle", 30),
+    # Purge datasets that have been in the trash for more than 30 days.
+    ("datalake.services.trash_expire", 3600),
 ]
 
 # The job system (lepton/jobs/).

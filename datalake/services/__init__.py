@@ -17,6 +17,7 @@ from .datasets import (
     dataset_update,
     department_storage_used,
     lineage_add,
+    trash_expire,
 )
 from .imports import (
     IMPORT_KIND,
@@ -75,6 +76,7 @@ __all__ = [
     "dataset_diff",
     "dataset_lineage",
     "dataset_purge",
+    "trash_expire",
     "dataset_restore",
     "dataset_update",
     "dataset_upload",

@@ -11,7 +11,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from datalake.engine.checks import CheckSpecError, validate_check
-from datalake.models import Dataset, DatasetVersion, VersionBlob, VersionStatus
+from datalake.models import Dataset, DatasetVersion, Recipe, VersionBlob, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.models import Department, LineageEdge
@@ -184,22 +184,47 @@ def dataset_purge(*, actor, dataset: Dataset) -> None:
     policy.require(actor, "view", dataset)
     if not policy.can(actor, "administer", dataset.department):
         raise Forbidden(_("Only a department admin may purge datasets."))
-    storage = get_storage()
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
         if dataset.deleted_at is None:
             raise Conflict(_("Move the dataset to the trash before purging it."), code="not_deleted")
-        blobs = set()
-        for raw, parquet in dataset.versions.values_list("raw_sha256", "parquet_sha256"):
-            blobs.update(b for b in (raw, parquet) if b)
-        blobs.update(VersionBlob.objects.filter(version__dataset=dataset).values_list("sha256", flat=True))
-        audit.record(
-            actor=actor, action="dataset.purge", obj=dataset, changes={"slug": dataset.slug, "versions": dataset.versions.count()}
-        )
-        dataset.delete()
-        shared = blobs_in_use(blobs)
-        # Bytes go only once the rows are gone for good (after commit): a rollback keeps both.
-        transaction.on_commit(lambda: [storage.delete(b) for b in blobs - shared])
+        _purge(actor, dataset, "dataset.purge")
+
+
+def trash_expire(limit: int = 100) -> int:
+    """Purge datasets that have been in the trash longer than TRASH_DAYS (the dispatcher's periodic pass).
+
+    Each in its own transaction, re-checked under its lock (a restore in between wins); the audit
+    event names the system as the actor. Returns how many were purged.
+    """
+    cutoff = timezone.now() - timedelta(days=TRASH_DAYS)
+    purged = 0
+    for pk in list(Dataset.objects.filter(deleted_at__lt=cutoff).order_by("deleted_at").values_list("pk", flat=True)[:limit]):
+        with transaction.atomic():
+            dataset = Dataset.objects.select_for_update().filter(pk=pk, deleted_at__lt=cutoff).first()
+            if dataset is not None:
+                _purge(None, dataset, "dataset.expire")
+                purged += 1
+    return purged
+
+
+def _purge(actor, dataset: Dataset, action: str) -> None:
+    """Delete a locked, trashed dataset's rows now and its stored bytes no other version shares after commit."""
+    storage = get_storage()
+    blobs = set()
+    for raw, parquet in dataset.versions.values_list("raw_sha256", "parquet_sha256"):
+        blobs.update(b for b in (raw, parquet) if b)
+    blobs.update(VersionBlob.objects.filter(version__dataset=dataset).values_list("sha256", flat=True))
+    audit.record(actor=actor, action=action, obj=dataset, changes={"slug": dataset.slug, "versions": dataset.versions.count()})
+    # A recipe that reads from or writes into the dataset cannot run without it: it goes too
+    # (the versions it made elsewhere and their lineage stay).
+    for recipe in Recipe.objects.filter(Q(input_dataset=dataset) | Q(output_dataset=dataset)).select_for_update():
+        audit.record(actor=actor, action="recipe.delete", obj=recipe, changes={"reason": f"{action} {dataset.slug}"})
+        recipe.delete()
+    dataset.delete()
+    shared = blobs_in_use(blobs)
+    # Bytes go only once the rows are gone for good (after commit): a rollback keeps both.
+    transaction.on_commit(lambda: [storage.delete(b) for b in blobs - shared])
 
 
 def _number(value, field: str) -> int | None:

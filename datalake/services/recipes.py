@@ -169,8 +169,10 @@ def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
     version = DatasetVersion.objects.select_related("dataset__department").get(pk=version_id)
     if version.status != VersionStatus.PENDING:
         return version
-    recipe = Recipe.objects.get(pk=version.options["recipe"])
-    inputs = {k: DatasetVersion.objects.get(pk=v) for k, v in version.options["inputs"].items()}
+    recipe = Recipe.objects.filter(pk=version.options["recipe"]).first()
+    inputs = {k: DatasetVersion.objects.filter(pk=v).first() for k, v in version.options["inputs"].items()}
+    if recipe is None or None in inputs.values():
+        return version_fail(version, _("The recipe or one of its inputs was deleted before this run started."), {})
     storage = get_storage()
     with tempfile.TemporaryDirectory(prefix="lepton-recipe-") as folder:
         out = os.path.join(folder, "output.parquet")
