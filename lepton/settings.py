@@ -253,6 +253,8 @@ LEPTON_PERIODIC_TASKS = [
     ("datalake.services.versions_settle", 30),
     # Purge datasets that have been in the trash for more than 30 days.
     ("datalake.services.trash_expire", 3600),
+    # Fail training runs left running by a job that ended without them (a killed worker).
+    ("models_repo.services.runs_settle", 30),
 ]
 
 # The job system (lepton/jobs/).
@@ -309,6 +311,8 @@ LEPTON_ENCRYPTION_KEYS = [k.strip() for k in env_secret("LEPTON_ENCRYPTION_KEYS"
 
 # A recipe run is stopped after this many seconds.
 LEPTON_RECIPE_TIMEOUT_SECONDS = env_float("LEPTON_RECIPE_TIMEOUT_SECONDS", 1800.0)
+# Model versions each web or worker process keeps loaded for predictions (least recently used go first).
+LEPTON_SERVING_CACHE_SIZE = env_int("LEPTON_SERVING_CACHE_SIZE", 8)
 
 # E-mail.
 EMAIL_BACKEND = env_str(

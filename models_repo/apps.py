@@ -6,3 +6,26 @@ class ModelsRepoConfig(AppConfig):
     name = "models_repo"
     verbose_name = _("Model repository")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from lepton import policy
+        from lepton.models import Role
+        from models_repo.models import ModelVersion, PromotionRequest, RegisteredModel, TrainingRun
+
+        # Viewers see models and runs; members train and predict ("use", also through a
+        # share at the use level); maintainers register, move aliases and approve promotions.
+        policy.register(
+            RegisteredModel,
+            policy.OwnedRule(
+                actions={
+                    "view": Role.VIEWER,
+                    "use": Role.MEMBER,
+                    "change": Role.MAINTAINER,
+                    "delete": Role.MAINTAINER,
+                    "share": Role.MAINTAINER,
+                }
+            ),
+        )
+        policy.register(ModelVersion, policy.ChildRule("model", RegisteredModel))
+        policy.register(PromotionRequest, policy.ChildRule("model", RegisteredModel))
+        policy.register(TrainingRun, policy.OwnedRule())

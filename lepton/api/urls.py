@@ -26,6 +26,7 @@ v1_patterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=[TokenScopePermission]), name="schema"),
     *router.urls,
     path("", include("datalake.api.urls")),
+    path("", include("models_repo.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,3 +1,12 @@
-"""Routes of the Model repository API, mounted at /api/v1/."""
+"""Routes of the model-repository API, mounted under /api/v1/ by lepton/api/urls.py."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from models_repo.api import views
+
+router = SimpleRouter()
+router.register("runs", views.TrainingRunViewSet, basename="run")
+router.register("models", views.RegisteredModelViewSet, basename="model")
+router.register("promotions", views.PromotionRequestViewSet, basename="promotion")
+
+urlpatterns = [*router.urls]

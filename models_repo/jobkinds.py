@@ -1,0 +1,56 @@
+"""Job kinds of the model repository: one training handler on three queues (the person's choice)."""
+
+from rest_framework import serializers
+
+from lepton.jobs.registry import JobCancelled, JobError, JobTimedOut, job_kind
+
+
+class RunParams(serializers.Serializer):
+    run = serializers.UUIDField()
+
+
+def _train(ctx, params) -> dict:
+    """Train one run (models_repo.services.training_execute) and report it.
+
+    `should_stop` turns the job's cancel and time limit into the engine's cooperative stop: a
+    run that finished some candidates or epochs keeps the best of them; one that finished
+    nothing ends cancelled. A run that ends any other way is failed with the reason.
+    """
+    from models_repo.models import RunStatus
+    from models_repo.services import training_execute
+    from models_repo.services.training import training_abandon
+
+    stopped: list[Exception] = []
+
+    def should_stop() -> bool:
+        try:
+            ctx.check_cancelled()
+        except (JobCancelled, JobTimedOut) as exc:
+            stopped.append(exc)
+            return True
+        return False
+
+    try:
+        run = training_execute(params["run"], progress=ctx.progress, should_stop=should_stop)
+    except Exception as exc:
+        training_abandon(params["run"], f"The training failed ({type(exc).__name__}: {exc}).")
+        raise
+    if run.status == RunStatus.CANCELLED:
+        if stopped and isinstance(stopped[0], JobTimedOut):
+            raise JobError(f"The training passed its time limit of {ctx.time_limit:.0f} s before any candidate finished.")
+        raise JobCancelled()
+    if run.status == RunStatus.FAILED:
+        raise JobError(run.error_message)
+    for warning in run.warnings:
+        ctx.log(f"{warning.get('code')}: {warning.get('message')}", level="warning")
+    ctx.log(f"{run.algorithm}: {run.metrics}")
+    return {"run": str(run.pk), "metrics": run.metrics, "result_ref": f"models_repo.trainingrun:{run.pk}"}
+
+
+KIND_OPTIONS = {"params": RunParams, "time_limit": 6 * 3600, "max_attempts": 1}
+
+job_kind("models_repo.train", label="Train a model (CPU)", **KIND_OPTIONS)(_train)
+job_kind("models_repo.train_gpu", resource="gpu", label="Train a model (GPU)", **KIND_OPTIONS)(_train)
+job_kind(
+    "models_repo.train_gpu_or_cpu", resource="gpu", cpu_fallback=True, label="Train a model (GPU, else CPU)", **KIND_OPTIONS
+)(_train)

@@ -1,1 +1,0 @@
-"""services of the Model repository part (filled in by its issue)."""

@@ -1,0 +1,53 @@
+"""Every state change of the model repository: training runs, models, versions, aliases, promotions.
+
+Like the core services, each takes the acting user as `actor=`, checks the policy, writes its
+audit event in its transaction and queues work with `transaction.on_commit`.
+"""
+
+from .registry import (
+    GUARDED_ALIASES,
+    PRODUCTION,
+    alias_remove,
+    alias_set,
+    gate_check,
+    model_create,
+    model_update,
+    production_rollback,
+    promotion_approve,
+    promotion_reject,
+    promotion_request,
+    promotion_settings_update,
+    version_from_run,
+)
+from .training import (
+    TRAIN_KINDS,
+    runs_settle,
+    training_abandon,
+    training_cancel,
+    training_execute,
+    training_rerun,
+    training_start,
+)
+
+__all__ = [
+    "GUARDED_ALIASES",
+    "PRODUCTION",
+    "TRAIN_KINDS",
+    "alias_remove",
+    "alias_set",
+    "gate_check",
+    "model_create",
+    "model_update",
+    "production_rollback",
+    "promotion_approve",
+    "promotion_reject",
+    "promotion_request",
+    "promotion_settings_update",
+    "runs_settle",
+    "training_abandon",
+    "training_cancel",
+    "training_execute",
+    "training_rerun",
+    "training_start",
+    "version_from_run",
+]

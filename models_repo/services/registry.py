@@ -1,0 +1,440 @@
+"""The registry: models, versions from runs, aliases with history, gated promotion, rollback."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from datalake.services import lineage_add
+from lepton import audit, policy
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.models import Department
+from models_repo.models import (
+    AliasEvent,
+    ModelAlias,
+    ModelVersion,
+    PromotionRequest,
+    PromotionSettings,
+    PromotionStatus,
+    RegisteredModel,
+    TrainingRun,
+    VersionSource,
+)
+
+PRODUCTION = "production"
+# Aliases that only a promotion request (gate + approval) may move.
+GUARDED_ALIASES = {PRODUCTION}
+# Metrics where lower is better; every other recorded metric is higher-is-better.
+LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss", "mse"}
+EDITABLE_FIELDS = ["name", "description", "tags", "card", "gate_metric", "gate_threshold"]
+CARD_FIELDS = ["intended_use", "data", "metrics", "limitations", "owner"]
+
+
+def _clean_tags(tags) -> list[str]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise Invalid(_("Tags must be a list of words."), fields={"tags": [_("Give a list of words.")]})
+    return sorted({t.strip().lower() for t in tags if t.strip()})[:30]
+
+
+def _clean_card(card) -> dict:
+    if card in (None, ""):
+        return {}
+    if not isinstance(card, dict):
+        raise Invalid(_("The model card must be an object."), fields={"card": [_("Give an object.")]})
+    unknown = sorted(set(card) - set(CARD_FIELDS))
+    if unknown:
+        message = _("Unknown model card fields: %(names)s; use %(known)s.") % {
+            "names": ", ".join(unknown),
+            "known": ", ".join(CARD_FIELDS),
+        }
+        raise Invalid(message, fields={f"card.{unknown[0]}": [message]})
+    return {k: str(v)[:5000] for k, v in card.items() if v not in (None, "")}
+
+
+def model_create(
+    *,
+    actor,
+    department: Department,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    tags: list[str] | None = None,
+    task: str = "",
+    card: dict | None = None,
+) -> RegisteredModel:
+    """Register a new, empty model in `department` (maintainers)."""
+    if not policy.can(actor, "view", department):
+        raise NotFound()
+    if not policy.can(actor, "manage", department):
+        raise Forbidden(_("Maintainers register models."))
+    name = (name or "").strip()
+    if not name:
+        raise Invalid(_("A model needs a name."), fields={"name": [_("A model needs a name.")]})
+    slug = slugify(slug or name) or f"model-{timezone.now():%Y%m%d%H%M%S}"
+    with transaction.atomic():
+        if RegisteredModel.objects.filter(department=department, slug=slug).exists():
+            message = _("%(department)s already has a model '%(slug)s'.") % {"department": department.name, "slug": slug}
+            raise Invalid(message, fields={"slug": [message]}, code="slug_taken")
+        model = RegisteredModel.objects.create(
+            department=department,
+            slug=slug,
+            name=name[:200],
+            description=description or "",
+            tags=_clean_tags(tags),
+            task=task or "",
+            card=_clean_card(card),
+            created_by=actor,
+        )
+        audit.record(actor=actor, action="model.create", obj=model, changes={"name": model.name, "slug": slug})
+    return model
+
+
+def model_update(*, actor, model: RegisteredModel, **values) -> RegisteredModel:
+    """Change name, description, tags, the model card or the promotion gate (maintainers)."""
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise Invalid(
+            _("Unknown fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+            fields={f: [_("Unknown field.")] for f in unknown},
+        )
+    policy.require(actor, "change", model)
+    if "name" in values and not str(values["name"] or "").strip():
+        raise Invalid(_("A model needs a name."), fields={"name": [_("A model needs a name.")]})
+    if "tags" in values:
+        values["tags"] = _clean_tags(values["tags"])
+    if "card" in values:
+        values["card"] = _clean_card(values["card"])
+    if "gate_threshold" in values and values["gate_threshold"] not in (None, ""):
+        try:
+            values["gate_threshold"] = float(values["gate_threshold"])
+        except (TypeError, ValueError):
+            raise Invalid(_("The gate threshold must be a number."), fields={"gate_threshold": [_("A number.")]}) from None
+    elif "gate_threshold" in values:
+        values["gate_threshold"] = None
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        changes = audit.diff(model, EDITABLE_FIELDS, values)
+        if not changes:
+            return model
+        for field, value in values.items():
+            setattr(model, field, value)
+        model.updated_at = timezone.now()
+        model.save(update_fields=[*values, "updated_at"])
+        audit.record(actor=actor, action="model.update", obj=model, changes=changes)
+    return model
+
+
+def version_from_run(run: TrainingRun) -> ModelVersion:
+    """The next version of the run's model, made from the run's artifact (inside the run's transaction)."""
+    model = RegisteredModel.objects.select_for_update().get(pk=run.registered_model_id)
+    existing = ModelVersion.objects.filter(model=model, run=run).first()
+    if existing is not None:
+        return existing
+    number = (model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    version = ModelVersion.objects.create(
+        model=model,
+        number=number,
+        source=VersionSource.RUN,
+        run=run,
+        flavor=run.flavor,
+        task=run.task,
+        artifact_sha256=run.artifact_sha256,
+        artifact_bytes=run.artifact_bytes,
+        input_schema=run.input_schema,
+        output=run.output,
+        metrics=run.metrics,
+        holdout={**run.holdout, "dataset_version": str(run.dataset_version_id or "")},
+        dataset_version=run.dataset_version,
+        created_by=run.created_by,
+    )
+    if not model.task:
+        RegisteredModel.objects.filter(pk=model.pk).update(task=run.task)
+    if not model.gate_metric and run.holdout.get("metric"):
+        RegisteredModel.objects.filter(pk=model.pk).update(gate_metric=_metric_name(run.holdout["metric"], run.metrics))
+    lineage_add(from_obj=run, to_obj=version)
+    audit.record(actor=None, action="model.version", obj=model, changes={"version": number, "run": str(run.pk)})
+    return version
+
+
+def _metric_name(scoring: str, metrics: dict) -> str:
+    """The recorded metric a scoring name refers to (neg_root_mean_squared_error → rmse)."""
+    aliases = {"neg_root_mean_squared_error": "rmse", "neg_mean_absolute_error": "mae", "accuracy": "accuracy"}
+    name = aliases.get(scoring, scoring)
+    return name if name in metrics else next(iter(metrics), name)
+
+
+# --- aliases -----------------------------------------------------------------------------------------
+
+
+def _move_alias(
+    actor, model: RegisteredModel, alias: str, version: ModelVersion | None, reason: str, *, rollback: bool = False
+) -> None:
+    current = ModelAlias.objects.select_for_update().filter(model=model, name=alias).first()
+    before = current.version if current else None
+    if before == version:
+        return
+    if version is None:
+        current.delete()
+    elif current is None:
+        ModelAlias.objects.create(model=model, name=alias, version=version, updated_by=actor)
+    else:
+        current.version = version
+        current.updated_by = actor
+        current.updated_at = timezone.now()
+        current.save(update_fields=["version", "updated_by", "updated_at"])
+    AliasEvent.objects.create(
+        model=model,
+        alias=alias,
+        from_version=before,
+        to_version=version,
+        actor=actor if actor else None,
+        reason=reason or "",
+        rollback=rollback,
+    )
+    audit.record(
+        actor=actor,
+        action="model.alias",
+        obj=model,
+        changes={
+            "alias": alias,
+            "from": f"v{before.number}" if before else None,
+            "to": f"v{version.number}" if version else None,
+            "reason": reason,
+        },
+    )
+    transaction.on_commit(lambda: _alias_moved(model.pk))
+
+
+def _alias_moved(model_id) -> None:
+    """Tell serving caches that an alias of this model moved (models_repo.serving)."""
+    from models_repo import serving
+
+    serving.invalidate(model_id)
+
+
+def _clean_alias(alias: str) -> str:
+    alias = (alias or "").strip().lower()
+    if not alias or slugify(alias) != alias or len(alias) > 40:
+        message = _("An alias is a short lowercase word (letters, digits, - and _), e.g. staging.")
+        raise Invalid(message, fields={"alias": [message]})
+    return alias
+
+
+def alias_set(*, actor, model: RegisteredModel, alias: str, version: ModelVersion, reason: str = "") -> ModelAlias:
+    """Point an alias at a version (maintainers); `production` moves only through a promotion request."""
+    policy.require(actor, "change", model)
+    alias = _clean_alias(alias)
+    if alias in GUARDED_ALIASES:
+        message = _("“%(alias)s” moves only through a promotion request (gate and approval).") % {"alias": alias}
+        raise Invalid(message, fields={"alias": [message]}, code="guarded_alias")
+    if version.model_id != model.pk:
+        raise Invalid(_("That version belongs to another model."), fields={"version": [_("Not a version of this model.")]})
+    if version.archived_at is not None:
+        raise Invalid(_("An archived version cannot take an alias."), fields={"version": [_("Archived.")]})
+    with transaction.atomic():
+        _move_alias(actor, model, alias, version, reason)
+    return ModelAlias.objects.get(model=model, name=alias)
+
+
+def alias_remove(*, actor, model: RegisteredModel, alias: str, reason: str = "") -> None:
+    policy.require(actor, "change", model)
+    alias = _clean_alias(alias)
+    if alias in GUARDED_ALIASES:
+        message = _("“%(alias)s” moves only through a promotion request or a rollback.") % {"alias": alias}
+        raise Invalid(message, fields={"alias": [message]}, code="guarded_alias")
+    with transaction.atomic():
+        if not ModelAlias.objects.filter(model=model, name=alias).exists():
+            raise NotFound(_("The model has no alias “%(alias)s”.") % {"alias": alias})
+        _move_alias(actor, model, alias, None, reason)
+
+
+# --- promotion ---------------------------------------------------------------------------------------
+
+
+def _settings(department_id) -> PromotionSettings:
+    return PromotionSettings.objects.filter(department_id=department_id).first() or PromotionSettings(department_id=department_id)
+
+
+def promotion_settings_update(*, actor, department: Department, require_second_approver: bool) -> PromotionSettings:
+    """Whether a maintainer other than the requester must approve (department admins)."""
+    if not policy.can(actor, "view", department):
+        raise NotFound()
+    if not policy.can(actor, "administer", department):
+        raise Forbidden(_("Department admins set the promotion rule."))
+    with transaction.atomic():
+        settings_row, _created = PromotionSettings.objects.select_for_update().get_or_create(department=department)
+        if settings_row.require_second_approver != bool(require_second_approver):
+            audit.record(
+                actor=actor,
+                action="promotion.settings",
+                obj=department,
+                changes={"require_second_approver": [settings_row.require_second_approver, bool(require_second_approver)]},
+            )
+            settings_row.require_second_approver = bool(require_second_approver)
+            settings_row.save(update_fields=["require_second_approver"])
+    return settings_row
+
+
+def gate_check(model: RegisteredModel, candidate: ModelVersion) -> dict:
+    """The automatic gate: the candidate must not be worse than production on the same holdout,
+    or must meet the model's threshold. Returns {passed, metric, candidate, production, reason}."""
+    metric = model.gate_metric or _metric_name(candidate.holdout.get("metric", ""), candidate.metrics)
+    score = candidate.metrics.get(metric)
+    verdict = {"metric": metric, "candidate": score, "production": None, "threshold": model.gate_threshold}
+    if score is None:
+        return {**verdict, "passed": False, "reason": _("The candidate has no %(metric)s to compare.") % {"metric": metric}}
+    lower = metric in LOWER_IS_BETTER
+    if model.gate_threshold is not None:
+        meets = score <= model.gate_threshold if lower else score >= model.gate_threshold
+        if meets:
+            return {
+                **verdict,
+                "passed": True,
+                "reason": _("%(metric)s %(score).4g meets the threshold %(threshold).4g.")
+                % {"metric": metric, "score": score, "threshold": model.gate_threshold},
+            }
+    current = ModelAlias.objects.filter(model=model, name=PRODUCTION).select_related("version").first()
+    if current is None:
+        if model.gate_threshold is not None:
+            return {
+                **verdict,
+                "passed": False,
+                "reason": _("%(metric)s %(score).4g does not meet the threshold %(threshold).4g.")
+                % {"metric": metric, "score": score, "threshold": model.gate_threshold},
+            }
+        return {**verdict, "passed": True, "reason": _("No version is in production yet.")}
+    production = _score_on_candidate_holdout(current.version, candidate, metric)
+    verdict["production"] = production
+    verdict["production_version"] = current.version.number
+    if production is None:
+        return {
+            **verdict,
+            "passed": False,
+            "reason": _("Production v%(number)s could not be scored on the candidate's holdout.")
+            % {"number": current.version.number},
+        }
+    better_or_equal = score <= production if lower else score >= production
+    values = {"metric": metric, "score": score, "production": production, "number": current.version.number}
+    if better_or_equal:
+        return {
+            **verdict,
+            "passed": True,
+            "reason": _("%(metric)s %(score).4g is not worse than production v%(number)s (%(production).4g) on the same holdout.")
+            % values,
+        }
+    return {
+        **verdict,
+        "passed": False,
+        "reason": _("%(metric)s %(score).4g is worse than production v%(number)s (%(production).4g) on the same holdout.")
+        % values,
+    }
+
+
+def _score_on_candidate_holdout(production: ModelVersion, candidate: ModelVersion, metric: str):
+    """Production's metric on the candidate's holdout rows: recorded when both share the holdout, else re-scored."""
+    same_data = production.holdout.get("dataset_version") == candidate.holdout.get("dataset_version")
+    if same_data and production.holdout.get("indices") == candidate.holdout.get("indices"):
+        return production.metrics.get(metric)
+    from models_repo import serving
+
+    return serving.score_on_holdout(production, candidate, metric)
+
+
+def promotion_request(*, actor, version: ModelVersion, reason: str = "", automatic: bool = False) -> PromotionRequest:
+    """Ask to put `version` in production: the gate runs now; a passing request waits for approval."""
+    if actor is not None:
+        policy.require(actor, "view", version.model)
+        if not policy.can(actor, "use", version.model):
+            raise Forbidden(_("Members and above may request a promotion."))
+    if version.archived_at is not None:
+        raise Invalid(_("An archived version cannot be promoted."), fields={"version": [_("Archived.")]})
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+        if PromotionRequest.objects.filter(model=model, version=version, status=PromotionStatus.PENDING).exists():
+            raise Conflict(_("A promotion of this version is already waiting for approval."), code="promotion_pending")
+        current = ModelAlias.objects.filter(model=model, name=PRODUCTION).first()
+        if current is not None and current.version_id == version.pk:
+            raise Conflict(_("This version is already in production."), code="already_production")
+        gate = gate_check(model, version)
+        request = PromotionRequest.objects.create(
+            model=model,
+            version=version,
+            status=PromotionStatus.PENDING if gate["passed"] else PromotionStatus.GATE_FAILED,
+            gate=gate,
+            reason=reason or "",
+            requested_by=actor,
+            automatic=automatic,
+        )
+        audit.record(
+            actor=actor,
+            action="promotion.request",
+            obj=model,
+            changes={"version": version.number, "gate": gate["passed"], "reason": gate["reason"]},
+        )
+    return request
+
+
+def _decidable(actor, request: PromotionRequest) -> None:
+    model = request.model
+    policy.require(actor, "view", model)
+    if not policy.can(actor, "change", model):
+        raise Forbidden(_("Maintainers approve or reject promotions."))
+    if request.status != PromotionStatus.PENDING:
+        raise Conflict(
+            _("This request is %(status)s; only a waiting request can be decided.") % {"status": request.get_status_display()},
+            code="not_pending",
+        )
+
+
+def promotion_approve(*, actor, request: PromotionRequest, note: str = "") -> PromotionRequest:
+    """Approve a waiting request (a maintainer; another than the requester where the department says so)."""
+    with transaction.atomic():
+        request = PromotionRequest.objects.select_for_update().select_related("model", "version").get(pk=request.pk)
+        _decidable(actor, request)
+        if _settings(request.model.department_id).require_second_approver and request.requested_by_id == actor.pk:
+            raise Forbidden(_("A maintainer other than the requester must approve this promotion."))
+        request.status = PromotionStatus.APPROVED
+        request.decided_by, request.decided_at, request.decision_note = actor, timezone.now(), note or ""
+        request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        _move_alias(actor, request.model, request.alias, request.version, note or _("Promotion approved."))
+        audit.record(actor=actor, action="promotion.approve", obj=request.model, changes={"version": request.version.number})
+    return request
+
+
+def promotion_reject(*, actor, request: PromotionRequest, note: str = "") -> PromotionRequest:
+    with transaction.atomic():
+        request = PromotionRequest.objects.select_for_update().select_related("model", "version").get(pk=request.pk)
+        _decidable(actor, request)
+        if not (note or "").strip():
+            raise Invalid(_("Say why the promotion is rejected."), fields={"note": [_("Give a reason.")]})
+        request.status = PromotionStatus.REJECTED
+        request.decided_by, request.decided_at, request.decision_note = actor, timezone.now(), note
+        request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        audit.record(actor=actor, action="promotion.reject", obj=request.model, changes={"version": request.version.number})
+    return request
+
+
+def production_rollback(*, actor, model: RegisteredModel, reason: str = "") -> ModelAlias:
+    """Point production back at the version it held before the last move (maintainers), one click."""
+    policy.require(actor, "view", model)
+    if not policy.can(actor, "change", model):
+        raise Forbidden(_("Maintainers roll production back."))
+    with transaction.atomic():
+        RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        # Production's versions as a stack: a promotion pushes, a rollback pops.
+        stack: list = []
+        for event in AliasEvent.objects.filter(model=model, alias=PRODUCTION).order_by("created_at", "id"):
+            if event.rollback:
+                if stack:
+                    stack.pop()
+            else:
+                stack.append(event.to_version)
+        if len(stack) < 2 or stack[-2] is None or stack[-2].archived_at is not None:
+            raise Conflict(_("There is no earlier production version to roll back to."), code="nothing_to_roll_back")
+        _move_alias(actor, model, PRODUCTION, stack[-2], reason or _("Rollback."), rollback=True)
+    return ModelAlias.objects.get(model=model, name=PRODUCTION)

@@ -1,0 +1,261 @@
+"""Training runs: start (validated spec on a dataset version), execute in a worker, re-run, cancel."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from datalake import selectors as datalake_selectors
+from datalake.models import DatasetVersion, VersionStatus
+from datalake.services import lineage_add
+from lepton import audit, policy
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.jobs.services import job_cancel, job_submit
+from lepton.storage import get_storage
+from models_repo.engine.errors import TrainingError
+from models_repo.models import RegisteredModel, RunStatus, TrainingRun
+
+# One handler, three kinds: where the run goes is the person's choice (docs: GPU nodes).
+TRAIN_KINDS = {"cpu": "models_repo.train", "gpu": "models_repo.train_gpu", "gpu_or_cpu": "models_repo.train_gpu_or_cpu"}
+
+
+def _columns(version: DatasetVersion) -> dict[str, str]:
+    return {c["name"]: c["type"] for c in version.schema}
+
+
+def _invalid(exc: TrainingError) -> Invalid:
+    fields = {f"spec.{k}": v for k, v in exc.fields.items()} or {"spec": [exc.message]}
+    return Invalid(exc.message, fields=fields, code=exc.code)
+
+
+def _device(spec: dict) -> str:
+    device = (spec.get("keras") or {}).get("device", "cpu") if isinstance(spec.get("keras"), dict) else "cpu"
+    return device if device in TRAIN_KINDS else "cpu"
+
+
+def training_start(
+    *, actor, dataset_version: DatasetVersion, spec: dict, registered_model: RegisteredModel | None = None, name: str = ""
+) -> TrainingRun:
+    """Validate `spec` against the version's schema and queue a training job in the dataset's department.
+
+    The person must be allowed to use the dataset (own department or a `use` share) and to
+    submit jobs in the department that owns the run (the model's, else the dataset's).
+    """
+    from models_repo.engine.spec import parse_spec
+
+    dataset = dataset_version.dataset
+    if not datalake_selectors.datasets_visible(actor).filter(pk=dataset.pk).exists():
+        raise NotFound()
+    if not policy.can(actor, "use", dataset):
+        raise Forbidden(_("Your role does not allow training on this dataset (members and above may)."))
+    if dataset_version.status != VersionStatus.PUBLISHED:
+        message = _("Only a published version can be trained on.")
+        raise Invalid(message, fields={"dataset_version": [message]}, code="not_published")
+    if registered_model is not None:
+        if not policy.can(actor, "view", registered_model):
+            raise NotFound()
+        if not policy.can(actor, "use", registered_model):
+            raise Forbidden(_("Your role does not allow training into this model."))
+    department = registered_model.department if registered_model is not None else dataset.department
+    if not isinstance(spec, dict):
+        raise Invalid(_("The spec must be an object."), fields={"spec": [_("Give an object.")]})
+    try:
+        parse_spec(spec, _columns(dataset_version))
+    except TrainingError as exc:
+        raise _invalid(exc) from None
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            department=department,
+            name=(name or "").strip()[:200],
+            dataset_version=dataset_version,
+            dataset_label=f"{dataset.department.slug}.{dataset.slug} v{dataset_version.number}",
+            spec=spec,
+            registered_model=registered_model,
+            task=str(spec.get("task", "")),
+            created_by=actor,
+        )
+        job = job_submit(
+            actor=actor,
+            department=department,
+            kind=TRAIN_KINDS[_device(spec)],
+            params={"run": str(run.pk)},
+            user_request=False,
+        )
+        run.job = job
+        run.save(update_fields=["job"])
+        audit.record(
+            actor=actor,
+            action="run.start",
+            obj=run,
+            changes={"dataset": run.dataset_label, "task": run.task, "device": _device(spec)},
+        )
+    return run
+
+
+def training_rerun(*, actor, run: TrainingRun) -> TrainingRun:
+    """The same spec on the same data version: reproducible from the record (seed included)."""
+    policy.require(actor, "view", run)
+    if run.dataset_version is None:
+        message = _("The dataset version this run learnt from was deleted; it cannot be re-run.")
+        raise Conflict(message, code="data_gone")
+    again = training_start(
+        actor=actor,
+        dataset_version=run.dataset_version,
+        spec=run.spec,
+        registered_model=run.registered_model,
+        name=run.name,
+    )
+    TrainingRun.objects.filter(pk=again.pk).update(rerun_of=run)
+    again.rerun_of = run
+    return again
+
+
+def training_cancel(*, actor, run: TrainingRun) -> TrainingRun:
+    """Ask the run's job to stop; a run that already finished some candidates keeps the best one."""
+    policy.require(actor, "view", run)
+    if run.job is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        raise Conflict(_("This run has finished; there is nothing to cancel."), code="finished")
+    job_cancel(actor=actor, job=run.job)
+    run.refresh_from_db()
+    return run
+
+
+def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: False) -> TrainingRun:
+    """Train one queued run in this worker: fetch the data, fit, evaluate, store the artifact, register.
+
+    Idempotent: a run that already finished is returned as it is. A TrainingError fails the run
+    with its message; anything else fails it and is raised for the job's log.
+    """
+    from models_repo.engine.train import train as engine_train
+
+    run = TrainingRun.objects.select_related("dataset_version__dataset", "registered_model").get(pk=run_id)
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
+        return run
+    if run.dataset_version is None:
+        return _finish_failed(run, "data_gone", _("The dataset version was deleted before the run started."))
+    TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=timezone.now(), epochs=[])
+    storage = get_storage()
+    epochs: list[dict] = []
+    last_saved = [0.0]
+
+    def on_epoch(epoch: int, logs: dict) -> None:
+        epochs.append({"epoch": epoch, **logs})
+        if time.monotonic() - last_saved[0] > 1.0:  # the run page polls; one write a second at most
+            TrainingRun.objects.filter(pk=run.pk).update(epochs=epochs)
+            last_saved[0] = time.monotonic()
+
+    with tempfile.TemporaryDirectory(prefix="lepton-train-") as folder:
+        progress(2, _("Reading %(dataset)s") % {"dataset": run.dataset_label})
+        parquet = _named_parquet(storage, run.dataset_version, folder)
+        try:
+            result = engine_train(
+                run.spec,
+                _columns(run.dataset_version),
+                parquet,
+                folder,
+                progress=progress,
+                should_stop=should_stop,
+                on_epoch=on_epoch,
+                image_loader=storage.read_bytes,
+            )
+        except TrainingError as exc:
+            if exc.code == TrainingError.CANCELLED:
+                return _finish_failed(run, exc.code, exc.message, status=RunStatus.CANCELLED, epochs=epochs)
+            return _finish_failed(run, exc.code, exc.message, epochs=epochs)
+        with open(result.artifact_path, "rb") as stream:
+            blob = storage.put_stream(stream)
+        return _finish_succeeded(run, result, blob, epochs)
+
+
+def _named_parquet(storage, version: DatasetVersion, folder: str) -> str:
+    """The version's Parquet with its original column names (the lake stores SQL-safe identifiers)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = storage.verified_local_path(version.parquet_sha256)
+    names = {c.get("identifier", c["name"]): c["name"] for c in version.schema}
+    reader = pq.ParquetFile(source)
+    stored = reader.schema_arrow
+    if all(names.get(n, n) == n for n in stored.names):
+        return source
+    target_schema = pa.schema([field.with_name(names.get(field.name, field.name)) for field in stored])
+    target = os.path.join(folder, "data.parquet")
+    with pq.ParquetWriter(target, target_schema, compression="zstd") as writer:
+        for batch in reader.iter_batches(batch_size=65_536):
+            writer.write_table(pa.Table.from_batches([batch]).rename_columns(target_schema.names))
+    return target
+
+
+def _finish_failed(run: TrainingRun, code: str, message: str, *, status=RunStatus.FAILED, epochs=None) -> TrainingRun:
+    with transaction.atomic():
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=status,
+            error_code=code,
+            error_message=message,
+            finished_at=timezone.now(),
+            **({"epochs": epochs} if epochs is not None else {}),
+        )
+        run.refresh_from_db()
+        audit.record(actor=None, action=f"run.{status}", obj=run, changes={"error": message[:500]})
+    return run
+
+
+def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict]) -> TrainingRun:
+    from .registry import version_from_run
+
+    with transaction.atomic():
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.SUCCEEDED,
+            flavor=result.flavor,
+            task=result.task,
+            algorithm=result.algorithm,
+            params=result.params,
+            metrics=result.metrics,
+            cv=result.cv,
+            candidates=result.candidates,
+            curves=result.curves,
+            importance=result.importance,
+            epochs=epochs,
+            input_schema=result.input_schema,
+            output=result.output,
+            holdout=result.holdout,
+            warnings=result.warnings,
+            packages=result.packages,
+            seconds=result.seconds,
+            artifact_sha256=blob.sha256,
+            artifact_bytes=blob.size,
+            finished_at=timezone.now(),
+        )
+        run.refresh_from_db()
+        lineage_add(from_obj=run.dataset_version, to_obj=run, via=run.job)
+        audit.record(actor=None, action="run.succeeded", obj=run, changes={"metrics": result.metrics})
+        if run.registered_model is not None:
+            version_from_run(run)
+    return run
+
+
+def training_abandon(run_id, message: str) -> None:
+    """Fail a run whose job ended without finishing it (an error, a killed worker)."""
+    run = TrainingRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
+    if run is not None:
+        _finish_failed(run, "job_failed", message)
+
+
+def runs_settle() -> int:
+    """Fail runs left queued or running by a job that already ended (the dispatcher's periodic pass)."""
+    from lepton.jobs.models import JobStatus
+
+    ended = [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]
+    stale = TrainingRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING], job__status__in=ended)
+    count = 0
+    for run in stale.select_related("job")[:100]:
+        reason = run.job.error_message or _("The job ended without finishing the run.")
+        status = RunStatus.CANCELLED if run.job.status == JobStatus.CANCELLED else RunStatus.FAILED
+        _finish_failed(run, "job_ended", reason, status=status)
+        count += 1
+    return count

@@ -1,0 +1,85 @@
+"""Loading model versions for predictions and for the promotion gate.
+
+A version is immutable, so a loaded model is cached per process by version id (LRU of
+`LEPTON_SERVING_CACHE_SIZE`); aliases are resolved from the database on each request (one
+indexed query), so moving an alias takes effect at once in every web process and
+`invalidate` only drops this process's models of that model when an alias moved here.
+Artifacts are checksum-verified by storage before they are loaded; a mismatch refuses to load.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+
+from django.conf import settings
+
+from lepton.storage import get_storage
+
+_lock = threading.Lock()
+_loaded: OrderedDict = OrderedDict()  # version id -> (model id, flavor, loaded model)
+
+
+def _capacity() -> int:
+    return int(getattr(settings, "LEPTON_SERVING_CACHE_SIZE", 8))
+
+
+def invalidate(model_id) -> None:
+    """Forget this process's loaded versions of a model (called after one of its aliases moved)."""
+    with _lock:
+        for key in [k for k, (owner, _flavor, _model) in _loaded.items() if str(owner) == str(model_id)]:
+            del _loaded[key]
+
+
+def load(version):
+    """The loaded model of a ModelVersion (from the per-process cache when it is there)."""
+    key = str(version.pk)
+    with _lock:
+        if key in _loaded:
+            _loaded.move_to_end(key)
+            return _loaded[key][2]
+    path = get_storage().verified_local_path(version.artifact_sha256)
+    model = _load_artifact(version.flavor, path)
+    with _lock:
+        _loaded[key] = (version.model_id, version.flavor, model)
+        while len(_loaded) > _capacity():
+            _loaded.popitem(last=False)
+    return model
+
+
+def _load_artifact(flavor: str, path: str):
+    if flavor == "keras":
+        from models_repo.engine import deep
+
+        # Keras wants the .keras suffix; the lake names blobs by checksum only.
+        folder = tempfile.mkdtemp(prefix="lepton-model-")
+        target = os.path.join(folder, "model.keras")
+        os.symlink(path, target)
+        return deep.load_model(target)
+    from models_repo.engine import tabular
+
+    return tabular.load_model(path)
+
+
+def score_on_holdout(production, candidate, metric: str):
+    """Production's `metric` on the rows the candidate was evaluated on, or None when it cannot be scored."""
+    from models_repo.engine.errors import TrainingError
+    from models_repo.engine.spec import parse_spec
+    from models_repo.services.training import _columns, _named_parquet
+
+    run = candidate.run
+    data = candidate.dataset_version
+    if production.flavor != "sklearn" or run is None or data is None or candidate.holdout.get("indices") is None:
+        return None
+    from models_repo.engine import tabular
+
+    with tempfile.TemporaryDirectory(prefix="lepton-gate-") as folder:
+        try:
+            spec = parse_spec(run.spec, _columns(data))
+            parquet = _named_parquet(get_storage(), data, folder)
+            scores = tabular.score(load(production), parquet, candidate.holdout["indices"], spec)
+        except (TrainingError, KeyError, ValueError):
+            return None
+    return scores.get(metric)
