@@ -313,6 +313,9 @@ LEPTON_ENCRYPTION_KEYS = [k.strip() for k in env_secret("LEPTON_ENCRYPTION_KEYS"
 LEPTON_RECIPE_TIMEOUT_SECONDS = env_float("LEPTON_RECIPE_TIMEOUT_SECONDS", 1800.0)
 # Model versions each web or worker process keeps loaded for predictions (least recently used go first).
 LEPTON_SERVING_CACHE_SIZE = env_int("LEPTON_SERVING_CACHE_SIZE", 8)
+# Rows one prediction request may hold, and the share of requests whose inputs are logged (for drift).
+LEPTON_PREDICT_MAX_ROWS = env_int("LEPTON_PREDICT_MAX_ROWS", 10_000)
+LEPTON_PREDICTION_LOG_SAMPLE = env_float("LEPTON_PREDICTION_LOG_SAMPLE", 0.1)
 
 # E-mail.
 EMAIL_BACKEND = env_str(

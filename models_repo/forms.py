@@ -1,1 +1,161 @@
-"""forms of the Model repository part (filled in by its issue)."""
+"""Forms of the model-repository pages; each builds what the services take (a spec, a model)."""
+
+import json
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+TASKS = [
+    ("classification", _("Classification")),
+    ("regression", _("Regression")),
+    ("sequence_classification", _("Sequence classification (sensor windows)")),
+    ("forecasting", _("Forecasting")),
+    ("image_classification", _("Image classification")),
+]
+ALGORITHMS = [
+    ("random_forest", _("Random forest")),
+    ("hist_gradient_boosting", _("Histogram gradient boosting")),
+    ("gradient_boosting", _("Gradient boosting")),
+    ("logistic_regression", _("Logistic regression")),
+    ("linear_regression", _("Linear regression")),
+    ("ridge", _("Ridge")),
+    ("svm", _("Support vector machine")),
+    ("gaussian_nb", _("Gaussian naive Bayes")),
+    ("knn", _("k nearest neighbours")),
+    ("mlp", _("Multi-layer perceptron (scikit-learn)")),
+    ("keras_mlp", _("Keras MLP")),
+    ("keras_lstm", _("Keras LSTM")),
+    ("keras_gru", _("Keras GRU")),
+    ("keras_cnn1d", _("Keras 1D CNN")),
+    ("keras_cnn2d", _("Keras 2D CNN (images)")),
+]
+DEVICES = [("cpu", _("CPU")), ("gpu", _("GPU (waits for a GPU worker)")), ("gpu_or_cpu", _("GPU, or CPU when none is online"))]
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip() for w in (text or "").replace("\n", ",").split(",") if w.strip()]
+
+
+class TrainForm(forms.Form):
+    dataset_version = forms.ChoiceField(label=_("Data"), help_text=_("The latest published version of a dataset you may use."))
+    name = forms.CharField(label=_("Run name"), max_length=200, required=False)
+    task = forms.ChoiceField(label=_("Task"), choices=TASKS)
+    target = forms.CharField(label=_("Target column"), max_length=200)
+    features = forms.CharField(
+        label=_("Feature columns"), required=False, help_text=_("Comma-separated; empty: every other column.")
+    )
+    text_features = forms.CharField(
+        label=_("Text columns"),
+        required=False,
+        help_text=_("Comma-separated free-text columns (e.g. ticket descriptions) to read as character n-grams."),
+    )
+    time_column = forms.CharField(label=_("Time column"), max_length=200, required=False)
+    group_column = forms.CharField(label=_("Group column"), max_length=200, required=False, help_text=_("e.g. machine id"))
+    algorithm = forms.ChoiceField(label=_("Algorithm"), choices=ALGORITHMS)
+    params = forms.JSONField(
+        label=_("Parameters (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+        help_text=_('Fixed hyper-parameters, e.g. {"n_estimators": 200}.'),
+    )
+    search = forms.JSONField(
+        label=_("Search space (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+        help_text=_('Values to try, e.g. {"max_depth": [null, 10, 20]}; searched by cross-validation.'),
+    )
+    cv_folds = forms.IntegerField(label=_("Cross-validation folds"), required=False, min_value=0, max_value=10)
+    holdout = forms.FloatField(label=_("Holdout share"), required=False, min_value=0.05, max_value=0.5, initial=0.2)
+    seed = forms.IntegerField(label=_("Random seed"), initial=42)
+    keras = forms.JSONField(
+        label=_("Keras options (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+        help_text=_('For Keras algorithms, e.g. {"window": 30, "epochs": 20, "units": 32}.'),
+    )
+    device = forms.ChoiceField(label=_("Run on"), choices=DEVICES, initial="cpu")
+    registered_model = forms.ChoiceField(label=_("Register into"), required=False)
+
+    def __init__(self, *args, versions=(), models=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset_version"].choices = [
+            (str(v.pk), f"{v.dataset.department.slug}.{v.dataset.slug} v{v.number}") for v in versions
+        ]
+        self.fields["registered_model"].choices = [("", _("Do not register (evaluate only)"))] + [
+            (str(m.pk), f"{m.department.slug}/{m.slug}") for m in models
+        ]
+
+    def clean_params(self):
+        return self._object("params")
+
+    def clean_search(self):
+        return self._object("search")
+
+    def clean_keras(self):
+        return self._object("keras")
+
+    def _object(self, name):
+        value = self.cleaned_data.get(name)
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError(_("Give an object in braces, e.g. {}."))
+        return value
+
+    def spec(self) -> dict:
+        """The training spec the services validate (models_repo.engine.spec)."""
+        data = self.cleaned_data
+        algorithm = {"name": data["algorithm"]}
+        if data.get("params"):
+            algorithm["params"] = data["params"]
+        if data.get("search"):
+            algorithm["search"] = data["search"]
+        spec = {"task": data["task"], "target": data["target"].strip(), "algorithms": [algorithm], "seed": data["seed"]}
+        for key in ("features", "text_features"):
+            if _words(data.get(key)):
+                spec[key] = _words(data[key])
+        for key in ("time_column", "group_column"):
+            if (data.get(key) or "").strip():
+                spec[key] = data[key].strip()
+        if data.get("cv_folds"):
+            spec["cv_folds"] = data["cv_folds"]
+        if data.get("holdout"):
+            spec["split"] = {"holdout": data["holdout"]}
+        if data["algorithm"].startswith("keras_"):
+            spec["keras"] = {**data.get("keras", {}), "device": data["device"]}
+        return spec
+
+    def field_for(self, key: str) -> str | None:
+        """The form field a service error key (spec.target, spec.algorithms.0.params…) belongs to."""
+        parts = key.split(".")
+        if parts[0] == "spec":
+            parts = parts[1:]
+        if not parts:
+            return None
+        head = parts[0]
+        if head == "algorithms":
+            return {"params": "params", "search": "search"}.get(parts[2] if len(parts) > 2 else "", "algorithm")
+        if head == "split":
+            return "holdout"
+        return head if head in self.fields else None
+
+
+class ModelCreateForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Comma-separated"))
+
+    def clean_tags(self):
+        return _words(self.cleaned_data["tags"])
+
+
+class PromotionForm(forms.Form):
+    reason = forms.CharField(label=_("Why this version?"), required=False, max_length=2000)
+
+
+class DecisionForm(forms.Form):
+    note = forms.CharField(label=_("Note"), required=False, max_length=2000)
+
+
+def pretty(value) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=1) if value else ""

@@ -9,6 +9,7 @@ Artifacts are checksum-verified by storage before they are loaded; a mismatch re
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -16,7 +17,18 @@ from collections import OrderedDict
 
 from django.conf import settings
 
-from lepton.storage import get_storage
+from lepton.errors import ServiceError
+from lepton.storage import BlobNotFound, CorruptBlob, get_storage
+
+logger = logging.getLogger("lepton.serving")
+
+
+class ArtifactUnavailable(ServiceError):
+    """A version's artifact is missing or fails its checksum: it is not loaded (503)."""
+
+    status = 503
+    code = "artifact_unavailable"
+
 
 _lock = threading.Lock()
 _loaded: OrderedDict = OrderedDict()  # version id -> (model id, flavor, loaded model)
@@ -40,7 +52,15 @@ def load(version):
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key][2]
-    path = get_storage().verified_local_path(version.artifact_sha256)
+    try:
+        path = get_storage().verified_local_path(version.artifact_sha256)
+    except (CorruptBlob, BlobNotFound) as exc:
+        # Never load bytes that are not the ones registered; operators see this in the logs.
+        logger.error("refusing to load %s: %s", version, exc)
+        raise ArtifactUnavailable(
+            f"The stored model of {version} is missing or does not match its checksum; it was not loaded. "
+            "An administrator must restore the lake file or register the version again."
+        ) from None
     model = _load_artifact(version.flavor, path)
     with _lock:
         _loaded[key] = (version.model_id, version.flavor, model)

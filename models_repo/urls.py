@@ -3,4 +3,15 @@ from django.urls import path
 from models_repo import views
 
 app_name = "models_repo"
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("train/", views.train, name="train"),
+    path("promotions/", views.inbox, name="inbox"),
+    path("promotions/<uuid:pk>/<str:decision>/", views.decide, name="decide"),
+    path("runs/<uuid:pk>/", views.run, name="run"),
+    path("runs/<uuid:pk>/rerun/", views.run_rerun, name="run_rerun"),
+    path("runs/<uuid:pk>/cancel/", views.run_cancel, name="run_cancel"),
+    path("<uuid:pk>/", views.model, name="model"),
+    path("<uuid:pk>/versions/<int:number>/promote/", views.promote, name="promote"),
+    path("<uuid:pk>/rollback/", views.rollback, name="rollback"),
+]

@@ -1,10 +1,247 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""Model-repository pages: models and runs, training from a form, a run's metrics and curves,
+a model's versions and aliases, promotion requests and their inbox."""
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from datalake import selectors as datalake_selectors
+from datalake.models import DatasetVersion, VersionStatus
+from lepton import policy
 from lepton.context_processors import current_department
+from lepton.errors import Forbidden, NotFound, ServiceError
+from models_repo import selectors, services
+from models_repo.figures import run_figures
+from models_repo.forms import DecisionForm, ModelCreateForm, PromotionForm, TrainForm
+from models_repo.models import AliasEvent, PromotionRequest, PromotionStatus, RunStatus
+
+
+def _raise_for_access(exc: ServiceError) -> None:
+    if isinstance(exc, NotFound):
+        raise Http404(exc.message)
+    if isinstance(exc, Forbidden):
+        raise PermissionDenied(exc.message)
+
+
+def _form_errors(form, exc: ServiceError, field_for=None) -> None:
+    for key, errors in exc.fields.items():
+        name = field_for(key) if field_for else (key if key in form.fields else None)
+        form.add_error(name if name in form.fields else None, errors)
+    if not exc.fields:
+        form.add_error(None, exc.message)
 
 
 @login_required
-def index(request):
-    """The part's front page: an honest empty state for the current department until the part lands."""
-    return render(request, "models_repo/index.html", {"department": current_department(request)})
+@require_http_methods(["GET", "POST"])
+def index(request: HttpRequest) -> HttpResponse:
+    """Models and recent runs the user may see; maintainers register a model here."""
+    department = current_department(request)
+    form = ModelCreateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if department is None:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                model = services.model_create(actor=request.user, department=department, **form.cleaned_data)
+            except ServiceError as exc:
+                _raise_for_access(exc)
+                _form_errors(form, exc)
+            else:
+                messages.success(request, _("Model “%(name)s” registered; train a first version.") % {"name": model.name})
+                return redirect("models_repo:model", model.pk)
+        status = 400
+    context = {
+        "department": department,
+        "models": selectors.models_visible(request.user).order_by("department__name", "name")[:200],
+        "runs": selectors.runs_visible(request.user).order_by("-created_at")[:20],
+        "pending": selectors.promotions_visible(request.user).filter(status=PromotionStatus.PENDING).count(),
+        "form": form,
+        "may_register": department is not None and policy.can(request.user, "manage", department),
+        "may_train": department is not None and policy.can(request.user, "submit", department),
+    }
+    return render(request, "models_repo/index.html", context, status=status)
+
+
+def _trainable_versions(user):
+    datasets = datalake_selectors.datasets_visible(user, "use")
+    latest = {}
+    for version in (
+        DatasetVersion.objects.filter(dataset__in=datasets, status=VersionStatus.PUBLISHED)
+        .select_related("dataset__department")
+        .order_by("dataset__department__slug", "dataset__slug", "-number")[:2000]
+    ):
+        latest.setdefault(version.dataset_id, version)
+    return list(latest.values())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def train(request: HttpRequest) -> HttpResponse:
+    """Start a training run from a form; errors come back on the form naming the field."""
+    versions = _trainable_versions(request.user)
+    models = list(selectors.models_visible(request.user, "use"))
+    initial = {"dataset_version": request.GET.get("version", ""), "registered_model": request.GET.get("model", "")}
+    form = TrainForm(request.POST or None, versions=versions, models=models, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        version = next(v for v in versions if str(v.pk) == form.cleaned_data["dataset_version"])
+        model = next((m for m in models if str(m.pk) == form.cleaned_data.get("registered_model")), None)
+        try:
+            run = services.training_start(
+                actor=request.user,
+                dataset_version=version,
+                spec=form.spec(),
+                registered_model=model,
+                name=form.cleaned_data["name"],
+            )
+        except ServiceError as exc:
+            _raise_for_access(exc)
+            _form_errors(form, exc, form.field_for)
+        else:
+            messages.success(request, _("The run is queued; this page follows it."))
+            return redirect("models_repo:run", run.pk)
+    selected = next(
+        (v for v in versions if str(v.pk) == (form["dataset_version"].value() or "")), versions[0] if versions else None
+    )
+    context = {"form": form, "versions": versions, "selected": selected}
+    return render(request, "models_repo/train.html", context, status=400 if form.is_bound else 200)
+
+
+@login_required
+def run(request: HttpRequest, pk) -> HttpResponse:
+    run = get_object_or_404(selectors.runs_visible(request.user).select_related("job", "registered_model"), pk=pk)
+    context = {
+        "run": run,
+        "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING),
+        "figures": run_figures(run),
+        "versions": list(run.versions.select_related("model")),
+        "may_rerun": policy.can(request.user, "submit", run.department),
+    }
+    template = "models_repo/partials/_run_live.html" if request.htmx else "models_repo/run.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def run_rerun(request: HttpRequest, pk) -> HttpResponse:
+    run = get_object_or_404(selectors.runs_visible(request.user), pk=pk)
+    try:
+        again = services.training_rerun(actor=request.user, run=run)
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+        return redirect("models_repo:run", run.pk)
+    messages.success(request, _("Re-run queued with the same spec, seed and data version."))
+    return redirect("models_repo:run", again.pk)
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, pk) -> HttpResponse:
+    run = get_object_or_404(selectors.runs_visible(request.user), pk=pk)
+    try:
+        services.training_cancel(actor=request.user, run=run)
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Cancel requested; what finished is kept."))
+    return redirect("models_repo:run", run.pk)
+
+
+@login_required
+def model(request: HttpRequest, pk) -> HttpResponse:
+    model = get_object_or_404(selectors.models_visible(request.user), pk=pk)
+    versions = list(model.versions.select_related("run").prefetch_related("aliases").order_by("-number")[:100])
+    context = {
+        "model": model,
+        "versions": versions,
+        "history": AliasEvent.objects.filter(model=model).select_related("from_version", "to_version", "actor")[:50],
+        "requests": PromotionRequest.objects.filter(model=model).select_related("version", "requested_by", "decided_by")[:50],
+        "may_change": policy.can(request.user, "change", model),
+        "may_use": policy.can(request.user, "use", model),
+        "promotion_form": PromotionForm(),
+        "decision_form": DecisionForm(),
+        "metric_names": sorted({name for v in versions for name in v.metrics})[:8],
+    }
+    return render(request, "models_repo/model.html", context)
+
+
+def _model_or_404(request, pk):
+    return get_object_or_404(selectors.models_visible(request.user), pk=pk)
+
+
+@login_required
+@require_POST
+def promote(request: HttpRequest, pk, number: int) -> HttpResponse:
+    model = _model_or_404(request, pk)
+    version = get_object_or_404(model.versions, number=number)
+    form = PromotionForm(request.POST)
+    form.is_valid()
+    try:
+        promotion = services.promotion_request(actor=request.user, version=version, reason=form.cleaned_data.get("reason", ""))
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        if promotion.status == PromotionStatus.GATE_FAILED:
+            messages.error(
+                request, _("v%(number)s failed the gate: %(reason)s") % {"number": number, "reason": promotion.gate.get("reason")}
+            )
+        else:
+            messages.success(
+                request, _("v%(number)s passed the gate and waits for a maintainer's approval.") % {"number": number}
+            )
+    return redirect("models_repo:model", model.pk)
+
+
+@login_required
+@require_POST
+def decide(request: HttpRequest, pk, decision: str) -> HttpResponse:
+    if decision not in ("approve", "reject"):
+        raise Http404
+    promotion = get_object_or_404(selectors.promotions_visible(request.user), pk=pk)
+    form = DecisionForm(request.POST)
+    form.is_valid()
+    note = form.cleaned_data.get("note", "")
+    try:
+        if decision == "approve":
+            services.promotion_approve(actor=request.user, request=promotion, note=note)
+            messages.success(request, _("Approved: production now serves v%(number)s.") % {"number": promotion.version.number})
+        else:
+            services.promotion_reject(actor=request.user, request=promotion, note=note)
+            messages.success(request, _("Rejected."))
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+    if request.POST.get("next") == "inbox":
+        return redirect("models_repo:inbox")
+    return redirect("models_repo:model", promotion.model_id)
+
+
+@login_required
+@require_POST
+def rollback(request: HttpRequest, pk) -> HttpResponse:
+    model = _model_or_404(request, pk)
+    try:
+        alias = services.production_rollback(actor=request.user, model=model, reason=request.POST.get("reason", ""))
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Production is back on v%(number)s.") % {"number": alias.version.number})
+    return redirect("models_repo:model", model.pk)
+
+
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    """Promotion requests waiting for a decision, with the gate's verdict, and the recent decided ones."""
+    visible = selectors.promotions_visible(request.user)
+    waiting = [p for p in visible.filter(status=PromotionStatus.PENDING).order_by("created_at")[:100]]
+    rows = [{"request": p, "may_decide": policy.can(request.user, "change", p.model)} for p in waiting]
+    recent = visible.exclude(status=PromotionStatus.PENDING).order_by("-created_at")[:30]
+    return render(request, "models_repo/inbox.html", {"rows": rows, "recent": recent, "decision_form": DecisionForm()})

@@ -1,12 +1,16 @@
 """Routes of the model-repository API, mounted under /api/v1/ by lepton/api/urls.py."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from models_repo.api import views
+from models_repo.api import predict, views
 
 router = SimpleRouter()
 router.register("runs", views.TrainingRunViewSet, basename="run")
 router.register("models", views.RegisteredModelViewSet, basename="model")
 router.register("promotions", views.PromotionRequestViewSet, basename="promotion")
 
-urlpatterns = [*router.urls]
+urlpatterns = [
+    path("models/<slug:department>/<slug:model>/predict", predict.PredictView.as_view(), name="predict"),
+    *router.urls,
+]

@@ -10,7 +10,7 @@ schema); the services pass the version's Parquet with those names.
 from __future__ import annotations
 
 from models_repo.engine.result import TrainResult
-from models_repo.engine.spec import KERAS_ALGORITHMS, parse_spec
+from models_repo.engine.spec import TrainingSpec, parse_spec
 
 
 def train(
@@ -25,12 +25,11 @@ def train(
     image_loader=None,
 ) -> TrainResult:
     spec = parse_spec(raw_spec, columns)
-    names = [a["name"] if isinstance(a, dict) else a for a in _algorithms(spec)]
-    if any(name in KERAS_ALGORITHMS for name in names):
+    if spec.flavor == "keras":
         from models_repo.engine import deep
 
         return deep.train(
-            deep_spec(spec, columns),
+            deep_spec(spec),
             parquet_path,
             out_dir,
             progress=progress,
@@ -43,17 +42,11 @@ def train(
     return tabular.train(spec, parquet_path, out_dir, progress=progress, should_stop=should_stop)
 
 
-def _algorithms(spec) -> list:
-    return list(getattr(spec, "algorithms", []) or [])
-
-
-def deep_spec(spec, columns: dict[str, str]):
+def deep_spec(spec: TrainingSpec):
     """The Keras engine's input from a parsed spec (one Keras algorithm per run)."""
     from models_repo.engine import deep
 
-    algorithm = _algorithms(spec)[0]
-    name = algorithm["name"] if isinstance(algorithm, dict) else getattr(algorithm, "name", algorithm)
-    options = deep.validate_keras_options(dict(getattr(spec, "keras", None) or {}), spec.task, name)
+    name = spec.algorithms[0].name
     return deep.DeepSpec(
         task=spec.task,
         algorithm=name,
@@ -63,5 +56,5 @@ def deep_spec(spec, columns: dict[str, str]):
         group_column=spec.group_column,
         holdout=spec.holdout,
         seed=spec.seed,
-        options=options,
+        options=deep.validate_keras_options(dict(spec.keras or {}), spec.task, name),
     )

@@ -47,6 +47,7 @@ def training_start(
     submit jobs in the department that owns the run (the model's, else the dataset's).
     """
     from models_repo.engine.spec import parse_spec
+    from models_repo.engine.train import deep_spec
 
     dataset = dataset_version.dataset
     if not datalake_selectors.datasets_visible(actor).filter(pk=dataset.pk).exists():
@@ -65,7 +66,9 @@ def training_start(
     if not isinstance(spec, dict):
         raise Invalid(_("The spec must be an object."), fields={"spec": [_("Give an object.")]})
     try:
-        parse_spec(spec, _columns(dataset_version))
+        parsed = parse_spec(spec, _columns(dataset_version))
+        if parsed.flavor == "keras":
+            deep_spec(parsed)  # the Keras options (window, epochs…), checked here rather than in the worker
     except TrainingError as exc:
         raise _invalid(exc) from None
     with transaction.atomic():

@@ -1,0 +1,297 @@
+"""POST /api/v1/models/<department>/<model>/predict — predictions from a registered model.
+
+Bodies (MLflow's scoring protocol works unchanged): `{"inputs": [...]}`,
+`{"dataframe_split": {"columns": [...], "data": [[...]]}}`, `{"dataframe_records": [{...}]}`,
+`{"instances": [...]}`; rows are objects keyed by column or lists in the input schema's order.
+Sequence models take windows (lists of rows of channel values); image models take
+`{"inputs": [{"image": "<base64>"}]}` or multipart files named `image`.
+
+The version is the `production` alias by default, `?alias=` another, `?version=` a number.
+The token needs the `predict` scope and the person `use` on the model (own department or a
+share). Inputs are checked against the version's input schema before the model sees them:
+a missing column, a value of the wrong type, NaN or infinity where the model takes none →
+400 naming the field and row; extra columns are ignored and reported.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import random
+import threading
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lepton import policy
+from lepton.api.serializers import ErrorSerializer
+from lepton.errors import Forbidden, Invalid, NotFound
+from models_repo import serving
+from models_repo.engine.errors import TrainingError
+from models_repo.models import ModelAlias, ModelVersion, PredictionLog, RegisteredModel
+
+logger = logging.getLogger("lepton.serving")
+SEQUENCE_TASKS = {"sequence_classification", "forecasting"}
+ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 429)}
+
+
+def _invalid(message: str, field: str) -> Invalid:
+    return Invalid(message, fields={field: [message]}, code="invalid_input")
+
+
+def _resolve(user, department: str, slug: str, params) -> tuple[RegisteredModel, ModelVersion, str]:
+    model = RegisteredModel.objects.select_related("department").filter(department__slug=department, slug=slug).first()
+    if model is None or not policy.can(user, "view", model):
+        raise NotFound(f"No model {department}/{slug} that you may use.")
+    if not policy.can(user, "use", model):
+        raise Forbidden("Your role does not allow predictions with this model (members and above may).")
+    if params.get("version"):
+        try:
+            number = int(params["version"])
+        except ValueError:
+            raise _invalid("version must be a whole number.", "version") from None
+        version = ModelVersion.objects.filter(model=model, number=number, archived_at__isnull=True).first()
+        if version is None:
+            raise NotFound(f"{department}/{slug} has no version {number}.")
+        return model, version, ""
+    alias = params.get("alias", "production")
+    current = ModelAlias.objects.select_related("version").filter(model=model, name=alias).first()
+    if current is None:
+        raise NotFound(f"{department}/{slug} has no '{alias}' alias yet: promote a version, or ask for ?version=N.")
+    return model, current.version, alias
+
+
+def _rows(body) -> list:
+    """The list of rows from any of the accepted body shapes."""
+    if not isinstance(body, dict):
+        raise _invalid("The body must be a JSON object with inputs, dataframe_split, dataframe_records or instances.", "inputs")
+    keys = [k for k in ("inputs", "dataframe_split", "dataframe_records", "instances") if k in body]
+    if len(keys) != 1:
+        raise _invalid("Give exactly one of inputs, dataframe_split, dataframe_records or instances.", "inputs")
+    key = keys[0]
+    value = body[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or not isinstance(value.get("columns"), list) or not isinstance(value.get("data"), list):
+            raise _invalid("dataframe_split needs columns (a list) and data (a list of rows).", "dataframe_split")
+        columns = value["columns"]
+        rows = []
+        for index, row in enumerate(value["data"]):
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise _invalid(
+                    f"Row {index} has {len(row) if isinstance(row, list) else 'no'} values for {len(columns)} columns.",
+                    f"dataframe_split.data.{index}",
+                )
+            rows.append(dict(zip(columns, row, strict=True)))
+        return rows
+    if isinstance(value, dict) and key == "inputs":  # {"inputs": {"col": [values…]}}
+        lengths = {len(v) for v in value.values() if isinstance(v, list)}
+        if len(lengths) != 1 or not all(isinstance(v, list) for v in value.values()):
+            raise _invalid("inputs as an object needs one list of equal length per column.", "inputs")
+        n = lengths.pop()
+        return [{k: v[i] for k, v in value.items()} for i in range(n)]
+    if not isinstance(value, list):
+        raise _invalid(f"{key} must be a list of rows.", key)
+    return value
+
+
+def _check_limit(rows: list) -> None:
+    limit = settings.LEPTON_PREDICT_MAX_ROWS
+    if not rows:
+        raise _invalid("Give at least one row.", "inputs")
+    if len(rows) > limit:
+        raise _invalid(f"{len(rows)} rows are more than the {limit} one request may hold; split them.", "inputs")
+
+
+def _number(value, field: str, nullable: bool):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        if nullable:
+            return None
+        raise _invalid(f"{field} is missing; the model takes no empty value here.", field)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise _invalid(f"{field} must be a number, not {value!r}.", field) from None
+        else:
+            raise _invalid(f"{field} must be a number, not {type(value).__name__}.", field)
+    if isinstance(value, float) and math.isinf(value):
+        raise _invalid(f"{field} is infinite.", field)
+    return value
+
+
+def _table(rows: list, schema: list[dict]) -> tuple[object, list[str]]:
+    """A DataFrame in the schema's column order, every value checked; and the ignored column names."""
+    import pandas as pd
+
+    names = [c["name"] for c in schema]
+    extra: set[str] = set()
+    records = []
+    for index, row in enumerate(rows):
+        if isinstance(row, list):
+            if len(row) != len(names):
+                raise _invalid(
+                    f"Row {index} has {len(row)} values; the model takes {len(names)}: {', '.join(names)}.", f"inputs.{index}"
+                )
+            row = dict(zip(names, row, strict=True))
+        if not isinstance(row, dict):
+            raise _invalid(f"Row {index} must be an object keyed by column or a list of values.", f"inputs.{index}")
+        missing = [n for n in names if n not in row]
+        if missing:
+            raise _invalid(f"Row {index} lacks {', '.join(missing)}.", f"inputs.{index}.{missing[0]}")
+        extra.update(k for k in row if k not in names)
+        record = {}
+        for column in schema:
+            name, kind, nullable = column["name"], column.get("type", "string"), column.get("nullable", True)
+            value = row[name]
+            field = f"inputs.{index}.{name}"
+            if kind in ("number", "integer"):
+                record[name] = _number(value, field, nullable)
+            elif kind == "boolean":
+                if value is None and nullable:
+                    record[name] = None
+                elif isinstance(value, bool):
+                    record[name] = value
+                else:
+                    raise _invalid(f"{field} must be true or false.", field)
+            else:
+                if value is None and not nullable:
+                    raise _invalid(f"{field} is missing.", field)
+                record[name] = None if value is None else str(value)
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=names)
+    for column in schema:
+        if column.get("type") == "datetime":
+            frame[column["name"]] = pd.to_datetime(frame[column["name"]], errors="coerce")
+    return frame, sorted(extra)
+
+
+def _images(request, rows: list | None) -> list[bytes]:
+    if request.FILES:
+        return [f.read() for f in request.FILES.getlist("image")]
+    images = []
+    for index, row in enumerate(rows or []):
+        data = row.get("image") if isinstance(row, dict) else row
+        if not isinstance(data, str):
+            raise _invalid('Give each image as base64 text under "image".', f"inputs.{index}.image")
+        try:
+            images.append(base64.b64decode(data, validate=True))
+        except (binascii.Error, ValueError):
+            raise _invalid("This is not valid base64.", f"inputs.{index}.image") from None
+    return images
+
+
+class _LogBuffer:
+    """Sampled prediction logs, written in bulk (one INSERT per batch), never blocking on each request."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items: list[PredictionLog] = []
+        self.flushed = time.monotonic()
+
+    def add(self, entry: PredictionLog) -> None:
+        with self.lock:
+            self.items.append(entry)
+            due = len(self.items) >= 50 or time.monotonic() - self.flushed > 5
+            batch, self.items = (self.items, []) if due else ([], self.items)
+            if due:
+                self.flushed = time.monotonic()
+        if batch:
+            self._write(batch)
+
+    def flush(self) -> None:
+        with self.lock:
+            batch, self.items = self.items, []
+        if batch:
+            self._write(batch)
+
+    @staticmethod
+    def _write(batch: list[PredictionLog]) -> None:
+        # A log is a sample for monitoring: losing a batch (a model deleted meanwhile) must never fail a prediction.
+        try:
+            with transaction.atomic():
+                PredictionLog.objects.bulk_create(batch)
+        except DatabaseError as exc:
+            logger.warning("dropped %d prediction log entries: %s", len(batch), exc)
+
+
+prediction_logs = _LogBuffer()
+
+
+class PredictView(APIView):
+    required_scope = "predict"
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(
+        summary="Predict with a model's production version (or ?alias=, ?version=); MLflow bodies accepted",
+        parameters=[
+            OpenApiParameter("department", str, OpenApiParameter.PATH),
+            OpenApiParameter("model", str, OpenApiParameter.PATH),
+            OpenApiParameter("alias", str, description="Default production"),
+            OpenApiParameter("version", int, description="A version number instead of an alias"),
+        ],
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    def post(self, request, department: str, model: str):
+        started = time.perf_counter()
+        registered, version, alias = _resolve(request.user, department, model, request.query_params)
+        body = request.data if not request.FILES else {}
+        task = version.task or version.output.get("task", "")
+        ignored: list[str] = []
+        if task == "image_classification":
+            images = _images(request, None if request.FILES else _rows(body))
+            _check_limit(images)
+            inputs = images
+        elif task in SEQUENCE_TASKS and version.flavor == "keras":
+            inputs = _rows(body)
+            _check_limit(inputs)
+        else:
+            rows = _rows(body)
+            _check_limit(rows)
+            inputs, ignored = _table(rows, version.input_schema)
+        loaded = serving.load(version)
+        try:
+            if version.flavor == "keras":
+                from models_repo.engine import deep
+
+                result = deep.predict(loaded, inputs, {**version.output, "input_schema": version.input_schema, "task": task})
+            else:
+                from models_repo.engine import tabular
+
+                result = tabular.predict(loaded, inputs)
+        except (ValueError, TrainingError) as exc:
+            raise _invalid(str(exc), "inputs") from None
+        elapsed = (time.perf_counter() - started) * 1000
+        if random.random() < settings.LEPTON_PREDICTION_LOG_SAMPLE:
+            sample = (
+                []
+                if task == "image_classification"
+                else (inputs.head(5).to_dict("records") if hasattr(inputs, "head") else inputs[:5])
+            )
+            prediction_logs.add(
+                PredictionLog(
+                    model=registered, version=version, rows=len(result["predictions"]), latency_ms=elapsed,
+                    inputs=_jsonable(sample), outputs=result["predictions"][:5], source="api",
+                )
+            )  # fmt: skip
+        payload = {"model": f"{registered.department.slug}/{registered.slug}", "version": version.number, **result}
+        if alias:
+            payload["alias"] = alias
+        if ignored:
+            payload["ignored_columns"] = ignored
+        return Response(payload)
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,113 @@
+"""Plotly figures of a training run (plain dicts for json_script; static/js/lepton.js draws them)."""
+
+from __future__ import annotations
+
+BLUE, ORANGE, GREY = "#2f4aa8", "#d9822b", "#9aa3b5"
+
+
+def _figure(fid: str, title: str, data: list, layout: dict | None = None) -> dict:
+    return {
+        "id": fid,
+        "figure": {
+            "data": data,
+            "layout": {
+                "title": {"text": title, "font": {"size": 13}},
+                "height": 280,
+                "margin": {"t": 40, "l": 50, "r": 10, "b": 40},
+                **(layout or {}),
+            },
+        },
+    }
+
+
+def run_figures(run) -> list[dict]:
+    """Per-epoch loss, confusion matrix, ROC, PR, residuals, learning curve and importance, where recorded."""
+    curves = run.curves or {}
+    figures = []
+    epochs = run.epochs or curves.get("epochs") or []
+    if epochs:
+        x = [e.get("epoch", i + 1) for i, e in enumerate(epochs)]
+        keys = [k for k in epochs[-1] if k != "epoch" and isinstance(epochs[-1][k], int | float)]
+        data = [{"type": "scatter", "mode": "lines+markers", "name": k, "x": x, "y": [e.get(k) for e in epochs]} for k in keys]
+        figures.append(_figure("fig-epochs", "Epochs", data, {"xaxis": {"title": {"text": "epoch"}}}))
+    matrix = curves.get("confusion_matrix")
+    if matrix and matrix.get("matrix"):
+        labels = [str(label) for label in matrix.get("labels", [])]
+        figures.append(
+            _figure(
+                "fig-confusion",
+                "Confusion matrix (holdout)",
+                [{"type": "heatmap", "z": matrix["matrix"], "x": labels, "y": labels, "colorscale": "Blues", "showscale": False,
+                  "text": matrix["matrix"], "texttemplate": "%{text}"}],
+                {"xaxis": {"title": {"text": "predicted"}}, "yaxis": {"title": {"text": "actual"}, "autorange": "reversed"}},
+            )
+        )  # fmt: skip
+    roc = curves.get("roc")
+    if roc and roc.get("fpr"):
+        figures.append(
+            _figure(
+                "fig-roc",
+                "ROC",
+                [
+                    {
+                        "type": "scatter",
+                        "mode": "lines",
+                        "name": "ROC",
+                        "x": roc["fpr"],
+                        "y": roc["tpr"],
+                        "line": {"color": BLUE},
+                    },
+                    {
+                        "type": "scatter",
+                        "mode": "lines",
+                        "name": "chance",
+                        "x": [0, 1],
+                        "y": [0, 1],
+                        "line": {"color": GREY, "dash": "dot"},
+                    },
+                ],
+                {"xaxis": {"title": {"text": "false positive rate"}}, "yaxis": {"title": {"text": "true positive rate"}}},
+            )
+        )
+    pr = curves.get("pr")
+    if pr and pr.get("recall"):
+        figures.append(
+            _figure(
+                "fig-pr",
+                "Precision–recall",
+                [{"type": "scatter", "mode": "lines", "x": pr["recall"], "y": pr["precision"], "line": {"color": ORANGE}}],
+                {"xaxis": {"title": {"text": "recall"}}, "yaxis": {"title": {"text": "precision"}}},
+            )
+        )
+    residuals = curves.get("residuals")
+    if residuals and residuals.get("predicted"):
+        errors = residuals.get("residual", residuals.get("residuals"))
+        figures.append(
+            _figure(
+                "fig-residuals",
+                "Residuals (holdout)",
+                [{"type": "scatter", "mode": "markers", "x": residuals["predicted"], "y": errors,
+                  "marker": {"color": BLUE, "size": 5, "opacity": 0.6}}],
+                {"xaxis": {"title": {"text": "predicted"}}, "yaxis": {"title": {"text": "actual − predicted"}}},
+            )
+        )  # fmt: skip
+    learning = curves.get("learning")
+    if learning and learning.get("sizes"):
+        data = [
+            {"type": "scatter", "mode": "lines+markers", "name": name, "x": learning["sizes"], "y": learning[key]}
+            for name, key in (("train", "train"), ("validation", "validation"))
+            if learning.get(key)
+        ]
+        figures.append(_figure("fig-learning", "Learning curve", data, {"xaxis": {"title": {"text": "training rows"}}}))
+    if run.importance:
+        top = run.importance[:15][::-1]
+        figures.append(
+            _figure(
+                "fig-importance",
+                "Permutation importance (holdout)",
+                [{"type": "bar", "orientation": "h", "x": [i.get("mean") for i in top], "y": [str(i.get("feature")) for i in top],
+                  "error_x": {"type": "data", "array": [i.get("std", 0) for i in top]}, "marker": {"color": BLUE}}],
+                {"height": max(220, 24 * len(top) + 80), "margin": {"l": 140, "t": 40, "r": 10, "b": 40}},
+            )
+        )  # fmt: skip
+    return figures

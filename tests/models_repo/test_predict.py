@@ -1,0 +1,139 @@
+"""POST /api/v1/models/<department>/<model>/predict: bodies (MLflow's too), validation, aliases, access."""
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from lepton.services import token_create
+from lepton.storage import get_storage
+from models_repo import services, serving
+from models_repo.api.predict import prediction_logs
+from models_repo.models import ModelVersion, PredictionLog
+from tests.factories import MembershipFactory, UserFactory
+from tests.models_repo.test_training import SPEC, inspections  # noqa: F401 - the fixture
+
+URL = "/api/v1/models/production/quality-predictor/predict"
+ROW = {"温度": 70.5, "pressure": 4.2, "line": "L1"}
+
+
+@pytest.fixture
+def checker(production):
+    user = UserFactory(username="max-maintainer")
+    MembershipFactory(user=user, department=production, role="maintainer")
+    return user
+
+
+@pytest.fixture
+def served(owner, member, checker, inspections, production):  # noqa: F811
+    model = services.model_create(actor=owner, department=production, name="Quality predictor")
+    run = services.training_execute(
+        services.training_start(actor=member, dataset_version=inspections, spec=SPEC, registered_model=model).pk
+    )
+    version = ModelVersion.objects.get(run=run)
+    services.promotion_approve(actor=checker, request=services.promotion_request(actor=member, version=version))
+    return model
+
+
+def client_for(user, scopes=("predict",)):
+    _token, secret = token_create(actor=user, name=f"svc-{'-'.join(scopes)}", scopes=list(scopes))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"inputs": [ROW, {**ROW, "温度": 80.0}]},
+        {"dataframe_records": [ROW, {**ROW, "温度": 80.0}]},
+        {"dataframe_split": {"columns": ["温度", "pressure", "line"], "data": [[70.5, 4.2, "L1"], [80.0, 4.2, "L1"]]}},
+        {"instances": [[70.5, 4.2, "L1"], [80.0, 4.2, "L1"]]},
+        {"inputs": {"温度": [70.5, 80.0], "pressure": [4.2, 4.2], "line": ["L1", "L1"]}},
+    ],
+    ids=["inputs", "dataframe_records", "dataframe_split", "instances", "columns"],
+)
+def test_every_body_shape_gives_the_same_predictions(member, served, body):
+    response = client_for(member).post(URL, body, format="json")
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert (data["model"], data["version"], data["alias"]) == ("production/quality-predictor", 1, "production")
+    assert len(data["predictions"]) == 2 and len(data["probabilities"]) == 2
+    assert abs(sum(data["probabilities"][0].values()) - 1) < 1e-6
+    # The rule the data follows: hot presses fail (temp + 3 × pressure ≥ 86).
+    assert data["predictions"] == [True, False]
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"inputs": [{"温度": 70.5, "line": "L1"}]}, "inputs.0.pressure"),
+        ({"inputs": [{**ROW, "pressure": "high"}]}, "inputs.0.pressure"),
+        ({"inputs": [ROW, {**ROW, "温度": None}]}, "inputs.1.温度"),
+        ({"inputs": [[1, 2]]}, "inputs.0"),
+        ({"rows": [ROW]}, "inputs"),
+        ({"inputs": []}, "inputs"),
+        ({"dataframe_split": {"columns": ["温度"], "data": [[1, 2]]}}, "dataframe_split.data.0"),
+    ],
+)
+def test_bad_inputs_are_400_naming_the_field_and_row(member, served, body, field):
+    response = client_for(member).post(URL, body, format="json")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["fields"], response.json()
+
+
+def test_extra_columns_are_ignored_and_reported_and_the_row_limit_holds(member, served, settings):
+    response = client_for(member).post(URL, {"inputs": [{**ROW, "operator": "Li"}]}, format="json")
+    assert response.status_code == 200 and response.json()["ignored_columns"] == ["operator"]
+    settings.LEPTON_PREDICT_MAX_ROWS = 2
+    response = client_for(member).post(URL, {"inputs": [ROW] * 3}, format="json")
+    assert response.status_code == 400 and "more than the 2" in response.json()["detail"]
+
+
+def test_versions_aliases_and_a_missing_production_alias(owner, member, served):
+    assert client_for(member).post(URL + "?version=1", {"inputs": [ROW]}, format="json").json()["version"] == 1
+    assert client_for(member).post(URL + "?version=9", {"inputs": [ROW]}, format="json").status_code == 404
+    response = client_for(member).post(URL + "?alias=staging", {"inputs": [ROW]}, format="json")
+    assert response.status_code == 404 and "no 'staging' alias" in response.json()["detail"]
+    services.alias_set(actor=owner, model=served, alias="staging", version=served.versions.get(number=1))
+    assert client_for(member).post(URL + "?alias=staging", {"inputs": [ROW]}, format="json").status_code == 200
+
+
+def test_access_anonymous_outsider_viewer_and_scopes(member, viewer, outsider, served):
+    assert APIClient().post(URL, {"inputs": [ROW]}, format="json").status_code == 401
+    assert client_for(outsider).post(URL, {"inputs": [ROW]}, format="json").status_code == 404
+    assert client_for(viewer).post(URL, {"inputs": [ROW]}, format="json").status_code == 403
+    no_scope = client_for(member, scopes=("read",)).post(URL, {"inputs": [ROW]}, format="json")
+    assert no_scope.status_code == 403 and "predict" in no_scope.json()["detail"]
+    assert client_for(member).post("/api/v1/models/production/nope/predict", {"inputs": [ROW]}, format="json").status_code == 404
+
+
+def test_a_tampered_artifact_is_refused_not_loaded(member, served, settings):
+    version = served.versions.get(number=1)
+    serving._loaded.clear()
+    from lepton import storage
+
+    storage._VERIFIED.discard(version.artifact_sha256)
+    path = get_storage().path(version.artifact_sha256)
+    os.chmod(path, 0o644)
+    original = open(path, "rb").read()
+    try:
+        with open(path, "ab") as f:
+            f.write(b"tampered")
+        response = client_for(member).post(URL, {"inputs": [ROW]}, format="json")
+        assert response.status_code == 503 and response.json()["error"] == "artifact_unavailable"
+        assert not serving._loaded
+    finally:  # the lake is shared by the session's tests; other runs store these same bytes
+        with open(path, "wb") as f:
+            f.write(original)
+
+
+def test_sampled_predictions_are_logged_in_batches(member, served, settings):
+    settings.LEPTON_PREDICTION_LOG_SAMPLE = 1.0
+    prediction_logs.items.clear()  # entries other tests sampled
+    for _ in range(3):
+        r = client_for(member).post(URL, {"inputs": [ROW]}, format="json")
+        assert r.status_code == 200, r.json()
+    prediction_logs.flush()
+    logs = list(PredictionLog.objects.all())
+    assert len(logs) == 3 and logs[0].rows == 1 and logs[0].inputs[0]["line"] == "L1"
