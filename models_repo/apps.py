@@ -8,9 +8,11 @@ class ModelsRepoConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from datalake.signals import version_published
         from lepton import policy
         from lepton.models import Role
         from models_repo.models import ModelVersion, PromotionRequest, RegisteredModel, TrainingRun
+        from models_repo.services.continuous import retrain_on_publish
 
         # Viewers see models and runs; members train and predict ("use", also through a
         # share at the use level); maintainers register, move aliases and approve promotions.
@@ -29,3 +31,4 @@ class ModelsRepoConfig(AppConfig):
         policy.register(ModelVersion, policy.ChildRule("model", RegisteredModel))
         policy.register(PromotionRequest, policy.ChildRule("model", RegisteredModel))
         policy.register(TrainingRun, policy.OwnedRule())
+        version_published.connect(retrain_on_publish, dispatch_uid="models_repo.retrain_on_publish")

@@ -37,6 +37,13 @@ class RegisteredModel(models.Model):
     # candidate may meet instead of beating production.
     gate_metric = models.CharField(max_length=40, blank=True)
     gate_threshold = models.FloatField(null=True, blank=True)
+    # Continuous learning: train `retrain_spec` on every new published version of `retrain_dataset`
+    # with the rights of `retrain_by`; with auto_promote, a candidate that passes the gate opens
+    # a promotion request by itself (approval is still a person's).
+    retrain_dataset = models.ForeignKey("datalake.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    retrain_spec = models.JSONField(default=dict, blank=True)
+    retrain_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    auto_promote = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -65,6 +72,7 @@ class TrainingRun(models.Model):
     # Where a successful run registers its model (None: the run only evaluates).
     registered_model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    automatic = models.BooleanField(default=False)  # started by continuous learning on a new data version
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     job = models.ForeignKey("lepton.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     flavor = models.CharField(max_length=20, blank=True)  # sklearn | keras

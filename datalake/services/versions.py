@@ -341,7 +341,19 @@ def version_publish(
         dataset.latest_number = number
         dataset.save(update_fields=["updated_at", "columns_text", "format", "quality_status", "version_count", "latest_number"])
         audit.record(actor=None, action="dataset.publish", obj=dataset, changes={"version": number, "rows": version.row_count})
+        transaction.on_commit(lambda: _announce(version))
     return version
+
+
+def _announce(version: DatasetVersion) -> None:
+    """Tell listeners (continuous learning) about a published version; their errors never undo it."""
+    import logging
+
+    from datalake.signals import version_published
+
+    for receiver, result in version_published.send_robust(sender=DatasetVersion, version=version):
+        if isinstance(result, Exception):
+            logging.getLogger("lepton.datalake").error("version_published receiver %r failed: %s", receiver, result)
 
 
 def version_fail(version: DatasetVersion, message: str, report: dict, check_results: list | None = None) -> DatasetVersion:

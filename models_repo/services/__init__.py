@@ -4,6 +4,7 @@ Like the core services, each takes the acting user as `actor=`, checks the polic
 audit event in its transaction and queues work with `transaction.on_commit`.
 """
 
+from .continuous import continuous_set, promote_if_passing, retrain_on_publish
 from .registry import (
     GUARDED_ALIASES,
     PRODUCTION,
@@ -34,6 +35,9 @@ __all__ = [
     "PRODUCTION",
     "TRAIN_KINDS",
     "alias_remove",
+    "continuous_set",
+    "promote_if_passing",
+    "retrain_on_publish",
     "alias_set",
     "gate_check",
     "model_create",

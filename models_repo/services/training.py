@@ -238,7 +238,11 @@ def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict]) -> Tra
         lineage_add(from_obj=run.dataset_version, to_obj=run, via=run.job)
         audit.record(actor=None, action="run.succeeded", obj=run, changes={"metrics": result.metrics})
         if run.registered_model is not None:
-            version_from_run(run)
+            version = version_from_run(run)
+            if run.automatic:
+                from .continuous import promote_if_passing
+
+                promote_if_passing(version)
     return run
 
 

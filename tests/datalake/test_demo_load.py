@@ -20,5 +20,18 @@ def test_demo_datasets_ingest_and_publish_with_their_checks_passing(transactiona
     assert DatasetVersion.objects.get(dataset__slug="press-line-sensors").row_count == 259_200
     images = DatasetVersion.objects.get(dataset__slug="part-images")
     assert images.format == "images" and images.profile["images"]["classes"] == {"crack": 60, "ok": 60, "scratch": 60, "spot": 60}
+    # Continuous learning: the published inspection records trained Quality's predictor, whose v1
+    # passed the gate and waits for a second maintainer in the inbox.
+    from models_repo.models import PromotionRequest, RegisteredModel, TrainingRun
+
+    run = TrainingRun.objects.get(registered_model__slug="part-quality")
+    assert run.automatic and run.dataset_version == inspections
+    wait_for_job(run.job, timeout=180)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error_message
+    assert run.metrics["accuracy"] > 0.7, run.metrics
+    model = RegisteredModel.objects.get(slug="part-quality")
+    request = PromotionRequest.objects.get(model=model)
+    assert (request.status, request.automatic, request.version.number) == ("pending", True, 1)
     call_command("load_demo")  # idempotent: nothing new
-    assert (Dataset.objects.count(), DatasetVersion.objects.count()) == (5, 5)
+    assert (Dataset.objects.count(), DatasetVersion.objects.count(), RegisteredModel.objects.count()) == (5, 5, 1)

@@ -1,13 +1,9 @@
 """The model-repository API: every endpoint's anonymous and outsider cases, the registry through HTTP."""
 
-import pytest
 from rest_framework.test import APIClient
 
 from models_repo import services
-from models_repo.models import ModelAlias, ModelVersion, PromotionRequest, RegisteredModel
-from tests.factories import MembershipFactory, UserFactory
-
-HOLDOUT = {"rows": 40, "metric": "f1_macro", "indices": list(range(40)), "dataset_version": "same"}
+from models_repo.models import ModelAlias, PromotionRequest, RegisteredModel
 
 
 def api(user=None):
@@ -15,26 +11,6 @@ def api(user=None):
     if user:
         client.force_authenticate(user)
     return client
-
-
-@pytest.fixture
-def predictor(owner, production):
-    return services.model_create(actor=owner, department=production, name="Quality predictor")
-
-
-@pytest.fixture
-def v1(predictor):
-    return ModelVersion.objects.create(
-        model=predictor, number=1, flavor="sklearn", task="classification", artifact_sha256="a" * 64,
-        metrics={"f1_macro": 0.8}, holdout=HOLDOUT,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def checker(production):
-    user = UserFactory(username="max-maintainer")
-    MembershipFactory(user=user, department=production, role="maintainer")
-    return user
 
 
 def _endpoints(predictor, promotion, run_id="00000000-0000-0000-0000-000000000000"):

@@ -10,22 +10,14 @@ from lepton.storage import get_storage
 from models_repo import services, serving
 from models_repo.api.predict import prediction_logs
 from models_repo.models import ModelVersion, PredictionLog
-from tests.factories import MembershipFactory, UserFactory
-from tests.models_repo.test_training import SPEC, inspections  # noqa: F401 - the fixture
+from tests.models_repo.conftest import SPEC
 
 URL = "/api/v1/models/production/quality-predictor/predict"
 ROW = {"温度": 70.5, "pressure": 4.2, "line": "L1"}
 
 
 @pytest.fixture
-def checker(production):
-    user = UserFactory(username="max-maintainer")
-    MembershipFactory(user=user, department=production, role="maintainer")
-    return user
-
-
-@pytest.fixture
-def served(owner, member, checker, inspections, production):  # noqa: F811
+def served(owner, member, checker, inspections, production):
     model = services.model_create(actor=owner, department=production, name="Quality predictor")
     run = services.training_execute(
         services.training_start(actor=member, dataset_version=inspections, spec=SPEC, registered_model=model).pk

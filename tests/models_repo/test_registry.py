@@ -10,21 +10,7 @@ from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.models import AuditEvent
 from models_repo import services
 from models_repo.models import AliasEvent, ModelAlias, ModelVersion, PromotionStatus
-from tests.factories import MembershipFactory, UserFactory
-
-HOLDOUT = {"rows": 40, "metric": "f1_macro", "indices": list(range(40)), "dataset_version": "same"}
-
-
-@pytest.fixture
-def predictor(owner, production):
-    return services.model_create(actor=owner, department=production, name="Quality predictor", tags=["QA"])
-
-
-@pytest.fixture
-def second_maintainer(production):
-    user = UserFactory(username="max-maintainer")
-    MembershipFactory(user=user, department=production, role="maintainer")
-    return user
+from tests.models_repo.conftest import HOLDOUT
 
 
 def _version(model, number, f1, holdout=HOLDOUT):
@@ -49,7 +35,8 @@ def _to_production(requester, approver, version):
 
 
 def test_maintainers_register_models_members_and_outsiders_cannot(owner, member, outsider, production, predictor):
-    assert (predictor.slug, predictor.tags) == ("quality-predictor", ["qa"])
+    tagged = services.model_create(actor=owner, department=production, name="Tagged", tags=["QA", " qa ", "Line-3"])
+    assert (predictor.slug, tagged.slug, tagged.tags) == ("quality-predictor", "tagged", ["line-3", "qa"])
     with pytest.raises(Forbidden):
         services.model_create(actor=member, department=production, name="Mine")
     with pytest.raises(NotFound):
@@ -57,7 +44,7 @@ def test_maintainers_register_models_members_and_outsiders_cannot(owner, member,
     with pytest.raises(Invalid) as err:
         services.model_create(actor=owner, department=production, name="Quality predictor")
     assert err.value.code == "slug_taken"
-    assert AuditEvent.objects.filter(action="model.create", actor=owner).count() == 1
+    assert AuditEvent.objects.filter(action="model.create", actor=owner).count() == 2
 
 
 def test_model_card_and_gate_are_validated(owner, predictor):
@@ -98,7 +85,7 @@ def test_aliases_move_with_history_and_production_is_guarded(owner, member, pred
 # --- promotion -----------------------------------------------------------------------------------
 
 
-def test_first_promotion_passes_the_gate_and_waits_for_another_maintainer(owner, member, second_maintainer, predictor):
+def test_first_promotion_passes_the_gate_and_waits_for_another_maintainer(owner, member, checker, predictor):
     v1 = _version(predictor, 1, 0.80)
     request = services.promotion_request(actor=owner, version=v1)
     assert request.status == PromotionStatus.PENDING and request.gate["passed"] is True
@@ -107,12 +94,12 @@ def test_first_promotion_passes_the_gate_and_waits_for_another_maintainer(owner,
     with pytest.raises(Forbidden):
         services.promotion_approve(actor=member, request=request)
     assert not ModelAlias.objects.filter(model=predictor, name="production").exists()
-    services.promotion_approve(actor=second_maintainer, request=request, note="looks right")
+    services.promotion_approve(actor=checker, request=request, note="looks right")
     assert ModelAlias.objects.get(model=predictor, name="production").version == v1
     request.refresh_from_db()
-    assert (request.status, request.decided_by) == (PromotionStatus.APPROVED, second_maintainer)
+    assert (request.status, request.decided_by) == (PromotionStatus.APPROVED, checker)
     with pytest.raises(Conflict):
-        services.promotion_approve(actor=second_maintainer, request=request)
+        services.promotion_approve(actor=checker, request=request)
 
 
 def test_self_approval_is_allowed_where_the_department_says_so(admin, owner, production, predictor):
@@ -124,45 +111,45 @@ def test_self_approval_is_allowed_where_the_department_says_so(admin, owner, pro
     assert ModelAlias.objects.get(model=predictor, name="production").version.number == 1
 
 
-def test_a_worse_candidate_fails_the_gate_with_the_reason_and_changes_nothing(owner, second_maintainer, predictor):
+def test_a_worse_candidate_fails_the_gate_with_the_reason_and_changes_nothing(owner, checker, predictor):
     v1 = _version(predictor, 1, 0.85)
-    _to_production(owner, second_maintainer, v1)
+    _to_production(owner, checker, v1)
     worse = _version(predictor, 2, 0.80)
     request = services.promotion_request(actor=owner, version=worse)
     assert request.status == PromotionStatus.GATE_FAILED
     assert request.gate["production"] == 0.85 and request.gate["candidate"] == 0.80
     assert "worse than production v1" in request.gate["reason"]
     with pytest.raises(Conflict):
-        services.promotion_approve(actor=second_maintainer, request=request)
+        services.promotion_approve(actor=checker, request=request)
     assert ModelAlias.objects.get(model=predictor, name="production").version == v1
 
 
-def test_a_threshold_lets_a_candidate_in_that_meets_it(owner, second_maintainer, predictor):
-    _to_production(owner, second_maintainer, _version(predictor, 1, 0.90))
+def test_a_threshold_lets_a_candidate_in_that_meets_it(owner, checker, predictor):
+    _to_production(owner, checker, _version(predictor, 1, 0.90))
     services.model_update(actor=owner, model=predictor, gate_threshold=0.75)
     request = services.promotion_request(actor=owner, version=_version(predictor, 2, 0.78))
     assert request.status == PromotionStatus.PENDING and "meets the threshold" in request.gate["reason"]
 
 
-def test_rejection_needs_a_reason_and_rollback_returns_to_the_previous_version(owner, second_maintainer, predictor):
+def test_rejection_needs_a_reason_and_rollback_returns_to_the_previous_version(owner, checker, predictor):
     v1, v2 = _version(predictor, 1, 0.80), _version(predictor, 2, 0.90)
-    _to_production(owner, second_maintainer, v1)
-    _to_production(owner, second_maintainer, v2)
+    _to_production(owner, checker, v1)
+    _to_production(owner, checker, v2)
     v3 = _version(predictor, 3, 0.95)
     request = services.promotion_request(actor=owner, version=v3)
     with pytest.raises(Invalid):
-        services.promotion_reject(actor=second_maintainer, request=request, note=" ")
-    services.promotion_reject(actor=second_maintainer, request=request, note="drifted data")
+        services.promotion_reject(actor=checker, request=request, note=" ")
+    services.promotion_reject(actor=checker, request=request, note="drifted data")
     assert ModelAlias.objects.get(model=predictor, name="production").version == v2
-    services.production_rollback(actor=second_maintainer, model=predictor, reason="v2 misfires on line 4")
+    services.production_rollback(actor=checker, model=predictor, reason="v2 misfires on line 4")
     assert ModelAlias.objects.get(model=predictor, name="production").version == v1
     last = AliasEvent.objects.filter(model=predictor, alias="production").first()
     assert (last.from_version, last.to_version, last.reason) == (v2, v1, "v2 misfires on line 4")
     with pytest.raises(Conflict):
-        services.production_rollback(actor=second_maintainer, model=predictor)  # v1 had no earlier version
+        services.production_rollback(actor=checker, model=predictor)  # v1 had no earlier version
 
 
-def test_duplicate_and_pointless_requests_are_conflicts(owner, second_maintainer, predictor):
+def test_duplicate_and_pointless_requests_are_conflicts(owner, checker, predictor):
     v1 = _version(predictor, 1, 0.8)
     services.promotion_request(actor=owner, version=v1)
     with pytest.raises(Conflict) as err:

@@ -14,41 +14,7 @@ from lepton.storage import get_storage
 from models_repo import services
 from models_repo.models import ModelVersion, RunStatus, TrainingRun
 from tests.conftest import wait_for_job
-
-SPEC = {
-    "task": "classification",
-    "target": "合格",
-    "features": ["温度", "pressure", "line"],
-    "algorithms": [{"name": "random_forest", "params": {"n_estimators": 20}}],
-    "seed": 7,
-}
-
-
-def _inspections_csv(rows=200, seed=3) -> bytes:
-    rng = np.random.default_rng(seed)
-    lines = ["温度,pressure,line,合格"]
-    for _ in range(rows):
-        temp, pressure = rng.normal(70, 5), rng.normal(5, 1)
-        line = rng.choice(["L1", "L2"])
-        ok = "yes" if temp + 3 * pressure < 86 else "no"
-        lines.append(f"{temp:.2f},{pressure:.3f},{line},{ok}")
-    return ("\n".join(lines) + "\n").encode()
-
-
-@pytest.fixture
-def inspections(member, production):
-    dataset = datalake_services.dataset_create(actor=member, department=production, name="Inspections")
-    version = datalake_services.dataset_upload(
-        actor=member, dataset=dataset, stream=io.BytesIO(_inspections_csv()), filename="i.csv"
-    )
-    published = datalake_services.version_ingest(version.pk)
-    assert published.status == "published", published.error_message
-    return published
-
-
-@pytest.fixture
-def predictor(owner, production):
-    return services.model_create(actor=owner, department=production, name="Quality predictor")
+from tests.models_repo.conftest import SPEC
 
 
 def api(user=None):

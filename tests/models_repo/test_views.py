@@ -1,40 +1,16 @@
 """Model-repository pages: index, train form, run, model, promotion inbox; anonymous and outsider cases."""
 
-import pytest
 from django.test import Client
 
 from models_repo import services
 from models_repo.models import ModelAlias, ModelVersion, PromotionRequest, RegisteredModel, TrainingRun
-from tests.factories import MembershipFactory, UserFactory
-from tests.models_repo.test_training import SPEC, inspections  # noqa: F401 - the fixture
-
-HOLDOUT = {"rows": 40, "metric": "f1_macro", "indices": list(range(40)), "dataset_version": "same"}
+from tests.models_repo.conftest import HOLDOUT, SPEC
 
 
 def login(user):
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def predictor(owner, production):
-    return services.model_create(actor=owner, department=production, name="Quality predictor")
-
-
-@pytest.fixture
-def v1(predictor):
-    return ModelVersion.objects.create(
-        model=predictor, number=1, flavor="sklearn", task="classification", artifact_sha256="a" * 64,
-        metrics={"f1_macro": 0.8}, holdout=HOLDOUT,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def checker(production):
-    user = UserFactory(username="max-maintainer")
-    MembershipFactory(user=user, department=production, role="maintainer")
-    return user
 
 
 def _pages(predictor, v1, promotion):
@@ -102,7 +78,7 @@ def test_a_worse_version_fails_the_gate_with_the_reason_on_the_page(owner, check
     assert "failed the gate" in body and "worse than production v1" in body
 
 
-def test_train_form_starts_a_run_and_names_the_bad_field(member, viewer, inspections, predictor):  # noqa: F811
+def test_train_form_starts_a_run_and_names_the_bad_field(member, viewer, inspections, predictor):
     client = login(member)
     page = client.get("/models/train/").content.decode()
     assert "production.inspections v1" in page and "温度" in page
