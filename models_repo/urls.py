@@ -14,4 +14,5 @@ urlpatterns = [
     path("<uuid:pk>/", views.model, name="model"),
     path("<uuid:pk>/versions/<int:number>/promote/", views.promote, name="promote"),
     path("<uuid:pk>/rollback/", views.rollback, name="rollback"),
+    path("<uuid:pk>/try/", views.try_it, name="try"),
 ]

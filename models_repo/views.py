@@ -153,11 +153,28 @@ def run_cancel(request: HttpRequest, pk) -> HttpResponse:
     return redirect("models_repo:run", run.pk)
 
 
+def _try_version(model, versions):
+    """The version the try-it form uses: production, else the newest; tabular ones only."""
+    production = next((a.version for a in model.aliases.all() if a.name == services.PRODUCTION), None)
+    version = production or (versions[0] if versions else None)
+    if version is None or version.task not in ("classification", "regression"):
+        return None
+    return version
+
+
 @login_required
-def model(request: HttpRequest, pk) -> HttpResponse:
+def model(request: HttpRequest, pk, *, try_values=None, try_result=None, try_error="", status=200) -> HttpResponse:
     model = get_object_or_404(selectors.models_visible(request.user), pk=pk)
     versions = list(model.versions.select_related("run").prefetch_related("aliases").order_by("-number")[:100])
+    try_version = _try_version(model, versions)
     context = {
+        "try_version": try_version,
+        "try_fields": [
+            {"name": c["name"], "type": c.get("type", "string"), "value": (try_values or {}).get(c["name"], "")}
+            for c in (try_version.input_schema if try_version else [])
+        ],
+        "try_result": try_result,
+        "try_error": try_error,
         "model": model,
         "versions": versions,
         "history": AliasEvent.objects.filter(model=model).select_related("from_version", "to_version", "actor")[:50],
@@ -168,7 +185,45 @@ def model(request: HttpRequest, pk) -> HttpResponse:
         "decision_form": DecisionForm(),
         "metric_names": sorted({name for v in versions for name in v.metrics})[:8],
     }
-    return render(request, "models_repo/model.html", context)
+    return render(request, "models_repo/model.html", context, status=status)
+
+
+model_page = model  # the form views below show the page again with their result or errors
+
+
+@login_required
+@require_POST
+def try_it(request: HttpRequest, pk) -> HttpResponse:
+    """Predict one row typed into the model page (the API's checks; members and above)."""
+    from models_repo.api.predict import predict_table_rows
+
+    model = _model_or_404(request, pk)
+    if not policy.can(request.user, "use", model):
+        raise PermissionDenied
+    versions = list(model.versions.order_by("-number")[:1])
+    version = _try_version(model, versions)
+    if version is None:
+        raise Http404
+    values = {c["name"]: request.POST.get(f"col:{c['name']}", "") for c in version.input_schema}
+    row = {}
+    for column in version.input_schema:
+        raw = values[column["name"]].strip()
+        if raw == "":
+            row[column["name"]] = None
+        elif column.get("type") == "boolean":
+            row[column["name"]] = raw.lower() in ("1", "true", "yes", "on")
+        else:
+            row[column["name"]] = raw  # numbers are parsed by the checks, which name a bad one
+    try:
+        result, _ignored = predict_table_rows(model, version, [row], source="browser")
+    except ServiceError as exc:
+        _raise_for_access(exc)
+        message = " ".join(str(e) for errors in exc.fields.values() for e in errors) or exc.message
+        return model_page(request, pk, try_values=values, try_error=message, status=400)
+    answer = {"version": version.number, "prediction": result["predictions"][0]}
+    if result.get("probabilities"):
+        answer["probabilities"] = sorted(result["probabilities"][0].items(), key=lambda kv: -kv[1])
+    return model_page(request, pk, try_values=values, try_result=answer)
 
 
 def _model_or_404(request, pk):

@@ -226,6 +226,45 @@ class _LogBuffer:
 prediction_logs = _LogBuffer()
 
 
+def predict_inputs(registered, version, inputs, *, started: float, source: str) -> dict:
+    """Run checked inputs through the version's model; sample the request into the prediction log."""
+    task = version.task or version.output.get("task", "")
+    loaded = serving.load(version)
+    try:
+        if version.flavor == "keras":
+            from models_repo.engine import deep
+
+            result = deep.predict(loaded, inputs, {**version.output, "input_schema": version.input_schema, "task": task})
+        else:
+            from models_repo.engine import tabular
+
+            result = tabular.predict(loaded, inputs)
+    except (ValueError, TrainingError) as exc:
+        raise _invalid(str(exc), "inputs") from None
+    elapsed = (time.perf_counter() - started) * 1000
+    if random.random() < settings.LEPTON_PREDICTION_LOG_SAMPLE:
+        sample = (
+            []
+            if task == "image_classification"
+            else (inputs.head(5).to_dict("records") if hasattr(inputs, "head") else inputs[:5])
+        )
+        prediction_logs.add(
+            PredictionLog(
+                model=registered, version=version, rows=len(result["predictions"]), latency_ms=elapsed,
+                inputs=_jsonable(sample), outputs=result["predictions"][:5], source=source,
+            )
+        )  # fmt: skip
+    return result
+
+
+def predict_table_rows(registered, version, rows: list, *, source: str) -> tuple[dict, list[str]]:
+    """Predictions for rows of a tabular version (the API's checks), with the ignored column names."""
+    started = time.perf_counter()
+    _check_limit(rows)
+    frame, ignored = _table(rows, version.input_schema)
+    return predict_inputs(registered, version, frame, started=started, source=source), ignored
+
+
 class PredictView(APIView):
     required_scope = "predict"
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -258,31 +297,7 @@ class PredictView(APIView):
             rows = _rows(body)
             _check_limit(rows)
             inputs, ignored = _table(rows, version.input_schema)
-        loaded = serving.load(version)
-        try:
-            if version.flavor == "keras":
-                from models_repo.engine import deep
-
-                result = deep.predict(loaded, inputs, {**version.output, "input_schema": version.input_schema, "task": task})
-            else:
-                from models_repo.engine import tabular
-
-                result = tabular.predict(loaded, inputs)
-        except (ValueError, TrainingError) as exc:
-            raise _invalid(str(exc), "inputs") from None
-        elapsed = (time.perf_counter() - started) * 1000
-        if random.random() < settings.LEPTON_PREDICTION_LOG_SAMPLE:
-            sample = (
-                []
-                if task == "image_classification"
-                else (inputs.head(5).to_dict("records") if hasattr(inputs, "head") else inputs[:5])
-            )
-            prediction_logs.add(
-                PredictionLog(
-                    model=registered, version=version, rows=len(result["predictions"]), latency_ms=elapsed,
-                    inputs=_jsonable(sample), outputs=result["predictions"][:5], source="api",
-                )
-            )  # fmt: skip
+        result = predict_inputs(registered, version, inputs, started=started, source="api")
         payload = {"model": f"{registered.department.slug}/{registered.slug}", "version": version.number, **result}
         if alias:
             payload["alias"] = alias

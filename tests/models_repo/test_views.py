@@ -105,3 +105,21 @@ def test_train_form_starts_a_run_and_names_the_bad_field(member, viewer, inspect
     assert "accuracy" in body and "fig-confusion" in body and "production/quality-predictor v1" in body
     assert login(viewer).post("/models/train/", form).status_code in (400, 403)
     assert TrainingRun.objects.count() == 1
+
+
+def test_try_it_predicts_one_row_and_names_a_bad_value(owner, member, checker, viewer, outsider, inspections, predictor):
+    run = services.training_execute(
+        services.training_start(actor=member, dataset_version=inspections, spec=SPEC, registered_model=predictor).pk
+    )
+    assert run.status == "succeeded", run.error_message
+    page = login(member).get(f"/models/{predictor.pk}/").content.decode()
+    assert 'id="try-form"' in page and 'name="col:温度"' in page
+    hot = {"col:温度": "80", "col:pressure": "4.2", "col:line": "L1"}
+    response = login(member).post(f"/models/{predictor.pk}/try/", hot)
+    body = response.content.decode()
+    assert response.status_code == 200 and "Prediction: <strong>False</strong>" in body
+    bad = login(member).post(f"/models/{predictor.pk}/try/", {**hot, "col:pressure": "high"})
+    assert bad.status_code == 400 and "inputs.0.pressure must be a number" in bad.content.decode()
+    assert login(viewer).post(f"/models/{predictor.pk}/try/", hot).status_code == 403
+    assert login(outsider).post(f"/models/{predictor.pk}/try/", hot).status_code == 404
+    assert Client().post(f"/models/{predictor.pk}/try/", hot).status_code == 302
