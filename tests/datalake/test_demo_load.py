@@ -33,5 +33,28 @@ def test_demo_datasets_ingest_and_publish_with_their_checks_passing(transactiona
     model = RegisteredModel.objects.get(slug="part-quality")
     request = PromotionRequest.objects.get(model=model)
     assert (request.status, request.automatic, request.version.number) == ("pending", True, 1)
+    # The README's walk-through: approve in the inbox, then predict with its example body.
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from models_repo import services as model_services
+
+    qa_admin = get_user_model().objects.get(username="qa-admin")
+    model_services.promotion_approve(actor=qa_admin, request=request, note="demo")
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(username="qa-member"))
+    row = {
+        "产线": "L1",
+        "班次": "night",
+        "操作员": "OP03",
+        "物料批次": "B2401-003",
+        "温度": 214.5,
+        "湿度": 55,
+        "压力": 92,
+        "线速度": 14,
+    }
+    response = client.post("/api/v1/models/quality/part-quality/predict", {"dataframe_records": [row]}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["version"] == 1 and len(response.json()["probabilities"]) == 1
     call_command("load_demo")  # idempotent: nothing new
     assert (Dataset.objects.count(), DatasetVersion.objects.count(), RegisteredModel.objects.count()) == (5, 5, 1)
