@@ -159,3 +159,66 @@ class DecisionForm(forms.Form):
 
 def pretty(value) -> str:
     return json.dumps(value, ensure_ascii=False, indent=1) if value else ""
+
+
+class ModelSettingsForm(forms.Form):
+    """A model's description, card, promotion gate and continuous learning (maintainers)."""
+
+    name = forms.CharField(label=_("Name"), max_length=200)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Comma-separated"))
+    intended_use = forms.CharField(label=_("Intended use"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    data = forms.CharField(label=_("Data"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    limitations = forms.CharField(label=_("Limitations"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    owner = forms.CharField(label=_("Owner"), required=False, max_length=200)
+    gate_metric = forms.CharField(
+        label=_("Gate metric"),
+        required=False,
+        max_length=40,
+        help_text=_("e.g. f1_macro or rmse; empty: the run's scoring metric."),
+    )
+    gate_threshold = forms.FloatField(
+        label=_("Gate threshold"),
+        required=False,
+        help_text=_("A candidate meeting it may be promoted even if production scores better."),
+    )
+    retrain_dataset = forms.ChoiceField(label=_("Re-train on every new version of"), required=False)
+    retrain_spec = forms.JSONField(
+        label=_("Training spec for re-training (JSON)"), required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono"})
+    )
+    auto_promote = forms.BooleanField(label=_("Ask for promotion when a re-trained version passes the gate"), required=False)
+
+    CARD = ("intended_use", "data", "limitations", "owner")
+
+    def __init__(self, *args, model=None, datasets=(), **kwargs):
+        if model is not None and not args and "initial" not in kwargs:
+            latest_spec = next((v.run.spec for v in model.versions.select_related("run").order_by("-number") if v.run), {})
+            kwargs["initial"] = {
+                "name": model.name,
+                "description": model.description,
+                "tags": ", ".join(model.tags or []),
+                **{k: (model.card or {}).get(k, "") for k in self.CARD},
+                "gate_metric": model.gate_metric,
+                "gate_threshold": model.gate_threshold,
+                "retrain_dataset": str(model.retrain_dataset_id or ""),
+                "retrain_spec": model.retrain_spec or latest_spec or None,
+                "auto_promote": model.auto_promote,
+            }
+        super().__init__(*args, **kwargs)
+        self.fields["retrain_dataset"].choices = [("", _("Off"))] + [
+            (str(d.pk), f"{d.department.slug}.{d.slug}") for d in datasets
+        ]
+
+    def clean_tags(self):
+        return _words(self.cleaned_data["tags"])
+
+    def model_values(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "description": data["description"],
+            "tags": data["tags"],
+            "card": {k: data[k] for k in self.CARD if data.get(k)},
+            "gate_metric": data["gate_metric"].strip(),
+            "gate_threshold": data["gate_threshold"],
+        }

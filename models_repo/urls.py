@@ -15,4 +15,5 @@ urlpatterns = [
     path("<uuid:pk>/versions/<int:number>/promote/", views.promote, name="promote"),
     path("<uuid:pk>/rollback/", views.rollback, name="rollback"),
     path("<uuid:pk>/try/", views.try_it, name="try"),
+    path("<uuid:pk>/settings/", views.model_settings, name="settings"),
 ]

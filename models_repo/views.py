@@ -4,6 +4,7 @@ a model's versions and aliases, promotion requests and their inbox."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -16,7 +17,7 @@ from lepton.context_processors import current_department
 from lepton.errors import Forbidden, NotFound, ServiceError
 from models_repo import selectors, services
 from models_repo.figures import run_figures
-from models_repo.forms import DecisionForm, ModelCreateForm, PromotionForm, TrainForm
+from models_repo.forms import DecisionForm, ModelCreateForm, ModelSettingsForm, PromotionForm, TrainForm
 from models_repo.models import AliasEvent, PromotionRequest, PromotionStatus, RunStatus
 
 
@@ -163,8 +164,13 @@ def _try_version(model, versions):
 
 
 @login_required
-def model(request: HttpRequest, pk, *, try_values=None, try_result=None, try_error="", status=200) -> HttpResponse:
+def model(
+    request: HttpRequest, pk, *, try_values=None, try_result=None, try_error="", settings_form=None, status=200
+) -> HttpResponse:
     model = get_object_or_404(selectors.models_visible(request.user), pk=pk)
+    may_change = policy.can(request.user, "change", model)
+    if may_change and settings_form is None:
+        settings_form = ModelSettingsForm(model=model, datasets=_retrain_datasets(request.user))
     versions = list(model.versions.select_related("run").prefetch_related("aliases").order_by("-number")[:100])
     try_version = _try_version(model, versions)
     context = {
@@ -179,7 +185,8 @@ def model(request: HttpRequest, pk, *, try_values=None, try_result=None, try_err
         "versions": versions,
         "history": AliasEvent.objects.filter(model=model).select_related("from_version", "to_version", "actor")[:50],
         "requests": PromotionRequest.objects.filter(model=model).select_related("version", "requested_by", "decided_by")[:50],
-        "may_change": policy.can(request.user, "change", model),
+        "may_change": may_change,
+        "settings_form": settings_form if may_change else None,
         "may_use": policy.can(request.user, "use", model),
         "promotion_form": PromotionForm(),
         "decision_form": DecisionForm(),
@@ -189,6 +196,41 @@ def model(request: HttpRequest, pk, *, try_values=None, try_result=None, try_err
 
 
 model_page = model  # the form views below show the page again with their result or errors
+
+
+def _retrain_datasets(user):
+    return list(datalake_selectors.datasets_visible(user, "use").order_by("department__slug", "slug")[:500])
+
+
+@login_required
+@require_POST
+def model_settings(request: HttpRequest, pk) -> HttpResponse:
+    """Save the description, card, gate and continuous learning; errors come back on the form (400)."""
+    model = _model_or_404(request, pk)
+    if not policy.can(request.user, "change", model):
+        raise PermissionDenied
+    datasets = _retrain_datasets(request.user)
+    form = ModelSettingsForm(request.POST, datasets=datasets)
+    if form.is_valid():
+        dataset = next((d for d in datasets if str(d.pk) == form.cleaned_data["retrain_dataset"]), None)
+        try:
+            with transaction.atomic():
+                services.model_update(actor=request.user, model=model, **form.model_values())
+                if dataset is not None or model.retrain_dataset_id is not None:
+                    services.continuous_set(
+                        actor=request.user,
+                        model=model,
+                        dataset=dataset,
+                        spec=form.cleaned_data.get("retrain_spec"),
+                        auto_promote=form.cleaned_data["auto_promote"],
+                    )
+        except ServiceError as exc:
+            _raise_for_access(exc)
+            _form_errors(form, exc, lambda key: "retrain_spec" if key.startswith("spec") else key.split(".")[0])
+        else:
+            messages.success(request, _("The model's settings are saved."))
+            return redirect("models_repo:model", model.pk)
+    return model_page(request, pk, settings_form=form, status=400)
 
 
 @login_required

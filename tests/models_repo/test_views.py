@@ -1,5 +1,7 @@
 """Model-repository pages: index, train form, run, model, promotion inbox; anonymous and outsider cases."""
 
+import json
+
 from django.test import Client
 
 from models_repo import services
@@ -123,3 +125,28 @@ def test_try_it_predicts_one_row_and_names_a_bad_value(owner, member, checker, v
     assert login(viewer).post(f"/models/{predictor.pk}/try/", hot).status_code == 403
     assert login(outsider).post(f"/models/{predictor.pk}/try/", hot).status_code == 404
     assert Client().post(f"/models/{predictor.pk}/try/", hot).status_code == 302
+
+
+def test_maintainer_edits_card_gate_and_continuous_learning_on_the_page(owner, member, inspections, predictor):
+    page = login(owner).get(f"/models/{predictor.pk}/").content.decode()
+    assert 'id="model-settings-form"' in page and "production.inspections" in page
+    assert 'id="model-settings-form"' not in login(member).get(f"/models/{predictor.pk}/").content.decode()
+    form = {
+        "name": "Quality predictor",
+        "intended_use": "Flag parts for re-inspection",
+        "gate_metric": "f1_macro",
+        "gate_threshold": "0.75",
+        "retrain_dataset": str(inspections.dataset_id),
+        "retrain_spec": '{"task": "classification", "target": "nope", "algorithms": [{"name": "random_forest"}]}',
+        "auto_promote": "on",
+    }
+    bad = login(owner).post(f"/models/{predictor.pk}/settings/", form)
+    assert bad.status_code == 400 and "nope" in bad.content.decode()
+    predictor.refresh_from_db()
+    assert predictor.card == {} and predictor.retrain_dataset_id is None  # nothing half-saved
+    ok = login(owner).post(f"/models/{predictor.pk}/settings/", {**form, "retrain_spec": json.dumps(SPEC)})
+    assert ok.status_code == 302
+    predictor.refresh_from_db()
+    assert predictor.card == {"intended_use": "Flag parts for re-inspection"} and predictor.gate_threshold == 0.75
+    assert (predictor.retrain_dataset_id, predictor.auto_promote, predictor.retrain_spec) == (inspections.dataset_id, True, SPEC)
+    assert login(member).post(f"/models/{predictor.pk}/settings/", form).status_code == 403
