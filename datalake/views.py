@@ -30,7 +30,7 @@ from datalake.forms import (
 from datalake.models import Dataset, DatasetVersion, Recipe, SavedQuery, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
-from lepton.errors import Forbidden, NotFound, ServiceError
+from lepton.errors import ServiceError, raise_for_access
 from lepton.models import Department
 
 
@@ -334,7 +334,7 @@ def import_save(request: HttpRequest, pk) -> HttpResponse:
             else:
                 services.database_import_update(actor=request.user, db_import=current, password=password, **values)
         except ServiceError as exc:
-            _raise_for_access(exc)
+            raise_for_access(exc)
             for field, errors in exc.fields.items():
                 form.add_error(field if field in form.fields else None, errors)
             if not exc.fields:
@@ -355,7 +355,7 @@ def import_run(request: HttpRequest, pk) -> HttpResponse:
     try:
         services.database_import_run(actor=request.user, db_import=current)
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, _("The import is running; the new version appears here when it is published."))
@@ -372,7 +372,7 @@ def import_delete(request: HttpRequest, pk) -> HttpResponse:
     try:
         services.database_import_delete(actor=request.user, db_import=current)
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, _("The database import is removed; the versions it made stay."))
@@ -391,7 +391,7 @@ def dataset_settings(request: HttpRequest, pk) -> HttpResponse:
         try:
             services.dataset_update(actor=request.user, dataset=dataset, **form.cleaned_data)
         except ServiceError as exc:
-            _raise_for_access(exc)
+            raise_for_access(exc)
             for field, errors in exc.fields.items():
                 name, _dot, rest = field.partition(".")
                 if name == "checks" and rest:  # checks.<index>.<key>: name the check by its position
@@ -417,7 +417,7 @@ def dataset_trash(request: HttpRequest, pk) -> HttpResponse:
     try:
         services.dataset_delete(actor=request.user, dataset=dataset)
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
         return redirect("datalake:dataset", dataset.pk)
     messages.success(
@@ -455,7 +455,7 @@ def trash_restore(request: HttpRequest, pk) -> HttpResponse:
     try:
         services.dataset_restore(actor=request.user, dataset=dataset)
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
         return redirect("datalake:trash")
     messages.success(request, _("“%(name)s” is restored.") % {"name": dataset.name})
@@ -469,7 +469,7 @@ def trash_purge(request: HttpRequest, pk) -> HttpResponse:
     try:
         services.dataset_purge(actor=request.user, dataset=dataset)
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, _("“%(name)s” is deleted for good, with its stored files.") % {"name": dataset.name})
@@ -599,14 +599,6 @@ def _recipe_errors(exc: ServiceError) -> list[tuple[int | None, str | None, str]
     return found or [(None, None, exc.message)]
 
 
-def _raise_for_access(exc: ServiceError) -> None:
-    """An object out of reach is a 404 page, a role that may not act a 403; other errors are the form's."""
-    if isinstance(exc, NotFound):
-        raise Http404(exc.message)
-    if isinstance(exc, Forbidden):
-        raise PermissionDenied(exc.message)
-
-
 @login_required
 @require_POST
 def recipe_create(request: HttpRequest, pk) -> HttpResponse:
@@ -623,7 +615,7 @@ def recipe_create(request: HttpRequest, pk) -> HttpResponse:
                 joins=form.cleaned_data["joins"],
             )
         except ServiceError as exc:
-            _raise_for_access(exc)
+            raise_for_access(exc)
             form.step_errors = {}
             for number, field, line in _recipe_errors(exc):
                 if number is not None:
@@ -658,7 +650,7 @@ def recipe_preview(request: HttpRequest, pk) -> HttpResponse:
         try:
             result = services.recipe_preview(actor=request.user, recipe=draft, steps=form.cleaned_data["steps"])
         except ServiceError as exc:
-            _raise_for_access(exc)
+            raise_for_access(exc)
             errors = [line for _number, _field, line in _recipe_errors(exc)]
     else:
         errors = [e for field_errors in form.errors.values() for e in field_errors]

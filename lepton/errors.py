@@ -45,3 +45,15 @@ class Conflict(ServiceError):
 
     status = 409
     code = "conflict"
+
+
+def raise_for_access(exc: ServiceError) -> None:
+    """For browser views: an object out of reach is a 404 page, a role that may not act a 403;
+    any other service error is left to the caller (a form error or a message)."""
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    if isinstance(exc, NotFound):
+        raise Http404(exc.message)
+    if isinstance(exc, Forbidden):
+        raise PermissionDenied(exc.message)

@@ -73,10 +73,14 @@ def _load_artifact(flavor: str, path: str):
     if flavor == "keras":
         from models_repo.engine import deep
 
-        # Keras wants the .keras suffix; the lake names blobs by checksum only.
-        folder = tempfile.mkdtemp(prefix="lepton-model-")
-        target = os.path.join(folder, "model.keras")
-        os.symlink(path, target)
+        # Keras wants the .keras suffix; the lake names blobs by checksum only: one link per artifact.
+        folder = os.path.join(str(settings.VAR_DIR), "models")
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, f"{os.path.basename(path)}.keras")
+        if not os.path.lexists(target):
+            link = f"{target}.{os.getpid()}.tmp"
+            os.symlink(os.path.abspath(path), link)
+            os.replace(link, target)
         return deep.load_model(target)
     from models_repo.engine import tabular
 

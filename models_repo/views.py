@@ -14,18 +14,11 @@ from datalake import selectors as datalake_selectors
 from datalake.models import DatasetVersion, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
-from lepton.errors import Forbidden, NotFound, ServiceError
+from lepton.errors import ServiceError, raise_for_access
 from models_repo import selectors, services
 from models_repo.figures import run_figures
 from models_repo.forms import DecisionForm, ModelCreateForm, ModelSettingsForm, PromotionForm, TrainForm
 from models_repo.models import AliasEvent, PromotionRequest, PromotionStatus, RunStatus
-
-
-def _raise_for_access(exc: ServiceError) -> None:
-    if isinstance(exc, NotFound):
-        raise Http404(exc.message)
-    if isinstance(exc, Forbidden):
-        raise PermissionDenied(exc.message)
 
 
 def _form_errors(form, exc: ServiceError, field_for=None) -> None:
@@ -50,7 +43,7 @@ def index(request: HttpRequest) -> HttpResponse:
             try:
                 model = services.model_create(actor=request.user, department=department, **form.cleaned_data)
             except ServiceError as exc:
-                _raise_for_access(exc)
+                raise_for_access(exc)
                 _form_errors(form, exc)
             else:
                 messages.success(request, _("Model “%(name)s” registered; train a first version.") % {"name": model.name})
@@ -100,7 +93,7 @@ def train(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
             )
         except ServiceError as exc:
-            _raise_for_access(exc)
+            raise_for_access(exc)
             _form_errors(form, exc, form.field_for)
         else:
             messages.success(request, _("The run is queued; this page follows it."))
@@ -133,7 +126,7 @@ def run_rerun(request: HttpRequest, pk) -> HttpResponse:
     try:
         again = services.training_rerun(actor=request.user, run=run)
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
         return redirect("models_repo:run", run.pk)
     messages.success(request, _("Re-run queued with the same spec, seed and data version."))
@@ -147,7 +140,7 @@ def run_cancel(request: HttpRequest, pk) -> HttpResponse:
     try:
         services.training_cancel(actor=request.user, run=run)
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, _("Cancel requested; what finished is kept."))
@@ -225,7 +218,7 @@ def model_settings(request: HttpRequest, pk) -> HttpResponse:
                         auto_promote=form.cleaned_data["auto_promote"],
                     )
         except ServiceError as exc:
-            _raise_for_access(exc)
+            raise_for_access(exc)
             _form_errors(form, exc, lambda key: "retrain_spec" if key.startswith("spec") else key.split(".")[0])
         else:
             messages.success(request, _("The model's settings are saved."))
@@ -259,7 +252,7 @@ def try_it(request: HttpRequest, pk) -> HttpResponse:
     try:
         result, _ignored = predict_table_rows(model, version, [row], source="browser")
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         message = " ".join(str(e) for errors in exc.fields.values() for e in errors) or exc.message
         return model_page(request, pk, try_values=values, try_error=message, status=400)
     answer = {"version": version.number, "prediction": result["predictions"][0]}
@@ -282,7 +275,7 @@ def promote(request: HttpRequest, pk, number: int) -> HttpResponse:
     try:
         promotion = services.promotion_request(actor=request.user, version=version, reason=form.cleaned_data.get("reason", ""))
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
     else:
         if promotion.status == PromotionStatus.GATE_FAILED:
@@ -313,7 +306,7 @@ def decide(request: HttpRequest, pk, decision: str) -> HttpResponse:
             services.promotion_reject(actor=request.user, request=promotion, note=note)
             messages.success(request, _("Rejected."))
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
     if request.POST.get("next") == "inbox":
         return redirect("models_repo:inbox")
@@ -327,7 +320,7 @@ def rollback(request: HttpRequest, pk) -> HttpResponse:
     try:
         alias = services.production_rollback(actor=request.user, model=model, reason=request.POST.get("reason", ""))
     except ServiceError as exc:
-        _raise_for_access(exc)
+        raise_for_access(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, _("Production is back on v%(number)s.") % {"number": alias.version.number})

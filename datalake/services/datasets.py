@@ -20,7 +20,8 @@ from lepton.storage import get_storage
 EDITABLE_FIELDS = ["name", "description", "tags", "discoverable", "checks"]
 
 
-def _clean_tags(tags) -> list[str]:
+def clean_tags(tags) -> list[str]:
+    """Tags as stored: lowercase, trimmed, unique, sorted, at most 30 (datasets and models alike)."""
     if tags is None:
         return []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
@@ -47,7 +48,7 @@ def dataset_create(
     if not name:
         raise Invalid(_("A dataset needs a name."), fields={"name": [_("A dataset needs a name.")]})
     slug = slugify(slug or name) or f"dataset-{timezone.now():%Y%m%d%H%M%S}"  # Chinese names slugify to ""
-    tags = _clean_tags(tags)
+    tags = clean_tags(tags)
     with transaction.atomic():
         if Dataset.objects.filter(department=department, slug=slug).exists():
             message = _("%(department)s already has a dataset '%(slug)s'.") % {"department": department.name, "slug": slug}
@@ -75,7 +76,7 @@ def dataset_update(*, actor, dataset: Dataset, **values) -> Dataset:
         )
     policy.require(actor, "change", dataset)
     if "tags" in values:
-        values["tags"] = _clean_tags(values["tags"])
+        values["tags"] = clean_tags(values["tags"])
     if "name" in values and not str(values["name"]).strip():
         raise Invalid(_("A dataset needs a name."), fields={"name": [_("A dataset needs a name.")]})
     if "checks" in values:

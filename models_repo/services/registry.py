@@ -9,6 +9,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from datalake.services import lineage_add
+from datalake.services.datasets import clean_tags
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.models import Department
@@ -31,14 +32,6 @@ GUARDED_ALIASES = {PRODUCTION}
 LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss", "mse"}
 EDITABLE_FIELDS = ["name", "description", "tags", "card", "gate_metric", "gate_threshold"]
 CARD_FIELDS = ["intended_use", "data", "metrics", "limitations", "owner"]
-
-
-def _clean_tags(tags) -> list[str]:
-    if tags is None:
-        return []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise Invalid(_("Tags must be a list of words."), fields={"tags": [_("Give a list of words.")]})
-    return sorted({t.strip().lower() for t in tags if t.strip()})[:30]
 
 
 def _clean_card(card) -> dict:
@@ -85,7 +78,7 @@ def model_create(
             slug=slug,
             name=name[:200],
             description=description or "",
-            tags=_clean_tags(tags),
+            tags=clean_tags(tags),
             task=task or "",
             card=_clean_card(card),
             created_by=actor,
@@ -106,7 +99,7 @@ def model_update(*, actor, model: RegisteredModel, **values) -> RegisteredModel:
     if "name" in values and not str(values["name"] or "").strip():
         raise Invalid(_("A model needs a name."), fields={"name": [_("A model needs a name.")]})
     if "tags" in values:
-        values["tags"] = _clean_tags(values["tags"])
+        values["tags"] = clean_tags(values["tags"])
     if "card" in values:
         values["card"] = _clean_card(values["card"])
     if "gate_threshold" in values and values["gate_threshold"] not in (None, ""):

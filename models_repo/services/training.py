@@ -34,7 +34,8 @@ def _invalid(exc: TrainingError) -> Invalid:
 
 
 def _device(spec: dict) -> str:
-    device = (spec.get("keras") or {}).get("device", "cpu") if isinstance(spec.get("keras"), dict) else "cpu"
+    keras = spec.get("keras")
+    device = keras.get("device", "cpu") if isinstance(keras, dict) else "cpu"
     return device if device in TRAIN_KINDS else "cpu"
 
 
