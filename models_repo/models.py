@@ -75,6 +75,9 @@ class TrainingRun(models.Model):
     automatic = models.BooleanField(default=False)  # started by continuous learning on a new data version
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     job = models.ForeignKey("lepton.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The follow-up job that adds the learning curve and permutation importance of a scikit-learn
+    # run once its model is registered (the model is usable before that work ends).
+    analysis_job = models.ForeignKey("lepton.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     flavor = models.CharField(max_length=20, blank=True)  # sklearn | keras
     task = models.CharField(max_length=40, blank=True)
     algorithm = models.CharField(max_length=60, blank=True)
