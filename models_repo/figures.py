@@ -92,13 +92,15 @@ def run_figures(run) -> list[dict]:
             )
         )  # fmt: skip
     learning = curves.get("learning")
-    if learning and learning.get("sizes"):
+    if learning and learning.get("train_sizes"):
         data = [
-            {"type": "scatter", "mode": "lines+markers", "name": name, "x": learning["sizes"], "y": learning[key]}
-            for name, key in (("train", "train"), ("validation", "validation"))
+            {"type": "scatter", "mode": "lines+markers", "name": name, "x": learning["train_sizes"], "y": learning[key],
+             "error_y": {"type": "data", "array": [s or 0 for s in learning.get(std) or []]}}
+            for name, key, std in (("training", "train_scores", "train_std"), ("cross-validation", "test_scores", "test_std"))
             if learning.get(key)
-        ]
-        figures.append(_figure("fig-learning", "Learning curve", data, {"xaxis": {"title": {"text": "training rows"}}}))
+        ]  # fmt: skip
+        layout = {"xaxis": {"title": {"text": "training rows"}}, "yaxis": {"title": {"text": learning.get("scoring", "")}}}
+        figures.append(_figure("fig-learning", "Learning curve", data, layout))
     if run.importance:
         top = run.importance[:15][::-1]
         figures.append(

@@ -47,6 +47,31 @@ def _train(ctx, params) -> dict:
     return {"run": str(run.pk), "metrics": run.metrics, "result_ref": f"models_repo.trainingrun:{run.pk}"}
 
 
+def _analyse(ctx, params) -> dict:
+    """The learning curve and permutation importance of a finished run (models_repo.services.training_analyse)."""
+    from models_repo.engine.errors import TrainingError
+    from models_repo.services.training import training_analyse
+
+    def should_stop() -> bool:
+        try:
+            ctx.check_cancelled()
+        except (JobCancelled, JobTimedOut):
+            return True
+        return False
+
+    try:
+        run = training_analyse(params["run"], progress=ctx.progress, should_stop=should_stop)
+    except TrainingError as exc:
+        raise JobError(exc.message) from None
+    ctx.log(f"learning curve: {'yes' if 'learning' in run.curves else 'no'}; importance of {len(run.importance)} features")
+    return {"run": str(run.pk), "result_ref": f"models_repo.trainingrun:{run.pk}"}
+
+
+job_kind(
+    "models_repo.analyse", label="Learning curve and importance of a run", params=RunParams, time_limit=3 * 3600,
+    max_attempts=1,
+)(_analyse)  # fmt: skip
+
 KIND_OPTIONS = {"params": RunParams, "time_limit": 6 * 3600, "max_attempts": 1}
 
 job_kind("models_repo.train", label="Train a model (CPU)", **KIND_OPTIONS)(_train)

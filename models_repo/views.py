@@ -15,6 +15,7 @@ from datalake.models import DatasetVersion, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
 from lepton.errors import ServiceError, raise_for_access
+from lepton.jobs.models import FINISHED_STATUSES, JobStatus
 from models_repo import selectors, services
 from models_repo.figures import run_figures
 from models_repo.forms import DecisionForm, ModelCreateForm, ModelSettingsForm, PromotionForm, TrainForm
@@ -107,10 +108,14 @@ def train(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def run(request: HttpRequest, pk) -> HttpResponse:
-    run = get_object_or_404(selectors.runs_visible(request.user).select_related("job", "registered_model"), pk=pk)
+    run = get_object_or_404(selectors.runs_visible(request.user).select_related("job", "analysis_job", "registered_model"), pk=pk)
+    analysis = run.analysis_job
+    analysing = analysis is not None and analysis.status not in FINISHED_STATUSES
     context = {
         "run": run,
-        "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING),
+        "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING) or analysing,
+        "analysing": analysing,
+        "analysis_failed": analysis is not None and analysis.status in (JobStatus.FAILED, JobStatus.CANCELLED),
         "figures": run_figures(run),
         "versions": list(run.versions.select_related("model")),
         "may_rerun": policy.can(request.user, "submit", run.department),

@@ -9,6 +9,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     registered_model = serializers.PrimaryKeyRelatedField(read_only=True)
     job = serializers.PrimaryKeyRelatedField(read_only=True)
+    analysis_job = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The follow-up job adding the learning curve and importance (scikit-learn runs)."
+    )
 
     class Meta:
         model = TrainingRun
@@ -23,6 +26,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "rerun_of",
             "status",
             "job",
+            "analysis_job",
             "flavor",
             "task",
             "algorithm",

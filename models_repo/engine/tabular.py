@@ -9,8 +9,11 @@ the estimator — so serving needs the pickled pipeline and nothing else. Steps:
 3. search each algorithm with cross-validation on the training part (grid, random or
    halving) and keep the best by CV score; a single algorithm without a search space or
    cv_folds is simply fitted;
-4. evaluate the chosen pipeline on the holdout: metrics, ROC/PR/learning/residual curves,
-   permutation importance; write it with joblib.
+4. evaluate the chosen pipeline on the holdout: metrics, ROC/PR/residual curves; write it
+   with joblib.
+
+`analyse` adds the learning curve and permutation importance afterwards (a follow-up job):
+they cost several fits, and the model is usable without them.
 
 Scores follow scikit-learn's sign convention (higher is better: "neg_root_mean_squared_error"
 is minus the RMSE); holdout metrics are plain (rmse is positive). The transformer functions
@@ -314,8 +317,7 @@ def train(
         notes.append(
             {
                 "code": "cancelled",
-                "message": f"Stopped on request; kept the best of the {len(finished)} algorithm(s) that finished "
-                "and skipped the learning curve and importance.",
+                "message": f"Stopped on request; kept the best of the {len(finished)} algorithm(s) that finished.",
             }
         )
     best = max(finished, key=lambda f: -math.inf if f.score is None else f.score) if selecting else finished[0]
@@ -324,18 +326,6 @@ def train(
     progress(86, "Evaluating on the holdout")
     X_test, y_test = X.iloc[test_rows], y[test_rows]
     metrics, curves = _evaluate(spec, model, X_test, y_test)
-    importance: list[dict[str, Any]] = []
-    if not stopped and not should_stop():
-        if len(train_rows) <= LEARNING_CURVE_MAX_ROWS:
-            progress(90, "Learning curve")
-            curve = _learning_curve(spec, model, X_train, y_train, groups_train, min(folds, INNER_CV_FOLDS))
-            if curve:
-                curves["learning"] = curve
-        if not should_stop():
-            progress(95, "Permutation importance")
-            importance = _importance(spec, model, X_test, y_test)
-        else:
-            stopped = True
     progress(98, "Writing the model")
     os.makedirs(out_dir, exist_ok=True)
     artifact = os.path.join(out_dir, ARTIFACT_NAME)
@@ -362,7 +352,7 @@ def train(
         cv=_jsonable(cv_report),
         candidates=_jsonable(candidates),
         curves=_jsonable(curves),
-        importance=importance,
+        importance=[],
         input_schema=[
             {"name": f, "type": _schema_type(spec.feature_kinds[f]), "nullable": bool(frame[f].isna().any())} for f in features
         ],
@@ -409,6 +399,47 @@ def score(model, parquet_path: str, holdout_indices: list[int], spec: TrainingSp
     y = _target(frame, spec)
     metrics, _ = _evaluate(spec, model, _model_input(model, frame), y)
     return metrics
+
+
+def analyse(
+    spec: TrainingSpec,
+    parquet_path: str,
+    model,
+    holdout_indices: list[int],
+    *,
+    progress: Progress = lambda pct, msg: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
+    """The learning curve and permutation importance of a trained run, computed after it.
+
+    These refit the pipeline several times (the curve) and score it once per feature and repeat
+    (importance), several times the cost of the fit itself; a run's model is registered and
+    usable without them. The split is recomputed from the spec and its seed and must give the
+    holdout the run recorded. Returns {"learning": curve or None, "importance": [...],
+    "stopped": bool}; should_stop() is polled between the two.
+    """
+    frame = _read(parquet_path, spec)
+    features = _usable_features(spec, frame, [])
+    y = _target(frame, spec)
+    split = _split(spec, frame, y, _check_target(spec, y))
+    if [int(i) for i in split.test] != [int(i) for i in holdout_indices]:
+        raise TrainingError(
+            TrainingError.INVALID_SPEC, "The data no longer gives the run's holdout; the analysis would not describe it."
+        )
+    X = frame[features]
+    train_rows, test_rows = split.train, split.test
+    groups = split.groups[train_rows] if split.groups is not None else None
+    out: dict[str, Any] = {"learning": None, "importance": [], "stopped": False}
+    if len(train_rows) <= LEARNING_CURVE_MAX_ROWS:
+        progress(10, "Learning curve")
+        folds = min(spec.cv_folds or INNER_CV_FOLDS, INNER_CV_FOLDS)
+        out["learning"] = _learning_curve(spec, model, X.iloc[train_rows], y[train_rows], groups, folds)
+    if should_stop():
+        out["stopped"] = True
+        return out
+    progress(70, "Permutation importance")
+    out["importance"] = _importance(spec, model, X.iloc[test_rows], y[test_rows])
+    return out
 
 
 def package_versions() -> dict[str, str]:

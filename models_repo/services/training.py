@@ -238,6 +238,7 @@ def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict]) -> Tra
         run.refresh_from_db()
         lineage_add(from_obj=run.dataset_version, to_obj=run, via=run.job)
         audit.record(actor=None, action="run.succeeded", obj=run, changes={"metrics": result.metrics})
+        _queue_analysis(run)
         if run.registered_model is not None:
             version = version_from_run(run)
             if run.automatic:
@@ -245,6 +246,60 @@ def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict]) -> Tra
 
                 promote_if_passing(version)
     return run
+
+
+ANALYSIS_KIND = "models_repo.analyse"
+
+
+def _queue_analysis(run: TrainingRun) -> None:
+    """Queue the learning curve and importance of a scikit-learn run, with its starter's rights.
+
+    Skipped for runs stopped early (their record says so) and when the starter may no longer
+    submit jobs in the department; the run and its model are complete without it.
+    """
+    if run.flavor != "sklearn" or any(w.get("code") == "cancelled" for w in run.warnings) or run.created_by is None:
+        return
+    try:
+        job = job_submit(
+            actor=run.created_by, department=run.department, kind=ANALYSIS_KIND, params={"run": str(run.pk)},
+            priority=3, user_request=False,
+        )  # fmt: skip
+    except (Forbidden, NotFound):
+        return
+    TrainingRun.objects.filter(pk=run.pk).update(analysis_job=job)
+    run.analysis_job = job
+
+
+def training_analyse(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: False) -> TrainingRun:
+    """Add the learning curve and permutation importance to a succeeded scikit-learn run.
+
+    Reads the run's data version and its stored model (checksum-verified); idempotent. Raises
+    TrainingError when the data or the model can no longer be read.
+    """
+    from models_repo.engine import tabular
+    from models_repo.engine.spec import parse_spec
+
+    run = TrainingRun.objects.select_related("dataset_version__dataset").get(pk=run_id)
+    if run.status != RunStatus.SUCCEEDED or run.flavor != "sklearn" or "learning" in run.curves or run.importance:
+        return run
+    if run.dataset_version is None:
+        raise TrainingError(TrainingError.INVALID_SPEC, _("The dataset version of this run was deleted."))
+    storage = get_storage()
+    spec = parse_spec(run.spec, _columns(run.dataset_version))
+    with tempfile.TemporaryDirectory(prefix="lepton-analyse-") as folder:
+        progress(2, _("Reading %(dataset)s") % {"dataset": run.dataset_label})
+        parquet = _named_parquet(storage, run.dataset_version, folder)
+        model = tabular.load_model(storage.verified_local_path(run.artifact_sha256))
+        found = tabular.analyse(spec, parquet, model, run.holdout.get("indices", []), progress=progress, should_stop=should_stop)
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        curves = dict(locked.curves)
+        if found["learning"]:
+            curves["learning"] = found["learning"]
+        locked.curves = curves
+        locked.importance = found["importance"]
+        locked.save(update_fields=["curves", "importance"])
+    return locked
 
 
 def training_abandon(run_id, message: str) -> None:

@@ -12,6 +12,7 @@ from lepton.jobs.models import Job
 from lepton.models import LineageEdge
 from lepton.storage import get_storage
 from models_repo import services
+from models_repo.engine.errors import TrainingError
 from models_repo.models import ModelVersion, RunStatus, TrainingRun
 from tests.conftest import wait_for_job
 from tests.models_repo.conftest import SPEC
@@ -83,6 +84,37 @@ def test_training_on_a_real_worker_through_the_api(member, inspections, predicto
     detail = api(member).get(f"/api/v1/runs/{run.pk}/").json()
     assert detail["status"] == "succeeded" and "confusion_matrix" in detail["curves"]
     assert api(member).get(f"/api/v1/models/{predictor.pk}/versions/").json()["results"][0]["number"] == 1
+    # The learning curve and importance follow in their own job; the version exists before it ends.
+    assert detail["analysis_job"] and "learning" not in detail["curves"]
+    run.refresh_from_db()
+    assert run.analysis_job.kind == "models_repo.analyse"
+    assert wait_for_job(run.analysis_job, timeout=120).status == "succeeded"
+    detail = api(member).get(f"/api/v1/runs/{run.pk}/").json()
+    assert detail["curves"]["learning"]["train_sizes"] and {i["feature"] for i in detail["importance"]} == {
+        "温度", "pressure", "line"
+    }  # fmt: skip
+    assert detail["importance"][0]["feature"] in ("温度", "pressure")  # the two that decide 合格
+
+
+def test_the_analysis_is_skipped_for_stopped_runs_and_refuses_changed_data(member, inspections):
+    run = services.training_execute(services.training_start(actor=member, dataset_version=inspections, spec=SPEC).pk)
+    assert run.analysis_job is not None and run.analysis_job.status == "queued"
+    TrainingRun.objects.filter(pk=run.pk).update(holdout={**run.holdout, "indices": run.holdout["indices"][1:]})
+    with pytest.raises(TrainingError, match="holdout"):
+        services.training_analyse(run.pk)
+    run.refresh_from_db()
+    assert run.importance == [] and "learning" not in run.curves  # nothing half-written
+
+    two = {**SPEC, "algorithms": [*SPEC["algorithms"], {"name": "knn"}]}
+    seen = []
+    done = services.training_execute(
+        services.training_start(actor=member, dataset_version=inspections, spec=two).pk,
+        progress=lambda pct, message: seen.append(message),
+        should_stop=lambda: any("(2/2)" in m for m in seen),
+    )
+    # Stopped after the first algorithm: the run keeps it, says so, and queues no analysis.
+    assert done.status == RunStatus.SUCCEEDED and "cancelled" in [w["code"] for w in done.warnings]
+    assert done.analysis_job is None
 
 
 def test_a_run_whose_job_ended_without_it_is_settled(member, inspections):

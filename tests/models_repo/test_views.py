@@ -4,6 +4,7 @@ import json
 
 from django.test import Client
 
+from lepton.jobs.models import Job
 from models_repo import services
 from models_repo.models import ModelAlias, ModelVersion, PromotionRequest, RegisteredModel, TrainingRun
 from tests.models_repo.conftest import HOLDOUT, SPEC
@@ -102,9 +103,16 @@ def test_train_form_starts_a_run_and_names_the_bad_field(member, viewer, inspect
     run = TrainingRun.objects.get()
     assert good.status_code == 302 and good["Location"] == f"/models/runs/{run.pk}/"
     assert run.spec["algorithms"] == [{"name": "random_forest", "params": {"n_estimators": 10}}]
-    services.training_execute(run.pk)
+    run = services.training_execute(run.pk)
     body = client.get(f"/models/runs/{run.pk}/").content.decode()
     assert "accuracy" in body and "fig-confusion" in body and "production/quality-predictor v1" in body
+    # The analysis job is queued: the page says so and keeps polling; once done, its figures appear.
+    assert 'data-analysis="running"' in body and 'hx-trigger="every 2s"' in body and "fig-importance" not in body
+    services.training_analyse(run.pk)
+    Job.objects.filter(pk=run.analysis_job_id).update(status="succeeded")
+    body = client.get(f"/models/runs/{run.pk}/").content.decode()
+    assert "data-analysis" not in body and "hx-trigger" not in body
+    assert "fig-importance" in body and "fig-learning" in body
     assert login(viewer).post("/models/train/", form).status_code in (400, 403)
     assert TrainingRun.objects.count() == 1
 
