@@ -316,6 +316,9 @@ LEPTON_SERVING_CACHE_SIZE = env_int("LEPTON_SERVING_CACHE_SIZE", 8)
 # Rows one prediction request may hold, and the share of requests whose inputs are logged (for drift).
 LEPTON_PREDICT_MAX_ROWS = env_int("LEPTON_PREDICT_MAX_ROWS", 10_000)
 LEPTON_PREDICTION_LOG_SAMPLE = env_float("LEPTON_PREDICTION_LOG_SAMPLE", 0.1)
+# Largest model file one upload may bring (ONNX, .keras, skops: models_repo/services/uploads.py);
+# the file is read whole to be checked.
+LEPTON_MODEL_UPLOAD_MAX_BYTES = env_int("LEPTON_MODEL_UPLOAD_MAX_BYTES", 512 * 1024**2)
 
 # E-mail.
 EMAIL_BACKEND = env_str(

@@ -222,3 +222,27 @@ class ModelSettingsForm(forms.Form):
             "gate_metric": data["gate_metric"].strip(),
             "gate_threshold": data["gate_threshold"],
         }
+
+
+class VersionUploadForm(forms.Form):
+    """A version from a model file (models_repo.services.version_upload checks the file and the JSON)."""
+
+    file = forms.FileField(
+        label=_("Model file"), help_text=_("ONNX (.onnx), Keras (.keras) or skops (.skops); pickles are refused.")
+    )
+    input_schema = forms.CharField(
+        label=_("Input schema (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text=_(
+            'Needed when the file does not name its columns, e.g. [{"name": "temp", "type": "number"}]; '
+            "types: number, integer, string, boolean, datetime."
+        ),
+    )
+    output = forms.CharField(
+        label=_("Classes (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 1, "class": "mono"}),
+        help_text=_('For a classifier whose file does not name its classes, e.g. {"classes": ["no", "yes"]}.'),
+    )
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))

@@ -79,3 +79,22 @@ job_kind("models_repo.train_gpu", resource="gpu", label="Train a model (GPU)", *
 job_kind(
     "models_repo.train_gpu_or_cpu", resource="gpu", cpu_fallback=True, label="Train a model (GPU, else CPU)", **KIND_OPTIONS
 )(_train)
+
+
+class UploadParams(serializers.Serializer):
+    version = serializers.UUIDField(help_text="The uploaded model version to validate.")
+
+
+def _validate_upload(ctx, params) -> dict:
+    """Load an uploaded .keras version with safe_mode (models_repo.services.uploads.version_validate)."""
+    from models_repo.services.uploads import version_validate
+
+    version = version_validate(params["version"])
+    ctx.log(f"v{version.number}: {version.status}{f' ({version.status_reason})' if version.status_reason else ''}")
+    return {"version": str(version.pk), "status": version.status}
+
+
+job_kind(
+    "models_repo.validate_upload", label="Validate an uploaded Keras model", params=UploadParams, time_limit=600,
+    max_attempts=2,
+)(_validate_upload)  # fmt: skip

@@ -116,8 +116,18 @@ class VersionSource(models.TextChoices):
     UPLOAD = "upload", _("Uploaded file")
 
 
+class VersionState(models.TextChoices):
+    READY = "ready", _("Ready")
+    # An uploaded .keras file waits for a worker to load it with safe_mode (models_repo.services.uploads).
+    VALIDATING = "validating", _("Being validated")
+    INVALID = "invalid", _("Refused at validation")
+
+
 class ModelVersion(models.Model):
-    """An immutable version of a registered model: one artifact, its input schema and evaluation."""
+    """An immutable version of a registered model: one artifact, its input schema and evaluation.
+
+    Only a `ready` version serves predictions or takes an alias (models_repo.serving, the registry).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
@@ -139,6 +149,8 @@ class ModelVersion(models.Model):
         "datalake.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     description = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=VersionState.choices, default=VersionState.READY)
+    status_reason = models.TextField(blank=True)  # why validation refused it
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     archived_at = models.DateTimeField(null=True, blank=True)

@@ -45,8 +45,19 @@ def invalidate(model_id) -> None:
             del _loaded[key]
 
 
+class VersionNotReady(ServiceError):
+    """An uploaded version still being validated, or refused at validation: it does not serve (409)."""
+
+    status = 409
+    code = "version_not_ready"
+
+
 def load(version):
     """The loaded model of a ModelVersion (from the per-process cache when it is there)."""
+    if version.status != "ready":  # models_repo.services.uploads: .keras uploads are validated in a worker first
+        from models_repo.services.uploads import not_ready_reason
+
+        raise VersionNotReady(not_ready_reason(version))
     key = str(version.pk)
     with _lock:
         if key in _loaded:
@@ -61,7 +72,12 @@ def load(version):
             f"The stored model of {version} is missing or does not match its checksum; it was not loaded. "
             "An administrator must restore the lake file or register the version again."
         ) from None
-    model = _load_artifact(version.flavor, path)
+    if version.source == "upload" and version.flavor in ("onnx", "sklearn"):
+        from models_repo.engine import uploaded
+
+        model = uploaded.load(version.flavor, path, version.input_schema, version.output.get("classes"))
+    else:
+        model = _load_artifact(version.flavor, path)
     with _lock:
         _loaded[key] = (version.model_id, version.flavor, model)
         while len(_loaded) > _capacity():

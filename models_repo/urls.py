@@ -16,4 +16,5 @@ urlpatterns = [
     path("<uuid:pk>/rollback/", views.rollback, name="rollback"),
     path("<uuid:pk>/try/", views.try_it, name="try"),
     path("<uuid:pk>/settings/", views.model_settings, name="settings"),
+    path("<uuid:pk>/versions/upload/", views.version_upload, name="version_upload"),
 ]

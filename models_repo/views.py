@@ -18,7 +18,7 @@ from lepton.errors import ServiceError, raise_for_access
 from lepton.jobs.models import FINISHED_STATUSES, JobStatus
 from models_repo import selectors, services
 from models_repo.figures import run_figures
-from models_repo.forms import DecisionForm, ModelCreateForm, ModelSettingsForm, PromotionForm, TrainForm
+from models_repo.forms import DecisionForm, ModelCreateForm, ModelSettingsForm, PromotionForm, TrainForm, VersionUploadForm
 from models_repo.models import AliasEvent, PromotionRequest, PromotionStatus, RunStatus
 
 
@@ -163,7 +163,15 @@ def _try_version(model, versions):
 
 @login_required
 def model(
-    request: HttpRequest, pk, *, try_values=None, try_result=None, try_error="", settings_form=None, status=200
+    request: HttpRequest,
+    pk,
+    *,
+    try_values=None,
+    try_result=None,
+    try_error="",
+    settings_form=None,
+    upload_form=None,
+    status=200,
 ) -> HttpResponse:
     model = get_object_or_404(selectors.models_visible(request.user), pk=pk)
     may_change = policy.can(request.user, "change", model)
@@ -185,6 +193,7 @@ def model(
         "requests": PromotionRequest.objects.filter(model=model).select_related("version", "requested_by", "decided_by")[:50],
         "may_change": may_change,
         "settings_form": settings_form if may_change else None,
+        "upload_form": (upload_form or VersionUploadForm()) if may_change else None,
         "may_use": policy.can(request.user, "use", model),
         "promotion_form": PromotionForm(),
         "decision_form": DecisionForm(),
@@ -264,6 +273,34 @@ def try_it(request: HttpRequest, pk) -> HttpResponse:
     if result.get("probabilities"):
         answer["probabilities"] = sorted(result["probabilities"][0].items(), key=lambda kv: -kv[1])
     return model_page(request, pk, try_values=values, try_result=answer)
+
+
+@login_required
+@require_POST
+def version_upload(request: HttpRequest, pk) -> HttpResponse:
+    """Register a version from an ONNX, .keras or skops file (maintainers); each refusal is a form error (400)."""
+    model = _model_or_404(request, pk)
+    if not policy.can(request.user, "change", model):
+        raise PermissionDenied
+    form = VersionUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            version = services.version_upload(
+                actor=request.user, model=model, stream=data["file"], filename=data["file"].name,
+                input_schema=data["input_schema"], output=data["output"], description=data["description"],
+            )  # fmt: skip
+        except ServiceError as exc:
+            raise_for_access(exc)
+            _form_errors(form, exc)
+        else:
+            if version.status == "validating":
+                message = _("v%(number)s is uploaded; a worker checks it before it serves.")
+            else:
+                message = _("v%(number)s is registered from the uploaded file.")
+            messages.success(request, message % {"number": version.number})
+            return redirect("models_repo:model", model.pk)
+    return model_page(request, pk, upload_form=form, status=400)
 
 
 def _model_or_404(request, pk):

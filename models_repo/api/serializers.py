@@ -131,6 +131,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "dataset_version",
             "aliases",
             "description",
+            "status",
+            "status_reason",
             "created_at",
             "archived_at",
         ]

@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from models_repo.api import predict, views
+from models_repo.api import predict, upload, views
 
 router = SimpleRouter()
 router.register("runs", views.TrainingRunViewSet, basename="run")
@@ -12,5 +12,6 @@ router.register("promotions", views.PromotionRequestViewSet, basename="promotion
 
 urlpatterns = [
     path("models/<slug:department>/<slug:model>/predict", predict.PredictView.as_view(), name="predict"),
+    path("models/<slug:department>/<slug:model>/versions", upload.VersionUploadView.as_view(), name="version_upload"),
     *router.urls,
 ]

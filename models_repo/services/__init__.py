@@ -30,6 +30,7 @@ from .training import (
     training_rerun,
     training_start,
 )
+from .uploads import version_upload, version_validate
 
 __all__ = [
     "GUARDED_ALIASES",
@@ -56,4 +57,6 @@ __all__ = [
     "training_rerun",
     "training_start",
     "version_from_run",
+    "version_upload",
+    "version_validate",
 ]

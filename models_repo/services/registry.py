@@ -210,6 +210,15 @@ def _alias_moved(model_id) -> None:
     serving.invalidate(model_id)
 
 
+def _require_ready(version: ModelVersion) -> None:
+    """An uploaded version still validating, or refused, takes no alias (models_repo.services.uploads)."""
+    from .uploads import not_ready_reason
+
+    reason = not_ready_reason(version)
+    if reason:
+        raise Invalid(reason, fields={"version": [reason]}, code="version_not_ready")
+
+
 def _clean_alias(alias: str) -> str:
     alias = (alias or "").strip().lower()
     if not alias or slugify(alias) != alias or len(alias) > 40:
@@ -229,6 +238,7 @@ def alias_set(*, actor, model: RegisteredModel, alias: str, version: ModelVersio
         raise Invalid(_("That version belongs to another model."), fields={"version": [_("Not a version of this model.")]})
     if version.archived_at is not None:
         raise Invalid(_("An archived version cannot take an alias."), fields={"version": [_("Archived.")]})
+    _require_ready(version)
     with transaction.atomic():
         _move_alias(actor, model, alias, version, reason)
     return ModelAlias.objects.get(model=model, name=alias)
@@ -346,6 +356,7 @@ def promotion_request(*, actor, version: ModelVersion, reason: str = "", automat
             raise Forbidden(_("Members and above may request a promotion."))
     if version.archived_at is not None:
         raise Invalid(_("An archived version cannot be promoted."), fields={"version": [_("Archived.")]})
+    _require_ready(version)
     with transaction.atomic():
         model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
         if PromotionRequest.objects.filter(model=model, version=version, status=PromotionStatus.PENDING).exists():
