@@ -436,3 +436,9 @@ def test_a_zip_holding_a_pickle_is_refused(owner, predictor):
         archive.writestr("archive/data.pkl", pickle.dumps([1, 2]))
     body = _refused(owner, "model.pt", buffer.getvalue())
     assert body["error"] == "pickle_refused"
+
+
+def test_an_uploaded_version_has_no_holdout_so_the_gate_cannot_compare_it(owner, member, predictor):
+    assert upload(owner, "linear.onnx", _column_graph()).status_code == 201
+    request = services.promotion_request(actor=member, version=ModelVersion.objects.get(model=predictor, number=1))
+    assert request.status == "gate_failed" and "no" in request.gate["reason"] and "to compare" in request.gate["reason"]
