@@ -113,3 +113,60 @@ def run_figures(run) -> list[dict]:
             )
         )  # fmt: skip
     return figures
+
+
+COMPARE_COLOURS = (BLUE, ORANGE, "#2b9a66", "#a8326e")
+
+
+def compare_figures(versions) -> list[dict]:
+    """ROC and PR curves of several versions overlaid, and their confusion matrices side by side."""
+    figures = []
+    named = [(f"v{v.number}", (v.run.curves if v.run else {}) or {}, COMPARE_COLOURS[i % 4]) for i, v in enumerate(versions)]
+    for fid, title, key, x, y in (("cmp-roc", "ROC (holdout)", "roc", "fpr", "tpr"),
+                                  ("cmp-pr", "Precision–recall (holdout)", "pr", "recall", "precision")):  # fmt: skip
+        data = [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "x": curves[key][x],
+                "y": curves[key][y],
+                "line": {"color": colour},
+            }
+            for name, curves, colour in named
+            if curves.get(key) and curves[key].get(x)
+        ]
+        if len(data) > 1:
+            figures.append(_figure(fid, title, data, {"xaxis": {"title": {"text": x}}, "yaxis": {"title": {"text": y}}}))
+    for name, curves, _colour in named:
+        matrix = curves.get("confusion_matrix")
+        if matrix and matrix.get("matrix"):
+            labels = [str(label) for label in matrix.get("labels", [])]
+            figures.append(
+                _figure(
+                    f"cmp-confusion-{name}",
+                    f"{name}: confusion matrix",
+                    [{"type": "heatmap", "z": matrix["matrix"], "x": labels, "y": labels, "colorscale": "Blues",
+                      "showscale": False, "text": matrix["matrix"], "texttemplate": "%{text}"}],
+                    {"xaxis": {"title": {"text": "predicted"}}, "yaxis": {"title": {"text": "actual"}, "autorange": "reversed"}},
+                )
+            )  # fmt: skip
+    importance = [
+        (name, (v.run.importance if v.run else []) or [], colour) for (name, _c, colour), v in zip(named, versions, strict=True)
+    ]
+    if sum(1 for _n, items, _c in importance if items) > 1:
+        features = []
+        for _n, items, _c in importance:
+            features += [i["feature"] for i in items[:10] if i["feature"] not in features]
+        data = [
+            {"type": "bar", "orientation": "h", "name": name, "marker": {"color": colour},
+             "y": [str(f) for f in features],
+             "x": [next((i["mean"] for i in items if i["feature"] == f), None) for f in features]}
+            for name, items, colour in importance if items
+        ]  # fmt: skip
+        figures.append(
+            _figure(
+                "cmp-importance", "Permutation importance", data, {"barmode": "group", "height": max(260, 40 * len(features))}
+            )
+        )
+    return figures

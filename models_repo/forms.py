@@ -224,6 +224,26 @@ class ModelSettingsForm(forms.Form):
         }
 
 
+class BatchPredictForm(forms.Form):
+    """Predict a whole dataset version with one version of the model, into a dataset of predictions."""
+
+    dataset_version = forms.ChoiceField(label=_("Data to predict"), help_text=_("The latest published version of a dataset."))
+    version = forms.ChoiceField(label=_("Model version"))
+    output_name = forms.CharField(
+        label=_("Output dataset"),
+        max_length=200,
+        help_text=_("A new dataset of this name in the model's department, or a new version of it if it exists."),
+    )
+
+    def __init__(self, *args, data_versions=(), model_versions=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset_version"].choices = [(str(v.pk), str(v)) for v in data_versions]
+        self.fields["version"].choices = [
+            (str(v.number), f"v{v.number}" + (f" ({', '.join(a.name for a in v.aliases.all())})" if v.aliases.all() else ""))
+            for v in model_versions
+        ]
+
+
 class VersionUploadForm(forms.Form):
     """A version from a model file (models_repo.services.version_upload checks the file and the JSON)."""
 

@@ -72,6 +72,30 @@ job_kind(
     max_attempts=1,
 )(_analyse)  # fmt: skip
 
+class BatchParams(serializers.Serializer):
+    version = serializers.UUIDField(help_text="The pending output dataset version.")
+
+
+def _batch_predict(ctx, params) -> dict:
+    """Predict a dataset version into a new dataset version (models_repo.services.batch)."""
+    from datalake.services import version_abandon
+    from models_repo.services.batch import batch_predict_execute
+
+    try:
+        version = batch_predict_execute(params["version"], progress=ctx.progress)
+    except Exception as exc:
+        version_abandon(params["version"], f"The batch prediction failed ({type(exc).__name__}: {exc}).")
+        raise
+    if version.status != "published":
+        raise JobError(version.error_message)
+    ctx.log(f"published {version} ({version.row_count} rows)")
+    return {"version": str(version.pk), "result_ref": f"datalake.datasetversion:{version.pk}"}
+
+
+job_kind(
+    "models_repo.batch_predict", label="Batch prediction", params=BatchParams, time_limit=6 * 3600, max_attempts=1
+)(_batch_predict)
+
 KIND_OPTIONS = {"params": RunParams, "time_limit": 6 * 3600, "max_attempts": 1}
 
 job_kind("models_repo.train", label="Train a model (CPU)", **KIND_OPTIONS)(_train)
@@ -98,3 +122,26 @@ job_kind(
     "models_repo.validate_upload", label="Validate an uploaded Keras model", params=UploadParams, time_limit=600,
     max_attempts=2,
 )(_validate_upload)  # fmt: skip
+
+
+class OnnxParams(serializers.Serializer):
+    version = serializers.UUIDField(help_text="The scikit-learn model version to convert.")
+
+
+def _onnx_convert(ctx, params) -> dict:
+    """Convert a version to ONNX and check it on its holdout (models_repo.services.registry.version_onnx_convert)."""
+    from models_repo.services.registry import version_onnx_convert
+
+    version = version_onnx_convert(params["version"], progress=ctx.progress)
+    report = version.onnx_report
+    ctx.log(f"ONNX: {report.get('status')} — {report.get('reason', '')}")
+    for name, variant in (report.get("variants") or {}).items():
+        ctx.log(f"{name}: {'offered' if variant.get('offered') else variant.get('reason', '')}")
+    return {"version": str(version.pk), "status": report.get("status"), "result_ref": f"models_repo.modelversion:{version.pk}"}
+
+
+# Off the training job, so conversion never makes a training longer; a rerun after a lost worker is harmless.
+job_kind(
+    "models_repo.onnx_convert", label="Convert a model version to ONNX", params=OnnxParams, time_limit=3600,
+    max_attempts=2,
+)(_onnx_convert)  # fmt: skip

@@ -17,3 +17,57 @@ def models_visible(user, action: str = "view"):
 
 def promotions_visible(user):
     return policy.visible_to(user, PromotionRequest).select_related("model__department", "version", "requested_by", "decided_by")
+
+
+COMPARE_MAX = 4
+
+
+def versions_compared(model: RegisteredModel, numbers: list[int]) -> dict:
+    """Side by side: metrics (best marked), params (differences marked), data, holdouts, aliases.
+
+    `numbers` are 2…COMPARE_MAX version numbers of `model` (the caller checks the user may see it).
+    Metrics compare fairly only on the same holdout: `same_holdout` says whether they were
+    scored on the same rows of the same data version.
+    """
+    from models_repo.services.registry import LOWER_IS_BETTER
+
+    found = {v.number: v for v in model.versions.filter(number__in=numbers).select_related("run").prefetch_related("aliases")}
+    versions = [found[n] for n in numbers if n in found]
+    metric_names = sorted({name for v in versions for name in v.metrics})
+    metrics = []
+    for name in metric_names:
+        values = [v.metrics.get(name) for v in versions]
+        known = [(value, i) for i, value in enumerate(values) if isinstance(value, int | float)]
+        best = None
+        if len(known) > 1 and len({value for value, _ in known}) > 1:
+            best = (min(known) if name in LOWER_IS_BETTER else max(known))[1]
+        metrics.append({"name": name, "values": values, "best": best, "lower_is_better": name in LOWER_IS_BETTER})
+    params_of = [dict(v.run.params) if v.run else {} for v in versions]
+    param_names = sorted({name for p in params_of for name in p})
+    params = []
+    for name in param_names:
+        values = [p.get(name) for p in params_of]
+        params.append({"name": name, "values": values, "differs": len({repr(v) for v in values}) > 1})
+    holdouts = {(str(v.dataset_version_id), tuple(v.holdout.get("indices") or ())) for v in versions}
+    return {
+        "versions": [
+            {
+                "number": v.number,
+                "flavor": v.flavor,
+                "source": v.source,
+                "algorithm": v.run.algorithm if v.run else "",
+                "run": str(v.run_id) if v.run_id else None,
+                "dataset_version": str(v.dataset_version_id) if v.dataset_version_id else None,
+                "dataset": v.run.dataset_label if v.run else "",
+                "holdout": {k: v.holdout.get(k) for k in ("rows", "metric", "method")},
+                "aliases": sorted(a.name for a in v.aliases.all()),
+                "created_at": v.created_at.isoformat(),
+                "archived": v.archived_at is not None,
+            }
+            for v in versions
+        ],
+        "missing": [n for n in numbers if n not in found],
+        "metrics": metrics,
+        "params": params,
+        "same_holdout": len(holdouts) == 1 and all(v.holdout.get("indices") for v in versions),
+    }

@@ -16,5 +16,9 @@ urlpatterns = [
     path("<uuid:pk>/rollback/", views.rollback, name="rollback"),
     path("<uuid:pk>/try/", views.try_it, name="try"),
     path("<uuid:pk>/settings/", views.model_settings, name="settings"),
+    path("<uuid:pk>/compare/", views.compare, name="compare"),
+    path("<uuid:pk>/archive/", views.archive, name="archive"),
+    path("<uuid:pk>/versions/<int:number>/archive/", views.version_archive, name="version_archive"),
+    path("<uuid:pk>/batch/", views.batch, name="batch"),
     path("<uuid:pk>/versions/upload/", views.version_upload, name="version_upload"),
 ]

@@ -18,8 +18,16 @@ from lepton.errors import ServiceError, raise_for_access
 from lepton.jobs.models import FINISHED_STATUSES, JobStatus
 from models_repo import selectors, services
 from models_repo.figures import run_figures
-from models_repo.forms import DecisionForm, ModelCreateForm, ModelSettingsForm, PromotionForm, TrainForm, VersionUploadForm
-from models_repo.models import AliasEvent, PromotionRequest, PromotionStatus, RunStatus
+from models_repo.forms import (
+    BatchPredictForm,
+    DecisionForm,
+    ModelCreateForm,
+    ModelSettingsForm,
+    PromotionForm,
+    TrainForm,
+    VersionUploadForm,
+)
+from models_repo.models import AliasEvent, ModelVersion, PredictionLog, PromotionRequest, PromotionStatus, RunStatus
 
 
 def _form_errors(form, exc: ServiceError, field_for=None) -> None:
@@ -36,6 +44,7 @@ def index(request: HttpRequest) -> HttpResponse:
     """Models and recent runs the user may see; maintainers register a model here."""
     department = current_department(request)
     form = ModelCreateForm(request.POST or None)
+    show_archived = request.GET.get("archived") == "1"
     status = 200
     if request.method == "POST":
         if department is None:
@@ -52,7 +61,10 @@ def index(request: HttpRequest) -> HttpResponse:
         status = 400
     context = {
         "department": department,
-        "models": selectors.models_visible(request.user).order_by("department__name", "name")[:200],
+        "models": selectors.models_visible(request.user)
+        .filter(archived_at__isnull=not show_archived)
+        .order_by("department__name", "name")[:200],
+        "show_archived": show_archived,
         "runs": selectors.runs_visible(request.user).order_by("-created_at")[:20],
         "pending": selectors.promotions_visible(request.user).filter(status=PromotionStatus.PENDING).count(),
         "form": form,
@@ -171,6 +183,7 @@ def model(
     try_error="",
     settings_form=None,
     upload_form=None,
+    batch_form=None,
     status=200,
 ) -> HttpResponse:
     model = get_object_or_404(selectors.models_visible(request.user), pk=pk)
@@ -198,8 +211,50 @@ def model(
         "promotion_form": PromotionForm(),
         "decision_form": DecisionForm(),
         "metric_names": sorted({name for v in versions for name in v.metrics})[:8],
+        "batch_form": (batch_form or _batch_form(request, model)) if policy.can(request.user, "use", model) else None,
+        "lineage": _version_lineage(request.user, versions),
     }
     return render(request, "models_repo/model.html", context, status=status)
+
+
+def _version_lineage(user, versions) -> list[dict]:
+    """Per version: the data version and run it came from, predictions logged, batch outputs."""
+    from django.db.models import Count
+
+    from lepton import audit
+    from lepton.models import LineageEdge
+
+    ids = [str(v.pk) for v in versions]
+    vtype, dtype = audit.object_type(ModelVersion), audit.object_type(DatasetVersion)
+    edges = list(LineageEdge.objects.filter(from_type=vtype, from_id__in=ids, to_type=dtype))
+    wanted = {e.to_id for e in edges} | {str(v.dataset_version_id) for v in versions if v.dataset_version_id}
+    data = {str(d.pk): d for d in DatasetVersion.objects.filter(pk__in=wanted).select_related("dataset__department")}
+    readable = set(
+        datalake_selectors.datasets_visible(user)
+        .filter(pk__in={d.dataset_id for d in data.values()})
+        .values_list("pk", flat=True)
+    )
+    outputs: dict[str, list] = {}
+    for edge in edges:
+        made = data.get(edge.to_id)
+        if made is not None and made.dataset_id in readable:
+            outputs.setdefault(edge.from_id, []).append(made)
+    logged = dict(
+        PredictionLog.objects.filter(version_id__in=ids).values("version").annotate(n=Count("id")).values_list("version", "n")
+    )
+    rows = []
+    for v in versions:
+        source = data.get(str(v.dataset_version_id)) if v.dataset_version_id else None
+        rows.append(
+            {
+                "version": v,
+                "data": source if source is not None and source.dataset_id in readable else None,
+                "data_hidden": source is not None and source.dataset_id not in readable,
+                "logged": logged.get(v.pk, 0),
+                "outputs": outputs.get(str(v.pk), []),
+            }
+        )
+    return rows
 
 
 model_page = model  # the form views below show the page again with their result or errors
@@ -377,3 +432,104 @@ def inbox(request: HttpRequest) -> HttpResponse:
     rows = [{"request": p, "may_decide": policy.can(request.user, "change", p.model)} for p in waiting]
     recent = visible.exclude(status=PromotionStatus.PENDING).order_by("-created_at")[:30]
     return render(request, "models_repo/inbox.html", {"rows": rows, "recent": recent, "decision_form": DecisionForm()})
+
+
+@login_required
+def compare(request: HttpRequest, pk) -> HttpResponse:
+    """Two to four versions side by side: metrics, params, data, curves (?v=1&v=2…)."""
+    from models_repo.figures import compare_figures
+
+    model = _model_or_404(request, pk)
+    all_versions = list(model.versions.order_by("-number")[:100])
+    raw = request.GET.getlist("v")
+    error = ""
+    numbers: list[int] = []
+    for value in raw:
+        try:
+            number = int(value)
+        except ValueError:
+            error = _("“%(value)s” is not a version number.") % {"value": value[:20]}
+            break
+        if number not in numbers:
+            numbers.append(number)
+    if not error and raw and not 2 <= len(numbers) <= selectors.COMPARE_MAX:
+        error = _("Pick between 2 and %(n)s versions to compare.") % {"n": selectors.COMPARE_MAX}
+    comparison = figures = None
+    if not error and numbers:
+        comparison = selectors.versions_compared(model, numbers)
+        if comparison["missing"]:
+            error = _("%(model)s has no version %(numbers)s.") % {
+                "model": model.name,
+                "numbers": ", ".join(str(n) for n in comparison["missing"]),
+            }
+            comparison = None
+        else:
+            shown = {v.number: v for v in model.versions.filter(number__in=numbers).select_related("run")}
+            figures = compare_figures([shown[n] for n in numbers])
+    context = {"model": model, "all_versions": all_versions, "numbers": numbers, "comparison": comparison,
+               "figures": figures, "error": error}  # fmt: skip
+    return render(request, "models_repo/compare.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_POST
+def archive(request: HttpRequest, pk) -> HttpResponse:
+    model = _model_or_404(request, pk)
+    archived = request.POST.get("archived") != "0"
+    try:
+        services.model_archive(actor=request.user, model=model, archived=archived, reason=request.POST.get("reason", ""))
+    except ServiceError as exc:
+        raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The model is archived.") if archived else _("The model is restored."))
+    return redirect("models_repo:model", model.pk)
+
+
+@login_required
+@require_POST
+def version_archive(request: HttpRequest, pk, number: int) -> HttpResponse:
+    model = _model_or_404(request, pk)
+    version = get_object_or_404(model.versions, number=number)
+    archived = request.POST.get("archived") != "0"
+    try:
+        services.version_archive(actor=request.user, version=version, archived=archived)
+    except ServiceError as exc:
+        raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        text = _("v%(number)s is archived.") if archived else _("v%(number)s is restored.")
+        messages.success(request, text % {"number": number})
+    return redirect("models_repo:model", model.pk)
+
+
+def _batch_form(request, model, data=None) -> BatchPredictForm:
+    versions = [v for v in model.versions.prefetch_related("aliases").order_by("-number")[:100] if v.archived_at is None]
+    versions = [v for v in versions if v.task in services.BATCH_TASKS]
+    return BatchPredictForm(data, data_versions=_trainable_versions(request.user), model_versions=versions)
+
+
+@login_required
+@require_POST
+def batch(request: HttpRequest, pk) -> HttpResponse:
+    """Queue a batch prediction; errors come back on the model page's form (400)."""
+    model = _model_or_404(request, pk)
+    if not policy.can(request.user, "use", model):
+        raise PermissionDenied
+    form = _batch_form(request, model, request.POST)
+    if form.is_valid():
+        data = next(v for v in _trainable_versions(request.user) if str(v.pk) == form.cleaned_data["dataset_version"])
+        version = model.versions.get(number=int(form.cleaned_data["version"]))
+        try:
+            pending = services.batch_predict_start(
+                actor=request.user, model=model, version=version, dataset_version=data,
+                output_name=form.cleaned_data["output_name"],
+            )  # fmt: skip
+        except ServiceError as exc:
+            raise_for_access(exc)
+            _form_errors(form, exc)
+        else:
+            text = _("Batch prediction queued: %(dataset)s gets a new version when it is done.")
+            messages.success(request, text % {"dataset": pending.dataset.name})
+            return redirect("datalake:dataset", pending.dataset_id)
+    return model_page(request, pk, batch_form=form, status=400)

@@ -33,7 +33,7 @@ from rest_framework.views import APIView
 
 from lepton import policy
 from lepton.api.serializers import ErrorSerializer
-from lepton.errors import Forbidden, Invalid, NotFound
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from models_repo import serving
 from models_repo.engine.errors import TrainingError
 from models_repo.models import ModelAlias, ModelVersion, PredictionLog, RegisteredModel
@@ -53,6 +53,8 @@ def _resolve(user, department: str, slug: str, params) -> tuple[RegisteredModel,
         raise NotFound(f"No model {department}/{slug} that you may use.")
     if not policy.can(user, "use", model):
         raise Forbidden("Your role does not allow predictions with this model (members and above may).")
+    if model.archived_at is not None:
+        raise Conflict(f"{department}/{slug} is archived and does not predict; a maintainer can restore it.", code="archived")
     if params.get("version"):
         try:
             number = int(params["version"])

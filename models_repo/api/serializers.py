@@ -203,3 +203,15 @@ class PromotionCreateSerializer(serializers.Serializer):
 
 class DecisionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ArchiveSerializer(serializers.Serializer):
+    archived = serializers.BooleanField(default=True, help_text="false restores.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class BatchPredictSerializer(serializers.Serializer):
+    dataset_version = serializers.UUIDField(help_text="A published version of a dataset you may use.")
+    version = serializers.IntegerField(min_value=1, required=False, help_text="A version number (else the alias).")
+    alias = serializers.SlugField(max_length=40, required=False, default="production")
+    output_name = serializers.CharField(max_length=200, help_text="The dataset that receives the predictions.")

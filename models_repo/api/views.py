@@ -17,6 +17,8 @@ from models_repo import selectors, services
 from models_repo.api.serializers import (
     AliasEventSerializer,
     AliasSetSerializer,
+    ArchiveSerializer,
+    BatchPredictSerializer,
     DecisionSerializer,
     ModelAliasSerializer,
     ModelCreateSerializer,
@@ -219,6 +221,98 @@ class RegisteredModelViewSet(
             actor=request.user, model=self.get_object(), reason=serializer.validated_data["reason"]
         )
         return Response(ModelAliasSerializer(alias).data)
+
+    @extend_schema(
+        summary="Archive or restore a model (maintainers): archived models predict nothing and take no training",
+        parameters=[MODEL_ID],
+        request=ArchiveSerializer,
+        responses={200: RegisteredModelSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        serializer = ArchiveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        model = services.model_archive(actor=request.user, model=self.get_object(), **serializer.validated_data)
+        return self._present(model)
+
+    @extend_schema(
+        summary="Archive or restore one version (refused while an alias points at it)",
+        parameters=[MODEL_ID, OpenApiParameter("number", int, OpenApiParameter.PATH)],
+        request=ArchiveSerializer,
+        responses={200: ModelVersionSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]{1,9})/archive")
+    def version_archive(self, request, pk=None, number=None):
+        model = self.get_object()
+        version = model.versions.filter(number=int(number)).first()
+        if version is None:
+            raise NotFound(f"{model.name} has no version {number}.")
+        serializer = ArchiveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.version_archive(actor=request.user, version=version, **serializer.validated_data)
+        return Response(ModelVersionSerializer(model.versions.prefetch_related("aliases").get(pk=version.pk)).data)
+
+    @extend_schema(
+        summary="Two to four versions side by side: metrics (best marked), params, data, holdouts",
+        parameters=[MODEL_ID, OpenApiParameter("versions", str, description="Version numbers, e.g. 1,3")],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def compare(self, request, pk=None):
+        model = self.get_object()
+        raw = [part.strip() for part in request.query_params.get("versions", "").split(",") if part.strip()]
+        try:
+            numbers = list(dict.fromkeys(int(part) for part in raw))
+        except ValueError:
+            raise Invalid(
+                "versions must be version numbers separated by commas.", fields={"versions": ["Not a number."]}
+            ) from None
+        if not 2 <= len(numbers) <= selectors.COMPARE_MAX:
+            message = f"Give 2 to {selectors.COMPARE_MAX} different version numbers."
+            raise Invalid(message, fields={"versions": [message]})
+        comparison = selectors.versions_compared(model, numbers)
+        if comparison["missing"]:
+            message = f"{model.name} has no version {', '.join(str(n) for n in comparison['missing'])}."
+            raise Invalid(message, fields={"versions": [message]}, code="no_such_version")
+        return Response(comparison)
+
+    @extend_schema(
+        summary="Predict a whole dataset version into a new version of an output dataset (a job)",
+        parameters=[MODEL_ID],
+        request=BatchPredictSerializer,
+        responses={202: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="batch-predictions")
+    def batch_predictions(self, request, pk=None):
+        model = self.get_object()
+        serializer = BatchPredictSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        dataset_version = DatasetVersion.objects.filter(
+            pk=data["dataset_version"], dataset__in=datalake_selectors.datasets_visible(request.user)
+        ).first()
+        if dataset_version is None:
+            raise NotFound("No dataset version of that id that you may see.")
+        if data.get("version"):
+            version = model.versions.filter(number=data["version"]).first()
+            if version is None:
+                message = f"{model.name} has no version {data['version']}."
+                raise Invalid(message, fields={"version": [message]}, code="no_such_version")
+        else:
+            current = ModelAlias.objects.select_related("version").filter(model=model, name=data["alias"]).first()
+            if current is None:
+                message = f"{model.name} has no '{data['alias']}' alias; give a version number."
+                raise Invalid(message, fields={"alias": [message]}, code="no_such_alias")
+            version = current.version
+        pending = services.batch_predict_start(
+            actor=request.user, model=model, version=version, dataset_version=dataset_version,
+            output_name=data["output_name"],
+        )  # fmt: skip
+        body = {
+            "output_version": str(pending.pk), "output_dataset": str(pending.dataset_id), "job": str(pending.job_id),
+            "model_version": version.number, "status": pending.status,
+        }  # fmt: skip
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema_view(

@@ -4,6 +4,8 @@ Like the core services, each takes the acting user as `actor=`, checks the polic
 audit event in its transaction and queues work with `transaction.on_commit`.
 """
 
+from .archive import model_archive, version_archive
+from .batch import BATCH_TASKS, batch_predict_execute, batch_predict_start
 from .continuous import continuous_set, promote_if_passing, retrain_on_publish
 from .registry import (
     GUARDED_ALIASES,
@@ -33,6 +35,11 @@ from .training import (
 from .uploads import version_upload, version_validate
 
 __all__ = [
+    "BATCH_TASKS",
+    "batch_predict_execute",
+    "batch_predict_start",
+    "model_archive",
+    "version_archive",
     "GUARDED_ALIASES",
     "PRODUCTION",
     "TRAIN_KINDS",

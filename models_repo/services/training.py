@@ -63,6 +63,9 @@ def training_start(
             raise NotFound()
         if not policy.can(actor, "use", registered_model):
             raise Forbidden(_("Your role does not allow training into this model."))
+        if RegisteredModel.objects.filter(pk=registered_model.pk, archived_at__isnull=False).exists():
+            message = _("%(model)s is archived; restore it before training new versions.") % {"model": registered_model}
+            raise Invalid(message, fields={"registered_model": [message]}, code="archived")
     department = registered_model.department if registered_model is not None else dataset.department
     if not isinstance(spec, dict):
         raise Invalid(_("The spec must be an object."), fields={"spec": [_("Give an object.")]})
