@@ -534,22 +534,7 @@ def inspect_skops(path: str, schema: list[dict] | None) -> dict[str, Any]:
         )
     elif getattr(model, "n_features_in_", len(schema)) != len(schema):
         raise UploadRefused(f"The model takes {model.n_features_in_} columns; input_schema names {len(schema)}.", "input_schema")
-    try:
-        _probe(model, schema)
-    except Exception as exc:  # noqa: BLE001 - whatever the estimator raises on a row of its schema
-        raise UploadRefused(f"The model fails on a row of its input schema: {exc}", "input_schema") from None
     return _summary(model, schema)
-
-
-def _probe(model, schema: list[dict]) -> None:
-    import warnings
-
-    frame = _probe_frame(schema)
-    if not hasattr(model, "feature_names_in_"):
-        frame = frame.to_numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.predict(frame)
 
 
 def _guess_type(model, column: str) -> str:

@@ -71,9 +71,7 @@ def blob_files() -> set[str]:
 @pytest.fixture
 def pipeline():
     frame, y = _table()
-    pre = ColumnTransformer(
-        [("num", StandardScaler(), ["温度", "pressure"]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["line"])]
-    )
+    pre = ColumnTransformer([("num", StandardScaler(), ["温度", "pressure"]), ("cat", OneHotEncoder(), ["line"])])
     return Pipeline([("pre", pre), ("forest", RandomForestClassifier(n_estimators=15, random_state=0))]).fit(frame, y)
 
 
