@@ -440,3 +440,21 @@ def test_an_uploaded_version_has_no_holdout_so_the_gate_cannot_compare_it(owner,
     assert upload(owner, "linear.onnx", _column_graph()).status_code == 201
     request = services.promotion_request(actor=member, version=ModelVersion.objects.get(model=predictor, number=1))
     assert request.status == "gate_failed" and "no" in request.gate["reason"] and "to compare" in request.gate["reason"]
+
+
+def test_checking_a_keras_upload_does_not_import_tensorflow(keras_files, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "quality.keras"
+    path.write_bytes(keras_files["good"])
+    script = (
+        "import sys; from models_repo.engine import uploaded; "
+        f"kind = uploaded.detect({str(path)!r}, 'quality.keras'); "
+        f"uploaded.inspect_keras_archive({str(path)!r}, {SCHEMA!r}, None); "
+        "print(kind, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["keras", "False", "False"], out.stderr
