@@ -289,12 +289,12 @@ def _code() -> str:
     """The commit measured, and whether the serving code had uncommitted changes."""
 
     def git(*argv: str) -> str:
-        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
 
     serving = ["models_repo/serving.py", "models_repo/api/predict.py", "models_repo/engine"]
-    last = git("log", "-1", "--format=%h %s", "--", *serving)
+    last = git("log", "-1", "--format=%h %s", "--", *serving).strip()
     dirty = git("status", "--porcelain", "--", *serving)
-    return f"HEAD {git('rev-parse', '--short', 'HEAD')}; serving code last changed in {last[:90]}" + (
+    return f"HEAD {git('rev-parse', '--short', 'HEAD').strip()}; serving code last changed in {last[:90]}" + (
         f"; uncommitted changes in {', '.join(line[3:] for line in dirty.splitlines())}" if dirty else ""
     )
 
@@ -348,7 +348,8 @@ def report(results: list[dict], facts: dict, profile: dict | None, args, load_st
     if verdicts:
         print(f"target of issue 5: {'met' if all(verdicts) else 'NOT met'}")
     if profile:
-        print(f"\nIn-process profile of our endpoint (Django test client, {profile['n']} requests per body, no HTTP):")
+        print(f"\nIn-process profile of our endpoint (Django test client, {profile['n']} requests per body, no HTTP; "
+              f"serving.load gives {profile['loaded']}):")  # fmt: skip
         for rows, p in profile["bodies"].items():
             print(f"  {rows}-row body: {p['plain_ms']:.2f} ms per request plain, {p['profiled_ms']:.2f} ms under cProfile; "
                   f"bare tabular.predict {p['bare_predict_ms']:.2f} ms")  # fmt: skip
@@ -491,6 +492,7 @@ def _profile(args) -> int:
         profiler.disable()
         profiled_ms = (time.perf_counter() - started) * 1000 / n
         loaded = serving.load(alias.version)
+        out["loaded"] = f"{type(loaded).__module__}.{type(loaded).__qualname__}"
         split = json.loads(body)["dataframe_split"]
         frame = pd.DataFrame(split["data"], columns=split["columns"])
         started = time.perf_counter()
