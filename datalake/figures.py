@@ -29,14 +29,20 @@ TEXTS = {
     "dataset": "Other datasets",
     "hidden": "Datasets you cannot see",
     "recipe": "Recipe",
+    "run": "Training runs",
+    "model": "Model versions",
     "other": "Other objects",
     "unknown_recipe": "a recipe you cannot see",
 }
+# Objects of other parts, styled by their "app_label.model" type (the rest are "other").
+OBJECT_KINDS = {"models_repo.trainingrun": "run", "models_repo.modelversion": "model"}
 KIND_STYLE = {
     "this": {"color": "#1f3580", "symbol": "circle", "size": 16},
     "dataset": {"color": "#2f8f6a", "symbol": "circle", "size": 14},
     "hidden": {"color": "#9aa0a6", "symbol": "circle-open", "size": 14},
     "recipe": {"color": "#c77c12", "symbol": "diamond", "size": 13},
+    "run": {"color": "#5b6b8c", "symbol": "triangle-right", "size": 13},
+    "model": {"color": "#a8326e", "symbol": "star", "size": 16},
     "other": {"color": "#7a4fa8", "symbol": "square", "size": 13},
 }
 
@@ -70,14 +76,15 @@ def lineage_figure(
                 label = node.get("label") or texts["hidden"]
                 url = links.get(str(seen), "") if seen else ""
             else:
-                kind, label, url = "other", node.get("label") or f"{key[0]} {key[1][:8]}", ""
+                kind = OBJECT_KINDS.get(key[0], "other")
+                label, url = node.get("label") or f"{key[0]} {key[1][:8]}", node.get("url", "")
             nodes[key] = {"kind": kind, "label": label, "hover": label, "url": url}
         return key
 
     for edge in edges:
         source, target = add_object(edge["from"]), add_object(edge["to"])
         via = edge.get("via") or {}
-        if via.get("id"):
+        if via.get("id") and via.get("type", "datalake.recipe") in ("datalake.recipe", ""):
             key = ("recipe", str(via["id"]), target)
             if key not in nodes:
                 name = recipes.get(str(via["id"]))
@@ -120,7 +127,7 @@ def lineage_figure(
             "name": "edges",
         }
     ]
-    for kind in ("dataset", "this", "recipe", "hidden", "other"):
+    for kind in ("dataset", "this", "recipe", "hidden", "run", "model", "other"):
         keys = [k for k in nodes if nodes[k]["kind"] == kind]
         if not keys:
             continue

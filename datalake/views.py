@@ -244,6 +244,8 @@ def _lineage_figure(user, dataset: Dataset, edges: list[dict]) -> dict | None:
             "dataset": _("Other datasets"),
             "hidden": _("Datasets you cannot see"),
             "recipe": _("Recipe"),
+            "run": _("Training runs"),
+            "model": _("Model versions"),
             "other": _("Other objects"),
             "unknown_recipe": _("a recipe you cannot see"),
         },

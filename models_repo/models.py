@@ -110,6 +110,11 @@ class TrainingRun(models.Model):
     def __str__(self) -> str:
         return self.name or f"run {str(self.pk)[:8]}"
 
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("models_repo:run", args=[self.pk])
+
 
 class VersionSource(models.TextChoices):
     RUN = "run", _("Training run")
@@ -161,6 +166,11 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} v{self.number}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("models_repo:model", args=[self.model_id]) + f"#v{self.number}"
 
 
 class ModelAlias(models.Model):

@@ -255,21 +255,48 @@ def dataset_diff(*, actor, dataset: Dataset, old=None, new=None) -> dict:
     return {"from": old_n, "to": new_n, **result}
 
 
+LINEAGE_HOPS = 3  # dataset version → run → model version → predictions: how far past other objects the graph follows
+
+
 def dataset_lineage(*, actor, dataset: Dataset) -> dict:
-    """Edges into and out of the dataset's versions (recipes, and later models), as plain data."""
+    """Edges into and out of the dataset's versions, as plain data, and on through other objects.
+
+    From the dataset's versions the graph follows edges through objects that are not dataset
+    versions (training runs, model versions, jobs) up to LINEAGE_HOPS steps, so a model trained
+    on the data and the predictions it made appear; it stops at other datasets' versions.
+    Every node is labelled only for people who may see it.
+    """
     policy.require(actor, "view", dataset)
     version_ids = [str(pk) for pk in dataset.versions.values_list("pk", flat=True)]
     vtype = audit.object_type(DatasetVersion)
-    edges = list(
-        LineageEdge.objects.filter(Q(from_type=vtype, from_id__in=version_ids) | Q(to_type=vtype, to_id__in=version_ids))
-    )
+    found: dict[int, LineageEdge] = {}
+    frontier = {(vtype, i) for i in version_ids}
+    seen = set(frontier)
+    for _hop in range(LINEAGE_HOPS):
+        if not frontier:
+            break
+        query = Q(pk__in=[])
+        for kind in {k for k, _i in frontier}:
+            ids = [i for k, i in frontier if k == kind]
+            query |= Q(from_type=kind, from_id__in=ids) | Q(to_type=kind, to_id__in=ids)
+        step = [e for e in LineageEdge.objects.filter(query) if e.pk not in found]
+        found.update((e.pk, e) for e in step)
+        frontier = set()
+        for edge in step:
+            for node in ((edge.from_type, edge.from_id), (edge.to_type, edge.to_id)):
+                if node not in seen:
+                    seen.add(node)
+                    if node[0] != vtype:  # walk on through runs and models, not into other datasets
+                        frontier.add(node)
+    edges = sorted(found.values(), key=lambda e: e.pk)
     ids = {e.from_id for e in edges if e.from_type == vtype} | {e.to_id for e in edges if e.to_type == vtype}
     versions = {str(v.pk): v for v in DatasetVersion.objects.filter(pk__in=ids).select_related("dataset__department")}
+    others = _lineage_objects(actor, {(e.from_type, e.from_id) for e in edges} | {(e.to_type, e.to_id) for e in edges}, vtype)
 
     def node(kind, object_id):
         v = versions.get(object_id) if kind == vtype else None
         if v is None:
-            return {"type": kind, "id": object_id}
+            return others.get((kind, object_id), {"type": kind, "id": object_id})
         visible = policy.can(actor, "view", v.dataset)
         return {
             "type": "dataset_version",
@@ -284,3 +311,35 @@ def dataset_lineage(*, actor, dataset: Dataset) -> dict:
             for e in edges
         ]
     }
+
+
+def _lineage_objects(actor, nodes: set[tuple[str, str]], skip: str) -> dict[tuple[str, str], dict]:
+    """Labels and links of the lineage's other objects (runs, model versions…), found by their type's model.
+
+    The data lake does not import the parts that add edges: each object is looked up by its
+    "app_label.model" type, shown by its str() and get_absolute_url() when the person may view
+    it, and as "an object you cannot see" (or "deleted") otherwise.
+    """
+    from django.apps import apps
+
+    out: dict[tuple[str, str], dict] = {}
+    for kind in {k for k, _i in nodes if k != skip}:
+        try:
+            model = apps.get_model(kind)
+        except (LookupError, ValueError):
+            continue
+        ids = [i for k, i in nodes if k == kind]
+        try:
+            objects = {str(o.pk): o for o in model.objects.filter(pk__in=ids)}
+        except (ValueError, TypeError):
+            continue
+        for object_id in ids:
+            obj = objects.get(object_id)
+            if obj is None:
+                out[(kind, object_id)] = {"type": kind, "id": object_id, "label": _("deleted")}
+            elif not policy.can(actor, "view", obj):
+                out[(kind, object_id)] = {"type": kind, "id": object_id, "label": _("an object you cannot see")}
+            else:
+                url = obj.get_absolute_url() if hasattr(obj, "get_absolute_url") else ""
+                out[(kind, object_id)] = {"type": kind, "id": object_id, "label": str(obj), "url": url}
+    return out

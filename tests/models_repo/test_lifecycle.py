@@ -242,3 +242,24 @@ def test_batch_form_on_the_model_page(member, viewer, production, trained):
     assert good.status_code == 302 and good["Location"] == f"/data/{output.pk}/"
     assert login(viewer).post(f"/models/{trained.pk}/batch/", form).status_code == 403
     assert PromotionRequest.objects.count() == 0
+
+
+def test_the_data_lake_lineage_follows_runs_and_models_to_their_predictions(member, production, inspections, trained):
+    fresh = _published(member, production, "New parts", inspections_csv(rows=30, seed=2))
+    pending = services.batch_predict_start(
+        actor=member, model=trained, version=trained.versions.get(number=2), dataset_version=fresh, output_name="Scored"
+    )
+    services.batch_predict_execute(pending.pk)
+    edges = datalake_services.dataset_lineage(actor=member, dataset=inspections.dataset)["edges"]
+    labels = {(e["from"].get("label"), e["to"].get("label")) for e in edges}
+    runs = list(trained.runs.order_by("created_at"))
+    assert ("production.inspections v1", str(runs[1])) in labels
+    assert (str(runs[1]), "production/quality-predictor v2") in labels
+    assert ("production/quality-predictor v2", "production.scored v1") in labels  # three steps from the data
+    model_node = next(e["to"] for e in edges if e["to"]["type"] == "models_repo.modelversion")
+    assert model_node["url"].startswith(f"/models/{trained.pk}/#v")
+    page = login(member).get(f"/data/{inspections.dataset_id}/").content.decode()
+    assert "Model versions" in page and "Training runs" in page
+    # The output's own graph goes back through the model to the data it learnt from.
+    back = datalake_services.dataset_lineage(actor=member, dataset=pending.dataset)["edges"]
+    assert {e["from"]["label"] for e in back} >= {"production/quality-predictor v2", "production.new-parts v1"}
