@@ -350,6 +350,9 @@ def report(results: list[dict], facts: dict, profile: dict | None, args, load_st
     if profile:
         print(f"\nIn-process profile of our endpoint (Django test client, {profile['n']} requests per body, no HTTP; "
               f"serving.load gives {profile['loaded']}):")  # fmt: skip
+        print(f"  SQL of one request ({len(profile['queries'])}):")
+        for sql in profile["queries"]:
+            print(f"    {sql}")
         for rows, p in profile["bodies"].items():
             print(f"  {rows}-row body: {p['plain_ms']:.2f} ms per request plain, {p['profiled_ms']:.2f} ms under cProfile; "
                   f"bare tabular.predict {p['bare_predict_ms']:.2f} ms")  # fmt: skip
@@ -455,7 +458,9 @@ def _profile(args) -> int:
     import pstats
 
     import pandas as pd
+    from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
     from lepton.models import ApiToken
     from lepton.services import token_create
@@ -480,6 +485,9 @@ def _profile(args) -> int:
 
         for _ in range(20):
             once()
+        with CaptureQueriesContext(connection) as captured:
+            once()
+        out.setdefault("queries", [" ".join(q["sql"].split())[:110] for q in captured.captured_queries])
         started = time.perf_counter()
         for _ in range(n):
             once()
