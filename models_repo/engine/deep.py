@@ -19,9 +19,10 @@ Decisions (the tests pin them):
   (stratified for classifiers); sequence and forecasting tasks split by time: in each group
   the windows whose label row is latest form the holdout, the latest of the rest validate.
 - A window is `window` consecutive rows of one group ordered by `time_column` (file order when
-  there is none); windows never cross groups. Its label is the target at its last row
-  (sequence_classification) or `horizon` rows after it (forecasting, the target is then also
-  an input channel). Rows with a missing or infinite value in a used column are left out with
+  there is none); windows never cross groups, and one starts every `stride` rows of its group
+  (1: at every row; a larger stride thins out long, densely sampled series). Its label is the
+  target at its last row (sequence_classification) or `horizon` rows after it (forecasting, the
+  target is then also an input channel). Rows with a missing or infinite value in a used column are left out with
   a warning before windows are cut, so a window may span the gap they leave.
 - Images are decoded with Pillow, 16-bit and float images stretched min..max to 8 bits,
   converted to grayscale when every manifest row is grayscale and to RGB otherwise, and resized
@@ -127,11 +128,11 @@ def validate_keras_options(options: dict, task: str, algorithm: str) -> dict:
     """The options with defaults filled in, holding only the keys that apply to task and algorithm.
 
     Keys: window (rows per window, 2..2000, required for sequence_classification and forecasting),
-    stride (rows between window starts), horizon (forecasting: rows ahead, 1..500), layers (dense,
-    recurrent or convolution blocks, 1..6), units (dense/recurrent width, 1..1024), dropout (0..0.9),
-    epochs (1..1000), batch_size (1..8192), learning_rate (0 < lr ≤ 1), lr_schedule (none |
-    reduce_on_plateau | cosine), patience (early stopping on val_loss, 0 = off), filters (first
-    convolution block, doubling per block up to 512) and kernel_size for CNNs, image_size (16..256)
+    stride (rows between window starts in a group, 1..2000, default 1), horizon (forecasting: rows
+    ahead, 1..500), layers (dense, recurrent or convolution blocks, 1..6), units (dense/recurrent
+    width, 1..1024), dropout (0..0.9), epochs (1..1000), batch_size (1..8192), learning_rate
+    (0 < lr ≤ 1), lr_schedule (none | reduce_on_plateau | cosine), patience (early stopping on
+    val_loss, 0 = off), filters (first convolution block, doubling per block up to 512) and kernel_size for CNNs, image_size (16..256)
     and augment (random flip/rotation/zoom while training) for keras_cnn2d, device (cpu | gpu).
 
     Raises TrainingError(INVALID_SPEC) with fields {"keras.<key>": [reason]} for every bad key,

@@ -164,6 +164,37 @@ def test_algorithm_that_cannot_learn_the_task_is_refused_naming_both(task, algor
     assert "algorithm" in caught.value.fields
 
 
+@pytest.mark.parametrize("stride", [0, 2001, 1.5, "2", True])
+def test_stride_must_be_a_whole_number_of_rows(stride):
+    with pytest.raises(TrainingError) as caught:
+        validate_keras_options({"window": 8, "stride": stride}, "sequence_classification", "keras_lstm")
+    assert set(caught.value.fields) == {"keras.stride"}
+    assert "1 to 2000" in caught.value.fields["keras.stride"][0]
+
+
+@pytest.mark.parametrize(("task", "algorithm"), [("classification", "keras_mlp"), ("image_classification", "keras_cnn2d")])
+def test_stride_applies_only_to_windows(task, algorithm):
+    with pytest.raises(TrainingError) as caught:
+        validate_keras_options({"stride": 2}, task, algorithm)
+    assert "Does not apply" in caught.value.fields["keras.stride"][0]
+
+
+def test_stride_steps_the_window_starts_within_each_group(sensors_path):
+    """No TensorFlow: the windows are cut in numpy before any model is built."""
+    options = validate_keras_options({"window": 8, "stride": 5, "horizon": 2}, "forecasting", "keras_gru")
+    spec = _spec("forecasting", "keras_gru", "level", ["vibration"], options=options, time_column="ts", group_column="machine")
+    data = deep._sequence_data(spec, sensors_path, options, [])
+    windows = np.concatenate([data.x_train, data.x_val, data.x_test])
+    # 150 rows per machine: window starts 0, 5, …, 140 (the last one leaves 8 rows + 2 ahead).
+    assert len(windows) == 3 * len(range(0, 150 - 8 - 2 + 1, 5))
+    frame = pd.read_parquet(sensors_path).sort_values(["machine", "ts"])
+    first = frame[frame["machine"] == "M0"][["vibration", "level"]].to_numpy(dtype="float32")
+    fitted = data.x_train  # M0's earliest windows come first
+    np.testing.assert_array_equal(fitted[0], first[0:8])
+    np.testing.assert_array_equal(fitted[1], first[5:13])
+    assert data.y_train[1] == pytest.approx(first[5 + 8 - 1 + 2, 1])
+
+
 def test_kernel_larger_than_the_window_is_refused():
     with pytest.raises(TrainingError) as caught:
         validate_keras_options({"window": 4, "kernel_size": 5}, "sequence_classification", "keras_cnn1d")
