@@ -132,8 +132,9 @@ def validate_keras_options(options: dict, task: str, algorithm: str) -> dict:
     ahead, 1..500), layers (dense, recurrent or convolution blocks, 1..6), units (dense/recurrent
     width, 1..1024), dropout (0..0.9), epochs (1..1000), batch_size (1..8192), learning_rate
     (0 < lr ≤ 1), lr_schedule (none | reduce_on_plateau | cosine), patience (early stopping on
-    val_loss, 0 = off), filters (first convolution block, doubling per block up to 512) and kernel_size for CNNs, image_size (16..256)
-    and augment (random flip/rotation/zoom while training) for keras_cnn2d, device (cpu | gpu).
+    val_loss, 0 = off), filters (first convolution block, doubling per block up to 512) and
+    kernel_size for CNNs, image_size (16..256) and augment (random flip/rotation/zoom while
+    training) for keras_cnn2d, device (cpu | gpu).
 
     Raises TrainingError(INVALID_SPEC) with fields {"keras.<key>": [reason]} for every bad key,
     an unknown key or one that does not apply, and {"algorithm": [...]} for an algorithm that
