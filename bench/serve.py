@@ -326,7 +326,8 @@ def report(results: list[dict], facts: dict, profile: dict | None, args, load_st
     print(f"code: {facts['code']}")
     print(f"our runtime: {facts['runtime']} (ONNX conversion: {facts['onnx']}); predictions agree on {facts['agree']} rows")
     header = (f"{'c':>3} {'rows':>4} | {'ours req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} | "
-              f"{'mlflow req/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} | {'req/s ×':>7} {'p99 ×':>6}")  # fmt: skip
+              f"{'mlflow req/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} | "
+              f"{'req/s ×':>7} {'p99 ×':>6} {'cpu ×':>6}")  # fmt: skip
     print(header)
     print("-" * len(header))
     for (server, c, rows), ours in by.items():
@@ -337,10 +338,11 @@ def report(results: list[dict], facts: dict, profile: dict | None, args, load_st
         print(
             f"{c:>3} {rows:>4} | {ours['rps']:>10.1f} {ours['p50_ms']:>8.2f} {ours['p99_ms']:>8.2f} "
             f"{ours['cpu_ms_per_request']:>10.2f} | {peer['rps']:>12.1f} {peer['p50_ms']:>8.2f} {peer['p99_ms']:>8.2f} "
-            f"{peer['cpu_ms_per_request']:>10.2f} | {ours['rps'] / peer['rps']:>7.2f} {ours['p99_ms'] / peer['p99_ms']:>6.2f}"
-            + (f"  ({errors} errors)" if errors else "")
+            f"{peer['cpu_ms_per_request']:>10.2f} | {ours['rps'] / peer['rps']:>7.2f} {ours['p99_ms'] / peer['p99_ms']:>6.2f} "
+            f"{ours['cpu_ms_per_request'] / peer['cpu_ms_per_request']:>6.2f}" + (f"  ({errors} errors)" if errors else "")
         )
-    print(f"(req/s ×: ours / MLflow, higher is better; p99 ×: ours / MLflow, lower is better; load average "
+    print("(req/s ×: ours / MLflow, higher is better; p99 × and cpu × (server CPU per request): ours / MLflow, lower is better;")
+    print(f" load average "
           f"{load_start:.2f} at the start, {load_end:.2f} at the end; {wall:.0f} s in all)")  # fmt: skip
     print(f"bare forest predict in the MLflow environment (pyfunc, in-process): {facts['mlflow_predict_ms']}")
     verdicts = []
