@@ -5,6 +5,11 @@ A version is immutable, so a loaded model is cached per process by version id (L
 indexed query), so moving an alias takes effect at once in every web process and
 `invalidate` only drops this process's models of that model when an alias moved here.
 Artifacts are checksum-verified by storage before they are loaded; a mismatch refuses to load.
+
+`predictor` is what the predict endpoint serves with: a scikit-learn version converted to
+ONNX at registration (`onnx_sha256`, see models_repo.services.registry.version_onnx_convert)
+runs in onnxruntime, or one of its offered quantised variants when asked for; any other
+version runs natively. `load` is always the native model (the promotion gate scores it).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import threading
 from collections import OrderedDict
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
-from lepton.errors import ServiceError
+from lepton.errors import Invalid, ServiceError
 from lepton.storage import BlobNotFound, CorruptBlob, get_storage
 
 logger = logging.getLogger("lepton.serving")
@@ -31,7 +37,10 @@ class ArtifactUnavailable(ServiceError):
 
 
 _lock = threading.Lock()
-_loaded: OrderedDict = OrderedDict()  # version id -> (model id, flavor, loaded model)
+# version id (native) or "version id:blob sha256" (ONNX) -> (model id, flavor, loaded model)
+_loaded: OrderedDict = OrderedDict()
+VARIANTS = ("float16", "int8")
+NATIVE, ONNX = "native", "onnx"
 
 
 def _capacity() -> int:
@@ -53,31 +62,77 @@ class VersionNotReady(ServiceError):
 
 
 def load(version):
-    """The loaded model of a ModelVersion (from the per-process cache when it is there)."""
+    """The loaded native model of a ModelVersion (from the per-process cache when it is there)."""
     if version.status != "ready":  # models_repo.services.uploads: .keras uploads are validated in a worker first
         from models_repo.services.uploads import not_ready_reason
 
         raise VersionNotReady(not_ready_reason(version))
-    key = str(version.pk)
+
+    def loader(path: str):
+        if version.source == "upload" and version.flavor in ("onnx", "sklearn"):
+            from models_repo.engine import uploaded
+
+            return uploaded.load(version.flavor, path, version.input_schema, version.output.get("classes"))
+        return _load_artifact(version.flavor, path)
+
+    return _cached(version, str(version.pk), version.artifact_sha256, loader)
+
+
+def predictor(version, variant: str = "") -> tuple[str, object]:
+    """What serves `version`: ("onnx", OnnxPredictor) when it was converted, else ("native", `load`).
+
+    `variant` (float16 or int8) asks for a quantised ONNX variant; one the version does not
+    offer is a 400 naming `variant`. A converted version whose ONNX blob is missing or
+    tampered with is refused (503), as the native artifact would be.
+    """
+    if variant:
+        entry = (version.onnx_report.get("variants") or {}).get(variant) or {}
+        if variant not in VARIANTS or not version.onnx_sha256 or not entry.get("offered") or not entry.get("sha256"):
+            offered = offered_variants(version)
+            if variant not in VARIANTS:
+                message = _("variant must be one of %(names)s.") % {"names": ", ".join(VARIANTS)}
+            elif offered:
+                message = _("%(version)s offers no %(variant)s variant; it offers %(offered)s.") % {
+                    "version": version, "variant": variant, "offered": ", ".join(offered),
+                }  # fmt: skip
+            else:
+                message = _("%(version)s offers no quantised variant (its ONNX report on the model page says why).") % {
+                    "version": version
+                }
+            raise Invalid(message, fields={"variant": [message]}, code="variant_not_offered")
+        return ONNX, _load_onnx(version, entry["sha256"])
+    if version.flavor == "sklearn" and version.source != "upload" and version.onnx_sha256:
+        return ONNX, _load_onnx(version, version.onnx_sha256)
+    return (ONNX if version.flavor == "onnx" else NATIVE), load(version)  # an uploaded ONNX file runs in onnxruntime
+
+
+def offered_variants(version) -> list[str]:
+    """The quantised variants a version offers (each passed the holdout check at registration)."""
+    variants = (version.onnx_report.get("variants") or {}) if version.onnx_sha256 else {}
+    return [name for name in VARIANTS if (variants.get(name) or {}).get("offered") and variants[name].get("sha256")]
+
+
+def _load_onnx(version, sha256: str):
+    from models_repo.engine.onnx import OnnxPredictor
+
+    return _cached(version, f"{version.pk}:{sha256}", sha256, OnnxPredictor)
+
+
+def _cached(version, key: str, sha256: str, loader):
     with _lock:
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key][2]
     try:
-        path = get_storage().verified_local_path(version.artifact_sha256)
+        path = get_storage().verified_local_path(sha256)
     except (CorruptBlob, BlobNotFound) as exc:
         # Never load bytes that are not the ones registered; operators see this in the logs.
-        logger.error("refusing to load %s: %s", version, exc)
+        logger.error("refusing to load %s (%s): %s", version, sha256[:12], exc)
         raise ArtifactUnavailable(
             f"The stored model of {version} is missing or does not match its checksum; it was not loaded. "
             "An administrator must restore the lake file or register the version again."
         ) from None
-    if version.source == "upload" and version.flavor in ("onnx", "sklearn"):
-        from models_repo.engine import uploaded
-
-        model = uploaded.load(version.flavor, path, version.input_schema, version.output.get("classes"))
-    else:
-        model = _load_artifact(version.flavor, path)
+    model = loader(path)
     with _lock:
         _loaded[key] = (version.model_id, version.flavor, model)
         while len(_loaded) > _capacity():

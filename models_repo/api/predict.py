@@ -228,21 +228,30 @@ class _LogBuffer:
 prediction_logs = _LogBuffer()
 
 
-def predict_inputs(registered, version, inputs, *, started: float, source: str) -> dict:
-    """Run checked inputs through the version's model; sample the request into the prediction log."""
+def predict_inputs(registered, version, inputs, *, started: float, source: str, variant: str = "") -> dict:
+    """Run checked inputs through the version's model; sample the request into the prediction log.
+
+    The result says which runtime served (`onnx` for a version converted at registration, or
+    its quantised `variant`; `native` otherwise: models_repo.serving.predictor).
+    """
     task = version.task or version.output.get("task", "")
-    loaded = serving.load(version)
+    runtime, loaded = serving.predictor(version, variant)
     try:
         if version.flavor == "keras":
             from models_repo.engine import deep
 
             result = deep.predict(loaded, inputs, {**version.output, "input_schema": version.input_schema, "task": task})
+        elif runtime == serving.ONNX and version.flavor == "sklearn":
+            result = loaded.answer(inputs)
         else:
             from models_repo.engine import tabular
 
             result = tabular.predict(loaded, inputs)
     except (ValueError, TrainingError) as exc:
         raise _invalid(str(exc), "inputs") from None
+    result["runtime"] = runtime
+    if variant:
+        result["variant"] = variant
     elapsed = (time.perf_counter() - started) * 1000
     if random.random() < settings.LEPTON_PREDICTION_LOG_SAMPLE:
         sample = (
@@ -278,6 +287,7 @@ class PredictView(APIView):
             OpenApiParameter("model", str, OpenApiParameter.PATH),
             OpenApiParameter("alias", str, description="Default production"),
             OpenApiParameter("version", int, description="A version number instead of an alias"),
+            OpenApiParameter("variant", str, description="A quantised ONNX variant the version offers: float16 or int8"),
         ],
         request=OpenApiTypes.OBJECT,
         responses={200: OpenApiTypes.OBJECT, **ERRORS},
@@ -299,7 +309,8 @@ class PredictView(APIView):
             rows = _rows(body)
             _check_limit(rows)
             inputs, ignored = _table(rows, version.input_schema)
-        result = predict_inputs(registered, version, inputs, started=started, source="api")
+        variant = request.query_params.get("variant", "")
+        result = predict_inputs(registered, version, inputs, started=started, source="api", variant=variant)
         payload = {"model": f"{registered.department.slug}/{registered.slug}", "version": version.number, **result}
         if alias:
             payload["alias"] = alias

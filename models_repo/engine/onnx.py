@@ -43,6 +43,9 @@ from .errors import TrainingError
 # regression values within these. ONNX runs the estimator in float32, scikit-learn in float64.
 PROBA_TOLERANCE = 1e-4
 REGRESSION_RTOL = 1e-4  # relative to max(1, |native prediction|)
+# Probabilities this close to a row's largest count as a tie, broken to the first class as numpy's
+# argmax does (scikit-learn's predict); far below any real difference between a forest's vote shares.
+LABEL_TIE = 1e-5
 CHECK_MAX_ROWS = 20_000  # rows of the holdout the check and the variants look at (a sample beyond)
 # A quantised variant is offered when its holdout metric is at most this much worse than the
 # native model's (absolute for scores in [0, 1], relative to the value for errors such as
@@ -136,10 +139,20 @@ class OnnxPredictor:
         X = tabular._model_input(self, frame)
         return self.session.run(self.output_names, self.feed(X))
 
+    def _labels(self, outputs: list[np.ndarray]) -> list:
+        if self.meta.get("label") == "argmax":
+            # The first class within LABEL_TIE of the largest: a tie in float64 (a forest's 10 of 20
+            # votes) comes out of float32 sums as 0.49999994 against 0.50000006.
+            proba = np.asarray(outputs[1], dtype=float)
+            positions = np.argmax(proba >= proba.max(axis=1, keepdims=True) - LABEL_TIE, axis=1)
+        else:
+            positions = np.asarray(outputs[0]).ravel()
+        return [self.classes[int(i)] for i in positions]
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         outputs = self.run(frame)
         if self.task == "classification":
-            return np.array([self.classes[int(i)] for i in np.asarray(outputs[0]).ravel()], dtype=object)
+            return np.array(self._labels(outputs), dtype=object)
         return np.asarray(outputs[0], dtype=float).ravel()
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -150,7 +163,7 @@ class OnnxPredictor:
         outputs = self.run(frame)
         if self.task != "classification":
             return {"predictions": [float(v) for v in np.asarray(outputs[0], dtype=float).ravel()]}
-        out: dict[str, list] = {"predictions": [self.classes[int(i)] for i in np.asarray(outputs[0]).ravel()]}
+        out: dict[str, list] = {"predictions": self._labels(outputs)}
         if self.meta.get("probabilities"):
             keys = self.class_keys
             out["probabilities"] = [
@@ -565,6 +578,12 @@ def _estimator(estimator, width: int):
             classes=[tabular._py(c) for c in classes],
             class_keys=[tabular._class_key(c) for c in classes],
             probabilities=hasattr(estimator, "predict_proba"),
+            # scikit-learn's predict is the first largest probability for these (numpy's argmax breaks
+            # ties to the first class; a tree ensemble in onnxruntime may not): the label is taken
+            # from the probabilities. SVC's label comes from its decision function, not from Platt's.
+            label="argmax"
+            if hasattr(estimator, "predict_proba") and type(estimator).__name__ not in ("SVC", "NuSVC")
+            else "graph",
         )
         # Labels come out of the graph as class positions (0…n-1); the metadata maps them back,
         # so classes of any type (booleans, numbers, text) give the native JSON values.
@@ -653,33 +672,44 @@ def holdout_metric(model, X: pd.DataFrame, y: np.ndarray, metric: str) -> float 
                 return float(m.r2_score(truth, predicted))
             nonzero = truth != 0
             return float(np.mean(np.abs((truth[nonzero] - predicted[nonzero]) / truth[nonzero]))) if nonzero.any() else None
-        truth = np.array([tabular._py(v) for v in y], dtype=object)
-        predicted = np.array([tabular._py(v) for v in predicted], dtype=object)
+        # Classes as positions (any label type: booleans, numbers, text); a class the model
+        # never saw counts as wrong.
         labels = [tabular._py(c) for c in model.classes_]
+        index = {json.dumps(c): i for i, c in enumerate(labels)}
+        truth = np.array([index.get(json.dumps(tabular._py(v)), -1) for v in y])
+        predicted = np.array([index.get(json.dumps(tabular._py(v)), -2) for v in predicted])
+        positions = list(range(len(labels)))
         simple = {
             "accuracy": lambda: m.accuracy_score(truth, predicted),
             "balanced_accuracy": lambda: m.balanced_accuracy_score(truth, predicted),
-            "f1_macro": lambda: m.f1_score(truth, predicted, average="macro", zero_division=0, labels=labels),
-            "f1_weighted": lambda: m.f1_score(truth, predicted, average="weighted", zero_division=0, labels=labels),
-            "precision_macro": lambda: m.precision_score(truth, predicted, average="macro", zero_division=0, labels=labels),
-            "recall_macro": lambda: m.recall_score(truth, predicted, average="macro", zero_division=0, labels=labels),
+            "f1_macro": lambda: m.f1_score(truth, predicted, average="macro", zero_division=0, labels=positions),
+            "f1_weighted": lambda: m.f1_score(truth, predicted, average="weighted", zero_division=0, labels=positions),
+            "precision_macro": lambda: m.precision_score(truth, predicted, average="macro", zero_division=0, labels=positions),
+            "recall_macro": lambda: m.recall_score(truth, predicted, average="macro", zero_division=0, labels=positions),
         }
         if metric in simple:
             return float(simple[metric]())
         has_proba = getattr(model, "meta", {}).get("probabilities", hasattr(model, "predict_proba"))
         if metric in ("log_loss", "roc_auc", "roc_auc_ovr") and has_proba:
             proba = np.asarray(model.predict_proba(X), dtype=float)
-            index = {json.dumps(c): i for i, c in enumerate(labels)}
-            coded = np.array([index[json.dumps(v)] for v in truth])
+            known = truth >= 0
             try:
                 if metric == "log_loss":
-                    return float(m.log_loss(coded, proba, labels=list(range(len(labels)))))
+                    return float(m.log_loss(truth[known], proba[known], labels=positions))
                 if len(labels) == 2:
-                    return float(m.roc_auc_score(coded == 1, proba[:, 1]))
-                return float(m.roc_auc_score(coded, proba, multi_class="ovr", labels=list(range(len(labels)))))
+                    return float(m.roc_auc_score(truth[known] == 1, proba[known, 1]))
+                return float(m.roc_auc_score(truth[known], proba[known], multi_class="ovr", labels=positions))
             except ValueError:
                 return None
     return None
+
+
+def _metric_or_none(model, X, y, metric: str) -> float | None:
+    try:
+        value = holdout_metric(model, X, y, metric)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return value if value is None or math.isfinite(value) else None
 
 
 def metric_name(scoring: str) -> str:
@@ -769,12 +799,12 @@ def variants(pipeline, model: bytes, X: pd.DataFrame, y, metric: str, reference:
             data = VARIANT_BUILDERS[name](pipeline, model)
             entry["bytes"] = len(data)
             predictor = OnnxPredictor(data)
-            value = holdout_metric(predictor, X, y, metric)
+            predictor.answer(X.head(1))
         except Exception as exc:  # noqa: BLE001 - a variant that cannot be built or run is simply not offered
             entry["reason"] = f"not offered: it could not be built or run ({tabular._short(exc, 200)})"
             out[name] = entry
             continue
-        entry["metric"] = value
+        value = entry["metric"] = _metric_or_none(predictor, X, y, metric)
         if len(data) >= len(model):
             entry["reason"] = (
                 f"not offered: not smaller ({len(data)} bytes vs {len(model)}); "
@@ -791,6 +821,17 @@ def variants(pipeline, model: bytes, X: pd.DataFrame, y, metric: str, reference:
             entry.update(offered=True, reason=f"holdout {metric} {value:.4g} vs {reference:.4g} native", model=data)
         out[name] = entry
     return out
+
+
+def read_holdout(parquet_path: str, indices: list[int], pipeline, spec) -> tuple[pd.DataFrame, np.ndarray]:
+    """The holdout rows a run was evaluated on: the pipeline's input columns and the target."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(dict.fromkeys([*pipeline.feature_names_in_, spec.target]))
+    table = pq.read_table(parquet_path, columns=columns).take(pa.array(indices, type=pa.int64()))
+    frame = table.to_pandas(date_as_object=False)
+    return frame[list(pipeline.feature_names_in_)], tabular._target(frame, spec)
 
 
 def prepare(pipeline, X: pd.DataFrame, y, *, metric: str, seed: int = 0) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -845,8 +886,8 @@ def prepare(pipeline, X: pd.DataFrame, y, *, metric: str, seed: int = 0) -> tupl
     report["status"] = "used"
     report["reason"] = f"Reproduces the native predictions on {len(X)} holdout rows."
     models["onnx"] = data
-    reference = holdout_metric(pipeline, X, y, metric)
-    report["metric"].update(native=reference, onnx=holdout_metric(predictor, X, y, metric))
+    reference = _metric_or_none(pipeline, X, y, metric)
+    report["metric"].update(native=reference, onnx=_metric_or_none(predictor, X, y, metric))
     for name, entry in variants(pipeline, data, X, y, metric, reference).items():
         blob = entry.pop("model", None)
         if blob is not None:

@@ -151,6 +151,7 @@ def version_from_run(run: TrainingRun) -> ModelVersion:
         RegisteredModel.objects.filter(pk=model.pk).update(gate_metric=_metric_name(run.holdout["metric"], run.metrics))
     lineage_add(from_obj=run, to_obj=version)
     audit.record(actor=None, action="model.version", obj=model, changes={"version": number, "run": str(run.pk)})
+    transaction.on_commit(lambda: version_onnx_queue(version.pk), robust=True)
     return version
 
 
@@ -442,3 +443,95 @@ def production_rollback(*, actor, model: RegisteredModel, reason: str = "") -> M
             raise Conflict(_("There is no earlier production version to roll back to."), code="nothing_to_roll_back")
         _move_alias(actor, model, PRODUCTION, stack[-2], reason or _("Rollback."), rollback=True)
     return ModelAlias.objects.get(model=model, name=PRODUCTION)
+
+
+# --- the ONNX fast path ------------------------------------------------------------------------------
+
+ONNX_KIND = "models_repo.onnx_convert"
+
+
+def version_onnx_queue(version_id) -> None:
+    """Queue the ONNX conversion of a scikit-learn version made from a run (after its transaction).
+
+    Runs in `transaction.on_commit` of `version_from_run`, so the training job is not made
+    longer and the worker sees the committed version. The job runs with the rights of the
+    person who trained the run; when they may no longer start jobs in the department, the
+    version records why it stays native. The version serves natively until the job is done.
+    """
+    from lepton.jobs.services import job_submit
+
+    version = ModelVersion.objects.select_related("model__department", "run__created_by").filter(pk=version_id).first()
+    if version is None or version.flavor != "sklearn" or version.onnx_sha256 or version.run is None:
+        return
+    try:
+        job = job_submit(
+            actor=version.run.created_by, department=version.model.department, kind=ONNX_KIND,
+            params={"version": str(version.pk)}, priority=3, user_request=False,
+        )  # fmt: skip
+    except (Forbidden, NotFound):
+        report = {
+            "status": "native",
+            "reason": _("Not converted: the person who trained it may no longer start jobs in %(department)s.")
+            % {"department": version.model.department.name},
+        }
+        ModelVersion.objects.filter(pk=version.pk).update(onnx_report=report)
+        return
+    ModelVersion.objects.filter(pk=version.pk, onnx_sha256="").update(onnx_report={"status": "pending", "job": str(job.pk)})
+
+
+def version_onnx_convert(version_id, *, progress=lambda pct, msg: None) -> ModelVersion:
+    """Convert a scikit-learn version to ONNX, check it on the run's holdout, store what is used.
+
+    The report (engine.onnx.prepare) goes to `onnx_report`; when the conversion reproduced
+    the native predictions, the ONNX blob's checksum goes to `onnx_sha256` and each offered
+    quantised variant's to its report entry. Idempotent: a version already decided is
+    returned as it is. Data or an artifact that cannot be read leave the version native,
+    with the reason in its report.
+    """
+    import tempfile
+
+    from lepton.storage import BlobNotFound, CorruptBlob, get_storage
+    from models_repo.engine import onnx as onnx_engine
+    from models_repo.engine import tabular
+    from models_repo.engine.errors import TrainingError
+    from models_repo.engine.spec import parse_spec
+
+    from .training import _columns, _named_parquet
+
+    version = ModelVersion.objects.select_related("model", "run", "dataset_version").get(pk=version_id)
+    if version.flavor != "sklearn" or version.onnx_report.get("status") in ("used", "native"):
+        return version
+    run, data, indices = version.run, version.dataset_version, version.holdout.get("indices")
+    storage = get_storage()
+    models: dict[str, bytes] = {}
+    if run is None or data is None or not indices:
+        report = {"status": "native", "reason": _("Not converted: the run's holdout rows are not available to check it on.")}
+    else:
+        try:
+            spec = parse_spec(run.spec, _columns(data))
+            with tempfile.TemporaryDirectory(prefix="lepton-onnx-") as folder:
+                progress(5, _("Reading the holdout rows"))
+                parquet = _named_parquet(storage, data, folder)
+                pipeline = tabular.load_model(storage.verified_local_path(version.artifact_sha256))
+                X, y = onnx_engine.read_holdout(parquet, indices, pipeline, spec)
+            progress(20, _("Converting and checking on %(rows)s holdout rows") % {"rows": len(X)})
+            metric = version.holdout.get("metric") or spec.scoring
+            report, models = onnx_engine.prepare(pipeline, X, y, metric=metric, seed=spec.seed)
+        except (TrainingError, CorruptBlob, BlobNotFound, KeyError, ValueError) as exc:
+            report = {"status": "native", "reason": _("Not converted: %(error)s") % {"error": str(exc)[:300]}}
+    progress(90, _("Storing the ONNX model"))
+    blobs = {name: storage.put_bytes(blob) for name, blob in models.items()}
+    for name, blob in blobs.items():
+        if name != "onnx":
+            report["variants"][name]["sha256"] = blob.sha256
+    with transaction.atomic():
+        locked = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
+        locked.onnx_sha256 = blobs["onnx"].sha256 if "onnx" in blobs else ""
+        locked.onnx_report = report
+        locked.save(update_fields=["onnx_sha256", "onnx_report"])
+        offered = sorted(n for n, v in report.get("variants", {}).items() if v.get("offered"))
+        audit.record(
+            actor=None, action="model.onnx", obj=locked.model,
+            changes={"version": locked.number, "status": report["status"], "variants": offered},
+        )  # fmt: skip
+    return locked
