@@ -39,6 +39,20 @@ def _device(spec: dict) -> str:
     return device if device in TRAIN_KINDS else "cpu"
 
 
+def _keras_features_numeric(parsed) -> None:
+    """Keras networks read numbers: a text or date feature is refused here, not after the job starts."""
+    if parsed.task == "image_classification":
+        return
+    bad = [name for name, kind in parsed.feature_kinds.items() if kind not in ("integer", "number", "boolean")]
+    if bad:
+        raise TrainingError(
+            TrainingError.INVALID_SPEC,
+            f"Keras models take numeric features only; not numeric: {', '.join(bad)} "
+            "(use a scikit-learn algorithm, which encodes categories, text and dates).",
+            {"features": [f"'{name}' is {parsed.feature_kinds[name]}, not numeric." for name in bad]},
+        )
+
+
 def training_start(
     *, actor, dataset_version: DatasetVersion, spec: dict, registered_model: RegisteredModel | None = None, name: str = ""
 ) -> TrainingRun:
@@ -73,6 +87,7 @@ def training_start(
         parsed = parse_spec(spec, _columns(dataset_version))
         if parsed.flavor == "keras":
             deep_spec(parsed)  # the Keras options (window, epochs…), checked here rather than in the worker
+            _keras_features_numeric(parsed)
     except TrainingError as exc:
         raise _invalid(exc) from None
     with transaction.atomic():
@@ -145,7 +160,13 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
         return run
     if run.dataset_version is None:
         return _finish_failed(run, "data_gone", _("The dataset version was deleted before the run started."))
-    TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=timezone.now(), epochs=[])
+    # Claim the run: a second delivery of its job (or a second caller) finds it taken and leaves it.
+    claimed = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now(), epochs=[]
+    )
+    if not claimed:
+        run.refresh_from_db()
+        return run
     storage = get_storage()
     epochs: list[dict] = []
     last_saved = [0.0]
