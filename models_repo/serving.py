@@ -158,23 +158,48 @@ def _load_artifact(flavor: str, path: str):
     return tabular.load_model(path)
 
 
-def score_on_holdout(production, candidate, metric: str):
-    """Production's `metric` on the rows the candidate was evaluated on, or None when it cannot be scored."""
-    from models_repo.engine.errors import TrainingError
-    from models_repo.engine.spec import parse_spec
-    from models_repo.services.training import _columns, _named_parquet
+def predict_frame(version, frame, variant: str = "") -> tuple[str, dict]:
+    """(runtime, answer) for a checked DataFrame of a tabular version, whatever its flavor."""
+    runtime, loaded = predictor(version, variant)
+    if version.flavor == "keras":
+        from models_repo.engine import deep
 
-    run = candidate.run
-    data = candidate.dataset_version
-    if production.flavor != "sklearn" or run is None or data is None or candidate.holdout.get("indices") is None:
-        return None
+        meta = {**version.output, "input_schema": version.input_schema, "task": version.task}
+        return runtime, deep.predict(loaded, frame, meta)
+    if runtime == ONNX and version.flavor == "sklearn":
+        return runtime, loaded.answer(frame)
     from models_repo.engine import tabular
 
+    return runtime, tabular.predict(loaded, frame)
+
+
+def score_on_holdout(version, reference, metric: str):
+    """`version`'s `metric` on the holdout rows `reference` was evaluated on, or None when it cannot be scored.
+
+    The rows are read from the reference's data version with the reference run's target; the
+    version predicts them through its own runtime (models_repo.engine.scoring), so any flavor —
+    a forest, a Keras network, an uploaded file — is measured on the same rows. Tabular
+    classification and regression only: windowed and image holdouts are not rows of a table.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from models_repo.engine.errors import TrainingError
+    from models_repo.engine.scoring import metric_from_predictions
+    from models_repo.services.training import _named_parquet
+
+    run, data, indices = reference.run, reference.dataset_version, reference.holdout.get("indices")
+    tabular_tasks = ("classification", "regression")
+    if run is None or data is None or not indices or version.task not in tabular_tasks or reference.task not in tabular_tasks:
+        return None
+    target = run.spec.get("target")
+    names = [c["name"] for c in version.input_schema]
     with tempfile.TemporaryDirectory(prefix="lepton-gate-") as folder:
         try:
-            spec = parse_spec(run.spec, _columns(data))
             parquet = _named_parquet(get_storage(), data, folder)
-            scores = tabular.score(load(production), parquet, candidate.holdout["indices"], spec)
-        except (TrainingError, KeyError, ValueError):
+            table = pq.read_table(parquet, columns=list(dict.fromkeys([*names, target])))
+            frame = table.take(pa.array(indices, type=pa.int64())).to_pandas(date_as_object=False)
+            _runtime, answer = predict_frame(version, frame[names])
+        except (TrainingError, KeyError, ValueError, TypeError, IndexError, pa.ArrowException):
             return None
-    return scores.get(metric)
+    return metric_from_predictions(metric, frame[target].tolist(), answer)

@@ -263,3 +263,45 @@ def test_the_data_lake_lineage_follows_runs_and_models_to_their_predictions(memb
     # The output's own graph goes back through the model to the data it learnt from.
     back = datalake_services.dataset_lineage(actor=member, dataset=pending.dataset)["edges"]
     assert {e["from"]["label"] for e in back} >= {"production/quality-predictor v2", "production.new-parts v1"}
+
+
+# --- the gate across runtimes ---------------------------------------------------------------
+
+
+def test_an_uploaded_version_is_gated_on_productions_holdout(owner, checker, member, trained):
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tests.models_repo.test_upload import _table, upload
+
+    promotion = services.promotion_request(actor=member, version=trained.versions.get(number=2))
+    services.promotion_approve(actor=checker, request=promotion, note="")
+    frame, _labels = _table(rows=400, seed=8)
+    truth = (frame["温度"] + 3 * frame["pressure"] < 86).to_numpy()  # the lake reads yes/no as booleans
+    columns = frame[["温度", "pressure"]]
+    good = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(C=100))]).fit(columns, truth)
+    noise = np.random.default_rng(0).permutation(truth)
+    bad = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]).fit(columns, noise)
+    for name, estimator in (("good", good), ("bad", bad)):
+        assert upload(owner, f"{name}.skops", sio.dumps(estimator)).status_code == 201
+    production = trained.versions.get(number=2)
+    passed = services.promotion_request(actor=member, version=trained.versions.get(number=3))
+    assert passed.status == "pending", passed.gate
+    assert passed.gate["holdout"] == "production" and passed.gate["production"] == production.metrics["f1_macro"]
+    assert passed.gate["candidate"] >= passed.gate["production"] and "on its holdout" in passed.gate["reason"]
+    failed = services.promotion_request(actor=member, version=trained.versions.get(number=4))
+    assert failed.status == "gate_failed" and "worse than production v2" in failed.gate["reason"]
+    assert failed.gate["candidate"] < 0.8
+
+
+def test_rescoring_from_predictions_matches_the_recorded_metrics(member, trained):
+    from models_repo import serving
+
+    v1, v2 = trained.versions.get(number=1), trained.versions.get(number=2)
+    for metric in ("accuracy", "f1_macro", "roc_auc", "log_loss"):
+        assert serving.score_on_holdout(v1, v1, metric) == pytest.approx(v1.metrics[metric], abs=1e-9), metric
+    # v1 scored on v2's rows (the same rows here: same data, same seed) gives v1's own numbers.
+    assert serving.score_on_holdout(v1, v2, "f1_macro") == pytest.approx(v1.metrics["f1_macro"])

@@ -436,7 +436,7 @@ def test_a_zip_holding_a_pickle_is_refused(owner, predictor):
     assert body["error"] == "pickle_refused"
 
 
-def test_an_uploaded_version_has_no_holdout_so_the_gate_cannot_compare_it(owner, member, predictor):
+def test_with_nothing_in_production_the_gate_has_nothing_to_compare_an_upload_with(owner, member, predictor):
     assert upload(owner, "linear.onnx", _column_graph()).status_code == 201
     request = services.promotion_request(actor=member, version=ModelVersion.objects.get(model=predictor, number=1))
     assert request.status == "gate_failed" and "no" in request.gate["reason"] and "to compare" in request.gate["reason"]
