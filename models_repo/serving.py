@@ -132,7 +132,15 @@ def _cached(version, key: str, sha256: str, loader):
             f"The stored model of {version} is missing or does not match its checksum; it was not loaded. "
             "An administrator must restore the lake file or register the version again."
         ) from None
-    model = loader(path)
+    try:
+        model = loader(path)
+    except Exception as exc:  # a file the installed libraries no longer read (an upgrade, a format change)
+        logger.error("could not load %s (%s): %s: %s", version, sha256[:12], type(exc).__name__, exc)
+        raise ArtifactUnavailable(
+            f"The stored model of {version} could not be loaded by this installation ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). An administrator must check the installed library versions against the "
+            "version's record, or register it again."
+        ) from None
     with _lock:
         _loaded[key] = (version.model_id, version.flavor, model)
         while len(_loaded) > _capacity():

@@ -305,3 +305,20 @@ def test_rescoring_from_predictions_matches_the_recorded_metrics(member, trained
         assert serving.score_on_holdout(v1, v1, metric) == pytest.approx(v1.metrics[metric], abs=1e-9), metric
     # v1 scored on v2's rows (the same rows here: same data, same seed) gives v1's own numbers.
     assert serving.score_on_holdout(v1, v2, "f1_macro") == pytest.approx(v1.metrics["f1_macro"])
+
+
+def test_a_stored_model_this_installation_cannot_read_is_a_503_not_a_500(owner, member, predictor, caplog):
+    from models_repo import serving
+
+    blob = get_storage().put_stream(io.BytesIO(b"not a joblib file at all"))  # intact bytes, unreadable model
+    ModelVersion.objects.create(
+        model=predictor, number=1, flavor="sklearn", task="classification", artifact_sha256=blob.sha256,
+        input_schema=[{"name": "温度", "type": "number", "nullable": True}],
+    )  # fmt: skip
+    serving._loaded.clear()
+    response = client_for(member).post(
+        "/api/v1/models/production/quality-predictor/predict?version=1", {"inputs": [{"温度": 70}]}, format="json"
+    )
+    assert response.status_code == 503 and response.json()["error"] == "artifact_unavailable", response.json()
+    assert "could not be loaded" in response.json()["detail"]
+    assert any("could not load" in r.getMessage() for r in caplog.records)
