@@ -255,6 +255,8 @@ LEPTON_PERIODIC_TASKS = [
     ("datalake.services.trash_expire", 3600),
     # Fail training runs left running by a job that ended without them (a killed worker).
     ("models_repo.services.runs_settle", 30),
+    # Fail promotion requests left checking by a gate job that ended without a verdict.
+    ("models_repo.services.promotions_settle", 30),
 ]
 
 # The job system (lepton/jobs/).

@@ -72,6 +72,7 @@ job_kind(
     max_attempts=1,
 )(_analyse)  # fmt: skip
 
+
 class BatchParams(serializers.Serializer):
     version = serializers.UUIDField(help_text="The pending output dataset version.")
 
@@ -92,9 +93,25 @@ def _batch_predict(ctx, params) -> dict:
     return {"version": str(version.pk), "result_ref": f"datalake.datasetversion:{version.pk}"}
 
 
-job_kind(
-    "models_repo.batch_predict", label="Batch prediction", params=BatchParams, time_limit=6 * 3600, max_attempts=1
-)(_batch_predict)
+job_kind("models_repo.batch_predict", label="Batch prediction", params=BatchParams, time_limit=6 * 3600, max_attempts=1)(
+    _batch_predict
+)
+
+
+class GateParams(serializers.Serializer):
+    request = serializers.UUIDField(help_text="The promotion request whose gate to run.")
+
+
+def _gate(ctx, params) -> dict:
+    """Score production and the candidate on the same rows, then open or fail the request."""
+    from models_repo.services.registry import promotion_gate_run
+
+    request = promotion_gate_run(params["request"])
+    ctx.log(f"gate: {request.status}: {request.gate.get('reason')}")
+    return {"request": str(request.pk), "status": request.status}
+
+
+job_kind("models_repo.gate", label="Promotion gate", params=GateParams, time_limit=3600, max_attempts=1)(_gate)
 
 KIND_OPTIONS = {"params": RunParams, "time_limit": 6 * 3600, "max_attempts": 1}
 

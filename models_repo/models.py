@@ -211,6 +211,7 @@ class AliasEvent(models.Model):
 
 
 class PromotionStatus(models.TextChoices):
+    CHECKING = "checking", _("Checking the gate")
     PENDING = "pending", _("Waiting for approval")
     APPROVED = "approved", _("Approved")
     REJECTED = "rejected", _("Rejected")

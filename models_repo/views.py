@@ -375,7 +375,13 @@ def promote(request: HttpRequest, pk, number: int) -> HttpResponse:
         raise_for_access(exc)
         messages.error(request, exc.message)
     else:
-        if promotion.status == PromotionStatus.GATE_FAILED:
+        if promotion.status == PromotionStatus.CHECKING:
+            messages.success(
+                request,
+                _("v%(number)s is being scored against production on the same rows; the request waits for approval if it passes.")
+                % {"number": number},
+            )
+        elif promotion.status == PromotionStatus.GATE_FAILED:
             messages.error(
                 request, _("v%(number)s failed the gate: %(reason)s") % {"number": number, "reason": promotion.gate.get("reason")}
             )
@@ -429,9 +435,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
     """Promotion requests waiting for a decision, with the gate's verdict, and the recent decided ones."""
     visible = selectors.promotions_visible(request.user)
     waiting = [p for p in visible.filter(status=PromotionStatus.PENDING).order_by("created_at")[:100]]
+    checking = list(visible.filter(status=PromotionStatus.CHECKING).order_by("created_at")[:100])
     rows = [{"request": p, "may_decide": policy.can(request.user, "change", p.model)} for p in waiting]
     recent = visible.exclude(status=PromotionStatus.PENDING).order_by("-created_at")[:30]
-    return render(request, "models_repo/inbox.html", {"rows": rows, "recent": recent, "decision_form": DecisionForm()})
+    context = {"rows": rows, "checking": checking, "recent": recent, "decision_form": DecisionForm()}
+    return render(request, "models_repo/inbox.html", context)
 
 
 @login_required

@@ -17,9 +17,11 @@ from .registry import (
     model_update,
     production_rollback,
     promotion_approve,
+    promotion_gate_run,
     promotion_reject,
     promotion_request,
     promotion_settings_update,
+    promotions_settle,
     version_from_run,
 )
 from .training import (
@@ -52,6 +54,8 @@ __all__ = [
     "model_create",
     "model_update",
     "production_rollback",
+    "promotion_gate_run",
+    "promotions_settle",
     "promotion_approve",
     "promotion_reject",
     "promotion_request",

@@ -151,8 +151,20 @@ def version_from_run(run: TrainingRun) -> ModelVersion:
         RegisteredModel.objects.filter(pk=model.pk).update(gate_metric=_metric_name(run.holdout["metric"], run.metrics))
     lineage_add(from_obj=run, to_obj=version)
     audit.record(actor=None, action="model.version", obj=model, changes={"version": number, "run": str(run.pk)})
+    transaction.on_commit(lambda: _announce(version))
     transaction.on_commit(lambda: version_onnx_queue(version.pk), robust=True)
     return version
+
+
+def _announce(version: ModelVersion) -> None:
+    """Tell listeners (models_repo.signals.version_registered) about a new version; their errors never undo it."""
+    import logging
+
+    from models_repo.signals import version_registered
+
+    for receiver, result in version_registered.send_robust(sender=ModelVersion, version=version):
+        if isinstance(result, Exception):
+            logging.getLogger("lepton.models_repo").error("version_registered receiver %r failed: %s", receiver, result)
 
 
 def _metric_name(scoring: str, metrics: dict) -> str:
@@ -287,6 +299,10 @@ def promotion_settings_update(*, actor, department: Department, require_second_a
 def gate_check(model: RegisteredModel, candidate: ModelVersion) -> dict:
     """The automatic gate: the candidate must not be worse than production on the same holdout,
     or must meet the model's threshold. Returns {passed, metric, candidate, production, reason}."""
+    current = ModelAlias.objects.filter(model=model, name=PRODUCTION).select_related("version").first()
+    if not candidate.holdout.get("indices") and current is not None and current.version.holdout.get("indices"):
+        # A version without a holdout of its own (an uploaded file) is scored on production's rows.
+        return _gate_on_production_holdout(model, candidate, current.version)
     metric = model.gate_metric or _metric_name(candidate.holdout.get("metric", ""), candidate.metrics)
     score = candidate.metrics.get(metric)
     verdict = {"metric": metric, "candidate": score, "production": None, "threshold": model.gate_threshold}
@@ -302,7 +318,6 @@ def gate_check(model: RegisteredModel, candidate: ModelVersion) -> dict:
                 "reason": _("%(metric)s %(score).4g meets the threshold %(threshold).4g.")
                 % {"metric": metric, "score": score, "threshold": model.gate_threshold},
             }
-    current = ModelAlias.objects.filter(model=model, name=PRODUCTION).select_related("version").first()
     if current is None:
         if model.gate_threshold is not None:
             return {
@@ -339,6 +354,30 @@ def gate_check(model: RegisteredModel, candidate: ModelVersion) -> dict:
     }
 
 
+def _gate_on_production_holdout(model: RegisteredModel, candidate: ModelVersion, production: ModelVersion) -> dict:
+    """The gate for a candidate with no holdout: both versions measured on production's holdout rows."""
+    from models_repo import serving
+
+    metric = model.gate_metric or _metric_name(production.holdout.get("metric", ""), production.metrics)
+    ours = production.metrics.get(metric)
+    score = serving.score_on_holdout(candidate, production, metric)
+    verdict = {"metric": metric, "candidate": score, "production": ours, "threshold": model.gate_threshold,
+               "production_version": production.number, "holdout": "production"}  # fmt: skip
+    values = {"metric": metric, "score": score, "production": ours, "number": production.number}
+    if score is None or ours is None:
+        reason = _("v%(number)s's holdout could not score the candidate on %(metric)s (its columns or task differ).")
+        return {**verdict, "passed": False, "reason": reason % values}
+    lower = metric in LOWER_IS_BETTER
+    if model.gate_threshold is not None and (score <= model.gate_threshold if lower else score >= model.gate_threshold):
+        reason = _("%(metric)s %(score).4g on production's holdout meets the threshold %(threshold).4g.")
+        return {**verdict, "passed": True, "reason": reason % {**values, "threshold": model.gate_threshold}}
+    if score <= ours if lower else score >= ours:
+        reason = _("%(metric)s %(score).4g is not worse than production v%(number)s (%(production).4g) on its holdout.")
+        return {**verdict, "passed": True, "reason": reason % values}
+    reason = _("%(metric)s %(score).4g is worse than production v%(number)s (%(production).4g) on its holdout.")
+    return {**verdict, "passed": False, "reason": reason % values}
+
+
 def _score_on_candidate_holdout(production: ModelVersion, candidate: ModelVersion, metric: str):
     """Production's metric on the candidate's holdout rows: recorded when both share the holdout, else re-scored."""
     same_data = production.holdout.get("dataset_version") == candidate.holdout.get("dataset_version")
@@ -360,11 +399,15 @@ def promotion_request(*, actor, version: ModelVersion, reason: str = "", automat
     _require_ready(version)
     with transaction.atomic():
         model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
-        if PromotionRequest.objects.filter(model=model, version=version, status=PromotionStatus.PENDING).exists():
+        waiting = [PromotionStatus.PENDING, PromotionStatus.CHECKING]
+        if PromotionRequest.objects.filter(model=model, version=version, status__in=waiting).exists():
             raise Conflict(_("A promotion of this version is already waiting for approval."), code="promotion_pending")
-        current = ModelAlias.objects.filter(model=model, name=PRODUCTION).first()
+        current = ModelAlias.objects.filter(model=model, name=PRODUCTION).select_related("version").first()
         if current is not None and current.version_id == version.pk:
             raise Conflict(_("This version is already in production."), code="already_production")
+        if actor is not None and current is not None and _needs_rescoring(current.version, version):
+            # Re-scoring reads the data and runs both models: a job does it, not this request.
+            return _queue_gate(actor, model, version, reason)
         gate = gate_check(model, version)
         request = PromotionRequest.objects.create(
             model=model,
@@ -382,6 +425,77 @@ def promotion_request(*, actor, version: ModelVersion, reason: str = "", automat
             changes={"version": version.number, "gate": gate["passed"], "reason": gate["reason"]},
         )
     return request
+
+
+GATE_KIND = "models_repo.gate"
+
+
+def _needs_rescoring(production: ModelVersion, candidate: ModelVersion) -> bool:
+    """Whether the gate must run a model on data: the two versions were not scored on the same rows."""
+    if not candidate.holdout.get("indices"):
+        return bool(production.holdout.get("indices"))
+    same_data = production.holdout.get("dataset_version") == candidate.holdout.get("dataset_version")
+    return not (same_data and production.holdout.get("indices") == candidate.holdout.get("indices"))
+
+
+def _queue_gate(actor, model: RegisteredModel, version: ModelVersion, reason: str) -> PromotionRequest:
+    from lepton.jobs.services import job_submit
+
+    request = PromotionRequest.objects.create(
+        model=model,
+        version=version,
+        status=PromotionStatus.CHECKING,
+        gate={"reason": _("Scoring production and the candidate on the same rows (a job)…")},
+        reason=reason or "",
+        requested_by=actor,
+    )
+    job = job_submit(actor=actor, department=model.department, kind=GATE_KIND, params={"request": str(request.pk)},
+                     priority=7, user_request=False)  # fmt: skip
+    request.gate = {**request.gate, "job": str(job.pk)}
+    request.save(update_fields=["gate"])
+    audit.record(actor=actor, action="promotion.request", obj=model, changes={"version": version.number, "gate": "checking"})
+    return request
+
+
+def promotions_settle() -> int:
+    """Fail requests still checking whose gate job ended (a killed worker): the dispatcher's periodic pass."""
+    from lepton.jobs.models import FINISHED_STATUSES, Job
+
+    count = 0
+    for request in PromotionRequest.objects.filter(status=PromotionStatus.CHECKING)[:100]:
+        job = Job.objects.filter(pk=request.gate.get("job")).first() if request.gate.get("job") else None
+        if job is None or job.status in FINISHED_STATUSES:
+            reason = _("The gate job ended without a verdict (%(why)s); ask again.") % {
+                "why": (job.error_message if job else "") or _("no job")
+            }
+            updated = PromotionRequest.objects.filter(pk=request.pk, status=PromotionStatus.CHECKING).update(
+                status=PromotionStatus.GATE_FAILED, gate={**request.gate, "passed": False, "reason": reason}
+            )
+            count += updated
+    return count
+
+
+def promotion_gate_run(request_id) -> PromotionRequest:
+    """Run the gate of a request left checking (the job): it then waits for approval or failed the gate."""
+    request = PromotionRequest.objects.select_related("model", "version").get(pk=request_id)
+    if request.status != PromotionStatus.CHECKING:
+        return request
+    try:
+        gate = gate_check(request.model, request.version)
+    except Exception as exc:  # the request must not stay "checking": it fails the gate with the reason
+        gate = {"passed": False, "reason": _("The gate could not run: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}}
+    with transaction.atomic():
+        locked = PromotionRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.status != PromotionStatus.CHECKING:
+            return locked
+        locked.gate = {**gate, "job": locked.gate.get("job")}
+        locked.status = PromotionStatus.PENDING if gate["passed"] else PromotionStatus.GATE_FAILED
+        locked.save(update_fields=["gate", "status"])
+        audit.record(
+            actor=None, action="promotion.gate", obj=locked.model,
+            changes={"version": locked.version.number, "gate": gate["passed"], "reason": gate["reason"]},
+        )  # fmt: skip
+    return locked
 
 
 def _decidable(actor, request: PromotionRequest) -> None:

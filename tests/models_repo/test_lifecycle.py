@@ -288,11 +288,13 @@ def test_an_uploaded_version_is_gated_on_productions_holdout(owner, checker, mem
     for name, estimator in (("good", good), ("bad", bad)):
         assert upload(owner, f"{name}.skops", sio.dumps(estimator)).status_code == 201
     production = trained.versions.get(number=2)
-    passed = services.promotion_request(actor=member, version=trained.versions.get(number=3))
+    checking = services.promotion_request(actor=member, version=trained.versions.get(number=3))
+    assert checking.status == "checking" and checking.gate["job"]  # re-scoring is a job's work, not the request's
+    passed = services.promotion_gate_run(checking.pk)
     assert passed.status == "pending", passed.gate
     assert passed.gate["holdout"] == "production" and passed.gate["production"] == production.metrics["f1_macro"]
     assert passed.gate["candidate"] >= passed.gate["production"] and "on its holdout" in passed.gate["reason"]
-    failed = services.promotion_request(actor=member, version=trained.versions.get(number=4))
+    failed = services.promotion_gate_run(services.promotion_request(actor=member, version=trained.versions.get(number=4)).pk)
     assert failed.status == "gate_failed" and "worse than production v2" in failed.gate["reason"]
     assert failed.gate["candidate"] < 0.8
 
@@ -322,3 +324,44 @@ def test_a_stored_model_this_installation_cannot_read_is_a_503_not_a_500(owner, 
     assert response.status_code == 503 and response.json()["error"] == "artifact_unavailable", response.json()
     assert "could not be loaded" in response.json()["detail"]
     assert any("could not load" in r.getMessage() for r in caplog.records)
+
+
+def test_a_gate_that_needs_rescoring_runs_as_a_job_and_the_inbox_shows_it(
+    owner, checker, member, production, trained, celery_worker, dispatcher
+):
+    promotion = services.promotion_request(actor=member, version=trained.versions.get(number=1))
+    services.promotion_approve(actor=checker, request=promotion, note="")
+    # v3 learns from other data: its holdout rows are not production's, so production is re-scored on them.
+    other = _published(member, production, "More inspections", inspections_csv(rows=150, seed=21))
+    run = services.training_start(actor=member, dataset_version=other, spec=SPEC, registered_model=trained)
+    assert services.training_execute(run.pk).status == "succeeded"
+    page = login(member).post(f"/models/{trained.pk}/versions/3/promote/", {"reason": "new data"}, follow=True)
+    assert "being scored against production" in page.content.decode()
+    request = PromotionRequest.objects.get(version__number=3)
+    inbox = login(checker).get("/models/promotions/").content.decode()
+    assert request.status == "checking" or 'data-request-status="checking"' not in inbox
+    from lepton.jobs.models import Job
+
+    job = wait_for_job(Job.objects.get(pk=request.gate["job"]), timeout=120)
+    assert job.status == "succeeded", job.error_message
+    request.refresh_from_db()
+    assert request.status in ("pending", "gate_failed") and request.gate["production_version"] == 1
+    assert request.gate["production"] is not None  # v1 scored on v3's rows
+    assert services.promotions_settle() == 0
+
+
+def test_a_request_left_checking_by_a_dead_gate_job_is_failed_by_the_periodic_pass(owner, checker, member, trained):
+    from lepton.jobs.models import Job
+
+    promotion = services.promotion_request(actor=member, version=trained.versions.get(number=1))
+    services.promotion_approve(actor=checker, request=promotion, note="")
+    ModelVersion.objects.filter(model=trained, number=2).update(holdout={**HOLDOUT, "indices": [0, 1, 2]})
+    request = services.promotion_request(actor=member, version=trained.versions.get(number=2))
+    assert request.status == "checking"
+    assert services.promotions_settle() == 0  # its job is still queued
+    Job.objects.filter(pk=request.gate["job"]).update(status="failed", error_message="worker lost")
+    assert services.promotions_settle() == 1
+    request.refresh_from_db()
+    assert request.status == "gate_failed" and "worker lost" in request.gate["reason"]
+    with pytest.raises(Conflict):
+        services.promotion_approve(actor=checker, request=request, note="")
