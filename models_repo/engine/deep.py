@@ -62,7 +62,7 @@ ALGORITHMS_FOR_TASK = {
     "image_classification": ("keras_cnn2d",),
 }
 LR_SCHEDULES = ("none", "reduce_on_plateau", "cosine")
-DEVICES = ("cpu", "gpu")
+DEVICES = ("cpu", "gpu", "gpu_or_cpu")  # gpu_or_cpu: a GPU worker when one is online, else CPU (the job says)
 DEFAULTS: dict[str, Any] = {
     "layers": 2,
     "units": 64,
@@ -134,7 +134,7 @@ def validate_keras_options(options: dict, task: str, algorithm: str) -> dict:
     (0 < lr ≤ 1), lr_schedule (none | reduce_on_plateau | cosine), patience (early stopping on
     val_loss, 0 = off), filters (first convolution block, doubling per block up to 512) and
     kernel_size for CNNs, image_size (16..256) and augment (random flip/rotation/zoom while
-    training) for keras_cnn2d, device (cpu | gpu).
+    training) for keras_cnn2d, device (cpu | gpu | gpu_or_cpu).
 
     Raises TrainingError(INVALID_SPEC) with fields {"keras.<key>": [reason]} for every bad key,
     an unknown key or one that does not apply, and {"algorithm": [...]} for an algorithm that
@@ -783,7 +783,7 @@ def _reporter(keras, *, epochs: int, on_epoch, progress, should_stop):
 
 
 def _pick_device(tf, requested: str, warnings: list[dict[str, str]]) -> str:
-    if requested != "gpu":
+    if requested not in ("gpu", "gpu_or_cpu"):
         return "cpu"
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:

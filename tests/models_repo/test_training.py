@@ -169,3 +169,28 @@ def test_a_keras_lstm_on_sensor_windows_records_epochs_and_serves(member, produc
     window = [[4.0, 60.0]] * 8
     out = deep.predict(model, [window], {**version.output, "input_schema": version.input_schema})
     assert len(out["predictions"]) == 1 and out["probabilities"]
+
+
+def test_a_gpu_run_waits_with_its_reason_and_gpu_or_cpu_says_it_falls_back(member, inspections):
+    from django.test import Client
+    from django.utils import timezone
+
+    from lepton.jobs.dispatcher import dispatch
+    from lepton.jobs.models import WorkerHeartbeat
+
+    numeric = {**SPEC, "features": ["温度", "pressure"], "algorithms": [{"name": "keras_mlp"}]}
+    WorkerHeartbeat.objects.create(hostname="cpu@node", queues=["cpu"], concurrency=2, last_seen=timezone.now())
+    gpu = services.training_start(actor=member, dataset_version=inspections, spec={**numeric, "keras": {"device": "gpu"}})
+    either = services.training_start(
+        actor=member, dataset_version=inspections, spec={**numeric, "keras": {"device": "gpu_or_cpu"}}
+    )
+    assert (gpu.job.kind, either.job.kind) == ("models_repo.train_gpu", "models_repo.train_gpu_or_cpu")
+    released = dispatch().released
+    gpu.job.refresh_from_db()
+    either.job.refresh_from_db()
+    assert gpu.job.pk not in released and gpu.job.wait_reason == "Waiting for a GPU worker: none is online."
+    assert either.job.pk in released and either.job.queue == "cpu"
+    client = Client()
+    client.force_login(member)
+    page = client.get(f"/models/runs/{gpu.pk}/").content.decode()
+    assert "Waiting for a GPU worker: none is online." in page and "data-wait-reason" in page
