@@ -1,4 +1,5 @@
-"""Job kinds of the model repository: one training handler on three queues (the person's choice)."""
+"""Job kinds of the model repository: training (one handler on three queues, the person's choice),
+the run analysis, batch prediction, the promotion gate, ONNX conversion and upload validation."""
 
 from rest_framework import serializers
 
@@ -7,6 +8,21 @@ from lepton.jobs.registry import JobCancelled, JobError, JobTimedOut, job_kind
 
 class RunParams(serializers.Serializer):
     run = serializers.UUIDField()
+
+
+def _stopper(ctx, stopped: list | None = None):
+    """The engine's cooperative stop from the job's cancel and time limit (the reason kept in `stopped`)."""
+
+    def should_stop() -> bool:
+        try:
+            ctx.check_cancelled()
+        except (JobCancelled, JobTimedOut) as exc:
+            if stopped is not None:
+                stopped.append(exc)
+            return True
+        return False
+
+    return should_stop
 
 
 def _train(ctx, params) -> dict:
@@ -21,15 +37,7 @@ def _train(ctx, params) -> dict:
     from models_repo.services.training import training_abandon
 
     stopped: list[Exception] = []
-
-    def should_stop() -> bool:
-        try:
-            ctx.check_cancelled()
-        except (JobCancelled, JobTimedOut) as exc:
-            stopped.append(exc)
-            return True
-        return False
-
+    should_stop = _stopper(ctx, stopped)
     try:
         run = training_execute(params["run"], progress=ctx.progress, should_stop=should_stop)
     except Exception as exc:
@@ -52,15 +60,8 @@ def _analyse(ctx, params) -> dict:
     from models_repo.engine.errors import TrainingError
     from models_repo.services.training import training_analyse
 
-    def should_stop() -> bool:
-        try:
-            ctx.check_cancelled()
-        except (JobCancelled, JobTimedOut):
-            return True
-        return False
-
     try:
-        run = training_analyse(params["run"], progress=ctx.progress, should_stop=should_stop)
+        run = training_analyse(params["run"], progress=ctx.progress, should_stop=_stopper(ctx))
     except TrainingError as exc:
         raise JobError(exc.message) from None
     ctx.log(f"learning curve: {'yes' if 'learning' in run.curves else 'no'}; importance of {len(run.importance)} features")
