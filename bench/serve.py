@@ -66,6 +66,41 @@ FEATURES = [f"f{i:02d}" for i in range(20)]
 SEED = 7
 
 
+# gunicorn config of the profiled worker (--profile): after BENCH_PROFILE_WARM requests, the next
+# BENCH_PROFILE_N run under cProfile (between gunicorn's pre_request and post_request hooks: the
+# Django application and writing the response); the requests before that are timed plainly
+# (wall and CPU of the worker). Stats and timings go to BENCH_PROFILE_OUT.
+PROFILED_WORKER = """
+import cProfile, json, os, time
+
+WARM, N, OUT = int(os.environ["BENCH_PROFILE_WARM"]), int(os.environ["BENCH_PROFILE_N"]), os.environ["BENCH_PROFILE_OUT"]
+state = {"n": 0, "wall": 0.0, "cpu": 0.0, "plain": 0, "profile": cProfile.Profile(), "pwall": 0.0}
+
+
+def pre_request(worker, req):
+    state["n"] += 1
+    state["t"], state["c"] = time.perf_counter(), time.process_time()
+    if WARM // 2 < state["n"] <= WARM:
+        state["plain"] += 1
+    if WARM < state["n"] <= WARM + N:
+        state["profile"].enable()
+
+
+def post_request(worker, req, environ, resp):
+    n = state["n"]
+    if WARM < n <= WARM + N:
+        state["profile"].disable()
+        state["pwall"] += time.perf_counter() - state["t"]
+    elif WARM // 2 < n <= WARM:  # the second half of the warm-up: timed, not profiled
+        state["wall"] += time.perf_counter() - state["t"]
+        state["cpu"] += time.process_time() - state["c"]
+    if n == WARM + N:
+        state["profile"].dump_stats(OUT + ".prof")
+        with open(OUT + ".json", "w") as f:
+            json.dump({"plain": state["plain"], "wall": state["wall"], "cpu": state["cpu"], "n": N, "pwall": state["pwall"]}, f)
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000, help="rows of the generated training data")
@@ -192,22 +227,29 @@ def run(args, concurrency: list[int], bodies: list[int]) -> int:
                     port, path, token = targets[name]
                     if args.warmup:
                         _wrk(port, path, token, body, c, args.warmup)
-                    cpu = _cpu_seconds(servers[name].pid)
+                    cpu, db = _cpu_seconds(servers[name].pid), _db_cpu_seconds(args.database)
                     r = _wrk(port, path, token, body, c, args.seconds)
                     r["cpu_ms_per_request"] = (_cpu_seconds(servers[name].pid) - cpu) * 1000 / max(1, r["requests"])
+                    r["db_ms_per_request"] = (_db_cpu_seconds(args.database) - db) * 1000 / max(1, r["requests"])
                     results.append({"server": name, "concurrency": c, "rows": rows, **r})
                     print(f"  {name:<6} c={c:<3} rows={rows:<4} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
                           f"p99 {r['p99_ms']:7.2f} ms  errors {sum(r['errors'].values())}", flush=True)  # fmt: skip
+        log = (work / "gunicorn.log").read_text(errors="replace")
+        boots = log.count("Booting worker")
+        if boots != args.workers:  # a worker that died and was replaced paid Django's start-up inside a phase
+            print(f"gunicorn booted {boots} workers for {args.workers}:\n" + "\n".join(log.splitlines()[-30:]))
         profile = None
         if args.profile:
             for proc in servers.values():  # the profile wants the cores to itself
                 os.killpg(proc.pid, signal.SIGTERM)
             for proc in servers.values():
                 proc.wait(30)
+            profile_worker = _profile_worker(args, env, work, setup, bodies)
             profile = _child_json(
                 "profile", [sys.executable, __file__, "--child", "profile", "--work", str(work), "--bodies", args.bodies,
                             "--profile", str(args.profile)], env, 900,
             )  # fmt: skip
+            profile["worker"] = profile_worker
         facts = {**setup, "mlflow": fit["mlflow"], "mlflow_predict_ms": fit["predict_ms"], "token": None, "code": _code(),
                  "runtime": runtime, "agree": f"{agree}/{len(bare)}"}  # fmt: skip
         report(results, facts, profile, args, load_start, os.getloadavg()[0], time.monotonic() - started)
@@ -227,6 +269,48 @@ def run(args, concurrency: list[int], bodies: list[int]) -> int:
             con.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
         _drop_redis_keys(args.redis, PREFIX)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _profile_worker(args, env: dict, work: Path, setup: dict, bodies: list[int]) -> dict:
+    """One gunicorn worker under wrk (1 connection) per body: handler time plain, then under cProfile."""
+    import pstats
+
+    (work / "profiled_worker.py").write_text(PROFILED_WORKER)
+    out = {}
+    for rows in bodies:
+        stem = work / f"worker-{rows}"
+        port = _free_port()
+        warm = max(100, args.profile)
+        worker_env = {
+            **env,
+            "BENCH_PROFILE_WARM": str(warm),
+            "BENCH_PROFILE_N": str(args.profile),
+            "BENCH_PROFILE_OUT": str(stem),
+        }
+        log = work / f"gunicorn-profiled-{rows}.log"
+        server = _serve(
+            [sys.executable, "-m", "gunicorn", "lepton.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+             "--config", str(work / "profiled_worker.py")], worker_env, log,
+        )  # fmt: skip
+        try:
+            _wait_up("profiled", server, port, log)
+            deadline = time.monotonic() + 300
+            while not Path(f"{stem}.json").exists() and time.monotonic() < deadline:
+                _wrk(port, setup["path"], setup["token"], work / f"body-{rows}.json", 1, 5)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+        if not Path(f"{stem}.json").exists():
+            raise RuntimeError(f"the profiled worker did not finish {warm + args.profile} requests in 300 s")
+        timing = json.loads(Path(f"{stem}.json").read_text())
+        stats = pstats.Stats(f"{stem}.prof")
+        profiled_ms = timing["pwall"] * 1000 / timing["n"]
+        out[str(rows)] = {
+            "plain_ms": timing["wall"] * 1000 / timing["plain"], "plain_cpu_ms": timing["cpu"] * 1000 / timing["plain"],
+            "profiled_ms": profiled_ms, "phases": _phases(stats, timing["n"], profiled_ms, WORKER_ROOT),
+            "top": _top(stats, timing["n"]),
+        }  # fmt: skip
+    return out
 
 
 def _step(what: str, argv: list[str], env: dict, timeout: float) -> None:
@@ -291,6 +375,24 @@ def _wrk(port: int, path: str, token: str, body: Path, clients: int, seconds: in
     return json.loads(lines[-1].split(" ", 1)[1])
 
 
+def _db_cpu_seconds(database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to `database` (their process titles name it)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres:") or f" {database} " not in title:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _code() -> str:
     """The commit measured, and whether the serving code had uncommitted changes."""
 
@@ -325,7 +427,7 @@ def report(results: list[dict], facts: dict, profile: dict | None, args, load_st
     print(f"ours: gunicorn lepton.wsgi + PostgreSQL + Redis; MLflow {facts['mlflow']}: mlflow models serve (uvicorn)")
     print(f"code: {facts['code']}")
     print(f"our runtime: {facts['runtime']} (ONNX conversion: {facts['onnx']}); predictions agree on {facts['agree']} rows")
-    header = (f"{'c':>3} {'rows':>4} | {'ours req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} | "
+    header = (f"{'c':>3} {'rows':>4} | {'ours req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} {'+ db':>6} | "
               f"{'mlflow req/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} | "
               f"{'req/s ×':>7} {'p99 ×':>6} {'cpu ×':>6}")  # fmt: skip
     print(header)
@@ -337,11 +439,13 @@ def report(results: list[dict], facts: dict, profile: dict | None, args, load_st
         errors = sum(ours["errors"].values()) + sum(peer["errors"].values())
         print(
             f"{c:>3} {rows:>4} | {ours['rps']:>10.1f} {ours['p50_ms']:>8.2f} {ours['p99_ms']:>8.2f} "
-            f"{ours['cpu_ms_per_request']:>10.2f} | {peer['rps']:>12.1f} {peer['p50_ms']:>8.2f} {peer['p99_ms']:>8.2f} "
+            f"{ours['cpu_ms_per_request']:>10.2f} {ours['db_ms_per_request']:>6.2f} | "
+            f"{peer['rps']:>12.1f} {peer['p50_ms']:>8.2f} {peer['p99_ms']:>8.2f} "
             f"{peer['cpu_ms_per_request']:>10.2f} | {ours['rps'] / peer['rps']:>7.2f} {ours['p99_ms'] / peer['p99_ms']:>6.2f} "
             f"{ours['cpu_ms_per_request'] / peer['cpu_ms_per_request']:>6.2f}" + (f"  ({errors} errors)" if errors else "")
         )
     print("(req/s ×: ours / MLflow, higher is better; p99 × and cpu × (server CPU per request): ours / MLflow, lower is better;")
+    print(" + db: CPU ms per request of our PostgreSQL backends, not in cpu ms/req nor in cpu ×;")
     print(f" load average "
           f"{load_start:.2f} at the start, {load_end:.2f} at the end; {wall:.0f} s in all)")  # fmt: skip
     print(f"bare forest predict in the MLflow environment (pyfunc, in-process): {facts['mlflow_predict_ms']}")
@@ -357,14 +461,23 @@ def report(results: list[dict], facts: dict, profile: dict | None, args, load_st
     if verdicts:
         print(f"target of issue 5: {'met' if all(verdicts) else 'NOT met'}")
     if profile:
-        print(f"\nIn-process profile of our endpoint (Django test client, {profile['n']} requests per body, no HTTP; "
-              f"serving.load gives {profile['loaded']}):")  # fmt: skip
+        print(f"\nWhere our time goes (the endpoint serves with {profile['loaded']}):")
+        for rows, p in profile.get("worker", {}).items():
+            print(f"  one gunicorn worker, wrk with 1 connection, {rows}-row body: the handler took {p['plain_ms']:.2f} ms "
+                  f"({p['plain_cpu_ms']:.2f} ms CPU) per request plain, {p['profiled_ms']:.2f} ms under cProfile")  # fmt: skip
+            for name, share in p["phases"]:
+                print(f"      {name:<58} {share['ms']:7.2f} ms  {share['pct']:5.1f} %")
+            print("    top functions by own time (ms per request):")
+            for line in p["top"]:
+                print(f"      {line}")
+        print(f"\nIn-process, Django's test client ({profile['n']} requests per body):")
+        print(f"  GET /api/v1/me with the same token (the API's floor): {profile['me_ms']:.2f} ms per request")
         print(f"  SQL of one request ({len(profile['queries'])}):")
         for sql in profile["queries"]:
             print(f"    {sql}")
         for rows, p in profile["bodies"].items():
             print(f"  {rows}-row body: {p['plain_ms']:.2f} ms per request plain, {p['profiled_ms']:.2f} ms under cProfile; "
-                  f"bare tabular.predict {p['bare_predict_ms']:.2f} ms")  # fmt: skip
+                  f"the model alone (what the endpoint calls) {p['bare_predict_ms']:.2f} ms")  # fmt: skip
             for name, share in p["phases"]:
                 print(f"      {name:<58} {share['ms']:7.2f} ms  {share['pct']:5.1f} %")
             print("    top functions by own time (ms per request):")
@@ -491,10 +604,19 @@ def _profile(args) -> int:
     n = args.profile
     alias = ModelAlias.objects.select_related("version__model__department").get(name="production")
     model = alias.version.model
-    _t, secret = token_create(actor=ApiToken.objects.get(name="bench-serve").user, name="bench-profile", scopes=["predict"])
+    user = ApiToken.objects.get(name="bench-serve").user
+    _t, secret = token_create(actor=user, name="bench-profile", scopes=["predict", "read"])
     client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_HOST="127.0.0.1")
     path = f"/api/v1/models/{model.department.slug}/{model.slug}/predict"
     out = {"n": n, "bodies": {}}
+    # The floor of any API request here: GET /api/v1/me with the same token (authentication,
+    # throttle, DRF, one small query), timed as the predict requests are.
+    for _ in range(20):
+        assert client.get("/api/v1/me").status_code == 200
+    started = time.perf_counter()
+    for _ in range(n):
+        client.get("/api/v1/me")
+    out["me_ms"] = (time.perf_counter() - started) * 1000 / n
     for rows in [int(b) for b in args.bodies.split(",")]:
         body = (work / f"body-{rows}.json").read_bytes()
 
@@ -518,13 +640,17 @@ def _profile(args) -> int:
             once()
         profiler.disable()
         profiled_ms = (time.perf_counter() - started) * 1000 / n
-        loaded = serving.load(alias.version)
-        out["loaded"] = f"{type(loaded).__module__}.{type(loaded).__qualname__}"
+        if hasattr(serving, "predictor"):
+            runtime, loaded = serving.predictor(alias.version)
+        else:
+            runtime, loaded = "native", serving.load(alias.version)
+        out["loaded"] = f"{runtime}: {type(loaded).__module__}.{type(loaded).__qualname__}"
+        predict = loaded.answer if hasattr(loaded, "answer") else lambda frame, loaded=loaded: tabular.predict(loaded, frame)
         split = json.loads(body)["dataframe_split"]
         frame = pd.DataFrame(split["data"], columns=split["columns"])
         started = time.perf_counter()
         for _ in range(min(n, 50)):
-            tabular.predict(loaded, frame)
+            predict(frame)
         bare_ms = (time.perf_counter() - started) * 1000 / min(n, 50)
         stats = pstats.Stats(profiler)
         out["bodies"][str(rows)] = {
@@ -561,15 +687,19 @@ PHASES = [
 ]
 
 
-def _phases(stats, n: int, profiled_ms: float) -> list:
+WORKER_ROOT = ("the Django application and the response (gunicorn worker)", ("django/core/handlers/wsgi.py", "__call__"))
+
+
+def _phases(stats, n: int, profiled_ms: float, root=None) -> list:
+    phases = [root, *PHASES[1:]] if root else PHASES
     cumulative: dict[tuple[str, str], float] = {}
     for (filename, _line, function), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
-        for _label, key in PHASES:
+        for _label, key in phases:
             if key and filename.endswith(key[0]) and function == key[1]:
                 cumulative[key] = max(cumulative.get(key, 0.0), ct)
-    total = cumulative.get(PHASES[0][1], 0.0)
+    total = cumulative.get(phases[0][1], 0.0)
     rows = []
-    for label, key in PHASES:
+    for label, key in phases:
         if key is None:  # what the client and middleware add around the DRF view
             seconds = total - cumulative.get(("rest_framework/views.py", "dispatch"), 0.0)
         else:
