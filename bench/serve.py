@@ -32,10 +32,14 @@ and named with `--mlflow-python` (default /tmp/mlflow-venv/bin/python). Steps, e
    `/api/v1/models/bench/forest/predict` with the bearer token, MLflow's `/invocations` — at
    each `--concurrency` with each body size: a `--warmup` first, then `--seconds`; the servers
    take turns. Server CPU per request (the process tree, from /proc) is measured beside it;
-6. `--profile N`: N requests of each body through Django's test client in one process, without
-   and with cProfile, for where our time goes.
+6. `--profile N` (after the servers stopped): for where our time goes, one gunicorn worker under
+   wrk with one connection, its handler timed plainly and then N requests under cProfile
+   (gunicorn's pre/post_request hooks); then N requests of each body through Django's test
+   client in one process, the SQL of one request, the model alone, and GET /api/v1/me with the
+   same token as the floor of any API request.
 
-Printed: req/s, p50, p99 of both, our/MLflow ratios, CPU ms per request, and the target of
+Printed: req/s, p50, p99 of both, our/MLflow ratios, server CPU ms per request (and our
+PostgreSQL backends' beside it), and the target of
 issue 5 at concurrency 8: ≥ 10× MLflow's req/s and ≤ 1/10 of its p99. Our response carries the
 class probabilities besides the predictions; MLflow's (its default `predict`) only the
 predictions. Only 127.0.0.1 is contacted.
