@@ -48,7 +48,18 @@ def _invalid(message: str, field: str) -> Invalid:
 
 
 def _resolve(user, department: str, slug: str, params) -> tuple[RegisteredModel, ModelVersion, str]:
-    model = RegisteredModel.objects.select_related("department").filter(department__slug=department, slug=slug).first()
+    alias = "" if params.get("version") else params.get("alias", "production")
+    current = None
+    if alias:  # the usual request: the alias, its version and its model in one query
+        found = ModelAlias.objects.select_related("version", "model__department").filter(
+            model__department__slug=department, model__slug=slug, name=alias
+        )
+        current = next(iter(found.order_by()[:1]), None)  # unique: no ORDER BY needed
+    if current is not None:
+        model = current.model
+        current.version.model = model
+    else:
+        model = RegisteredModel.objects.select_related("department").filter(department__slug=department, slug=slug).first()
     if model is None or not policy.can(user, "view", model):
         raise NotFound(f"No model {department}/{slug} that you may use.")
     if not policy.can(user, "use", model):
@@ -64,8 +75,6 @@ def _resolve(user, department: str, slug: str, params) -> tuple[RegisteredModel,
         if version is None:
             raise NotFound(f"{department}/{slug} has no version {number}.")
         return model, version, ""
-    alias = params.get("alias", "production")
-    current = ModelAlias.objects.select_related("version").filter(model=model, name=alias).first()
     if current is None:
         raise NotFound(f"{department}/{slug} has no '{alias}' alias yet: promote a version, or ask for ?version=N.")
     return model, current.version, alias

@@ -110,6 +110,7 @@ class OnnxPredictor:
         self.meta = json.loads(meta[METADATA_KEY])
         self.inputs: list[dict[str, Any]] = self.meta["inputs"]
         self.feature_names_in_ = np.array(self.meta["columns"], dtype=object)
+        self._columns = set(self.meta["columns"])
         self.task = self.meta["task"]
         self.output_names = [o.name for o in self.session.get_outputs()]
         if self.task == "classification":
@@ -119,25 +120,29 @@ class OnnxPredictor:
 
     # Per request: columns → tensors (the only Python work), then one session.run.
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """One tensor per branch, with column-at-a-time numpy work (a request holds few rows).
+
+        Each value is what the pipeline's own reader (tabular.to_float, to_category, to_text)
+        makes of it; columns of other dtypes go through those readers themselves.
+        """
         out = {}
         for spec in self.inputs:
-            part = frame[spec["columns"]]
-            kind = spec["kind"]
+            columns, kind = spec["columns"], spec["kind"]
             if kind == "numeric":
-                out[spec["name"]] = tabular.to_float(part)
+                out[spec["name"]] = np.column_stack([_floats(frame, c) for c in columns])
             elif kind == "categorical":
-                values = tabular.to_category(part)
-                out[spec["name"]] = np.where(pd.isna(values), "", values).astype(object)
+                out[spec["name"]] = np.column_stack([_strings(frame[c].to_numpy(dtype=object)) for c in columns])
             elif kind == "datetime":
-                out[spec["name"]] = _epoch_seconds(part)
+                out[spec["name"]] = _epoch_seconds(frame[columns])
             else:  # text
-                docs = tabular.to_text(part)
+                docs = _strings(frame[columns[0]].to_numpy(dtype=object))
                 out[spec["name"]] = np.array([[_char_wb_text(d, spec["lowercase"])] for d in docs], dtype=object)
         return out
 
     def run(self, frame: pd.DataFrame) -> list[np.ndarray]:
-        X = tabular._model_input(self, frame)
-        return self.session.run(self.output_names, self.feed(X))
+        if not self._columns <= set(frame.columns):
+            tabular._model_input(self, frame)  # raises naming the missing columns, as for the native model
+        return self.session.run(self.output_names, self.feed(frame))
 
     def _labels(self, outputs: list[np.ndarray]) -> list:
         if self.meta.get("label") == "argmax":
@@ -170,6 +175,19 @@ class OnnxPredictor:
                 {k: float(p) for k, p in zip(keys, row, strict=True)} for row in np.asarray(outputs[1], dtype=float)
             ]
         return out
+
+
+def _floats(frame: pd.DataFrame, column: str) -> np.ndarray:
+    series = frame[column]
+    if series.dtype.kind in "biuf":  # numbers and booleans: what to_float gives, without its conversions
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    return tabular.to_float(frame[[column]])[:, 0]
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    """str() of each value, "" where missing (to_category's and to_text's reading, the graph's missing)."""
+    missing = pd.isna(values)
+    return np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
 
 
 def _epoch_seconds(part: pd.DataFrame) -> np.ndarray:

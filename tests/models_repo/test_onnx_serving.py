@@ -213,3 +213,17 @@ def test_keras_and_native_versions_say_native(member, checker, inspections, pred
     promote(member, checker, version)
     data = client_for(member).post(URL, {"inputs": [ROW]}, format="json").json()
     assert data["runtime"] == "native" and np.isfinite(sum(data["probabilities"][0].values()))
+
+
+def test_a_one_row_prediction_through_an_alias_takes_three_queries(
+    member, checker, inspections, predictor, settings, django_assert_num_queries
+):
+    settings.LEPTON_PREDICTION_LOG_SAMPLE = 0.0
+    version = version_onnx_convert(trained(member, inspections, predictor).pk)
+    promote(member, checker, version)
+    client = client_for(member)
+    assert client.post(URL, {"inputs": [ROW]}, format="json").status_code == 200  # loads the model
+    # The token, the alias with its version and model in one, the person's roles; the model is cached.
+    with django_assert_num_queries(3):
+        response = client.post(URL, {"inputs": [ROW]}, format="json")
+    assert response.json()["runtime"] == "onnx"
