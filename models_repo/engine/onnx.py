@@ -802,6 +802,12 @@ VARIANT_BUILDERS: dict[str, Callable[[Any, bytes], bytes]] = {
 }
 
 
+NOT_SHRINKING = {
+    "int8": "int8 quantises MatMul/Gemm weights only: tree ensembles, linear and SVM operators keep theirs",
+    "float16": "ai.onnx.ml operators (tree ensembles, linear and SVM models) and the float64 preprocessing keep their precision",
+}
+
+
 def _within(metric: str, reference: float, value: float) -> bool:
     allowed = VARIANT_TOLERANCE * max(1.0, abs(reference))
     worse = value - reference if metric in LOWER_IS_BETTER else reference - value
@@ -824,10 +830,7 @@ def variants(pipeline, model: bytes, X: pd.DataFrame, y, metric: str, reference:
             continue
         value = entry["metric"] = _metric_or_none(predictor, X, y, metric)
         if len(data) >= len(model):
-            entry["reason"] = (
-                f"not offered: not smaller ({len(data)} bytes vs {len(model)}); "
-                "its operators (e.g. tree ensembles, linear models) keep their float32 weights"
-            )
+            entry["reason"] = f"not offered: not smaller ({len(data)} bytes vs {len(model)}); {NOT_SHRINKING[name]}"
         elif reference is None or value is None:
             entry["reason"] = f"not offered: the holdout {metric} could not be computed"
         elif not _within(metric, reference, value):
