@@ -53,6 +53,7 @@ CHECK_MAX_ROWS = 20_000  # rows of the holdout the check and the variants look a
 VARIANT_TOLERANCE = 0.005
 VARIANTS = ("float16", "int8")
 METADATA_KEY = "lepton"
+MAX_DENSE_CELLS = 50_000_000  # k-NN's training rows held dense in the graph: 200 MB of float32 at most
 MAIN_OPSET = 19
 ML_OPSET = 3
 FEATURES = "lp_features"
@@ -320,7 +321,10 @@ def convert(pipeline, *, precision: str = "float32") -> bytes:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - any checker complaint means: serve natively
         raise ConversionError(f"The ONNX graph does not validate: {tabular._short(exc)}") from None
-    return model.SerializeToString()
+    try:
+        return model.SerializeToString()
+    except ValueError as exc:  # protobuf refuses messages over 2 GB
+        raise ConversionError(f"The ONNX model cannot be written: {tabular._short(exc)}") from None
 
 
 def _width(pipeline, preprocess) -> int:
@@ -585,7 +589,13 @@ def _estimator(estimator, width: int):
     meta: dict[str, Any] = {}
     est = estimator
     options = None
-    if sparse.issparse(getattr(estimator, "_fit_X", None)):
+    fit_x = getattr(estimator, "_fit_X", None)
+    if fit_x is not None and fit_x.shape[0] * fit_x.shape[1] > MAX_DENSE_CELLS:
+        raise ConversionError(
+            f"k-NN keeps {fit_x.shape[0]} training rows × {fit_x.shape[1]} features; dense in an ONNX graph "
+            f"that is more than {MAX_DENSE_CELLS} values."
+        )
+    if sparse.issparse(fit_x):
         # k-NN keeps its (sparse, with TF-IDF) training rows; the graph holds them dense.
         est = copy.deepcopy(estimator)
         est._fit_X = est._fit_X.toarray()

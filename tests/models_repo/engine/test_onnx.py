@@ -280,3 +280,10 @@ def test_dates_in_the_frame_may_be_python_dates():
     frame = pd.DataFrame({"d": [dt.date(2024, 2, 29), None]})
     seconds = onnx._epoch_seconds(frame)
     assert seconds[0, 0] == pd.Timestamp("2024-02-29", tz="UTC").timestamp() and np.isnan(seconds[1, 0])
+
+
+def test_a_knn_too_big_for_a_dense_graph_is_not_converted(frame, monkeypatch):
+    pipe, X, y = fitted(frame, name="knn")
+    monkeypatch.setattr(onnx, "MAX_DENSE_CELLS", 100)
+    report, models = onnx.prepare(pipe, X, y, metric="f1_macro")
+    assert report["status"] == "native" and "k-NN keeps 150 training rows" in report["reason"] and models == {}
