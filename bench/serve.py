@@ -234,7 +234,7 @@ def run(args, concurrency: list[int], bodies: list[int]) -> int:
                     cpu, db = _cpu_seconds(servers[name].pid), _db_cpu_seconds(args.database)
                     r = _wrk(port, path, token, body, c, args.seconds)
                     r["cpu_ms_per_request"] = (_cpu_seconds(servers[name].pid) - cpu) * 1000 / max(1, r["requests"])
-                    r["db_ms_per_request"] = (_db_cpu_seconds(args.database) - db) * 1000 / max(1, r["requests"])
+                    r["db_ms_per_request"] = _db_cpu_since(db, args.database) * 1000 / max(1, r["requests"])
                     results.append({"server": name, "concurrency": c, "rows": rows, **r})
                     print(f"  {name:<6} c={c:<3} rows={rows:<4} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  "
                           f"p99 {r['p99_ms']:7.2f} ms  errors {sum(r['errors'].values())}", flush=True)  # fmt: skip
@@ -379,10 +379,10 @@ def _wrk(port: int, path: str, token: str, body: Path, clients: int, seconds: in
     return json.loads(lines[-1].split(" ", 1)[1])
 
 
-def _db_cpu_seconds(database: str) -> float:
-    """CPU seconds used so far by the PostgreSQL backends connected to `database` (their process titles name it)."""
+def _db_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend connected to `database` (their process titles name it)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    used = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -393,8 +393,13 @@ def _db_cpu_seconds(database: str) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def _db_cpu_since(before: dict[int, float], database: str) -> float:
+    """CPU seconds of the backends since `before` (a backend that closed meanwhile is not counted)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in _db_cpu_seconds(database).items())
 
 
 def _code() -> str:
