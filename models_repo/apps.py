@@ -32,3 +32,8 @@ class ModelsRepoConfig(AppConfig):
         policy.register(PromotionRequest, policy.ChildRule("model", RegisteredModel))
         policy.register(TrainingRun, policy.OwnedRule())
         version_published.connect(retrain_on_publish, dispatch_uid="models_repo.retrain_on_publish")
+        # The demo (load_demo) approves the first version of its models once it is registered.
+        from models_repo.demo import first_version_to_production
+        from models_repo.signals import version_registered
+
+        version_registered.connect(first_version_to_production, dispatch_uid="models_repo.demo_first_version")
