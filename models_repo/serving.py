@@ -166,19 +166,25 @@ def _load_artifact(flavor: str, path: str):
     return tabular.load_model(path)
 
 
-def predict_frame(version, frame, variant: str = "") -> tuple[str, dict]:
-    """(runtime, answer) for a checked DataFrame of a tabular version, whatever its flavor."""
+def predict_frame(version, inputs, variant: str = "") -> tuple[str, dict]:
+    """(runtime, answer) for checked inputs, whatever the version's flavor and runtime.
+
+    `inputs` is a DataFrame in the input schema's order for tabular versions, and what the
+    Keras engine takes otherwise (windows, image bytes). The API, the try-it form, batch
+    prediction and the promotion gate all predict through here.
+    """
     runtime, loaded = predictor(version, variant)
     if version.flavor == "keras":
         from models_repo.engine import deep
 
-        meta = {**version.output, "input_schema": version.input_schema, "task": version.task}
-        return runtime, deep.predict(loaded, frame, meta)
+        task = version.task or version.output.get("task", "")
+        meta = {**version.output, "input_schema": version.input_schema, "task": task}
+        return runtime, deep.predict(loaded, inputs, meta)
     if runtime == ONNX and version.flavor == "sklearn":
-        return runtime, loaded.answer(frame)
+        return runtime, loaded.answer(inputs)
     from models_repo.engine import tabular
 
-    return runtime, tabular.predict(loaded, frame)
+    return runtime, tabular.predict(loaded, inputs)
 
 
 def score_on_holdout(version, reference, metric: str):

@@ -87,8 +87,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _clear_cache():
     from django.core.cache import cache
 
+    from models_repo.api.predict import prediction_logs
+
     cache.clear()
+    prediction_logs.items.clear()  # sampled logs of an earlier test name versions its rollback removed
     yield
+    prediction_logs.items.clear()
 
 
 # --- personas ------------------------------------------------------------------------------
@@ -155,6 +159,17 @@ def celery_worker(transactional_db):
     ) as worker:
         wait_for(lambda: _worker_registered(worker.hostname), timeout=10, what="worker heartbeat")
         yield worker
+        # Follow-up jobs a test started (a run's analysis, an ONNX conversion) must not outlive its
+        # database: give the running ones time to end before the worker and the tables go.
+        _settle_running_jobs(timeout=60)
+
+
+def _settle_running_jobs(timeout: float) -> None:
+    from lepton.jobs.models import Job
+
+    deadline = time.monotonic() + timeout
+    while Job.objects.filter(status="running").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _worker_registered(hostname):

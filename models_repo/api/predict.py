@@ -244,18 +244,8 @@ def predict_inputs(registered, version, inputs, *, started: float, source: str, 
     its quantised `variant`; `native` otherwise: models_repo.serving.predictor).
     """
     task = version.task or version.output.get("task", "")
-    runtime, loaded = serving.predictor(version, variant)
     try:
-        if version.flavor == "keras":
-            from models_repo.engine import deep
-
-            result = deep.predict(loaded, inputs, {**version.output, "input_schema": version.input_schema, "task": task})
-        elif runtime == serving.ONNX and version.flavor == "sklearn":
-            result = loaded.answer(inputs)
-        else:
-            from models_repo.engine import tabular
-
-            result = tabular.predict(loaded, inputs)
+        runtime, result = serving.predict_frame(version, inputs, variant)
     except (ValueError, TrainingError) as exc:
         raise _invalid(str(exc), "inputs") from None
     result["runtime"] = runtime

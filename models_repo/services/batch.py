@@ -144,8 +144,8 @@ def batch_predict_execute(output_id, *, progress=lambda pct, msg: None) -> Datas
     started = time.perf_counter()
     storage = get_storage()
     try:
-        model = serving.load(version)  # checksum-verified before it is loaded
-    except serving.ArtifactUnavailable as exc:
+        serving.predictor(version)  # loaded (ONNX where converted), checksum-verified, before any row is read
+    except (serving.ArtifactUnavailable, serving.VersionNotReady) as exc:
         return version_fail(pending, exc.message, {"code": exc.code})
     names = [c["name"] for c in version.input_schema]
     with tempfile.TemporaryDirectory(prefix="lepton-batch-") as folder:
@@ -158,7 +158,7 @@ def batch_predict_execute(output_id, *, progress=lambda pct, msg: None) -> Datas
             for batch_table in source.iter_batches(batch_size=CHUNK_ROWS):
                 table = pa.Table.from_batches([batch_table])
                 frame = table.to_pandas(date_as_object=False)
-                predicted = _predict(version, model, frame[names])
+                _runtime, predicted = serving.predict_frame(version, frame[names])
                 columns = {n: table.column(n) for n in table.column_names}
                 columns[_free("prediction", columns)] = pa.array(predicted["predictions"])
                 probabilities = predicted.get("probabilities") or []
@@ -225,14 +225,3 @@ def _free(name: str, taken) -> str:
     while candidate in taken:
         candidate, n = f"{name}_{n}", n + 1
     return candidate
-
-
-def _predict(version: ModelVersion, model, frame) -> dict:
-    if version.flavor == "keras":
-        from models_repo.engine import deep
-
-        meta = {**version.output, "input_schema": version.input_schema, "task": version.task}
-        return deep.predict(model, frame, meta)
-    from models_repo.engine import tabular
-
-    return tabular.predict(model, frame)
