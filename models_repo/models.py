@@ -95,6 +95,8 @@ class TrainingRun(models.Model):
     warnings = models.JSONField(default=list, blank=True)
     packages = models.JSONField(default=dict, blank=True)
     seconds = models.FloatField(null=True, blank=True)
+    # What the training used: cpu_seconds, peak_rss_mb (the worker process's peak so far), worker, device.
+    resources = models.JSONField(default=dict, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     artifact_bytes = models.BigIntegerField(default=0)
     error_code = models.CharField(max_length=40, blank=True)

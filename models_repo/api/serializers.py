@@ -40,6 +40,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "output",
             "packages",
             "seconds",
+            "resources",
             "artifact_sha256",
             "error_code",
             "error_message",

@@ -177,6 +177,7 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
             TrainingRun.objects.filter(pk=run.pk).update(epochs=epochs)
             last_saved[0] = time.monotonic()
 
+    cpu_started = time.process_time()
     with tempfile.TemporaryDirectory(prefix="lepton-train-") as folder:
         progress(2, _("Reading %(dataset)s") % {"dataset": run.dataset_label})
         parquet = _named_parquet(storage, run.dataset_version, folder)
@@ -197,7 +198,8 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
             return _finish_failed(run, exc.code, exc.message, epochs=epochs)
         with open(result.artifact_path, "rb") as stream:
             blob = storage.put_stream(stream)
-        return _finish_succeeded(run, result, blob, epochs)
+        resources = _resources(cpu_started, result)
+        return _finish_succeeded(run, result, blob, epochs, resources)
 
 
 def _named_parquet(storage, version: DatasetVersion, folder: str) -> str:
@@ -233,7 +235,23 @@ def _finish_failed(run: TrainingRun, code: str, message: str, *, status=RunStatu
     return run
 
 
-def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict]) -> TrainingRun:
+def _resources(cpu_started: float, result) -> dict:
+    """CPU seconds of this process while it trained, its peak memory so far, the worker and device."""
+    import resource
+    import socket
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    peak_mb = peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    return {
+        "cpu_seconds": round(time.process_time() - cpu_started, 2),
+        "peak_rss_mb": round(peak_mb, 1),
+        "worker": socket.gethostname(),
+        "device": result.params.get("device_used", "cpu") if isinstance(result.params, dict) else "cpu",
+    }
+
+
+def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict], resources: dict | None = None) -> TrainingRun:
     from .registry import version_from_run
 
     with transaction.atomic():
@@ -255,6 +273,7 @@ def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict]) -> Tra
             warnings=result.warnings,
             packages=result.packages,
             seconds=result.seconds,
+            resources=resources or {},
             artifact_sha256=blob.sha256,
             artifact_bytes=blob.size,
             finished_at=timezone.now(),

@@ -33,6 +33,8 @@ def test_a_run_trains_records_metrics_and_registers_a_version_with_lineage(membe
     assert done.algorithm == "random_forest" and done.metrics["accuracy"] > 0.8
     assert [c["name"] for c in done.input_schema] == ["温度", "pressure", "line"]
     assert get_storage().exists(done.artifact_sha256)
+    assert done.resources["cpu_seconds"] > 0 and done.resources["peak_rss_mb"] > 50
+    assert done.resources["device"] == "cpu" and done.resources["worker"]
     version = ModelVersion.objects.get(run=done)
     assert (version.number, version.flavor, version.metrics) == (1, "sklearn", done.metrics)
     edges = {(e.from_type, e.to_type) for e in LineageEdge.objects.all()}

@@ -106,6 +106,7 @@ def test_train_form_starts_a_run_and_names_the_bad_field(member, viewer, inspect
     run = services.training_execute(run.pk)
     body = client.get(f"/models/runs/{run.pk}/").content.decode()
     assert "accuracy" in body and "fig-confusion" in body and "production/quality-predictor v1" in body
+    assert "data-resources" in body and "CPU s · peak memory" in body
     # The analysis job is queued: the page says so and keeps polling; once done, its figures appear.
     assert 'data-analysis="running"' in body and 'hx-trigger="every 2s"' in body and "fig-importance" not in body
     services.training_analyse(run.pk)
