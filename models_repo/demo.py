@@ -180,9 +180,9 @@ DEMO_MODELS = [
         {
             "intended_use": "Pre-sort the visual inspection station's images; a person checks every part flagged.",
             "data": "Quality's part images (32×32 grayscale, one folder per class).",
-            "limitations": "Learnt from 240 generated images of discs and plates, few for a CNN: it tells the defects "
-            "apart clearly better than chance but far from perfectly. More images per class, and real photographs "
-            "for real parts, are the way to a better version.",
+            "limitations": "Learnt from 240 generated images of discs and plates, too few for a CNN to tell the "
+            "small defects apart reliably: check its holdout metrics before trusting it. More images per class, and "
+            "real photographs for real parts, are the way to a better version.",
             "owner": "Quality maintainers",
         },
         DEFECT_CNN_SPEC,
