@@ -685,6 +685,7 @@ PHASES = [
     ("  _resolve: model, policy, alias (SQL)", ("models_repo/api/predict.py", "_resolve")),
     ("  _table: checks and DataFrame", ("models_repo/api/predict.py", "_table")),
     ("  predict_inputs (model + log)", ("models_repo/api/predict.py", "predict_inputs")),
+    ("    serving.predict_frame", ("models_repo/serving.py", "predict_frame")),
     ("    serving.load (cache hit)", ("models_repo/serving.py", "load")),
     ("    serving.predictor (cache hit)", ("models_repo/serving.py", "predictor")),
     ("    ONNX answer (onnxruntime)", ("models_repo/engine/onnx.py", "answer")),
