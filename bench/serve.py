@@ -689,7 +689,7 @@ PHASES = [
     ("    serving.load (cache hit)", ("models_repo/serving.py", "load")),
     ("    serving.predictor (cache hit)", ("models_repo/serving.py", "predictor")),
     ("    ONNX answer (onnxruntime)", ("models_repo/engine/onnx.py", "answer")),
-    ("    tabular.predict", ("models_repo/engine/tabular.py", "predict")),
+    ("    tabular.predict", ("models_repo/engine/tabular/__init__.py", "predict")),
     ("      sklearn Pipeline.predict", ("sklearn/pipeline.py", "predict")),
     ("      sklearn Pipeline.predict_proba", ("sklearn/pipeline.py", "predict_proba")),
     ("    prediction log sample", ("models_repo/api/predict.py", "add")),
