@@ -25,6 +25,7 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -61,43 +62,52 @@ def _resolve(user, department: str, slug: str, params) -> tuple[RegisteredModel,
     else:
         model = RegisteredModel.objects.select_related("department").filter(department__slug=department, slug=slug).first()
     if model is None or not policy.can(user, "view", model):
-        raise NotFound(f"No model {department}/{slug} that you may use.")
+        raise NotFound(_("No model %(model)s that you may use.") % {"model": f"{department}/{slug}"})
     if not policy.can(user, "use", model):
-        raise Forbidden("Your role does not allow predictions with this model (members and above may).")
+        raise Forbidden(_("Your role does not allow predictions with this model (members and above may)."))
     if model.archived_at is not None:
-        raise Conflict(f"{department}/{slug} is archived and does not predict; a maintainer can restore it.", code="archived")
+        message = _("%(model)s is archived and does not predict; a maintainer can restore it.") % {
+            "model": f"{department}/{slug}"
+        }
+        raise Conflict(message, code="archived")
     if params.get("version"):
         try:
             number = int(params["version"])
         except ValueError:
-            raise _invalid("version must be a whole number.", "version") from None
+            raise _invalid(_("version must be a whole number."), "version") from None
         version = ModelVersion.objects.filter(model=model, number=number, archived_at__isnull=True).first()
         if version is None:
-            raise NotFound(f"{department}/{slug} has no version {number}.")
+            raise NotFound(_("%(model)s has no version %(number)s.") % {"model": f"{department}/{slug}", "number": number})
         return model, version, ""
     if current is None:
-        raise NotFound(f"{department}/{slug} has no '{alias}' alias yet: promote a version, or ask for ?version=N.")
+        raise NotFound(
+            _("%(model)s has no '%(alias)s' alias yet: promote a version, or ask for ?version=N.")
+            % {"model": f"{department}/{slug}", "alias": alias}
+        )
     return model, current.version, alias
 
 
 def _rows(body) -> list:
     """The list of rows from any of the accepted body shapes."""
     if not isinstance(body, dict):
-        raise _invalid("The body must be a JSON object with inputs, dataframe_split, dataframe_records or instances.", "inputs")
+        raise _invalid(
+            _("The body must be a JSON object with inputs, dataframe_split, dataframe_records or instances."), "inputs"
+        )
     keys = [k for k in ("inputs", "dataframe_split", "dataframe_records", "instances") if k in body]
     if len(keys) != 1:
-        raise _invalid("Give exactly one of inputs, dataframe_split, dataframe_records or instances.", "inputs")
+        raise _invalid(_("Give exactly one of inputs, dataframe_split, dataframe_records or instances."), "inputs")
     key = keys[0]
     value = body[key]
     if key == "dataframe_split":
         if not isinstance(value, dict) or not isinstance(value.get("columns"), list) or not isinstance(value.get("data"), list):
-            raise _invalid("dataframe_split needs columns (a list) and data (a list of rows).", "dataframe_split")
+            raise _invalid(_("dataframe_split needs columns (a list) and data (a list of rows)."), "dataframe_split")
         columns = value["columns"]
         rows = []
         for index, row in enumerate(value["data"]):
             if not isinstance(row, list) or len(row) != len(columns):
                 raise _invalid(
-                    f"Row {index} has {len(row) if isinstance(row, list) else 'no'} values for {len(columns)} columns.",
+                    _("Row %(index)s has %(count)s values for %(columns)s columns.")
+                    % {"index": index, "count": len(row) if isinstance(row, list) else 0, "columns": len(columns)},
                     f"dataframe_split.data.{index}",
                 )
             rows.append(dict(zip(columns, row, strict=True)))
@@ -105,37 +115,43 @@ def _rows(body) -> list:
     if isinstance(value, dict) and key == "inputs":  # {"inputs": {"col": [values…]}}
         lengths = {len(v) for v in value.values() if isinstance(v, list)}
         if len(lengths) != 1 or not all(isinstance(v, list) for v in value.values()):
-            raise _invalid("inputs as an object needs one list of equal length per column.", "inputs")
+            raise _invalid(_("inputs as an object needs one list of equal length per column."), "inputs")
         n = lengths.pop()
         return [{k: v[i] for k, v in value.items()} for i in range(n)]
     if not isinstance(value, list):
-        raise _invalid(f"{key} must be a list of rows.", key)
+        raise _invalid(_("%(key)s must be a list of rows.") % {"key": key}, key)
     return value
 
 
 def _check_limit(rows: list) -> None:
     limit = settings.LEPTON_PREDICT_MAX_ROWS
     if not rows:
-        raise _invalid("Give at least one row.", "inputs")
+        raise _invalid(_("Give at least one row."), "inputs")
     if len(rows) > limit:
-        raise _invalid(f"{len(rows)} rows are more than the {limit} one request may hold; split them.", "inputs")
+        raise _invalid(
+            _("%(rows)s rows are more than the %(limit)s one request may hold; split them.")
+            % {"rows": len(rows), "limit": limit},
+            "inputs",
+        )
 
 
 def _number(value, field: str, nullable: bool):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         if nullable:
             return None
-        raise _invalid(f"{field} is missing; the model takes no empty value here.", field)
+        raise _invalid(_("%(field)s is missing; the model takes no empty value here.") % {"field": field}, field)
     if isinstance(value, bool) or not isinstance(value, int | float):
         if isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
-                raise _invalid(f"{field} must be a number, not {value!r}.", field) from None
+                raise _invalid(
+                    _("%(field)s must be a number, not %(value)r.") % {"field": field, "value": value}, field
+                ) from None
         else:
-            raise _invalid(f"{field} must be a number, not {type(value).__name__}.", field)
+            raise _invalid(_("%(field)s must be a number, not %(type)s.") % {"field": field, "type": type(value).__name__}, field)
     if isinstance(value, float) and math.isinf(value):
-        raise _invalid(f"{field} is infinite.", field)
+        raise _invalid(_("%(field)s is infinite.") % {"field": field}, field)
     return value
 
 
@@ -150,14 +166,19 @@ def _table(rows: list, schema: list[dict]) -> tuple[object, list[str]]:
         if isinstance(row, list):
             if len(row) != len(names):
                 raise _invalid(
-                    f"Row {index} has {len(row)} values; the model takes {len(names)}: {', '.join(names)}.", f"inputs.{index}"
+                    _("Row %(index)s has %(count)s values; the model takes %(expected)s: %(names)s.")
+                    % {"index": index, "count": len(row), "expected": len(names), "names": ", ".join(names)},
+                    f"inputs.{index}",
                 )
             row = dict(zip(names, row, strict=True))
         if not isinstance(row, dict):
-            raise _invalid(f"Row {index} must be an object keyed by column or a list of values.", f"inputs.{index}")
+            raise _invalid(
+                _("Row %(index)s must be an object keyed by column or a list of values.") % {"index": index}, f"inputs.{index}"
+            )
         missing = [n for n in names if n not in row]
         if missing:
-            raise _invalid(f"Row {index} lacks {', '.join(missing)}.", f"inputs.{index}.{missing[0]}")
+            message = _("Row %(index)s lacks %(columns)s.") % {"index": index, "columns": ", ".join(missing)}
+            raise _invalid(message, f"inputs.{index}.{missing[0]}")
         extra.update(k for k in row if k not in names)
         record = {}
         for column in schema:
@@ -172,10 +193,10 @@ def _table(rows: list, schema: list[dict]) -> tuple[object, list[str]]:
                 elif isinstance(value, bool):
                     record[name] = value
                 else:
-                    raise _invalid(f"{field} must be true or false.", field)
+                    raise _invalid(_("%(field)s must be true or false.") % {"field": field}, field)
             else:
                 if value is None and not nullable:
-                    raise _invalid(f"{field} is missing.", field)
+                    raise _invalid(_("%(field)s is missing.") % {"field": field}, field)
                 record[name] = None if value is None else str(value)
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=names)
@@ -192,11 +213,11 @@ def _images(request, rows: list | None) -> list[bytes]:
     for index, row in enumerate(rows or []):
         data = row.get("image") if isinstance(row, dict) else row
         if not isinstance(data, str):
-            raise _invalid('Give each image as base64 text under "image".', f"inputs.{index}.image")
+            raise _invalid(_('Give each image as base64 text under "image".'), f"inputs.{index}.image")
         try:
             images.append(base64.b64decode(data, validate=True))
         except (binascii.Error, ValueError):
-            raise _invalid("This is not valid base64.", f"inputs.{index}.image") from None
+            raise _invalid(_("This is not valid base64."), f"inputs.{index}.image") from None
     return images
 
 

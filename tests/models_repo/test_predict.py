@@ -129,3 +129,12 @@ def test_sampled_predictions_are_logged_in_batches(member, served, settings):
     prediction_logs.flush()
     logs = list(PredictionLog.objects.all())
     assert len(logs) == 3 and logs[0].rows == 1 and logs[0].inputs[0]["line"] == "L1"
+
+
+def test_predict_errors_speak_the_clients_language(member, predictor, v1):
+    client = client_for(member)
+    response = client.post(
+        "/api/v1/models/production/quality-predictor/predict?version=x", {"inputs": [{}]}, format="json",
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )  # fmt: skip
+    assert response.status_code == 400 and response.json()["fields"]["version"] == ["version 必须是整数。"]
