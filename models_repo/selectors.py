@@ -71,3 +71,46 @@ def versions_compared(model: RegisteredModel, numbers: list[int]) -> dict:
         "params": params,
         "same_holdout": len(holdouts) == 1 and all(v.holdout.get("indices") for v in versions),
     }
+
+
+def version_lineage(user, versions) -> list[dict]:
+    """Per version: the data version and run it came from, predictions logged, batch outputs."""
+    from django.db.models import Count
+
+    from datalake import selectors as datalake_selectors
+    from datalake.models import DatasetVersion
+    from lepton import audit
+    from lepton.models import LineageEdge
+    from models_repo.models import ModelVersion, PredictionLog
+
+    ids = [str(v.pk) for v in versions]
+    vtype, dtype = audit.object_type(ModelVersion), audit.object_type(DatasetVersion)
+    edges = list(LineageEdge.objects.filter(from_type=vtype, from_id__in=ids, to_type=dtype))
+    wanted = {e.to_id for e in edges} | {str(v.dataset_version_id) for v in versions if v.dataset_version_id}
+    data = {str(d.pk): d for d in DatasetVersion.objects.filter(pk__in=wanted).select_related("dataset__department")}
+    readable = set(
+        datalake_selectors.datasets_visible(user)
+        .filter(pk__in={d.dataset_id for d in data.values()})
+        .values_list("pk", flat=True)
+    )
+    outputs: dict[str, list] = {}
+    for edge in edges:
+        made = data.get(edge.to_id)
+        if made is not None and made.dataset_id in readable:
+            outputs.setdefault(edge.from_id, []).append(made)
+    logged = dict(
+        PredictionLog.objects.filter(version_id__in=ids).values("version").annotate(n=Count("id")).values_list("version", "n")
+    )
+    rows = []
+    for v in versions:
+        source = data.get(str(v.dataset_version_id)) if v.dataset_version_id else None
+        rows.append(
+            {
+                "version": v,
+                "data": source if source is not None and source.dataset_id in readable else None,
+                "data_hidden": source is not None and source.dataset_id not in readable,
+                "logged": logged.get(v.pk, 0),
+                "outputs": outputs.get(str(v.pk), []),
+            }
+        )
+    return rows

@@ -27,7 +27,7 @@ from models_repo.forms import (
     TrainForm,
     VersionUploadForm,
 )
-from models_repo.models import AliasEvent, ModelVersion, PredictionLog, PromotionRequest, PromotionStatus, RunStatus
+from models_repo.models import AliasEvent, PromotionRequest, PromotionStatus, RunStatus
 
 
 def _form_errors(form, exc: ServiceError, field_for=None) -> None:
@@ -212,49 +212,9 @@ def model(
         "decision_form": DecisionForm(),
         "metric_names": sorted({name for v in versions for name in v.metrics})[:8],
         "batch_form": (batch_form or _batch_form(request, model)) if policy.can(request.user, "use", model) else None,
-        "lineage": _version_lineage(request.user, versions),
+        "lineage": selectors.version_lineage(request.user, versions),
     }
     return render(request, "models_repo/model.html", context, status=status)
-
-
-def _version_lineage(user, versions) -> list[dict]:
-    """Per version: the data version and run it came from, predictions logged, batch outputs."""
-    from django.db.models import Count
-
-    from lepton import audit
-    from lepton.models import LineageEdge
-
-    ids = [str(v.pk) for v in versions]
-    vtype, dtype = audit.object_type(ModelVersion), audit.object_type(DatasetVersion)
-    edges = list(LineageEdge.objects.filter(from_type=vtype, from_id__in=ids, to_type=dtype))
-    wanted = {e.to_id for e in edges} | {str(v.dataset_version_id) for v in versions if v.dataset_version_id}
-    data = {str(d.pk): d for d in DatasetVersion.objects.filter(pk__in=wanted).select_related("dataset__department")}
-    readable = set(
-        datalake_selectors.datasets_visible(user)
-        .filter(pk__in={d.dataset_id for d in data.values()})
-        .values_list("pk", flat=True)
-    )
-    outputs: dict[str, list] = {}
-    for edge in edges:
-        made = data.get(edge.to_id)
-        if made is not None and made.dataset_id in readable:
-            outputs.setdefault(edge.from_id, []).append(made)
-    logged = dict(
-        PredictionLog.objects.filter(version_id__in=ids).values("version").annotate(n=Count("id")).values_list("version", "n")
-    )
-    rows = []
-    for v in versions:
-        source = data.get(str(v.dataset_version_id)) if v.dataset_version_id else None
-        rows.append(
-            {
-                "version": v,
-                "data": source if source is not None and source.dataset_id in readable else None,
-                "data_hidden": source is not None and source.dataset_id not in readable,
-                "logged": logged.get(v.pk, 0),
-                "outputs": outputs.get(str(v.pk), []),
-            }
-        )
-    return rows
 
 
 model_page = model  # the form views below show the page again with their result or errors
@@ -268,9 +228,7 @@ def _retrain_datasets(user):
 @require_POST
 def model_settings(request: HttpRequest, pk) -> HttpResponse:
     """Save the description, card, gate and continuous learning; errors come back on the form (400)."""
-    model = _model_or_404(request, pk)
-    if not policy.can(request.user, "change", model):
-        raise PermissionDenied
+    model = _model_or_404(request, pk, "change")
     datasets = _retrain_datasets(request.user)
     form = ModelSettingsForm(request.POST, datasets=datasets)
     if form.is_valid():
@@ -301,9 +259,7 @@ def try_it(request: HttpRequest, pk) -> HttpResponse:
     """Predict one row typed into the model page (the API's checks; members and above)."""
     from models_repo.api.predict import predict_table_rows
 
-    model = _model_or_404(request, pk)
-    if not policy.can(request.user, "use", model):
-        raise PermissionDenied
+    model = _model_or_404(request, pk, "use")
     versions = list(model.versions.order_by("-number")[:1])
     version = _try_version(model, versions)
     if version is None:
@@ -334,9 +290,7 @@ def try_it(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def version_upload(request: HttpRequest, pk) -> HttpResponse:
     """Register a version from an ONNX, .keras or skops file (maintainers); each refusal is a form error (400)."""
-    model = _model_or_404(request, pk)
-    if not policy.can(request.user, "change", model):
-        raise PermissionDenied
+    model = _model_or_404(request, pk, "change")
     form = VersionUploadForm(request.POST, request.FILES)
     if form.is_valid():
         data = form.cleaned_data
@@ -358,8 +312,12 @@ def version_upload(request: HttpRequest, pk) -> HttpResponse:
     return model_page(request, pk, upload_form=form, status=400)
 
 
-def _model_or_404(request, pk):
-    return get_object_or_404(selectors.models_visible(request.user), pk=pk)
+def _model_or_404(request, pk, action: str = ""):
+    """The model if the user may see it (else 404) and, with `action`, do that to it (else 403)."""
+    model = get_object_or_404(selectors.models_visible(request.user), pk=pk)
+    if action and not policy.can(request.user, action, model):
+        raise PermissionDenied
+    return model
 
 
 @login_required
@@ -521,9 +479,7 @@ def _batch_form(request, model, data=None) -> BatchPredictForm:
 @require_POST
 def batch(request: HttpRequest, pk) -> HttpResponse:
     """Queue a batch prediction; errors come back on the model page's form (400)."""
-    model = _model_or_404(request, pk)
-    if not policy.can(request.user, "use", model):
-        raise PermissionDenied
+    model = _model_or_404(request, pk, "use")
     form = _batch_form(request, model, request.POST)
     if form.is_valid():
         data = next(v for v in _trainable_versions(request.user) if str(v.pk) == form.cleaned_data["dataset_version"])

@@ -22,17 +22,12 @@ from lepton import audit, policy
 from lepton.errors import Forbidden, Invalid, NotFound
 from lepton.jobs.services import job_submit
 from lepton.storage import get_storage
+from models_repo.engine.spec import column_kind
 from models_repo.models import ModelVersion, PredictionLog, RegisteredModel
 
 BATCH_KIND = "models_repo.batch_predict"
 BATCH_TASKS = ("classification", "regression")
 CHUNK_ROWS = 50_000
-NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-           "FLOAT", "REAL", "DOUBLE", "DECIMAL")  # fmt: skip
-
-
-def _numeric(duck_type: str) -> bool:
-    return str(duck_type).upper().split("(")[0] in NUMERIC
 
 
 def _check_columns(version: ModelVersion, data: DatasetVersion) -> None:
@@ -43,7 +38,7 @@ def _check_columns(version: ModelVersion, data: DatasetVersion) -> None:
         message = _("The dataset lacks the model's input columns: %(columns)s.") % {"columns": ", ".join(missing)}
         raise Invalid(message, fields={"dataset_version": [message]}, code="missing_columns")
     for column in version.input_schema:
-        if column.get("type") in ("number", "integer") and not _numeric(columns[column["name"]]):
+        if column.get("type") in ("number", "integer") and column_kind(columns[column["name"]]) not in ("integer", "number"):
             message = _("Column %(column)s is %(type)s in the dataset; the model takes numbers.") % {
                 "column": column["name"],
                 "type": columns[column["name"]],
