@@ -15,3 +15,10 @@ class LeptonConfig(AppConfig):
         from lepton.metrics import register_collector
 
         register_collector()
+        from django.contrib.auth import get_user_model
+
+        from lepton import counters
+        from lepton.models import ApiToken, Department, Membership, Share
+
+        # Who may predict with what: the predict fast path's grants end when one of these changes.
+        counters.watch(get_user_model(), ApiToken, Department, Membership, Share)

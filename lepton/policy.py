@@ -76,6 +76,10 @@ class Rule:
     def can(self, user, action: str, obj) -> bool:
         raise NotImplementedError
 
+    def until(self, user, action: str, obj):
+        """When an allowed `action` stops being allowed by itself (a share's end); None: never by itself."""
+        return None
+
 
 def _nothing() -> Q:
     return Q(pk__in=[])
@@ -144,6 +148,14 @@ class OwnedRule(Rule):
             return True
         shares = self._active_shares(user, action, type(obj))
         return shares is not None and shares.filter(object_id=str(obj.pk)).exists()
+
+    def until(self, user, action, obj):
+        role = role_in(user, self._department_id(obj))
+        if role is not None and ROLE_RANK[role] >= ROLE_RANK[self.actions[action]]:
+            return None
+        shares = self._active_shares(user, action, type(obj))
+        ends = list(shares.filter(object_id=str(obj.pk)).values_list("expires_at", flat=True)) if shares is not None else []
+        return None if not ends or None in ends else max(ends)
 
 
 class JobRule(OwnedRule):
@@ -263,6 +275,15 @@ def can(user, action: str, obj) -> bool:
     if _is_super(user) or _is_staff_viewer(user, action):
         return True
     return rule.can(user, action, obj)
+
+
+def allowed_until(user, action: str, obj):
+    """For an allowed action: the moment it stops being allowed without any change being made
+    (the end of the share that grants it), or None. Caches of `can` answers (the predict fast
+    path) keep them no longer than this; every other change moves lepton.counters' generation."""
+    if _is_super(user) or _is_staff_viewer(user, action):
+        return None
+    return rule_for(obj).until(user, action, obj)
 
 
 def visible_to(user, model, action: str = "view", queryset=None):

@@ -357,9 +357,19 @@ def token_authenticate(secret: str) -> ApiToken:
         raise TokenError(_("The token's user is inactive."))
     # Written at most once a minute per token, to keep reads cheap under load.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
+        token.last_used_at = token_seen(token.pk)
     return token
+
+
+def token_seen(token_id) -> datetime:
+    """Record that a token was used now (the token page's "last used"); returns that moment.
+
+    A queryset update, so it moves no access generation (lepton.counters.watch): callers
+    write it at most once a minute per token.
+    """
+    now = timezone.now()
+    ApiToken.objects.filter(pk=token_id).update(last_used_at=now)
+    return now
 
 
 def user_find(username: str):

@@ -318,6 +318,12 @@ LEPTON_SERVING_CACHE_SIZE = env_int("LEPTON_SERVING_CACHE_SIZE", 8)
 # Rows one prediction request may hold, and the share of requests whose inputs are logged (for drift).
 LEPTON_PREDICT_MAX_ROWS = env_int("LEPTON_PREDICT_MAX_ROWS", 10_000)
 LEPTON_PREDICTION_LOG_SAMPLE = env_float("LEPTON_PREDICTION_LOG_SAMPLE", 0.1)
+# The predict fast path (models_repo.api.fastpath) answers a token's repeat predictions without
+# Django's middleware; a grant it keeps ends after this many seconds at most (and at once when
+# access or aliases change, see lepton.counters).
+LEPTON_PREDICT_FAST_PATH = env_bool("LEPTON_PREDICT_FAST_PATH", True)
+LEPTON_PREDICT_GRANT_SECONDS = env_int("LEPTON_PREDICT_GRANT_SECONDS", 60)
+LEPTON_WSGI_LAYERS = ["models_repo.api.fastpath.PredictFastPath"] if LEPTON_PREDICT_FAST_PATH else []
 # Largest model file one upload may bring (ONNX, .keras, skops: models_repo/services/uploads.py);
 # the file is read whole to be checked.
 LEPTON_MODEL_UPLOAD_MAX_BYTES = env_int("LEPTON_MODEL_UPLOAD_MAX_BYTES", 512 * 1024**2)

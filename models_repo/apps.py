@@ -32,6 +32,11 @@ class ModelsRepoConfig(AppConfig):
         policy.register(PromotionRequest, policy.ChildRule("model", RegisteredModel))
         policy.register(TrainingRun, policy.OwnedRule())
         version_published.connect(retrain_on_publish, dispatch_uid="models_repo.retrain_on_publish")
+        from lepton import counters
+        from models_repo.models import ModelAlias
+
+        # Which version answers a prediction (models_repo.api.fastpath): models, versions, aliases.
+        counters.watch(RegisteredModel, ModelVersion, ModelAlias)
         # The demo (load_demo) approves the first version of its models once it is registered.
         from models_repo.demo import first_version_to_production
         from models_repo.signals import version_registered

@@ -87,12 +87,15 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _clear_cache():
     from django.core.cache import cache
 
+    from models_repo.api.fastpath import grants
     from models_repo.api.predict import prediction_logs
 
     cache.clear()
     prediction_logs.items.clear()  # sampled logs of an earlier test name versions its rollback removed
+    grants.clear()  # the predict fast path's grants name rows an earlier test's rollback removed
     yield
     prediction_logs.items.clear()
+    grants.clear()
 
 
 # --- personas ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import math
 import random
 import threading
 import time
+from itertools import chain
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -36,6 +37,7 @@ from lepton import policy
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from models_repo import serving
+from models_repo.api import fastpath
 from models_repo.engine.errors import TrainingError
 from models_repo.models import ModelAlias, ModelVersion, PredictionLog, RegisteredModel
 
@@ -206,6 +208,49 @@ def _table(rows: list, schema: list[dict]) -> tuple[object, list[str]]:
     return frame, sorted(extra)
 
 
+def _matrix_frame(body, schema: list[dict]):
+    """The DataFrame of a body that is a plain matrix of finite numbers for an all-numeric schema; else None.
+
+    The usual machine-to-machine request (MLflow's dataframe_split with the schema's columns, or
+    `instances`/`inputs` as lists of values) is checked column-wise by numpy instead of value by
+    value. None hands the body to `_rows` and `_table`, whose per-value checks name the field and
+    row of a bad value; a matrix accepted here is one they accept too, read to the same numbers.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(body, dict) or len(body) != 1:
+        return None
+    (key, value), names = next(iter(body.items())), [c["name"] for c in schema]
+    if key == "dataframe_split":
+        data = value.get("data") if isinstance(value, dict) and value.get("columns") == names else None
+    else:
+        data = value if key in ("inputs", "instances") else None
+    if not isinstance(data, list) or not 0 < len(data) <= settings.LEPTON_PREDICT_MAX_ROWS:
+        return None
+    if not names or any(c.get("type") not in ("number", "integer") for c in schema):
+        return None
+    width = len(names)
+    if not all(type(row) is list and len(row) == width for row in data):
+        return None
+    if not set(map(type, chain.from_iterable(data))) <= {int, float}:  # bool, str, None: the per-value checks
+        return None
+    matrix = np.array(data, dtype=float)
+    if not np.isfinite(matrix).all():
+        return None
+    return pd.DataFrame(matrix, columns=names)
+
+
+def table_from_body(body, schema: list[dict]) -> tuple[object, list[str]]:
+    """The checked DataFrame of a tabular request body, and the ignored column names."""
+    frame = _matrix_frame(body, schema)
+    if frame is not None:
+        return frame, []
+    rows = _rows(body)
+    _check_limit(rows)
+    return _table(rows, schema)
+
+
 def _images(request, rows: list | None) -> list[bytes]:
     if request.FILES:
         return [f.read() for f in request.FILES.getlist("image")]
@@ -318,6 +363,7 @@ class PredictView(APIView):
         body = request.data if not request.FILES else {}
         task = version.task or version.output.get("task", "")
         ignored: list[str] = []
+        tabular = False
         if task == "image_classification":
             images = _images(request, None if request.FILES else _rows(body))
             _check_limit(images)
@@ -326,9 +372,8 @@ class PredictView(APIView):
             inputs = _rows(body)
             _check_limit(inputs)
         else:
-            rows = _rows(body)
-            _check_limit(rows)
-            inputs, ignored = _table(rows, version.input_schema)
+            inputs, ignored = table_from_body(body, version.input_schema)
+            tabular = True
         variant = request.query_params.get("variant", "")
         result = predict_inputs(registered, version, inputs, started=started, source="api", variant=variant)
         payload = {"model": f"{registered.department.slug}/{registered.slug}", "version": version.number, **result}
@@ -336,6 +381,8 @@ class PredictView(APIView):
             payload["alias"] = alias
         if ignored:
             payload["ignored_columns"] = ignored
+        if tabular:  # a JSON table: the fast path answers this caller's next ones (models_repo.api.fastpath)
+            fastpath.remember(request, registered, version, alias, variant)
         return Response(payload)
 
 

@@ -7,6 +7,7 @@ made by lepton.services.token_create.
 
 import hashlib
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from django.utils import timezone
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
+from lepton import counters
 from lepton.api.throttling import TokenRateThrottle
 from lepton.jobs.models import Job, JobLogLine, JobStatus
 from lepton.jobs.services import job_cancel, job_submit, platform_job_submit
@@ -248,6 +250,7 @@ def test_token_list_query_count_does_not_grow_with_rows(member, django_assert_nu
 def test_each_token_is_throttled_on_its_own(member, monkeypatch):
     # DRF reads the rate when the throttle class is built; the class attribute overrides it.
     monkeypatch.setattr(TokenRateThrottle, "rate", "3/min", raising=False)
+    monkeypatch.setattr(counters, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))  # one fixed window throughout
     first, second = bearer(member), bearer(member)
     assert [first.get("/api/v1/me").status_code for _ in range(3)] == [200, 200, 200]
     response = first.get("/api/v1/me")
