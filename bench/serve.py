@@ -688,7 +688,7 @@ PHASES = [
     ("    serving.predict_frame", ("models_repo/serving.py", "predict_frame")),
     ("    serving.load (cache hit)", ("models_repo/serving.py", "load")),
     ("    serving.predictor (cache hit)", ("models_repo/serving.py", "predictor")),
-    ("    ONNX answer (onnxruntime)", ("models_repo/engine/onnx.py", "answer")),
+    ("    ONNX answer (onnxruntime)", ("models_repo/engine/onnx/predictor.py", "answer")),
     ("    tabular.predict", ("models_repo/engine/tabular/__init__.py", "predict")),
     ("      sklearn Pipeline.predict", ("sklearn/pipeline.py", "predict")),
     ("      sklearn Pipeline.predict_proba", ("sklearn/pipeline.py", "predict_proba")),

@@ -66,7 +66,7 @@ SKLEARN_DEFAULTS: dict[str, dict[str, Any]] = {
 # TF-IDF width (tabular.py reads this).
 DENSE_ONLY = frozenset({"hist_gradient_boosting", "gaussian_nb"})
 
-# Keras algorithms are trained by deep.py; here they are only named, with the tasks they serve.
+# Keras algorithms are trained by engine/deep; here they are only named, with the tasks they serve.
 KERAS_ALGORITHMS: dict[str, tuple[str, ...]] = {
     "keras_mlp": ("classification", "regression"),
     "keras_lstm": ("forecasting", "sequence_classification"),
@@ -264,7 +264,7 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
     """Validate `raw` against `columns` ({name: type}) and return the TrainingSpec.
 
     Raises TrainingError (INVALID_SPEC, TARGET_MISSING or TARGET_NOT_NUMERIC) naming every
-    bad field. Keras options are only checked to be an object here: deep.py validates them.
+    bad field. Keras options are only checked to be an object here: deep/options.py validates them.
     """
     if not isinstance(raw, dict):
         raise TrainingError(TrainingError.INVALID_SPEC, "The training spec must be an object.", {"spec": ["Give an object."]})
@@ -283,7 +283,7 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
     target = raw.get("target")
     target_kind = ""
     if task == "image_classification" and target is None:
-        target = ""  # image datasets carry their labels in the manifest; deep.py reads them
+        target = ""  # image datasets carry their labels in the manifest; deep/images.py reads them
     elif not isinstance(target, str) or not target:
         err.add("target", "Give the name of the column to predict.")
         target = ""

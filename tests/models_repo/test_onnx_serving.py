@@ -157,7 +157,7 @@ def test_a_tampered_onnx_blob_is_refused_like_a_tampered_native_artifact(member,
 def test_a_conversion_that_does_not_reproduce_the_native_model_leaves_it_native(
     member, checker, inspections, predictor, monkeypatch
 ):
-    monkeypatch.setattr(onnx_engine, "PROBA_TOLERANCE", -1.0)  # no difference can be within it
+    monkeypatch.setattr(onnx_engine.checks, "PROBA_TOLERANCE", -1.0)  # no difference can be within it
     version = version_onnx_convert(trained(member, inspections, predictor).pk)
     assert version.onnx_sha256 == "" and version.onnx_report["status"] == "native"
     assert version.onnx_report["reason"].startswith("Probabilities differ")

@@ -466,7 +466,7 @@ def test_stop_before_any_epoch_raises_cancelled_and_writes_nothing(tmp_path, tab
 
 
 def test_stop_during_the_first_epoch_raises_cancelled(tmp_path, table_path, monkeypatch):
-    monkeypatch.setattr(deep, "STOP_POLL_SECONDS", 0.0)  # poll after every batch
+    monkeypatch.setattr(deep.training, "STOP_POLL_SECONDS", 0.0)  # poll after every batch
     calls = []
 
     def should_stop():

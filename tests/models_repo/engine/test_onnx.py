@@ -184,7 +184,7 @@ def test_an_estimator_skl2onnx_cannot_convert_is_named(frame):
 
 def test_differences_beyond_the_tolerance_keep_the_native_model(frame, monkeypatch):
     pipe, X, y = fitted(frame, task="regression", name="mlp")
-    monkeypatch.setattr(onnx, "REGRESSION_RTOL", 1e-12)  # float32 cannot reproduce float64 this closely
+    monkeypatch.setattr(onnx.checks, "REGRESSION_RTOL", 1e-12)  # float32 cannot reproduce float64 this closely
     report, models = onnx.prepare(pipe, X, y, metric="rmse")
     assert report["status"] == "native" and models == {}
     assert report["reason"].startswith("Predictions differ by up to") and report["max_abs_diff"] > 0
@@ -246,7 +246,7 @@ def test_tree_ensembles_do_not_shrink_and_say_so(frame):
 
 def test_a_variant_worse_than_the_tolerance_is_not_offered(frame, monkeypatch):
     pipe, X, y = fitted(frame, name="mlp", features=["温度", "噪声", "line"], hidden_layer_sizes=[256])
-    monkeypatch.setattr(onnx, "VARIANT_TOLERANCE", -1.0)  # nothing can be within a negative tolerance
+    monkeypatch.setattr(onnx.quantised, "VARIANT_TOLERANCE", -1.0)  # nothing can be within a negative tolerance
     report, models = onnx.prepare(pipe, X, y, metric="f1_macro")
     assert set(models) == {"onnx"}
     assert "holdout f1_macro" in report["variants"]["int8"]["reason"]
@@ -271,7 +271,7 @@ def test_sessions_run_with_one_intra_op_thread():
 
 def test_a_big_holdout_is_sampled(frame, monkeypatch):
     pipe, X, y = fitted(frame)
-    monkeypatch.setattr(onnx, "CHECK_MAX_ROWS", 20)
+    monkeypatch.setattr(onnx.checks, "CHECK_MAX_ROWS", 20)
     report, _ = onnx.prepare(pipe, X, y, metric="f1_macro")
     assert report["rows"] == 20 and report["status"] == "used"
 
@@ -284,6 +284,6 @@ def test_dates_in_the_frame_may_be_python_dates():
 
 def test_a_knn_too_big_for_a_dense_graph_is_not_converted(frame, monkeypatch):
     pipe, X, y = fitted(frame, name="knn")
-    monkeypatch.setattr(onnx, "MAX_DENSE_CELLS", 100)
+    monkeypatch.setattr(onnx.conversion, "MAX_DENSE_CELLS", 100)
     report, models = onnx.prepare(pipe, X, y, metric="f1_macro")
     assert report["status"] == "native" and "k-NN keeps 150 training rows" in report["reason"] and models == {}
