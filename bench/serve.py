@@ -114,6 +114,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="measured seconds per phase")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds before each phase")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn --workers and mlflow -w")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn --threads (1: sync workers; more: gthread, keep-alive)")
     parser.add_argument("--profile", type=int, default=200, help="requests per body for the in-process profile (0: none)")
     parser.add_argument("--mlflow-python", default=DEFAULT_MLFLOW_PYTHON, help="python of the MLflow environment")
     parser.add_argument("--database", default="bench_serve")
@@ -194,7 +195,7 @@ def run(args, concurrency: list[int], bodies: list[int]) -> int:
         ours_port, mlflow_port = _free_port(), _free_port()
         servers["ours"] = _serve(
             [sys.executable, "-m", "gunicorn", "lepton.wsgi", "--bind", f"127.0.0.1:{ours_port}",
-             "--workers", str(args.workers)], env, work / "gunicorn.log",
+             "--workers", str(args.workers), "--threads", str(args.threads)], env, work / "gunicorn.log",
         )  # fmt: skip
         servers["mlflow"] = _serve(
             [str(Path(mlflow_bin) / "mlflow"), "models", "serve", "-m", str(work / "mlflow-model"), "-w", str(args.workers),

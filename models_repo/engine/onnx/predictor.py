@@ -70,7 +70,11 @@ class OnnxPredictor:
         for spec in self.inputs:
             columns, kind = spec["columns"], spec["kind"]
             if kind == "numeric":
-                out[spec["name"]] = np.column_stack([_floats(frame, c) for c in columns])
+                if frame.columns.tolist() == columns and all(dtype.kind == "f" for dtype in frame.dtypes):
+                    # The predict API's matrix of numbers (models_repo.api.predict._matrix_frame): as it is.
+                    out[spec["name"]] = frame.to_numpy(dtype=float)
+                else:
+                    out[spec["name"]] = np.column_stack([_floats(frame, c) for c in columns])
             elif kind == "categorical":
                 out[spec["name"]] = np.column_stack([_strings(frame[c].to_numpy(dtype=object)) for c in columns])
             elif kind == "datetime":

@@ -62,6 +62,17 @@ def frame():
     return make_frame(200)
 
 
+def test_a_frame_of_only_the_numeric_columns_reads_as_the_per_column_path_does(frame):
+    """The predict API's matrix (float columns in the graph's order) skips the per-column reading; same answers."""
+    pipe, X, _y = fitted(frame, features=["温度", "噪声"])
+    predictor = onnx.OnnxPredictor(onnx.convert(pipe))
+    floats = X.astype(float).reset_index(drop=True)
+    reordered = floats[["噪声", "温度"]]  # another order: the per-column path
+    assert predictor.feed(floats)["in_numeric"].tolist() == predictor.feed(reordered)["in_numeric"].tolist()
+    assert predictor.answer(floats) == predictor.answer(reordered)
+    assert_same(pipe, predictor, floats)
+
+
 # --- every algorithm family, all preprocessing kinds together ---------------------------------------
 
 
