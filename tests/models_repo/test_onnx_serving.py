@@ -227,3 +227,27 @@ def test_a_one_row_prediction_through_an_alias_takes_three_queries(
     with django_assert_num_queries(3):
         response = client.post(URL, {"inputs": [ROW]}, format="json")
     assert response.json()["runtime"] == "onnx"
+
+
+# --- backfill: versions from before the conversion job ---------------------------------------------------
+
+
+def test_onnx_backfill_queues_only_versions_that_never_had_a_conversion(member, inspections, predictor, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    never, native = trained(member, inspections, predictor), trained(member, inspections, predictor)
+    ModelVersion.objects.filter(pk=native.pk).update(onnx_report={"status": "native", "reason": "differs"})
+    out = StringIO()
+    call_command("onnx_backfill", "--dry-run", stdout=out)
+    assert "would queue production/quality-predictor v1" in out.getvalue() and "v2" not in out.getvalue()
+    assert not Job.objects.filter(kind=ONNX_KIND).exists()
+    call_command("onnx_backfill", stdout=StringIO())
+    job = Job.objects.get(kind=ONNX_KIND)
+    assert job.params == {"version": str(never.pk)}
+    assert ModelVersion.objects.get(pk=never.pk).onnx_report["status"] == "pending"
+    call_command("onnx_backfill", stdout=out)  # pending now: not queued twice
+    assert Job.objects.filter(kind=ONNX_KIND).count() == 1
+    call_command("onnx_backfill", "--retry-native", stdout=StringIO())
+    assert Job.objects.filter(kind=ONNX_KIND, params__version=str(native.pk)).count() == 1
