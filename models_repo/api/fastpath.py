@@ -251,10 +251,8 @@ class PredictFastPath:
         start_response("200 OK", _headers(len(body), secure, _language(environ)))
         return [body]
 
-    def _pass(self, environ, reason: str, body: bytes | None = None):
+    def _pass(self, environ, reason: str):
         PASSED.labels(reason).inc()
-        if body is not None:
-            environ["wsgi.input"] = io.BytesIO(body)
         return None
 
     def _answer(self, environ, department: str, model: str) -> tuple[bytes, bool] | None:
@@ -292,9 +290,10 @@ class PredictFastPath:
         if length < 0 or (limit is not None and length > limit):
             return self._pass(environ, "body_size")
         body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)  # Django reads it again if this layer hands the request on
         answer = self._predict(grant, body)
         if answer is None:
-            return self._pass(environ, "input", body)
+            return self._pass(environ, "input")
         self._touch(grant)
         SERVED.inc()
         return answer, secure

@@ -291,3 +291,14 @@ def test_a_matrix_reads_to_the_numbers_the_per_value_checks_read(body):
 def test_anything_but_a_plain_matrix_is_left_to_the_per_value_checks(body):
     schema = [{"name": "温度", "type": "number"}, {"name": "pressure", "type": "number"}]
     assert _matrix_frame(body, schema) is None
+
+
+def test_a_fault_of_the_fast_path_still_gets_the_full_views_answer(app, secret, served, monkeypatch):
+    assert post(app, secret, SPLIT).status_code == 200
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(fastpath.PredictFastPath, "_predict", staticmethod(broken))
+    answer = post(app, secret, SPLIT)
+    assert answer.status_code == 200 and not answer.fast and answer.json()["predictions"] == [True, False, False]
