@@ -64,3 +64,14 @@ def checker(production):
     user = UserFactory(username="max-maintainer")
     MembershipFactory(user=user, department=production, role="maintainer")
     return user
+
+
+def model_in_production(*, owner, member, checker, dataset_version, department, spec=SPEC):
+    """ "Quality predictor" trained by `member` on `dataset_version`, its v1 promoted to production."""
+    model = services.model_create(actor=owner, department=department, name="Quality predictor")
+    run = services.training_execute(
+        services.training_start(actor=member, dataset_version=dataset_version, spec=spec, registered_model=model).pk
+    )
+    version = ModelVersion.objects.get(run=run)
+    services.promotion_approve(actor=checker, request=services.promotion_request(actor=member, version=version))
+    return model

@@ -20,7 +20,7 @@ from models_repo.api import fastpath
 from models_repo.api.predict import _matrix_frame, _rows, _table
 from models_repo.models import ModelVersion, PredictionLog
 from tests.factories import MembershipFactory, UserFactory
-from tests.models_repo.conftest import SPEC
+from tests.models_repo.conftest import SPEC, model_in_production
 
 URL = "/api/v1/models/production/quality-predictor/predict"
 ROW = {"温度": 70.5, "pressure": 4.2}
@@ -31,13 +31,9 @@ SPLIT = {"dataframe_split": {"columns": ["温度", "pressure"], "data": [[70.5, 
 @pytest.fixture
 def served(owner, member, checker, inspections, production):
     """A forest on two numeric columns in production (matrix bodies take the column-wise checks)."""
-    model = services.model_create(actor=owner, department=production, name="Quality predictor")
-    run = services.training_execute(
-        services.training_start(actor=member, dataset_version=inspections, spec=NUMERIC, registered_model=model).pk
+    return model_in_production(
+        owner=owner, member=member, checker=checker, dataset_version=inspections, department=production, spec=NUMERIC
     )
-    version = ModelVersion.objects.get(run=run)
-    services.promotion_approve(actor=checker, request=services.promotion_request(actor=member, version=version))
-    return model
 
 
 @pytest.fixture

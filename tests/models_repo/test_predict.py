@@ -9,8 +9,8 @@ from lepton.services import token_create
 from lepton.storage import get_storage
 from models_repo import services, serving
 from models_repo.api.predict import prediction_logs
-from models_repo.models import ModelVersion, PredictionLog
-from tests.models_repo.conftest import SPEC
+from models_repo.models import PredictionLog
+from tests.models_repo.conftest import SPEC, model_in_production
 
 URL = "/api/v1/models/production/quality-predictor/predict"
 ROW = {"温度": 70.5, "pressure": 4.2, "line": "L1"}
@@ -18,13 +18,9 @@ ROW = {"温度": 70.5, "pressure": 4.2, "line": "L1"}
 
 @pytest.fixture
 def served(owner, member, checker, inspections, production):
-    model = services.model_create(actor=owner, department=production, name="Quality predictor")
-    run = services.training_execute(
-        services.training_start(actor=member, dataset_version=inspections, spec=SPEC, registered_model=model).pk
+    return model_in_production(
+        owner=owner, member=member, checker=checker, dataset_version=inspections, department=production, spec=SPEC
     )
-    version = ModelVersion.objects.get(run=run)
-    services.promotion_approve(actor=checker, request=services.promotion_request(actor=member, version=version))
-    return model
 
 
 def client_for(user, scopes=("predict",)):
