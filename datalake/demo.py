@@ -48,7 +48,7 @@ DEMO_DATASETS = [
         "part_images",
         "零件图像 Part images",
         "part-images",
-        "Grayscale images (32×32) of pressed parts from the visual inspection station, one folder per class: "
+        "Grayscale images (48×48, 100 per class) of pressed parts from the visual inspection station, one folder per class: "
         "`ok`, or with a defect — `scratch`, `spot`, `crack`. For training a 2D CNN.",
         ["images", "inspection"],
         [{"type": "row_count", "min": 100, "blocking": True}],

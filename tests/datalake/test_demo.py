@@ -239,11 +239,17 @@ def test_part_images_cover_every_class_and_differ(size):
     )
     flat = images.reshape(len(images), -1)
     assert len(np.unique(flat, axis=0)) == len(images)
-    assert images.min() < 60 and images.max() > 180  # a dark background and a bright part
+    # A bright part on a mid-grey belt; spots and cracks show darker than the belt, a scratch
+    # brighter than the metal (the typical image of each class, so one odd image does not decide).
+    darkest = {c: np.median(images[labels == c].min(axis=(1, 2))) for c in IMAGE_CLASSES}
+    brightest = {c: np.median(images[labels == c].max(axis=(1, 2))) for c in IMAGE_CLASSES}
+    assert darkest["ok"] > 60 and brightest["ok"] > 180, (darkest, brightest)
+    assert max(darkest["spot"], darkest["crack"]) < darkest["ok"] - 20, darkest
+    assert brightest["scratch"] > brightest["ok"] + 20, brightest
 
 
 def test_defect_classes_are_learnable_from_position_free_features():
-    images, labels = part_images(per_class=60, size=32)
+    images, labels = part_images(per_class=60)
     pixels = images.astype(float)
     laplace = 4 * pixels[:, 1:-1, 1:-1] - pixels[:, :-2, 1:-1] - pixels[:, 2:, 1:-1] - pixels[:, 1:-1, :-2] - pixels[:, 1:-1, 2:]
     # Quantiles of brightness and of edge strength: a thin bright scratch, a dark blob or a jagged
@@ -255,7 +261,7 @@ def test_defect_classes_are_learnable_from_position_free_features():
         ]
     )
     accuracy = cross_val_score(RandomForestClassifier(n_estimators=100, random_state=0), features, labels, cv=3).mean()
-    assert accuracy > 0.45  # chance is 0.25
+    assert accuracy > 0.7  # chance is 0.25; this generator gave 0.88–0.92 over three seeds
 
 
 def test_part_image_size_is_checked():
@@ -286,7 +292,7 @@ def test_image_zip_with_a_labels_csv(tmp_path):
     with zipfile.ZipFile(target) as archive:
         labels = pd.read_csv(io.BytesIO(archive.read("labels.csv")))
         assert len(labels) == 12 and set(labels["label"]) == set(IMAGE_CLASSES)
-        assert all(decode_png(archive.read(p)).shape == (32, 32) for p in labels["path"])
+        assert all(decode_png(archive.read(p)).shape == (48, 48) for p in labels["path"])
     with pytest.raises(ValueError, match="layout"):
         write_part_images_zip(io.BytesIO(), layout="tree")
 
@@ -395,4 +401,4 @@ def test_write_demo_files_writes_every_dataset(tmp_path):
     assert len(pd.read_json(paths["service_tickets"], lines=True)) == 3000
     assert "温度" in pd.read_csv(paths["quality_inspections"], encoding="gb18030", nrows=1).columns
     with zipfile.ZipFile(paths["part_images"]) as archive:
-        assert len(archive.namelist()) == 4 * 60
+        assert len(archive.namelist()) == 4 * 100

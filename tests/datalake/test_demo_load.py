@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from datalake.engine.demo import part_images, png_bytes
+from datalake.engine.demo import IMAGE_CLASSES, part_images, png_bytes
 from datalake.models import Dataset, DatasetVersion
 from lepton.jobs.models import Job
 from lepton.models import AuditEvent
@@ -67,7 +67,8 @@ def test_demo_datasets_ingest_and_publish_with_their_checks_passing(transactiona
     assert "结果" in [c["name"] for c in inspections.schema]
     assert DatasetVersion.objects.get(dataset__slug="press-line-sensors").row_count == 259_200
     images = DatasetVersion.objects.get(dataset__slug="part-images")
-    assert images.format == "images" and images.profile["images"]["classes"] == {"crack": 60, "ok": 60, "scratch": 60, "spot": 60}
+    assert images.format == "images" and images.profile["images"]["classes"] == dict.fromkeys(IMAGE_CLASSES, 100)
+    assert images.profile["images"]["sizes"] == {"48x48": 400}
 
     for run in TrainingRun.objects.select_related("job", "department", "created_by", "registered_model"):
         assert run.status == "succeeded", f"{run.registered_model}: {run.error_message}"

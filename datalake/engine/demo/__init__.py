@@ -52,7 +52,7 @@ def write_demo_files(directory: str | os.PathLike, seed: int = DEFAULT_SEED) -> 
     """Write every demo dataset into `directory` (created if needed), one ingest format each.
 
     Returns {key: path}: `maintenance_sensors` (UTF-8 CSV), `quality_inspections` (GB18030 CSV with
-    Chinese headers and values), `part_images` (zip, one folder per class, 32×32 PNG),
+    Chinese headers and values), `part_images` (zip, one folder per class, 48×48 PNG),
     `supply_demand` (Parquet), `service_tickets` (JSON Lines, UTF-8, Chinese kept as is).
     """
     folder = Path(directory)
