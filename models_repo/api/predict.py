@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import math
 import random
@@ -238,7 +239,16 @@ def _matrix_frame(body, schema: list[dict]):
     matrix = np.array(data, dtype=float)
     if not np.isfinite(matrix).all():
         return None
-    return pd.DataFrame(matrix, columns=names)
+    return pd.DataFrame(matrix, columns=_column_index(tuple(names)), copy=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _column_index(names: tuple[str, ...]):
+    """The schema's column names as a pandas Index, built once per schema (building it costs
+    more than the rest of a one-row matrix request; an Index is immutable, so it is shared)."""
+    import pandas as pd
+
+    return pd.Index(names, dtype=object)
 
 
 def table_from_body(body, schema: list[dict]) -> tuple[object, list[str]]:
