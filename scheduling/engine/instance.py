@@ -1,0 +1,161 @@
+"""A shop problem as plain data: machines, jobs, and each job's operations in order.
+
+Machines and jobs are numbered from 0 in the order given. An operation names the machines
+that can run it with the duration on each (`options`): one option is the classic job shop,
+several the flexible job shop. Times are whole units (minutes, say), as in the standard
+instance files. `check` refuses what no schedule can be made of, naming the place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Size limits of one problem: a stated refusal, not a worker that runs out of memory.
+MAX_JOBS = 1000
+MAX_MACHINES = 200
+MAX_OPERATIONS = 50_000
+MAX_DURATION = 10**7
+
+
+class InstanceError(ValueError):
+    """A problem that cannot be scheduled, or a file that cannot be read; `field` names the place.
+
+    `line` and `column` (1-based) point into the file it was read from, where there was one.
+    """
+
+    def __init__(self, message: str, *, field: str = "problem", line: int | None = None, column: int | None = None):
+        self.field, self.line, self.column = field, line, column
+        where = f"line {line}" + (f", column {column}" if column is not None else "") + ": " if line is not None else ""
+        super().__init__(where + message)
+        self.message = str(self)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One step of a job: the machines that can run it, each with its duration."""
+
+    options: tuple[tuple[int, int], ...]
+
+    @property
+    def machine(self) -> int:
+        """The first (in the classic job shop, the only) machine."""
+        return self.options[0][0]
+
+    @property
+    def duration(self) -> int:
+        return self.options[0][1]
+
+    def duration_on(self, machine: int) -> int | None:
+        for m, d in self.options:
+            if m == machine:
+                return d
+        return None
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    operations: tuple[Operation, ...]
+    release: int = 0
+    due: int | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    mtbf: float | None = None  # mean time between failures (exponential), same unit as durations
+    mttr: float | None = None  # mean time to repair (exponential)
+
+
+@dataclass(frozen=True)
+class Instance:
+    jobs: tuple[Job, ...]
+    machines: tuple[Machine, ...]
+    name: str = ""
+    best_known: int | None = None  # a published optimum or upper bound, where the file's source gives one
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def n_jobs(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def n_machines(self) -> int:
+        return len(self.machines)
+
+    @property
+    def n_operations(self) -> int:
+        return sum(len(j.operations) for j in self.jobs)
+
+    @property
+    def flexible(self) -> bool:
+        return any(len(op.options) > 1 for job in self.jobs for op in job.operations)
+
+    def check(self) -> Instance:
+        """Self, when it can be scheduled; InstanceError naming the first problem otherwise."""
+        if not self.jobs or not self.machines:
+            raise InstanceError("The problem is empty: it needs at least one machine and one job.")
+        if len(self.jobs) > MAX_JOBS or len(self.machines) > MAX_MACHINES:
+            raise InstanceError(
+                f"{len(self.jobs)} jobs on {len(self.machines)} machines is above the limits "
+                f"({MAX_JOBS} jobs, {MAX_MACHINES} machines)."
+            )
+        if self.n_operations > MAX_OPERATIONS:
+            raise InstanceError(f"{self.n_operations} operations are above the limit of {MAX_OPERATIONS}.")
+        for m, machine in enumerate(self.machines):
+            for name, value in (("mtbf", machine.mtbf), ("mttr", machine.mttr)):
+                if value is not None and not value > 0:
+                    raise InstanceError(f"Machine {machine.name}: {name} must be positive.", field=f"machines.{m}.{name}")
+            if (machine.mtbf is None) != (machine.mttr is None):
+                raise InstanceError(
+                    f"Machine {machine.name}: give both mtbf and mttr, or neither.", field=f"machines.{m}.mtbf"
+                )
+        for j, job in enumerate(self.jobs):
+            where = f"jobs.{j}"
+            if not job.operations:
+                raise InstanceError(f"Job {job.name} visits no machine.", field=f"{where}.operations")
+            if job.release < 0:
+                raise InstanceError(f"Job {job.name}: the release time is negative.", field=f"{where}.release")
+            if job.due is not None and job.due < 0:
+                raise InstanceError(f"Job {job.name}: the due date is negative.", field=f"{where}.due")
+            if not job.weight >= 0:
+                raise InstanceError(f"Job {job.name}: the weight must be 0 or more.", field=f"{where}.weight")
+            for k, op in enumerate(job.operations):
+                if not op.options:
+                    raise InstanceError(f"Job {job.name}, operation {k}: no machine.", field=f"{where}.operations.{k}")
+                seen = set()
+                for machine, duration in op.options:
+                    if not 0 <= machine < len(self.machines):
+                        raise InstanceError(
+                            f"Job {job.name}, operation {k}: machine {machine} does not exist "
+                            f"(machines are 0 to {len(self.machines) - 1}).",
+                            field=f"{where}.operations.{k}.machine",
+                        )
+                    if machine in seen:
+                        raise InstanceError(
+                            f"Job {job.name}, operation {k}: machine {machine} is named twice.",
+                            field=f"{where}.operations.{k}.machine",
+                        )
+                    seen.add(machine)
+                    if duration < 0:
+                        raise InstanceError(
+                            f"Job {job.name}, operation {k}: the duration {duration} is negative.",
+                            field=f"{where}.operations.{k}.duration",
+                        )
+                    if duration > MAX_DURATION:
+                        raise InstanceError(
+                            f"Job {job.name}, operation {k}: the duration {duration} is above {MAX_DURATION}.",
+                            field=f"{where}.operations.{k}.duration",
+                        )
+        return self
+
+
+def job_shop(rows: list[list[tuple[int, int]]], *, name: str = "", best_known: int | None = None) -> Instance:
+    """A classic job shop from rows of (machine, duration) per job; machines numbered from 0."""
+    n_machines = 1 + max((m for row in rows for m, _d in row), default=-1)
+    jobs = tuple(
+        Job(name=f"J{j}", operations=tuple(Operation(((m, d),)) for m, d in row)) for j, row in enumerate(rows)
+    )
+    machines = tuple(Machine(name=f"M{m}") for m in range(n_machines))
+    return Instance(jobs=jobs, machines=machines, name=name, best_known=best_known)
