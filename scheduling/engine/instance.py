@@ -108,9 +108,7 @@ class Instance:
                 if value is not None and not value > 0:
                     raise InstanceError(f"Machine {machine.name}: {name} must be positive.", field=f"machines.{m}.{name}")
             if (machine.mtbf is None) != (machine.mttr is None):
-                raise InstanceError(
-                    f"Machine {machine.name}: give both mtbf and mttr, or neither.", field=f"machines.{m}.mtbf"
-                )
+                raise InstanceError(f"Machine {machine.name}: give both mtbf and mttr, or neither.", field=f"machines.{m}.mtbf")
         for j, job in enumerate(self.jobs):
             where = f"jobs.{j}"
             if not job.operations:
@@ -154,8 +152,6 @@ class Instance:
 def job_shop(rows: list[list[tuple[int, int]]], *, name: str = "", best_known: int | None = None) -> Instance:
     """A classic job shop from rows of (machine, duration) per job; machines numbered from 0."""
     n_machines = 1 + max((m for row in rows for m, _d in row), default=-1)
-    jobs = tuple(
-        Job(name=f"J{j}", operations=tuple(Operation(((m, d),)) for m, d in row)) for j, row in enumerate(rows)
-    )
+    jobs = tuple(Job(name=f"J{j}", operations=tuple(Operation(((m, d),)) for m, d in row)) for j, row in enumerate(rows))
     machines = tuple(Machine(name=f"M{m}") for m in range(n_machines))
     return Instance(jobs=jobs, machines=machines, name=name, best_known=best_known)

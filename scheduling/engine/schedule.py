@@ -53,9 +53,7 @@ class Schedule:
         ordered = sorted(self.operations, key=lambda o: (o.start, o.machine, o.job))
         return {
             "makespan": self.makespan,
-            "operations": [
-                {"job": o.job, "op": o.op, "machine": o.machine, "start": o.start, "end": o.end} for o in ordered
-            ],
+            "operations": [{"job": o.job, "op": o.op, "machine": o.machine, "start": o.start, "end": o.end} for o in ordered],
         }
 
 
@@ -108,9 +106,12 @@ def validate(instance: Instance, schedule: Schedule, *, limit: int = 20) -> Sche
         busy.setdefault(d.machine, []).append((d.start, d.end, f"a breakdown ({d.start}–{d.end})"))
     for machine, spans in busy.items():
         spans.sort()
-        for (s1, e1, a), (s2, _e2, b) in zip(spans, spans[1:], strict=False):
-            if s2 < e1:
-                problem(f"Machine {machine} runs {a} and {b} at the same time ({s2}–{min(e1, _e2)}).")
+        latest_end, latest = -1, ""
+        for start, end, what in spans:
+            if start < latest_end:
+                problem(f"Machine {machine} runs {latest} and {what} at the same time ({start}–{min(end, latest_end)}).")
+            if end > latest_end:
+                latest_end, latest = end, what
     if problems:
         raise ScheduleError(problems)
     return schedule
