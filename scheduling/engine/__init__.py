@@ -2,4 +2,7 @@
 
 - `instance`: the problem (machines, jobs, operations with their machine options); size limits.
 - `schedule`: a schedule, its independent validator and its figures (makespan, tardiness, utilisation).
+- `simulator`: the shop, one dispatching decision at a time (non-delay or active), breakdowns
+  as they happen, and the right-shift repair of a fixed plan.
+- `rules`: the dispatching rules (FIFO, SPT, LPT, MWKR, MOR, LOR, EDD, critical ratio, random).
 """

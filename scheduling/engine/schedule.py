@@ -43,6 +43,7 @@ class Downtime:
 class Schedule:
     operations: list[ScheduledOp]
     downtimes: list[Downtime] = field(default_factory=list)
+    interrupted: list[ScheduledOp] = field(default_factory=list)  # runs a breakdown cut short; redone later
 
     @property
     def makespan(self) -> int:
