@@ -5,4 +5,5 @@
 - `simulator`: the shop, one dispatching decision at a time (non-delay or active), breakdowns
   as they happen, and the right-shift repair of a fixed plan.
 - `rules`: the dispatching rules (FIFO, SPT, LPT, MWKR, MOR, LOR, EDD, critical ratio, random).
+- `qlearning`: the Q-learning scheduler (which rule decides each choice), its reusable policy.
 """
