@@ -6,3 +6,24 @@ class SchedulingConfig(AppConfig):
     name = "scheduling"
     verbose_name = _("Production scheduling")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from lepton import policy
+        from lepton.models import Role
+        from scheduling.models import ScheduleRun, ShopProblem
+
+        # Viewers see problems and schedules; members add problems and run methods on them
+        # ("use", also through a share at the use level); maintainers delete and share.
+        policy.register(
+            ShopProblem,
+            policy.OwnedRule(
+                actions={
+                    "view": Role.VIEWER,
+                    "use": Role.MEMBER,
+                    "change": Role.MEMBER,
+                    "delete": Role.MAINTAINER,
+                    "share": Role.MAINTAINER,
+                }
+            ),
+        )
+        policy.register(ScheduleRun, policy.OwnedRule())

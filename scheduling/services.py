@@ -1,1 +1,321 @@
-"""services of the Production scheduling part (filled in by its issue)."""
+"""Every change to shop problems and schedule runs: one function per use case, audited.
+
+A problem is checked by the engine (scheduling.engine.instance) before it is stored, so a stored
+problem can always be scheduled. A run is a Job on the cpu queue (kind `scheduling.solve`);
+its worker writes the schedule, validated by the engine, in one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from lepton import audit, policy
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.jobs.services import job_submit
+from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation
+from scheduling.models import Method, ProblemSource, RunStatus, ScheduledOperation, ScheduleRun, ShopProblem
+
+SOLVE_KIND = "scheduling.solve"
+MAX_TIME_LIMIT = 3600.0  # seconds one run may search
+MAX_SIZE_TEXT = 5 * 1024 * 1024  # bytes of an uploaded problem file
+
+
+# --- problems ---------------------------------------------------------------------------------------
+
+
+def instance_of(problem: ShopProblem) -> Instance:
+    """The engine's view of a stored problem."""
+    machines = tuple(Machine(m["name"], m.get("mtbf"), m.get("mttr")) for m in problem.machines)
+    jobs = tuple(
+        Job(
+            name=j["name"],
+            operations=tuple(Operation(tuple((int(m), int(d)) for m, d in options)) for options in j["operations"]),
+            release=int(j.get("release") or 0),
+            due=j.get("due"),
+            weight=float(j.get("weight", 1.0)),
+        )
+        for j in problem.jobs
+    )
+    return Instance(jobs=jobs, machines=machines, name=problem.name, best_known=problem.best_known)
+
+
+def _as_json(instance: Instance) -> tuple[list, list]:
+    machines = [{"name": m.name, "mtbf": m.mtbf, "mttr": m.mttr} for m in instance.machines]
+    jobs = [
+        {
+            "name": j.name,
+            "release": j.release,
+            "due": j.due,
+            "weight": j.weight,
+            "operations": [[list(option) for option in op.options] for op in j.operations],
+        }
+        for j in instance.jobs
+    ]
+    return machines, jobs
+
+
+def instance_from_data(machines, jobs) -> Instance:
+    """An Instance from the API's JSON (the shape ShopProblem stores); InstanceError naming the field."""
+    if not isinstance(machines, list) or not isinstance(jobs, list):
+        raise InstanceError("machines and jobs must be lists.", field="machines" if not isinstance(machines, list) else "jobs")
+    built_machines = []
+    for m, machine in enumerate(machines):
+        if not isinstance(machine, dict) or not str(machine.get("name", "")).strip():
+            raise InstanceError("Each machine needs a name.", field=f"machines.{m}.name")
+        rates = []
+        for key in ("mtbf", "mttr"):
+            value = machine.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+                raise InstanceError(f"{key} must be a number.", field=f"machines.{m}.{key}")
+            rates.append(value)
+        built_machines.append(Machine(str(machine["name"]).strip()[:100], *rates))
+    built_jobs = []
+    for j, job in enumerate(jobs):
+        if not isinstance(job, dict):
+            raise InstanceError("Each job must be an object.", field=f"jobs.{j}")
+        operations = job.get("operations")
+        if not isinstance(operations, list):
+            raise InstanceError("operations must be a list.", field=f"jobs.{j}.operations")
+        built_ops = []
+        for k, options in enumerate(operations):
+            if isinstance(options, dict):  # {"machine": m, "duration": d} for a single machine
+                options = [[options.get("machine"), options.get("duration")]]
+            if not isinstance(options, list) or not options:
+                raise InstanceError("An operation is a list of [machine, duration] pairs.", field=f"jobs.{j}.operations.{k}")
+            pairs = []
+            for pair in options:
+                if (
+                    not isinstance(pair, list | tuple)
+                    or len(pair) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, int) for v in pair)
+                ):
+                    raise InstanceError(
+                        "Each option is [machine, duration], two whole numbers.", field=f"jobs.{j}.operations.{k}"
+                    )
+                pairs.append((pair[0], pair[1]))
+            built_ops.append(Operation(tuple(pairs)))
+        for key in ("release", "due"):
+            value = job.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InstanceError(f"{key} must be a whole number.", field=f"jobs.{j}.{key}")
+        weight = job.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+            raise InstanceError("weight must be a number.", field=f"jobs.{j}.weight")
+        built_jobs.append(
+            Job(
+                name=str(job.get("name") or f"J{j}")[:100],
+                operations=tuple(built_ops),
+                release=job.get("release") or 0,
+                due=job.get("due"),
+                weight=float(weight),
+            )
+        )
+    return Instance(jobs=tuple(built_jobs), machines=tuple(built_machines)).check()
+
+
+def _invalid(exc: InstanceError) -> Invalid:
+    return Invalid(exc.message, fields={exc.field: [exc.message]}, code="invalid_problem")
+
+
+def problem_create(
+    *,
+    actor,
+    department,
+    name: str,
+    instance: Instance,
+    source: str = ProblemSource.API,
+    source_format: str = "",
+    description: str = "",
+    slug: str = "",
+) -> ShopProblem:
+    """Store a checked shop problem in `department` (members and above)."""
+    if not policy.can(actor, "view", department):
+        raise NotFound()
+    if not policy.can(actor, "submit", department):
+        raise Forbidden(_("Your role in this department does not allow adding problems (members and above may)."))
+    name = (name or "").strip()
+    if not name:
+        raise Invalid(_("A problem needs a name."), fields={"name": [_("A problem needs a name.")]})
+    try:
+        instance.check()
+    except InstanceError as exc:
+        raise _invalid(exc) from None
+    slug = slugify(slug or name)[:80] or f"shop-{timezone.now():%Y%m%d%H%M%S}"
+    machines, jobs = _as_json(instance)
+    with transaction.atomic():
+        if ShopProblem.objects.filter(department=department, slug=slug).exists():
+            message = _("%(department)s already has a problem '%(slug)s'.") % {"department": department.name, "slug": slug}
+            raise Invalid(message, fields={"name": [message]}, code="slug_taken")
+        problem = ShopProblem.objects.create(
+            department=department,
+            slug=slug,
+            name=name[:200],
+            description=description or "",
+            machines=machines,
+            jobs=jobs,
+            n_jobs=instance.n_jobs,
+            n_machines=instance.n_machines,
+            n_operations=instance.n_operations,
+            flexible=instance.flexible,
+            best_known=instance.best_known,
+            source=source,
+            source_format=source_format,
+            created_by=actor,
+        )
+        audit.record(
+            actor=actor,
+            action="problem.create",
+            obj=problem,
+            changes={"name": problem.name, "jobs": problem.n_jobs, "machines": problem.n_machines, "source": source},
+        )
+    return problem
+
+
+def problem_upload(*, actor, department, name: str, text: str, format: str | None = None) -> ShopProblem:
+    """A problem read from an OR-Library, Taillard or CSV file (scheduling.engine.formats)."""
+    from scheduling.engine import formats
+
+    if len(text.encode()) > MAX_SIZE_TEXT:
+        message = _("The file is larger than %(mb)s MB.") % {"mb": MAX_SIZE_TEXT // (1024 * 1024)}
+        raise Invalid(message, fields={"file": [message]}, code="too_large")
+    try:
+        instance = formats.read(text, format=format or None, name=name)
+    except InstanceError as exc:
+        raise Invalid(exc.message, fields={"file": [exc.message]}, code="invalid_problem") from None
+    return problem_create(
+        actor=actor, department=department, name=name, instance=instance, source=ProblemSource.UPLOAD,
+        source_format=instance.meta.get("format", format or ""),
+    )  # fmt: skip
+
+
+def problem_delete(*, actor, problem: ShopProblem) -> None:
+    """Delete a problem with its runs (maintainers); refused while one of its runs is queued or running."""
+    policy.require(actor, "delete", problem)
+    with transaction.atomic():
+        locked = ShopProblem.objects.select_for_update().get(pk=problem.pk)
+        if locked.runs.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).exists():
+            raise Conflict(_("A run of this problem is still going; cancel it first."), code="run_in_progress")
+        audit.record(actor=actor, action="problem.delete", obj=locked, changes={"name": locked.name})
+        locked.delete()
+
+
+# --- runs --------------------------------------------------------------------------------------------
+
+
+def run_start(
+    *,
+    actor,
+    problem: ShopProblem,
+    method: str,
+    time_limit: float = 10.0,
+    seed: int = 0,
+    breakdowns_seed: int | None = None,
+) -> ScheduleRun:
+    """Queue `method` on `problem` (members and above, or a `use` share); the worker runs it."""
+    if not policy.can(actor, "view", problem):
+        raise NotFound()
+    if not policy.can(actor, "use", problem):
+        raise Forbidden(_("Your role does not allow scheduling this problem (members and above may)."))
+    if method not in Method.values:
+        message = _("Unknown method '%(method)s'; choose one of %(names)s.") % {
+            "method": method, "names": ", ".join(Method.values),
+        }  # fmt: skip
+        raise Invalid(message, fields={"method": [message]})
+    try:
+        time_limit = float(time_limit)
+    except (TypeError, ValueError):
+        time_limit = math.nan
+    if not (0 < time_limit <= MAX_TIME_LIMIT):
+        message = _("The time limit must be more than 0 and at most %(max)s seconds.") % {"max": int(MAX_TIME_LIMIT)}
+        raise Invalid(message, fields={"time_limit": [message]})
+    for key, value in (("seed", seed), ("breakdowns_seed", breakdowns_seed)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31):
+            message = _("%(field)s must be a whole number from 0 to 2147483647.") % {"field": key}
+            raise Invalid(message, fields={key: [message]})
+    if breakdowns_seed is not None and not any(m.get("mtbf") for m in problem.machines):
+        message = _("No machine of this problem has an MTBF and MTTR: there is nothing to break down.")
+        raise Invalid(message, fields={"breakdowns_seed": [message]})
+    with transaction.atomic():
+        run = ScheduleRun.objects.create(
+            department=problem.department,
+            problem=problem,
+            method=method,
+            seed=seed,
+            time_limit=time_limit,
+            breakdowns_seed=breakdowns_seed,
+            created_by=actor,
+        )
+        run.job = job_submit(
+            actor=actor, department=problem.department, kind=SOLVE_KIND, params={"run": str(run.pk)}, user_request=False
+        )
+        run.save(update_fields=["job"])
+        audit.record(
+            actor=actor,
+            action="run.start",
+            obj=run,
+            changes={"problem": str(problem), "method": method, "time_limit": time_limit, "seed": seed},
+        )
+    return run
+
+
+def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: False) -> ScheduleRun:
+    """Schedule a run's problem with its method (in a worker); store the validated schedule and figures.
+
+    Claimed with compare-and-set, so a second delivery of the same job does nothing. A method
+    stopped early keeps the best schedule it had (Q-learning, CP-SAT); one with none fails.
+    """
+    from scheduling.engine.schedule import figures, validate
+    from scheduling.engine.solve import solve
+
+    claimed = ScheduleRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
+    )
+    run = ScheduleRun.objects.select_related("problem").get(pk=run_id)
+    if claimed != 1:
+        return run
+    instance = instance_of(run.problem)
+    result = solve(
+        instance,
+        run.method,
+        time_limit=run.time_limit,
+        seed=run.seed,
+        breakdowns_seed=run.breakdowns_seed,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    schedule = validate(instance, result.schedule)
+    numbers = figures(instance, schedule)
+    with transaction.atomic():
+        run = ScheduleRun.objects.select_for_update().get(pk=run_id)
+        ScheduledOperation.objects.bulk_create(
+            [
+                ScheduledOperation(run=run, job=o.job, op=o.op, machine=o.machine, start=o.start, end=o.end)
+                for o in schedule.operations
+            ],
+            batch_size=2000,
+        )
+        run.status = RunStatus.SUCCEEDED
+        run.makespan = numbers.makespan
+        run.total_tardiness = numbers.total_tardiness
+        run.weighted_tardiness = numbers.weighted_tardiness
+        run.utilisation = [round(u, 4) for u in numbers.utilisation]
+        run.downtimes = [[d.machine, d.start, d.end] for d in schedule.downtimes]
+        run.interrupted = [[o.job, o.op, o.machine, o.start, o.end] for o in schedule.interrupted]
+        run.lower_bound = result.extra.get("lower_bound")
+        run.optimal = bool(result.extra.get("optimal"))
+        run.info = {k: v for k, v in result.extra.items() if k not in ("lower_bound", "optimal")}
+        run.finished_at = timezone.now()
+        run.save()
+    return run
+
+
+def run_abandon(run_id, reason: str, status: str = RunStatus.FAILED) -> None:
+    """Mark a run that will not finish (its job failed or was cancelled) with the reason."""
+    ScheduleRun.objects.filter(pk=run_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).update(
+        status=status, error_message=reason[:2000], finished_at=timezone.now()
+    )

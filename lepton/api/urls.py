@@ -27,6 +27,7 @@ v1_patterns = [
     *router.urls,
     path("", include("datalake.api.urls")),
     path("", include("models_repo.api.urls")),
+    path("", include("scheduling.api.urls")),
 ]
 
 urlpatterns = [

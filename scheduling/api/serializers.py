@@ -1,1 +1,90 @@
-"""Serializers of the Production scheduling API."""
+"""Serializers of the production-scheduling API: they validate and present; scheduling.services writes."""
+
+from rest_framework import serializers
+
+from scheduling.models import Method, ScheduleRun, ShopProblem
+
+
+class ShopProblemSerializer(serializers.ModelSerializer):
+    department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = ShopProblem
+        fields = [
+            "id", "department", "slug", "name", "description", "n_jobs", "n_machines", "n_operations", "flexible",
+            "best_known", "source", "source_format", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ShopProblemDetailSerializer(ShopProblemSerializer):
+    class Meta(ShopProblemSerializer.Meta):
+        fields = [*ShopProblemSerializer.Meta.fields, "machines", "jobs"]
+        read_only_fields = fields
+
+
+class ProblemCreateSerializer(serializers.Serializer):
+    """Either `machines` + `jobs` (the stored shape) or `text` of a file with its optional `format`."""
+
+    department = serializers.SlugField()
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    machines = serializers.JSONField(required=False, help_text='[{"name": "lathe", "mtbf": 480, "mttr": 30}, …]')
+    jobs = serializers.JSONField(
+        required=False,
+        help_text='[{"name": "A", "release": 0, "due": 50, "weight": 1, "operations": [[[0, 5]], [[1, 3], [2, 4]]]}, …]',
+    )
+    text = serializers.CharField(required=False, trim_whitespace=False, help_text="An OR-Library, Taillard or CSV file.")
+    format = serializers.ChoiceField(choices=["orlib", "taillard", "csv"], required=False)
+
+    def validate(self, attrs):
+        has_data = "machines" in attrs or "jobs" in attrs
+        if has_data == ("text" in attrs):
+            raise serializers.ValidationError({"text": ["Give either machines and jobs, or the text of a file."]})
+        if has_data and not ("machines" in attrs and "jobs" in attrs):
+            missing = "jobs" if "machines" in attrs else "machines"
+            raise serializers.ValidationError({missing: ["Give machines and jobs together."]})
+        return attrs
+
+
+class ScheduleRunSerializer(serializers.ModelSerializer):
+    department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    problem = serializers.PrimaryKeyRelatedField(read_only=True)
+    job = serializers.PrimaryKeyRelatedField(read_only=True)
+    gap = serializers.SerializerMethodField(help_text="(makespan − lower bound) / makespan, where a bound is known.")
+
+    class Meta:
+        model = ScheduleRun
+        fields = [
+            "id", "department", "problem", "method", "seed", "time_limit", "breakdowns_seed", "status", "job",
+            "makespan", "total_tardiness", "weighted_tardiness", "utilisation", "lower_bound", "optimal", "gap",
+            "error_message", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_gap(self, run) -> float | None:
+        if run.makespan and run.lower_bound is not None:
+            return round((run.makespan - run.lower_bound) / run.makespan, 6)
+        return None
+
+
+class ScheduleRunDetailSerializer(ScheduleRunSerializer):
+    operations = serializers.SerializerMethodField()
+
+    class Meta(ScheduleRunSerializer.Meta):
+        fields = [*ScheduleRunSerializer.Meta.fields, "info", "downtimes", "interrupted", "operations"]
+        read_only_fields = fields
+
+    def get_operations(self, run) -> list[dict]:
+        return [
+            {"job": o.job, "op": o.op, "machine": o.machine, "start": o.start, "end": o.end}
+            for o in run.operations.order_by("start", "machine", "job")
+        ]
+
+
+class RunStartSerializer(serializers.Serializer):
+    problem = serializers.UUIDField()
+    method = serializers.ChoiceField(choices=Method.choices)
+    time_limit = serializers.FloatField(default=10.0)
+    seed = serializers.IntegerField(default=0)
+    breakdowns_seed = serializers.IntegerField(required=False, allow_null=True, default=None)

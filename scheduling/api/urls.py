@@ -1,3 +1,11 @@
-"""Routes of the Production scheduling API, mounted at /api/v1/."""
+"""Routes of the production-scheduling API, mounted at /api/v1/."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from scheduling.api import views
+
+router = SimpleRouter()
+router.register("shop-problems", views.ShopProblemViewSet, basename="shop-problem")
+router.register("schedule-runs", views.ScheduleRunViewSet, basename="schedule-run")
+
+urlpatterns = router.urls

@@ -1,1 +1,140 @@
-"""Views of the Production scheduling API."""
+"""Viewsets of the production-scheduling API: querysets through the policy, writes through scheduling.services."""
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from lepton import policy
+from lepton.api.serializers import ErrorSerializer
+from lepton.errors import Invalid, NotFound
+from lepton.models import Department
+from scheduling import selectors, services
+from scheduling.api.serializers import (
+    ProblemCreateSerializer,
+    RunStartSerializer,
+    ScheduleRunDetailSerializer,
+    ScheduleRunSerializer,
+    ShopProblemDetailSerializer,
+    ShopProblemSerializer,
+)
+from scheduling.engine.instance import InstanceError
+from scheduling.models import ProblemSource
+
+ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
+PROBLEM_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The problem's id.")
+RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run's id.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Shop problems you may see", responses={200: ShopProblemSerializer(many=True), **ERRORS}),
+    retrieve=extend_schema(
+        summary="One problem with its machines and jobs",
+        parameters=[PROBLEM_ID],
+        responses={200: ShopProblemDetailSerializer, **ERRORS},
+    ),
+    create=extend_schema(
+        summary="Add a problem: machines and jobs as JSON, or the text of an OR-Library, Taillard or CSV file",
+        request=ProblemCreateSerializer,
+        responses={201: ShopProblemDetailSerializer, **ERRORS},
+    ),
+    destroy=extend_schema(
+        summary="Delete a problem and its runs (maintainers)", parameters=[PROBLEM_ID], responses={204: None, **ERRORS}
+    ),
+)
+class ShopProblemViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    lookup_value_regex = "[0-9a-f-]{36}"
+
+    def get_queryset(self):
+        return selectors.problems_visible(self.request.user).order_by("department__slug", "slug")
+
+    def get_serializer_class(self):
+        return ShopProblemSerializer if self.action == "list" else ShopProblemDetailSerializer
+
+    def create(self, request, *args, **kwargs):
+        serializer = ProblemCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        department = policy.visible_to(request.user, Department).filter(slug=data["department"]).first()
+        if department is None:
+            raise NotFound()
+        if "text" in data:
+            problem = services.problem_upload(
+                actor=request.user, department=department, name=data["name"], text=data["text"], format=data.get("format")
+            )
+        else:
+            try:
+                instance = services.instance_from_data(data["machines"], data["jobs"])
+            except InstanceError as exc:
+                raise Invalid(exc.message, fields={exc.field: [exc.message]}, code="invalid_problem") from None
+            problem = services.problem_create(
+                actor=request.user, department=department, name=data["name"], instance=instance,
+                source=ProblemSource.API, description=data.get("description", ""),
+            )  # fmt: skip
+        return Response(ShopProblemDetailSerializer(problem).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.problem_delete(actor=self.request.user, problem=instance)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Schedule runs you may see (newest first)", responses={200: ScheduleRunSerializer(many=True), **ERRORS}
+    ),
+    retrieve=extend_schema(
+        summary="One run with its schedule, breakdowns and method details",
+        parameters=[RUN_ID],
+        responses={200: ScheduleRunDetailSerializer, **ERRORS},
+    ),
+    create=extend_schema(
+        summary="Schedule a problem with a method (a job on the cpu queue)",
+        request=RunStartSerializer,
+        responses={202: ScheduleRunSerializer, **ERRORS},
+    ),
+)
+class ScheduleRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    lookup_value_regex = "[0-9a-f-]{36}"
+
+    def get_queryset(self):
+        runs = selectors.runs_visible(self.request.user).order_by("-created_at")
+        problem = self.request.query_params.get("problem")
+        return runs.filter(problem_id=problem) if problem else runs
+
+    def get_serializer_class(self):
+        return ScheduleRunDetailSerializer if self.action == "retrieve" else ScheduleRunSerializer
+
+    def create(self, request, *args, **kwargs):
+        serializer = RunStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        problem = selectors.problems_visible(request.user).filter(pk=data["problem"]).first()
+        if problem is None:
+            raise NotFound()
+        run = services.run_start(
+            actor=request.user, problem=problem, method=data["method"], time_limit=data["time_limit"],
+            seed=data["seed"], breakdowns_seed=data.get("breakdowns_seed"),
+        )  # fmt: skip
+        return Response(ScheduleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="The schedule as CSV (job, op, machine, start, end) or as the CLI's JSON (?as=json)",
+        parameters=[RUN_ID, OpenApiParameter("as", str, description="csv (default) or json")],
+        responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request, pk=None):
+        run = self.get_object()
+        names = ("job", "op", "machine", "start", "end")
+        rows = list(run.operations.order_by("start", "machine", "job").values_list(*names))
+        kind = "json" if request.query_params.get("as") == "json" else "csv"
+        if kind == "json":
+            response = Response({"makespan": run.makespan, "operations": [dict(zip(names, r, strict=True)) for r in rows]})
+        else:
+            lines = [",".join(names), *(",".join(str(v) for v in r) for r in rows)]
+            response = HttpResponse("\n".join(lines) + "\n", content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{run.problem.slug}-{run.method}.{kind}"'
+        return response

@@ -1,0 +1,41 @@
+"""Job kinds of production scheduling: `scheduling.solve` runs one method on one problem."""
+
+from rest_framework import serializers
+
+from lepton.jobs.registry import JobCancelled, JobTimedOut, job_kind
+
+
+class RunParams(serializers.Serializer):
+    run = serializers.UUIDField()
+
+
+# The job's own limit is generous: the run's time_limit (at most an hour) bounds the search, and the
+# job limit only catches a method that does not stop (its schedule is then lost, the run failed).
+@job_kind("scheduling.solve", params=RunParams, time_limit=3900, label="Schedule a shop problem")
+def solve(ctx, params) -> dict:
+    """Schedule one run (scheduling.services.run_execute); the job's cancel stops the search early.
+
+    A cancelled search keeps the best schedule it has, and the run succeeds with it (its info
+    says it was stopped). A run that ends any other way is failed with the reason.
+    """
+    from scheduling.models import RunStatus
+    from scheduling.services import run_abandon, run_execute
+
+    stopped: list[Exception] = []
+
+    def should_stop() -> bool:
+        try:
+            ctx.check_cancelled()
+        except (JobCancelled, JobTimedOut) as exc:
+            stopped.append(exc)
+            return True
+        return False
+
+    try:
+        run = run_execute(params["run"], progress=ctx.progress, should_stop=should_stop)
+    except Exception as exc:
+        reason = "Cancelled before any schedule was found." if stopped else f"The run failed ({type(exc).__name__}: {exc})."
+        run_abandon(params["run"], reason, RunStatus.CANCELLED if stopped else RunStatus.FAILED)
+        raise
+    ctx.log(f"{run.method}: makespan {run.makespan}" + (f", lower bound {run.lower_bound}" if run.lower_bound else ""))
+    return {"run": str(run.pk), "makespan": run.makespan, "result_ref": f"scheduling.schedulerun:{run.pk}"}
