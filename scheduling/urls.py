@@ -3,4 +3,9 @@ from django.urls import path
 from scheduling import views
 
 app_name = "scheduling"
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("problems/<uuid:pk>/", views.problem, name="problem"),
+    path("problems/<uuid:pk>/delete/", views.problem_delete, name="problem_delete"),
+    path("runs/<uuid:pk>/", views.run, name="run"),
+]
