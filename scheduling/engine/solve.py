@@ -1,0 +1,110 @@
+"""One entry point for every scheduling method: `solve(instance, method, time_limit=…, seed=…)`.
+
+The CLI (`manage.py solve_jssp`), the services and bench/ name a method by one of `METHODS`
+and get a `SolveResult`. Each method lives in its own module, imported when it is asked for,
+so that this registry loads without them (and without OR-Tools until CP-SAT is used):
+
+- `qlearning`: scheduling.engine.qlearning.solve(instance, *, time_limit, seed, …) -> Result(schedule,
+  policy, info) (or a (schedule, info) pair);
+- `cpsat`: scheduling.engine.cpsat.solve(instance, *, time_limit, seed, workers) -> CpSatResult
+  (schedule, lower_bound, optimal, status);
+- the dispatching rules: scheduling.engine.rules.dispatch(instance, rule, *, seed, downtimes)
+  -> Schedule (they are quick and take no time limit).
+
+The schedule comes back as the method made it: callers check it with schedule.validate
+before storing or writing it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from scheduling.engine.instance import Instance
+from scheduling.engine.schedule import Schedule
+
+RULES = ("fifo", "spt", "lpt", "mwkr", "mor", "lor", "edd", "random")
+METHODS = ("qlearning", "cpsat", *RULES)
+
+
+class MethodError(RuntimeError):
+    """A method that cannot run here (unknown, or its module or a package it needs is missing)."""
+
+
+class NoScheduleFound(RuntimeError):
+    """The method ran but found no schedule (CP-SAT out of time before its first solution, say)."""
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    schedule: Schedule
+    method: str
+    extra: dict = field(default_factory=dict)  # what the method reports besides the schedule (bounds, episodes, …)
+
+
+def _module(name: str, method: str) -> ModuleType:
+    path = f"scheduling.engine.{name}"
+    try:
+        return importlib.import_module(path)
+    except ModuleNotFoundError as e:
+        if e.name == path:
+            raise MethodError(f"The method {method!r} is not available in this installation ({path} is missing).") from e
+        raise MethodError(f"The method {method!r} needs the Python package {e.name!r}, which is not installed.") from e
+
+
+def solve(
+    instance: Instance,
+    method: str,
+    *,
+    time_limit: float,
+    seed: int,
+    workers: int = 1,
+    breakdowns_seed: int | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SolveResult:
+    """The schedule `method` makes for `instance` within about `time_limit` seconds.
+
+    MethodError for a name not in METHODS or a method that cannot run here; NoScheduleFound when
+    the method ran and found none. `workers` is CP-SAT's thread count (1: repeatable with `seed`).
+    `breakdowns_seed` draws breakdowns (simulator.Downtimes): the rules and Q-learning schedule
+    through them as they happen; CP-SAT's plan, made without them, is repaired by right shift
+    (extra["planned_makespan"] keeps the plan's). `progress` and `should_stop` reach Q-learning.
+    """
+    if method not in METHODS:
+        raise MethodError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
+    extra: dict = {}
+    if method == "qlearning":
+        result = _module("qlearning", method).solve(
+            instance,
+            time_limit=time_limit,
+            seed=seed,
+            breakdowns_seed=breakdowns_seed,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        if isinstance(result, tuple):  # (schedule, info)
+            schedule, info = result
+        else:  # qlearning.Result(schedule, policy, info)
+            schedule, info = result.schedule, result.info
+            extra["policy"] = result.policy
+        extra.update(info if isinstance(info, dict) else {"info": info})
+    elif method == "cpsat":
+        result = _module("cpsat", method).solve(instance, time_limit=time_limit, seed=seed, workers=workers)
+        schedule = result.schedule
+        extra.update(lower_bound=result.lower_bound, optimal=result.optimal, status=result.status)
+        if schedule is not None and breakdowns_seed is not None:
+            simulator = _module("simulator", method)
+            extra["planned_makespan"] = schedule.makespan
+            schedule = simulator.right_shift(instance, schedule, simulator.Downtimes(instance, breakdowns_seed))
+    else:
+        downtimes = None
+        if breakdowns_seed is not None:
+            downtimes = _module("simulator", method).Downtimes(instance, breakdowns_seed)
+        schedule = _module("rules", method).dispatch(instance, method, seed=seed, downtimes=downtimes)
+    if schedule is None:
+        status = f" (status {extra['status']})" if extra.get("status") else ""
+        raise NoScheduleFound(f"The method {method!r} found no schedule within {time_limit:g} seconds{status}.")
+    return SolveResult(schedule=schedule, method=method, extra=extra)
