@@ -5,5 +5,7 @@
 - `simulator`: the shop, one dispatching decision at a time (non-delay or active), breakdowns
   as they happen, and the right-shift repair of a fixed plan.
 - `rules`: the dispatching rules (FIFO, SPT, LPT, MWKR, MOR, LOR, EDD, critical ratio, random).
+- `formats`: OR-Library, Taillard and CSV files in (errors with line and column), OR-Library out.
+- `solve`: one entry point for every method by name (the CLI, the services and bench/ use it).
 - `qlearning`: the Q-learning scheduler (which rule decides each choice), its reusable policy.
 """

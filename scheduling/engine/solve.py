@@ -18,6 +18,7 @@ before storing or writing it.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -25,7 +26,7 @@ from types import ModuleType
 from scheduling.engine.instance import Instance
 from scheduling.engine.schedule import Schedule
 
-RULES = ("fifo", "spt", "lpt", "mwkr", "mor", "lor", "edd", "random")
+RULES = ("fifo", "spt", "lpt", "mwkr", "mor", "lor", "edd", "cr", "random")
 METHODS = ("qlearning", "cpsat", *RULES)
 
 
@@ -89,7 +90,7 @@ def solve(
             schedule, info = result
         else:  # qlearning.Result(schedule, policy, info)
             schedule, info = result.schedule, result.info
-            extra["policy"] = result.policy
+            extra["policy"] = json.loads(result.policy.to_json())  # plain data: stored with the run, reusable
         extra.update(info if isinstance(info, dict) else {"info": info})
     elif method == "cpsat":
         result = _module("cpsat", method).solve(instance, time_limit=time_limit, seed=seed, workers=workers)

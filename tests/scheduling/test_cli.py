@@ -206,7 +206,7 @@ def test_the_command_line_exits_2_with_the_message_on_stderr(tmp_path):
 
 
 def test_the_registry_lists_the_methods_the_issue_names():
-    assert METHODS == ("qlearning", "cpsat", "fifo", "spt", "lpt", "mwkr", "mor", "lor", "edd", "random")
+    assert METHODS == ("qlearning", "cpsat", "fifo", "spt", "lpt", "mwkr", "mor", "lor", "edd", "cr", "random")
 
 
 def test_the_registry_refuses_an_unknown_method_and_names_a_missing_module():
