@@ -36,10 +36,10 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from scheduling.engine.cpsat_result import CpSatResult
 from scheduling.engine.instance import Instance
 from scheduling.engine.schedule import Schedule, ScheduledOp, validate
 
@@ -55,30 +55,6 @@ TIME_MARGIN_SECONDS = 0.05
 # Weights are floats; CP-SAT wants integer coefficients. They are scaled by the smallest of
 # these that makes them all whole, or rounded at the last (three decimals).
 WEIGHT_SCALES = (1, 10, 100, 1000)
-
-
-@dataclass(frozen=True)
-class CpSatResult:
-    """What CP-SAT found and proved within its limits.
-
-    `schedule` is None only when no schedule was found (status UNKNOWN: the limit came first;
-    INFEASIBLE cannot happen on a checked instance). `lower_bound` is the proven bound on the
-    objective (an int for the makespan; for weighted tardiness, in its units); `gap` is
-    (objective − bound) / objective, 0 when proven optimal, None without a schedule.
-    `status` is CP-SAT's name (OPTIMAL, FEASIBLE, UNKNOWN, ...); `stopped` says `should_stop`
-    ended the search.
-    """
-
-    schedule: Schedule | None
-    makespan: int | None
-    lower_bound: int | float
-    optimal: bool
-    status: str
-    gap: float | None
-    wall_seconds: float
-    objective: str = "makespan"
-    objective_value: int | float | None = None
-    stopped: bool = False
 
 
 def solve(

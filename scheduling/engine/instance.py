@@ -155,3 +155,41 @@ def job_shop(rows: list[list[tuple[int, int]]], *, name: str = "", best_known: i
     jobs = tuple(Job(name=f"J{j}", operations=tuple(Operation(((m, d),)) for m, d in row)) for j, row in enumerate(rows))
     machines = tuple(Machine(name=f"M{m}") for m in range(n_machines))
     return Instance(jobs=jobs, machines=machines, name=name, best_known=best_known)
+
+
+def to_dict(instance: Instance) -> dict:
+    """Plain JSON-able data (the shape ShopProblem stores), for files and child processes."""
+    return {
+        "name": instance.name,
+        "best_known": instance.best_known,
+        "machines": [{"name": m.name, "mtbf": m.mtbf, "mttr": m.mttr} for m in instance.machines],
+        "jobs": [
+            {
+                "name": j.name,
+                "release": j.release,
+                "due": j.due,
+                "weight": j.weight,
+                "operations": [[list(option) for option in op.options] for op in j.operations],
+            }
+            for j in instance.jobs
+        ],
+    }
+
+
+def from_dict(data: dict) -> Instance:
+    """The inverse of `to_dict` (not checked: call `.check()` on data from outside)."""
+    return Instance(
+        jobs=tuple(
+            Job(
+                name=j["name"],
+                operations=tuple(Operation(tuple((int(m), int(d)) for m, d in options)) for options in j["operations"]),
+                release=int(j.get("release") or 0),
+                due=j.get("due"),
+                weight=float(j.get("weight", 1.0)),
+            )
+            for j in data["jobs"]
+        ),
+        machines=tuple(Machine(m["name"], m.get("mtbf"), m.get("mttr")) for m in data["machines"]),
+        name=data.get("name", ""),
+        best_known=data.get("best_known"),
+    )

@@ -98,7 +98,7 @@ def solve(
         # up on larger shops) and as the schedule kept should CP-SAT find none in time.
         hints = {rule: rules.dispatch(instance, rule) for rule in rules.MAKESPAN_RULES}
         best_rule = min(hints, key=lambda rule: hints[rule].makespan)
-        result = _module("cpsat", method).solve(
+        result = _module("cpsat_process", method).solve(
             instance, time_limit=time_limit, seed=seed, workers=workers, hint=hints[best_rule],
             progress=progress, should_stop=should_stop,
         )  # fmt: skip

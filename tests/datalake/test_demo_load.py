@@ -15,6 +15,8 @@ from lepton.models import AuditEvent
 from models_repo import demo
 from models_repo import services as model_services
 from models_repo.models import ModelAlias, PromotionRequest, RegisteredModel, TrainingRun
+from scheduling import demo as scheduling_demo
+from scheduling.models import ScheduleRun, ShopProblem
 from tests.conftest import wait_for
 
 User = get_user_model()
@@ -40,6 +42,7 @@ def test_demo_datasets_ingest_and_publish_with_their_checks_passing(transactiona
     # test checks the path through the worker, the demo's `make run` trains them fully.
     for spec, quick in ((demo.PRESS_FAULT_SPEC, {"stride": 240}), (demo.DEFECT_CNN_SPEC, {}), (demo.DEMAND_SPEC, {})):
         monkeypatch.setitem(spec, "keras", {**spec["keras"], "epochs": 1, **quick})
+    monkeypatch.setattr(scheduling_demo, "TIME_LIMIT", 1)
     call_command("load_demo")
     assert Dataset.objects.count() == 5
 
@@ -50,7 +53,13 @@ def test_demo_datasets_ingest_and_publish_with_their_checks_passing(transactiona
         versions = DatasetVersion.objects.all()
         runs = TrainingRun.objects.all()
         ended = ("published", "failed")
-        return all(v.status in ended for v in versions) and len(runs) == 6 and all(r.status in FINISHED for r in runs)
+        schedules = ScheduleRun.objects.all()
+        return (
+            all(v.status in ended for v in versions)
+            and len(runs) == 6
+            and all(r.status in FINISHED for r in runs)
+            and all(s.status in FINISHED for s in schedules)
+        )
 
     try:
         wait_for(all_done, timeout=900, interval=1, what="the demo's ingests and runs")
@@ -140,6 +149,15 @@ def test_demo_datasets_ingest_and_publish_with_their_checks_passing(transactiona
     answer = _predict("qa-member", "quality/part-quality", {"dataframe_records": [row]})
     assert answer["version"] == 2 and len(answer["probabilities"]) == 1
 
+    # Production's shop: a finished comparison, Q-learning no worse than any rule, CP-SAT's bound below all.
+    shop = ShopProblem.objects.get(slug="machining-cell-b")
+    assert (shop.n_jobs, shop.n_machines, shop.created_by.username) == (15, 10, "planner")
+    made = {run.method: run for run in shop.runs.all()}
+    assert set(made) == {"qlearning", "cpsat", "fifo", "spt", "lpt", "mwkr", "mor", "lor"}
+    assert all(run.status == "succeeded" for run in made.values()), [(m, r.error_message) for m, r in made.items()]
+    rules = [made[m].makespan for m in ("fifo", "spt", "lpt", "mwkr", "mor", "lor")]
+    assert made["qlearning"].makespan <= min(rules) and made["cpsat"].lower_bound <= min(r.makespan for r in made.values())
+
     call_command("load_demo")  # idempotent: nothing new
     counts = (Dataset.objects.count(), DatasetVersion.objects.count(), RegisteredModel.objects.count())
-    assert counts + (TrainingRun.objects.count(),) == (5, 5, 5, 6)
+    assert counts + (TrainingRun.objects.count(), ShopProblem.objects.count(), ScheduleRun.objects.count()) == (5, 5, 5, 6, 1, 8)
