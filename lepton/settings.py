@@ -371,6 +371,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "lepton.jobs.models.JobStatus",
         "DatasetVersionStatusEnum": "datalake.models.VersionStatus",
+        "ShopProblemSourceEnum": "scheduling.models.ProblemSource",
     },
 }
 
