@@ -20,7 +20,11 @@ As the founding documents put it, Q(s, a) ← Q(s, a) + α [r + γ max_a' Q(s', 
   never loses to the best fixed rule, and `info` says honestly which phase gave the
   schedule kept.
 
-Deterministic for a seed and a number of episodes (`episodes=`). Under a time limit alone the
+The improvement phase (scheduling.engine.improve) then takes the best schedule found for most
+of the time left: a tabu search on the critical path whose moves Q-learning chooses. `info`
+keeps the makespan after construction and after improvement, so each phase's part is plain.
+
+Deterministic for a seed and a number of episodes (`episodes=`, with `improve_iterations=`). Under a time limit alone the
 number of episodes depends on the machine's speed, and so can the result. The time limit is
 checked after every episode (an episode of a 100×20 shop takes well under a second).
 """
@@ -147,6 +151,8 @@ def solve(
     time_limit: float,
     seed: int = 0,
     episodes: int | None = None,
+    improve_share: float = 0.8,
+    improve_iterations: int | None = None,
     policy: Policy | None = None,
     params: Params | None = None,
     breakdowns_seed: int | None = None,
@@ -164,7 +170,13 @@ def solve(
         raise ValueError("The time limit must be more than 0 seconds.")
     params = params or Params()
     started = time.monotonic()
-    deadline = started + time_limit
+    # Construction (learning episodes) first, then the improvement phase on the best schedule
+    # (scheduling.engine.improve) for `improve_share` of the time. With `episodes`, the phase runs
+    # `improve_iterations` steps (none when not given), so a seeded run repeats exactly.
+    improving = (
+        breakdowns_seed is None and not instance.flexible and (improve_iterations if episodes is not None else improve_share > 0)
+    )
+    deadline = started + time_limit * (1 - improve_share if improving and episodes is None else 1)
     rng = random.Random(seed)
     policy = Policy(table={k: list(v) for k, v in (policy.table if policy else {}).items()})
     table = policy.table
@@ -224,7 +236,20 @@ def solve(
     greedy = _Episode(instance, params.scheme, None).run(act, None)  # the policy as learnt, no exploration
     if greedy.makespan < best[0]:
         best = (greedy.makespan, greedy, "the learnt policy (greedy)")
+    constructed = best[0]
+    improvement = None
+    if improving:
+        from scheduling.engine.improve import improve
+
+        improved, improvement = improve(
+            instance, best[1], time_limit=max(0.0, started + time_limit - time.monotonic()), seed=seed,
+            iterations=improve_iterations if episodes is not None else None, should_stop=should_stop, progress=progress,
+        )  # fmt: skip
+        if improved.makespan < best[0]:
+            best = (improved.makespan, improved, f"the improvement phase (after {best[2]})")
     info = {
+        "construction_makespan": constructed,
+        "improvement": improvement,
         "episodes": n,
         "seconds": round(time.monotonic() - started, 3),
         "rules": rules,
