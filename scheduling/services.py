@@ -314,6 +314,22 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
     return run
 
 
+def run_cancel(*, actor, run: ScheduleRun) -> ScheduleRun:
+    """Stop a run: a queued one is cancelled at once; a running one stops its search and keeps the
+    best schedule it has (the run then succeeds with it, its info saying it was stopped)."""
+    from lepton.jobs.models import JobStatus
+    from lepton.jobs.services import job_cancel
+
+    policy.require(actor, "view", run)
+    if run.job is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        raise Conflict(_("This run has finished; there is nothing to cancel."), code="finished")
+    job = job_cancel(actor=actor, job=run.job)
+    if job.status == JobStatus.CANCELLED:
+        run_abandon(run.pk, _("Cancelled by %(user)s before it started.") % {"user": actor.get_username()}, RunStatus.CANCELLED)
+    run.refresh_from_db()
+    return run
+
+
 def run_abandon(run_id, reason: str, status: str = RunStatus.FAILED) -> None:
     """Mark a run that will not finish (its job failed or was cancelled) with the reason."""
     ScheduleRun.objects.filter(pk=run_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).update(

@@ -142,3 +142,17 @@ def problem_delete(request: HttpRequest, pk) -> HttpResponse:
         return redirect("scheduling:problem", problem.pk)
     messages.success(request, _("Problem “%(name)s” deleted with its runs.") % {"name": problem.name})
     return redirect("scheduling:index")
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, pk) -> HttpResponse:
+    run = get_object_or_404(selectors.runs_visible(request.user), pk=pk)
+    try:
+        services.run_cancel(actor=request.user, run=run)
+    except ServiceError as exc:
+        raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Cancel asked for; a search that has started keeps its best schedule."))
+    return redirect("scheduling:run", run.pk)

@@ -121,6 +121,17 @@ class ScheduleRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         return Response(ScheduleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        summary="Stop a run (a running search keeps the best schedule it has)",
+        parameters=[RUN_ID],
+        request=None,
+        responses={200: ScheduleRunSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        run = services.run_cancel(actor=request.user, run=self.get_object())
+        return Response(ScheduleRunSerializer(run).data)
+
+    @extend_schema(
         summary="The schedule as CSV (job, op, machine, start, end) or as the CLI's JSON (?as=json)",
         parameters=[RUN_ID, OpenApiParameter("as", str, description="csv (default) or json")],
         responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS},

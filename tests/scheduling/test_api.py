@@ -52,6 +52,7 @@ def _endpoints(problem, run_id=NOWHERE):
         ("post", "/api/v1/schedule-runs/"),
         ("get", f"/api/v1/schedule-runs/{run_id}/"),
         ("get", f"/api/v1/schedule-runs/{run_id}/export/"),
+        ("post", f"/api/v1/schedule-runs/{run_id}/cancel/"),
     ]
 
 
@@ -174,3 +175,13 @@ def test_runs_are_scheduled_by_a_worker_and_exported(member, problem, celery_wor
     assert as_json["makespan"] == 7 and set(as_json["operations"][0]) == {"job", "op", "machine", "start", "end"}
     listed = client.get(f"/api/v1/schedule-runs/?problem={problem.pk}").json()
     assert {r["method"] for r in listed["results"]} == {"spt", "qlearning", "cpsat"}
+
+
+def test_a_queued_run_is_cancelled_at_once_and_a_finished_one_refuses(member, viewer, problem):
+    run = services.run_start(actor=member, problem=problem, method="qlearning", time_limit=5)
+    assert api(viewer).post(f"/api/v1/schedule-runs/{run.pk}/cancel/").status_code == 403
+    response = api(member).post(f"/api/v1/schedule-runs/{run.pk}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled", response.json()
+    assert "before it started" in ScheduleRun.objects.get(pk=run.pk).error_message
+    again = api(member).post(f"/api/v1/schedule-runs/{run.pk}/cancel/")
+    assert again.status_code == 409 and again.json()["error"] == "finished"

@@ -106,3 +106,13 @@ def test_a_maintainer_deletes_a_problem(client, owner, member, problem):
     client.force_login(owner)
     assert client.post(f"/scheduling/problems/{problem.pk}/delete/").status_code == 302
     assert not ShopProblem.objects.exists()
+
+
+def test_a_member_cancels_a_queued_run_from_its_page(client, member, outsider, problem):
+    run = services.run_start(actor=member, problem=problem, method="qlearning", time_limit=5)
+    client.force_login(outsider)
+    assert client.post(f"/scheduling/runs/{run.pk}/cancel/").status_code == 404
+    client.force_login(member)
+    assert "Cancel" in client.get(f"/scheduling/runs/{run.pk}/").content.decode()
+    assert client.post(f"/scheduling/runs/{run.pk}/cancel/").status_code == 302
+    assert ScheduleRun.objects.get(pk=run.pk).status == "cancelled"
