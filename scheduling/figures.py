@@ -107,6 +107,35 @@ def learning_curve(curve: list, best_rule: int | None) -> dict:
     return {"id": "fig-learning", "figure": {"data": data, "layout": layout}}
 
 
+def robustness(summary: dict) -> dict:
+    """Makespans over the replications of breakdowns, one box per reaction, the plan as a line."""
+    names = [("right_shift", "right shift"), ("redispatch_rule", f"re-dispatch ({summary['best_rule']})"),
+             ("redispatch_policy", "re-dispatch (learnt policy)")]  # fmt: skip
+    data = [
+        {"type": "box", "name": label, "y": summary[key]["makespans"], "boxmean": True, "marker": {"color": PALETTE[k]}}
+        for k, (key, label) in enumerate(names)
+        if key in summary
+    ]
+    layout = _layout(
+        f"Makespan under breakdowns ({summary['replications']} replications)",
+        300,
+        shapes=[
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "y0": summary["plan"],
+                "y1": summary["plan"],
+                "line": {"color": GREY, "dash": "dot"},
+            }
+        ],  # fmt: skip
+        showlegend=False,
+    )
+    layout["margin"]["l"] = 60
+    return {"id": "fig-robustness", "figure": {"data": data, "layout": layout}}
+
+
 def run_figures(problem, run) -> list[dict]:
     """The figures of a finished run: Gantt, utilisation, tardiness (where jobs have due dates), learning curve."""
     from scheduling.engine.schedule import Schedule, ScheduledOp
@@ -120,6 +149,8 @@ def run_figures(problem, run) -> list[dict]:
     if any(j.get("due") is not None for j in problem.jobs):
         schedule = Schedule([ScheduledOp(*o) for o in operations])
         out.append(tardiness(jobs, numbers(instance_of(problem), schedule).tardiness))
+    if run.info.get("robustness"):
+        out.append(robustness(run.info["robustness"]))
     if run.info.get("curve"):
         out.append(learning_curve(run.info["curve"], run.info.get("best_rule")))
     return out

@@ -28,6 +28,13 @@ class RunForm(forms.Form):
         max_value=2**31 - 1,
         help_text=_("Leave empty for none; machines need an MTBF and MTTR."),
     )
+    replications = forms.IntegerField(
+        label=_("Robustness: replications of breakdowns"),
+        required=False,
+        min_value=0,
+        max_value=200,
+        help_text=_("How the schedule holds up over this many seeded draws of breakdowns (right shift and re-dispatch)."),
+    )
     compare = forms.BooleanField(
         label=_("Also run every dispatching rule and CP-SAT for comparison"), required=False, initial=False
     )

@@ -7,6 +7,7 @@ its worker writes the schedule, validated by the engine, in one transaction.
 
 from __future__ import annotations
 
+import json
 import math
 
 from django.db import transaction
@@ -215,8 +216,13 @@ def run_start(
     time_limit: float = 10.0,
     seed: int = 0,
     breakdowns_seed: int | None = None,
+    replications: int = 0,
 ) -> ScheduleRun:
-    """Queue `method` on `problem` (members and above, or a `use` share); the worker runs it."""
+    """Queue `method` on `problem` (members and above, or a `use` share); the worker runs it.
+
+    `replications` (up to 200) also measures how the schedule holds up under that many seeded
+    draws of breakdowns (scheduling.engine.robustness), for problems whose machines break down.
+    """
     if not policy.can(actor, "view", problem):
         raise NotFound()
     if not policy.can(actor, "use", problem):
@@ -237,9 +243,15 @@ def run_start(
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31):
             message = _("%(field)s must be a whole number from 0 to 2147483647.") % {"field": key}
             raise Invalid(message, fields={key: [message]})
-    if breakdowns_seed is not None and not any(m.get("mtbf") for m in problem.machines):
-        message = _("No machine of this problem has an MTBF and MTTR: there is nothing to break down.")
-        raise Invalid(message, fields={"breakdowns_seed": [message]})
+    from scheduling.engine.robustness import MAX_REPLICATIONS
+
+    if isinstance(replications, bool) or not isinstance(replications, int) or not 0 <= replications <= MAX_REPLICATIONS:
+        message = _("replications must be a whole number from 0 to %(max)s.") % {"max": MAX_REPLICATIONS}
+        raise Invalid(message, fields={"replications": [message]})
+    for key, wanted in (("breakdowns_seed", breakdowns_seed is not None), ("replications", replications > 0)):
+        if wanted and not any(m.get("mtbf") for m in problem.machines):
+            message = _("No machine of this problem has an MTBF and MTTR: there is nothing to break down.")
+            raise Invalid(message, fields={key: [message]})
     with transaction.atomic():
         run = ScheduleRun.objects.create(
             department=problem.department,
@@ -248,6 +260,7 @@ def run_start(
             seed=seed,
             time_limit=time_limit,
             breakdowns_seed=breakdowns_seed,
+            params={"replications": replications} if replications else {},
             created_by=actor,
         )
         run.job = job_submit(
@@ -290,6 +303,17 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
     )
     schedule = validate(instance, result.schedule)
     numbers = figures(instance, schedule)
+    robustness = None
+    if run.params.get("replications"):
+        from scheduling.engine import qlearning
+        from scheduling.engine import robustness as breakdowns
+
+        progress(99, f"robustness: {run.params['replications']} replications of breakdowns")
+        policy = result.extra.get("policy")
+        learnt = qlearning.Policy.from_json(json.dumps(policy)) if policy else None
+        robustness = breakdowns.evaluate(
+            instance, schedule, replications=run.params["replications"], seed=run.seed, policy=learnt
+        )
     with transaction.atomic():
         run = ScheduleRun.objects.select_for_update().get(pk=run_id)
         ScheduledOperation.objects.bulk_create(
@@ -309,6 +333,8 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
         run.lower_bound = result.extra.get("lower_bound")
         run.optimal = bool(result.extra.get("optimal"))
         run.info = {k: v for k, v in result.extra.items() if k not in ("lower_bound", "optimal")}
+        if robustness is not None:
+            run.info["robustness"] = robustness
         run.finished_at = timezone.now()
         run.save()
     return run

@@ -95,6 +95,7 @@ def problem(request: HttpRequest, pk) -> HttpResponse:
                         time_limit=data["time_limit"],
                         seed=data["seed"],
                         breakdowns_seed=data["breakdowns_seed"],
+                        replications=(data["replications"] or 0) if method == data["method"] else 0,
                     )  # fmt: skip
                     for method in methods
                 ]

@@ -88,3 +88,6 @@ class RunStartSerializer(serializers.Serializer):
     time_limit = serializers.FloatField(default=10.0)
     seed = serializers.IntegerField(default=0)
     breakdowns_seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+    replications = serializers.IntegerField(
+        default=0, help_text="Also measure the schedule under this many seeded draws of breakdowns (0 to 200)."
+    )

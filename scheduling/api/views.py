@@ -116,7 +116,7 @@ class ScheduleRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
             raise NotFound()
         run = services.run_start(
             actor=request.user, problem=problem, method=data["method"], time_limit=data["time_limit"],
-            seed=data["seed"], breakdowns_seed=data.get("breakdowns_seed"),
+            seed=data["seed"], breakdowns_seed=data.get("breakdowns_seed"), replications=data["replications"],
         )  # fmt: skip
         return Response(ScheduleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
