@@ -11,6 +11,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+# A run's states are its job's (queued → running → succeeded | failed | cancelled).
+from lepton.jobs.models import JobStatus as RunStatus
+
 
 class ProblemSource(models.TextChoices):
     FORM = "form", _("Entered in the browser")
@@ -66,14 +69,6 @@ class Method(models.TextChoices):
     EDD = "edd", _("Earliest due date")
     CR = "cr", _("Critical ratio")
     RANDOM = "random", _("Random")
-
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
-    CANCELLED = "cancelled", _("Cancelled")
 
 
 class ScheduleRun(models.Model):
