@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import job_submit
-from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation
+from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, from_dict, to_dict
 from scheduling.models import Method, ProblemSource, RunStatus, ScheduledOperation, ScheduleRun, ShopProblem
 
 SOLVE_KIND = "scheduling.solve"
@@ -30,34 +30,8 @@ MAX_SIZE_TEXT = 5 * 1024 * 1024  # bytes of an uploaded problem file
 
 
 def instance_of(problem: ShopProblem) -> Instance:
-    """The engine's view of a stored problem."""
-    machines = tuple(Machine(m["name"], m.get("mtbf"), m.get("mttr")) for m in problem.machines)
-    jobs = tuple(
-        Job(
-            name=j["name"],
-            operations=tuple(Operation(tuple((int(m), int(d)) for m, d in options)) for options in j["operations"]),
-            release=int(j.get("release") or 0),
-            due=j.get("due"),
-            weight=float(j.get("weight", 1.0)),
-        )
-        for j in problem.jobs
-    )
-    return Instance(jobs=jobs, machines=machines, name=problem.name, best_known=problem.best_known)
-
-
-def _as_json(instance: Instance) -> tuple[list, list]:
-    machines = [{"name": m.name, "mtbf": m.mtbf, "mttr": m.mttr} for m in instance.machines]
-    jobs = [
-        {
-            "name": j.name,
-            "release": j.release,
-            "due": j.due,
-            "weight": j.weight,
-            "operations": [[list(option) for option in op.options] for op in j.operations],
-        }
-        for j in instance.jobs
-    ]
-    return machines, jobs
+    """The engine's view of a stored problem (stored in engine.instance.to_dict's shape)."""
+    return from_dict({"name": problem.name, "best_known": problem.best_known, "machines": problem.machines, "jobs": problem.jobs})
 
 
 def instance_from_data(machines, jobs) -> Instance:
@@ -147,7 +121,7 @@ def problem_create(
     except InstanceError as exc:
         raise _invalid(exc) from None
     slug = slugify(slug or name)[:80] or f"shop-{timezone.now():%Y%m%d%H%M%S}"
-    machines, jobs = _as_json(instance)
+    data = to_dict(instance)
     with transaction.atomic():
         if ShopProblem.objects.filter(department=department, slug=slug).exists():
             message = _("%(department)s already has a problem '%(slug)s'.") % {"department": department.name, "slug": slug}
@@ -157,8 +131,8 @@ def problem_create(
             slug=slug,
             name=name[:200],
             description=description or "",
-            machines=machines,
-            jobs=jobs,
+            machines=data["machines"],
+            jobs=data["jobs"],
             n_jobs=instance.n_jobs,
             n_machines=instance.n_machines,
             n_operations=instance.n_operations,
@@ -298,7 +272,7 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
         time_limit=run.time_limit,
         seed=run.seed,
         breakdowns_seed=run.breakdowns_seed,
-        progress=progress,
+        progress=lambda fraction, message: progress(100 * fraction, message),  # the engine counts 0–1, jobs 0–100
         should_stop=should_stop,
     )
     schedule = validate(instance, result.schedule)

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scheduling.engine.instance import Instance
-from scheduling.engine.rules import MAKESPAN_RULES, chooser
+from scheduling.engine.rules import MAKESPAN_RULES, chooser, dispatch
 from scheduling.engine.schedule import Schedule
 from scheduling.engine.simulator import NON_DELAY, Downtimes, Shop
 
@@ -190,13 +190,10 @@ def solve(
     rules = {}
     best: tuple[int, Schedule, str] | None = None
     for rule in MAKESPAN_RULES:  # the baseline every learnt schedule is measured against
-        shop = Shop(instance, scheme=params.scheme)
-        pick = chooser(rule, shop)
-        while not shop.done:
-            shop.place(pick(shop.candidates()))
-        rules[rule] = shop.makespan
-        if best is None or shop.makespan < best[0]:
-            best = (shop.makespan, shop.schedule(), f"rule {rule}")
+        schedule = dispatch(instance, rule, scheme=params.scheme)
+        rules[rule] = schedule.makespan
+        if best is None or schedule.makespan < best[0]:
+            best = (schedule.makespan, schedule, f"rule {rule}")
     episode_runner = _Episode(instance, params.scheme, None)
     epsilon = params.epsilon_start
 

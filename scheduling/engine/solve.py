@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from scheduling.engine.instance import Instance
+from scheduling.engine.rules import RULES
 from scheduling.engine.schedule import Schedule
 
-RULES = ("fifo", "spt", "lpt", "mwkr", "mor", "lor", "edd", "cr", "random")
 METHODS = ("qlearning", "cpsat", *RULES)
 
 

@@ -185,3 +185,10 @@ def test_a_queued_run_is_cancelled_at_once_and_a_finished_one_refuses(member, vi
     assert "before it started" in ScheduleRun.objects.get(pk=run.pk).error_message
     again = api(member).post(f"/api/v1/schedule-runs/{run.pk}/cancel/")
     assert again.status_code == 409 and again.json()["error"] == "finished"
+
+
+def test_a_run_reports_progress_in_percent_as_jobs_do(member, problem):
+    run = services.run_start(actor=member, problem=problem, method="qlearning", time_limit=1)
+    seen = []
+    services.run_execute(run.pk, progress=lambda percent, message: seen.append(percent))
+    assert seen and all(0 <= p <= 100 for p in seen) and max(seen) > 1, seen
