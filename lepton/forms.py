@@ -246,3 +246,13 @@ class TokenCreateForm(forms.Form):
             return None
         end_of_day = datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min)
         return timezone.make_aware(end_of_day)
+
+
+def add_service_errors(form, exc, field_for=None) -> None:
+    """Show a service's refusal (lepton.errors.ServiceError) on a form: each field's errors on that
+    field where the form has it (`field_for` maps service field names), the rest above the form."""
+    for key, errors in exc.fields.items():
+        name = field_for(key) if field_for else (key if key in form.fields else None)
+        form.add_error(name if name in form.fields else None, errors)
+    if not exc.fields:
+        form.add_error(None, exc.message)

@@ -15,6 +15,7 @@ from datalake.models import DatasetVersion, VersionStatus
 from lepton import policy
 from lepton.context_processors import current_department
 from lepton.errors import ServiceError, raise_for_access
+from lepton.forms import add_service_errors
 from lepton.jobs.models import FINISHED_STATUSES, JobStatus
 from models_repo import selectors, services
 from models_repo.figures import run_figures
@@ -28,14 +29,6 @@ from models_repo.forms import (
     VersionUploadForm,
 )
 from models_repo.models import AliasEvent, PromotionRequest, PromotionStatus, RunStatus
-
-
-def _form_errors(form, exc: ServiceError, field_for=None) -> None:
-    for key, errors in exc.fields.items():
-        name = field_for(key) if field_for else (key if key in form.fields else None)
-        form.add_error(name if name in form.fields else None, errors)
-    if not exc.fields:
-        form.add_error(None, exc.message)
 
 
 @login_required
@@ -54,7 +47,7 @@ def index(request: HttpRequest) -> HttpResponse:
                 model = services.model_create(actor=request.user, department=department, **form.cleaned_data)
             except ServiceError as exc:
                 raise_for_access(exc)
-                _form_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, _("Model “%(name)s” registered; train a first version.") % {"name": model.name})
                 return redirect("models_repo:model", model.pk)
@@ -107,7 +100,7 @@ def train(request: HttpRequest) -> HttpResponse:
             )
         except ServiceError as exc:
             raise_for_access(exc)
-            _form_errors(form, exc, form.field_for)
+            add_service_errors(form, exc, form.field_for)
         else:
             messages.success(request, _("The run is queued; this page follows it."))
             return redirect("models_repo:run", run.pk)
@@ -246,7 +239,7 @@ def model_settings(request: HttpRequest, pk) -> HttpResponse:
                     )
         except ServiceError as exc:
             raise_for_access(exc)
-            _form_errors(form, exc, lambda key: "retrain_spec" if key.startswith("spec") else key.split(".")[0])
+            add_service_errors(form, exc, lambda key: "retrain_spec" if key.startswith("spec") else key.split(".")[0])
         else:
             messages.success(request, _("The model's settings are saved."))
             return redirect("models_repo:model", model.pk)
@@ -301,7 +294,7 @@ def version_upload(request: HttpRequest, pk) -> HttpResponse:
             )  # fmt: skip
         except ServiceError as exc:
             raise_for_access(exc)
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             if version.status == "validating":
                 message = _("v%(number)s is uploaded; a worker checks it before it serves.")
@@ -491,7 +484,7 @@ def batch(request: HttpRequest, pk) -> HttpResponse:
             )  # fmt: skip
         except ServiceError as exc:
             raise_for_access(exc)
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             text = _("Batch prediction queued: %(dataset)s gets a new version when it is done.")
             messages.success(request, text % {"dataset": pending.dataset.name})

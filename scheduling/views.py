@@ -11,18 +11,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from lepton import policy
 from lepton.context_processors import current_department
 from lepton.errors import ServiceError, raise_for_access
+from lepton.forms import add_service_errors
 from scheduling import selectors, services
 from scheduling.engine.rules import MAKESPAN_RULES
 from scheduling.figures import run_figures
 from scheduling.forms import ProblemUploadForm, RunForm
 from scheduling.models import Method, RunStatus
-
-
-def _form_errors(form, exc: ServiceError) -> None:
-    for key, errors in exc.fields.items():
-        form.add_error(key if key in form.fields else None, errors)
-    if not exc.fields:
-        form.add_error(None, exc.message)
 
 
 @login_required
@@ -49,7 +43,7 @@ def index(request: HttpRequest) -> HttpResponse:
                     )  # fmt: skip
                 except ServiceError as exc:
                     raise_for_access(exc)
-                    _form_errors(form, exc)
+                    add_service_errors(form, exc)
                 else:
                     messages.success(request, _("Problem “%(name)s” added; schedule it below.") % {"name": problem.name})
                     return redirect("scheduling:problem", problem.pk)
@@ -101,7 +95,7 @@ def problem(request: HttpRequest, pk) -> HttpResponse:
                 ]
             except ServiceError as exc:
                 raise_for_access(exc)
-                _form_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, _("%(count)s run(s) queued.") % {"count": len(runs)})
                 return redirect("scheduling:run", runs[0].pk)
