@@ -110,7 +110,7 @@ def learning_curve(curve: list, best_rule: int | None) -> dict:
 def robustness(summary: dict) -> dict:
     """Makespans over the replications of breakdowns, one box per reaction, the plan as a line."""
     names = [("right_shift", "right shift"), ("redispatch_rule", f"re-dispatch ({summary['best_rule']})"),
-             ("redispatch_policy", "re-dispatch (learnt policy)")]  # fmt: skip
+             ("redispatch_policy", "re-dispatch (learnt policy)"), ("replan", "re-plan at breakdowns")]  # fmt: skip
     data = [
         {"type": "box", "name": label, "y": summary[key]["makespans"], "boxmean": True, "marker": {"color": PALETTE[k]}}
         for k, (key, label) in enumerate(names)

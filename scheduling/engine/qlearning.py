@@ -38,7 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scheduling.engine.instance import Instance
-from scheduling.engine.rules import MAKESPAN_RULES, chooser, dispatch
+from scheduling.engine.rules import MAKESPAN_RULES, dispatch
+from scheduling.engine.rules import chooser as rule_chooser
 from scheduling.engine.schedule import Schedule
 from scheduling.engine.simulator import NON_DELAY, Downtimes, Shop
 
@@ -111,7 +112,7 @@ class _Episode:
             scheme=scheme,
             downtimes=Downtimes(instance, downtimes_seed) if downtimes_seed is not None else None,
         )
-        self.pick = {name: chooser(name, self.shop) for name in ACTIONS}
+        self.pick = {name: rule_chooser(name, self.shop) for name in ACTIONS}
         self.scale = max(1.0, self.shop.total_work / max(1, instance.n_operations))
 
     def run(self, act: Callable[[tuple], int], learn: Callable[[tuple, int, float, tuple | None], None] | None):
@@ -257,6 +258,18 @@ def solve(
         "states": len(table),
     }
     return Result(schedule=best[1], policy=policy, info=info)
+
+
+def chooser(policy: Policy, shop: Shop) -> Callable[[list], object]:
+    """A pick function for `shop` that lets the learnt policy name the rule of each choice (unknown states: MWKR)."""
+    picks = [rule_chooser(name, shop) for name in ACTIONS]
+    fallback = ACTIONS.index("mwkr")
+
+    def pick(candidates: list):
+        row = policy.table.get(state_of(shop, candidates))
+        return picks[row.index(max(row)) if row else fallback](candidates)
+
+    return pick
 
 
 def apply(instance: Instance, policy: Policy, *, scheme: str = NON_DELAY, breakdowns_seed: int | None = None) -> Schedule:

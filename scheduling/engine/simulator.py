@@ -119,6 +119,12 @@ class Shop:
                     break
         return time
 
+    def on(self, job: int, machine: int) -> Candidate:
+        """The job's next operation as it would start on `machine` (one of its options) now."""
+        k = self.next[job]
+        duration = dict(self.options[job][k])[machine]
+        return Candidate(job, k, machine, self._down_until(machine, max(self.job_ready[job], self.machine_free[machine])), duration)
+
     def _next_of(self, job: int) -> Candidate:
         k = self.next[job]
         ready = self.job_ready[job]
@@ -162,6 +168,13 @@ class Shop:
         self.left -= 1
         return True
 
+    def load(self, other: Shop) -> None:
+        """Take `other`'s state (same instance): what it has placed and where its machines and jobs stand."""
+        self.next, self.job_ready = list(other.next), list(other.job_ready)
+        self.machine_free, self.machine_busy = list(other.machine_free), list(other.machine_busy)
+        self.placed, self.lost = list(other.placed), list(other.lost)
+        self.left, self.now = other.left, other.now
+
     def work_left(self, job: int) -> int:
         return self.work_from[job][self.next[job]]
 
@@ -175,6 +188,19 @@ class Shop:
             downtimes=_downtimes_until(self.downtimes, self.instance.n_machines, self.makespan),
             interrupted=list(self.lost),
         )
+
+
+class KnownDowntimes:
+    """The breakdowns of `downtimes` that have begun by `now`, and none after: what a planner knows then.
+
+    A repair under way is known until its end (the technician's estimate); failures to come are not.
+    """
+
+    def __init__(self, downtimes: Downtimes, now: int):
+        self.downtimes, self.now = downtimes, now
+
+    def upto(self, machine: int, time: int) -> list[tuple[int, int]]:
+        return [span for span in self.downtimes.upto(machine, self.now) if span[0] <= self.now]
 
 
 def _downtimes_until(downtimes: Downtimes | None, n_machines: int, end: int) -> list[Downtime]:

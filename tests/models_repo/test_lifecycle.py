@@ -337,8 +337,9 @@ def test_a_gate_that_needs_rescoring_runs_as_a_job_and_the_inbox_shows_it(
     assert services.training_execute(run.pk).status == "succeeded"
     page = login(member).post(f"/models/{trained.pk}/versions/3/promote/", {"reason": "new data"}, follow=True)
     assert "being scored against production" in page.content.decode()
-    request = PromotionRequest.objects.get(version__number=3)
     inbox = login(checker).get("/models/promotions/").content.decode()
+    # Read after the inbox: if the request is still checking now, it was checking when the inbox was drawn.
+    request = PromotionRequest.objects.get(version__number=3)
     assert request.gate["job"]  # the gate was queued, not run in the request
     if request.status == "checking":  # the worker may already have answered; while it has not, the inbox says so
         assert 'data-request-status="checking"' in inbox

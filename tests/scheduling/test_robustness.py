@@ -22,7 +22,7 @@ def test_each_reaction_is_measured_on_the_same_draws_and_repeats():
     policy = qlearning.solve(instance, time_limit=30, seed=1, episodes=50).policy
     first = evaluate(instance, plan, replications=12, seed=5, policy=policy)
     assert first == evaluate(instance, plan, replications=12, seed=5, policy=policy)
-    for key in ("right_shift", "redispatch_rule", "redispatch_policy"):
+    for key in ("right_shift", "redispatch_rule", "redispatch_policy", "replan"):
         values = first[key]["makespans"]
         assert len(values) == 12 and first[key]["p10"] <= first[key]["mean"] <= first[key]["p90"]
     assert min(first["right_shift"]["makespans"]) >= plan.makespan  # breakdowns only delay a fixed plan
@@ -50,6 +50,7 @@ def test_a_run_with_replications_stores_the_distributions_and_draws_them(client,
     run = services.run_execute(response.json()["id"])
     summary = run.info["robustness"]
     assert summary["replications"] == 10 and len(summary["redispatch_policy"]["makespans"]) == 10
+    assert len(summary["replan"]["makespans"]) == 10
     client.force_login(member)
     assert 'id="fig-robustness"' in client.get(f"/scheduling/runs/{run.pk}/").content.decode()
 
@@ -66,3 +67,32 @@ def test_replications_need_machines_that_break_and_a_sane_count(member, producti
         )
         assert response.status_code == 400 and "replications" in response.json()["fields"], response.json()
     assert not ScheduleRun.objects.exists()
+
+
+def test_re_planning_rebuilds_the_plan_without_breakdowns_and_never_loses_to_its_own_strategies():
+    from scheduling.engine.reactive import replan
+    from scheduling.engine.schedule import validate
+    from scheduling.engine.simulator import Downtimes, right_shift
+
+    instance = breaking_shop()
+    plain = generate(8, 5, seed=3)
+    plan = qlearning.solve(plain, time_limit=30, seed=1, episodes=30, improve_iterations=200).schedule
+    # No breakdown ever begins: following the plan rebuilds it.
+    class Never:
+        def upto(self, machine, time):
+            return []
+
+    calm, info = replan(plain, plan, Never())
+    assert validate(plain, calm).makespan == plan.makespan and info["replans"] == 0
+    hits = 0
+    for r in range(8):
+        schedule, info = replan(instance, plan, Downtimes(instance, 40 + r))
+        validate(instance, schedule)
+        assert schedule.interrupted or schedule.downtimes  # breakdowns did happen
+        hits += info["replans"] > 0
+        # Each re-plan picks the strategy its simulation says is best, so a seed's outcome repeats.
+        assert schedule.makespan == replan(instance, plan, Downtimes(instance, 40 + r))[0].makespan
+    assert hits == 8
+    shifted = sum(right_shift(instance, plan, Downtimes(instance, 40 + r)).makespan for r in range(8))
+    replanned = sum(replan(instance, plan, Downtimes(instance, 40 + r))[0].makespan for r in range(8))
+    assert replanned <= shifted  # on these draws re-planning recovers time that right shift loses

@@ -1,0 +1,112 @@
+"""Reactive rescheduling: re-plan at each breakdown by simulating what each way of going on would give.
+
+A plan made without breakdowns (Q-learning's, CP-SAT's, any) meets a shop where machines fail.
+Right shift keeps its order and loses time; a dispatching rule re-decides everything and loses
+the plan's quality. This scheduler keeps both within reach:
+
+- it starts by **following the plan**: every machine takes the plan's operations in the plan's
+  order, each as early as its job and its machine allow (without breakdowns: the plan itself;
+  with them and nothing else: right shift);
+- **whenever a breakdown begins**, it simulates the rest of the schedule from the shop's state
+  with each strategy — follow the plan; the plan's priorities with the freedom to let another
+  operation go first when the planned one is not ready (Giffler–Thompson's active scheme,
+  ordered by planned start); each dispatching rule; the learnt Q-learning policy when there is
+  one — knowing the repairs under way (their end) but not the failures to come, and goes on with
+  the strategy whose simulated makespan is shortest, until the next breakdown.
+
+This is rolling re-planning with a rollout per strategy, the classic reaction of a scheduling
+system to a disturbance. Its cost is (number of breakdowns) × (strategies) × (one simulation);
+`info` counts the re-plans, the switches and the strategy used at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scheduling.engine.instance import Instance
+from scheduling.engine.rules import MAKESPAN_RULES, chooser
+from scheduling.engine.schedule import Schedule
+from scheduling.engine.simulator import ACTIVE, NON_DELAY, Candidate, Downtimes, KnownDowntimes, Shop
+
+PLAN = "plan"
+PLAN_ORDER = "plan-order"
+POLICY = "policy"
+
+
+def _follow(shop: Shop, plan: Schedule) -> Callable[[], Candidate]:
+    """The next operation of the plan to place: on each machine the first unplaced one in the plan's
+    order, among those whose job is ready for them, the one that can start first."""
+    sequences: dict[int, list] = {}
+    for o in sorted(plan.operations, key=lambda o: (o.start, o.job)):
+        sequences.setdefault(o.machine, []).append(o)
+    position = dict.fromkeys(sequences, 0)
+
+    def step() -> Candidate:
+        best = None
+        for machine, ops in sequences.items():
+            k = position[machine]
+            while k < len(ops) and ops[k].op < shop.next[ops[k].job]:  # placed already (by any strategy)
+                k += 1
+            position[machine] = k
+            if k < len(ops) and ops[k].op == shop.next[ops[k].job]:
+                c = shop.on(ops[k].job, machine)
+                if best is None or (c.start, ops[k].start) < best[0]:
+                    best = ((c.start, ops[k].start), c)
+        shop.now = best[1].start
+        return best[1]
+
+    return step
+
+
+def _strategy(shop: Shop, name: str, plan: Schedule, planned: dict, policy) -> Callable[[], Candidate]:
+    """The strategy's next choice in `shop`: the plan, the plan's priorities, a rule, or the learnt policy."""
+    if name == PLAN:
+        return _follow(shop, plan)
+    if name == PLAN_ORDER:
+        scheme, pick = ACTIVE, lambda candidates: min(candidates, key=lambda c: (planned[(c.job, c.op)], c.job))
+    elif name == POLICY:
+        from scheduling.engine import qlearning
+
+        scheme, pick = NON_DELAY, qlearning.chooser(policy, shop)
+    else:
+        scheme, pick = NON_DELAY, chooser(name, shop)
+
+    def step() -> Candidate:
+        shop.scheme = scheme
+        return pick(shop.candidates())
+
+    return step
+
+
+def _finish(shop: Shop, name: str, plan: Schedule, planned: dict, policy) -> int:
+    step = _strategy(shop, name, plan, planned, policy)
+    while not shop.done:
+        shop.place(step())
+    return shop.makespan
+
+
+def replan(instance: Instance, plan: Schedule, downtimes: Downtimes, *, policy=None) -> tuple[Schedule, dict]:
+    """The schedule this reaction makes under `downtimes`, and what it did (re-plans, switches)."""
+    planned = {(o.job, o.op): o.start for o in plan.operations}
+    strategies = (PLAN, PLAN_ORDER, *MAKESPAN_RULES, *((POLICY,) if policy is not None else ()))
+    shop = Shop(instance, downtimes=downtimes)
+    what_if = Shop(instance)
+    current, begun, replans, switches = PLAN, 0, 0, 0
+    step = _strategy(shop, current, plan, planned, policy)
+    while not shop.done:
+        now = shop.now
+        known = sum(1 for m in range(instance.n_machines) for b, _e in downtimes.upto(m, now) if b <= now)
+        if known > begun:  # a breakdown has begun since the last decision: choose how to go on
+            begun, replans = known, replans + 1
+            best = None
+            for name in strategies:
+                what_if.load(shop)
+                what_if.downtimes = KnownDowntimes(downtimes, now)
+                span = _finish(what_if, name, plan, planned, policy)
+                if best is None or span < best[0]:
+                    best = (span, name)
+            if best[1] != current:
+                current, switches = best[1], switches + 1
+            step = _strategy(shop, current, plan, planned, policy)
+        shop.place(step())
+    return shop.schedule(), {"replans": replans, "switches": switches, "final_strategy": current}
