@@ -293,6 +293,9 @@ LEPTON_MAX_UPLOAD_BYTES = env_int("LEPTON_MAX_UPLOAD_BYTES", 5 * 1024**3)
 LEPTON_MAX_CHUNK_BYTES = env_int("LEPTON_MAX_CHUNK_BYTES", 64 * 1024**2)
 # Unfinished resumable uploads are forgotten after this many hours.
 LEPTON_UPLOAD_SESSION_HOURS = env_int("LEPTON_UPLOAD_SESSION_HOURS", 48)
+# Fields one form may send: the scheduling table editor sends one per cell (up to 1000 operations,
+# 200 jobs and 200 machines: about 5,400; scheduling.forms.EDITOR_MAX_ROWS). Django's default is 1000.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("LEPTON_MAX_FORM_FIELDS", 10_000)
 
 # The SQL console: each query runs in its own sandboxed process with these limits.
 LEPTON_SQL_TIMEOUT_SECONDS = env_float("LEPTON_SQL_TIMEOUT_SECONDS", 30.0)

@@ -3,6 +3,8 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from scheduling.engine.instance import MAX_DURATION
+from scheduling.engine.table import ROLES
 from scheduling.models import Method
 
 FORMATS = [("", _("Detect from the file")), ("orlib", "OR-Library"), ("taillard", "Taillard"), ("csv", "CSV")]
@@ -38,3 +40,140 @@ class RunForm(forms.Form):
     compare = forms.BooleanField(
         label=_("Also run every dispatching rule and CP-SAT for comparison"), required=False, initial=False
     )
+
+
+# --- a problem built from a dataset version ---------------------------------------------------------
+
+# The roles a dataset's columns are mapped to (scheduling.engine.table.ROLES), with the column names
+# guessed for each when a version is chosen (compared lower-case, spaces and hyphens as "_").
+MAPPING_GUESSES = {
+    "job": ("job", "job_id", "order", "order_id", "作业", "工单"),
+    "sequence": ("sequence", "seq", "op", "operation", "step", "工序"),
+    "machine": ("machine", "machine_id", "station", "resource", "机器", "设备"),
+    "duration": ("duration", "processing_time", "time", "minutes", "时长", "加工时间"),
+    "due": ("due", "due_date", "交期"),
+    "release": ("release", "release_time", "释放时间"),
+    "weight": ("weight", "priority", "权重"),
+}
+
+
+def _plain(column: str) -> str:
+    return column.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+class DatasetProblemForm(forms.Form):
+    """Step 1 chooses the version; step 2 (the version known) maps its columns to the roles."""
+
+    name = forms.CharField(label=_("Name"), max_length=200)
+    dataset_version = forms.ChoiceField(
+        label=_("Dataset version"),
+        help_text=_("One row per operation; a published version of your department's or shared with it."),
+    )
+    job = forms.ChoiceField(label=_("Job"), help_text=_("Its values name the jobs."))
+    sequence = forms.ChoiceField(label=_("Sequence"), required=False, help_text=_("Order within the job; else the row order."))
+    machine = forms.ChoiceField(label=_("Machine"), help_text=_("Names or numbers; they become the machines' names."))
+    duration = forms.ChoiceField(label=_("Duration"), help_text=_("Whole time units."))
+    due = forms.ChoiceField(label=_("Due date"), required=False, help_text=_("Per job; the same on each of its rows."))
+    release = forms.ChoiceField(label=_("Release time"), required=False, help_text=_("Per job."))
+    weight = forms.ChoiceField(label=_("Weight"), required=False, help_text=_("Per job; 1 when not given."))
+
+    ROLES = ROLES  # scheduling.engine.table's, each a field above
+
+    def __init__(self, *args, versions=(), **kwargs):
+        kwargs.setdefault("auto_id", "id_dataset_%s")  # it shares the scheduling page with the upload form
+        super().__init__(*args, **kwargs)
+        self.versions = {str(v.pk): v for v in versions}
+        self.fields["dataset_version"].choices = [("", "—")] + [
+            (pk, _("%(version)s · %(rows)s rows") % {"version": v, "rows": v.row_count}) for pk, v in self.versions.items()
+        ]
+        source = self.data if self.is_bound else self.initial
+        self.version = self.versions.get(str(source.get("dataset_version") or ""))
+        columns = [c["name"] for c in self.version.schema] if self.version else []
+        for role in self.ROLES:
+            field = self.fields[role]
+            field.choices = [("", "—")] + [(c, c) for c in columns]
+            if self.version is None:
+                field.required = False  # step 1: only the version is asked for
+            if not self.is_bound and self.initial.get(role) not in columns:  # a column of another version, or none
+                self.initial[role] = next((c for c in columns if _plain(c) in MAPPING_GUESSES[role]), "")
+
+    def role_fields(self):
+        return [self[role] for role in self.ROLES]
+
+    def mapping(self) -> dict[str, str]:
+        return {role: self.cleaned_data[role] for role in self.ROLES if self.cleaned_data.get(role)}
+
+    @staticmethod
+    def field_for(key: str) -> str:
+        """A service error's field (`mapping.duration`) as this form's (`duration`)."""
+        return key.removeprefix("mapping.")
+
+
+# --- the table editor ------------------------------------------------------------------------------
+
+# Rows the editor takes; larger problems are uploaded as files or sent through the API. With every
+# cell a form field, this bounds a request's fields well inside DATA_UPLOAD_MAX_NUMBER_FIELDS.
+EDITOR_MAX_ROWS = {"machines": 200, "jobs": 200, "operations": 1000}
+EDITOR_BLANK_ROWS = 3  # blank rows under the filled ones
+EDITOR_ADD_ROWS = 5  # rows one "Add rows" adds without JavaScript (static/js/scheduling-editor.js adds one)
+
+
+class ProblemEditForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class MachineRowForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    mtbf = forms.FloatField(label=_("MTBF"), required=False, min_value=0, help_text=_("Mean time between failures"))
+    mttr = forms.FloatField(label=_("MTTR"), required=False, min_value=0, help_text=_("Mean time to repair"))
+
+
+class JobRowForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    release = forms.IntegerField(label=_("Release"), required=False, min_value=0, initial=0)
+    due = forms.IntegerField(label=_("Due date"), required=False, min_value=0)
+    weight = forms.FloatField(label=_("Weight"), required=False, min_value=0, initial=1)
+
+
+class OperationRowForm(forms.Form):
+    job = forms.CharField(label=_("Job"), max_length=100, widget=forms.TextInput(attrs={"list": "editor-job-names"}))
+    sequence = forms.IntegerField(label=_("Sequence"), required=False)
+    machine = forms.CharField(label=_("Machine"), max_length=100, widget=forms.TextInput(attrs={"list": "editor-machine-names"}))
+    duration = forms.IntegerField(label=_("Duration"), min_value=0, max_value=MAX_DURATION)
+
+
+class RowFormSet(forms.BaseFormSet):
+    """The rows of one editor table: any row may be left blank (it is skipped) and rows keep their
+    numbers, so the engine's refusals (scheduling.engine.table) land on the row they name."""
+
+    def __init__(self, *args, blank: int = EDITOR_BLANK_ROWS, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.extra = len(self.initial or ()) + blank
+
+    def initial_form_count(self) -> int:
+        return 0  # every row is an "extra" one: blank rows are skipped, prefilled ones may be blanked out
+
+    def rows(self) -> list[dict | None]:
+        """Each row's cleaned cells, None for a blank one (call after is_valid)."""
+        return [form.cleaned_data if form.has_changed() else None for form in self.forms]
+
+    def raw_rows(self, without: int | None = None) -> list[dict]:
+        """The cells as typed, of the rows that are not blank (and not row `without`): to show them again."""
+        return [
+            {name: form[name].value() for name in form.fields}
+            for i, form in enumerate(self.forms)
+            if i != without and form.has_changed()
+        ]
+
+
+def _row_formset(form, table: str):
+    limit = EDITOR_MAX_ROWS[table]
+    return forms.formset_factory(form, formset=RowFormSet, extra=0, max_num=limit, absolute_max=limit, validate_max=True)
+
+
+EDITOR_TABLES = {
+    "machines": _row_formset(MachineRowForm, "machines"),
+    "jobs": _row_formset(JobRowForm, "jobs"),
+    "operations": _row_formset(OperationRowForm, "operations"),
+}

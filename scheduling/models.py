@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -45,6 +46,10 @@ class ShopProblem(models.Model):
     best_known = models.PositiveIntegerField(null=True, blank=True, help_text=_("A published optimum or bound."))
     source = models.CharField(max_length=20, choices=ProblemSource.choices, default=ProblemSource.FORM)
     source_format = models.CharField(max_length=20, blank=True)
+    # What it was made from, kept as labels so a purged dataset leaves a readable record:
+    # {"kind": "dataset", "dataset_version": id, "dataset": "dept.slug", "dataset_name", "version": n,
+    # "mapping": {role: column}} or {"kind": "copy", "problem": id, "name"} (scheduling.services).
+    origin = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -55,6 +60,9 @@ class ShopProblem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.department.slug}/{self.slug}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("scheduling:problem", args=[self.pk])  # the data lake's lineage links problems built from data
 
 
 class Method(models.TextChoices):

@@ -10,3 +10,17 @@ def problems_visible(user, action: str = "view"):
 
 def runs_visible(user, action: str = "view"):
     return policy.visible_to(user, ScheduleRun, action).select_related("department", "problem__department")
+
+
+def dataset_versions_readable(user, limit: int = 500):
+    """Published table versions of the datasets the user may read (their departments' and shared ones),
+    newest first per dataset: what a problem may be built from (scheduling.services.problem_from_dataset)."""
+    from datalake import selectors as datalake_selectors
+    from datalake.models import DatasetVersion, VersionStatus
+
+    return (
+        DatasetVersion.objects.filter(dataset__in=datalake_selectors.datasets_visible(user), status=VersionStatus.PUBLISHED)
+        .exclude(format="images")
+        .select_related("dataset__department")
+        .order_by("dataset__department__slug", "dataset__slug", "-number")[:limit]
+    )

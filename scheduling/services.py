@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
@@ -93,6 +94,14 @@ def instance_from_data(machines, jobs) -> Instance:
     return Instance(jobs=tuple(built_jobs), machines=tuple(built_machines)).check()
 
 
+def _may_add(actor, department) -> None:
+    """Members and above add problems to their department; others get 404 (not theirs) or 403 (their role)."""
+    if not policy.can(actor, "view", department):
+        raise NotFound()
+    if not policy.can(actor, "submit", department):
+        raise Forbidden(_("Your role in this department does not allow adding problems (members and above may)."))
+
+
 def _invalid(exc: InstanceError) -> Invalid:
     return Invalid(exc.message, fields={exc.field: [exc.message]}, code="invalid_problem")
 
@@ -107,12 +116,14 @@ def problem_create(
     source_format: str = "",
     description: str = "",
     slug: str = "",
+    origin: dict | None = None,
 ) -> ShopProblem:
-    """Store a checked shop problem in `department` (members and above)."""
-    if not policy.can(actor, "view", department):
-        raise NotFound()
-    if not policy.can(actor, "submit", department):
-        raise Forbidden(_("Your role in this department does not allow adding problems (members and above may)."))
+    """Store a checked shop problem in `department` (members and above).
+
+    `origin` records what it was made from (a dataset version and its column mapping, or the
+    problem it copies); it is shown on the problem's page and written to the audit event.
+    """
+    _may_add(actor, department)
     name = (name or "").strip()
     if not name:
         raise Invalid(_("A problem needs a name."), fields={"name": [_("A problem needs a name.")]})
@@ -140,13 +151,15 @@ def problem_create(
             best_known=instance.best_known,
             source=source,
             source_format=source_format,
+            origin=origin or {},
             created_by=actor,
         )
         audit.record(
             actor=actor,
             action="problem.create",
             obj=problem,
-            changes={"name": problem.name, "jobs": problem.n_jobs, "machines": problem.n_machines, "source": source},
+            changes={"name": problem.name, "jobs": problem.n_jobs, "machines": problem.n_machines, "source": source}
+            | ({"origin": origin} if origin else {}),
         )
     return problem
 
@@ -165,6 +178,186 @@ def problem_upload(*, actor, department, name: str, text: str, format: str | Non
     return problem_create(
         actor=actor, department=department, name=name, instance=instance, source=ProblemSource.UPLOAD,
         source_format=instance.meta.get("format", format or ""),
+    )  # fmt: skip
+
+
+# --- problems from tables: a dataset version's rows, the browser's editor ------------------------------
+
+# What each role of a dataset mapping accepts: kinds of Arrow types (see _arrow_kind), and how to say
+# so. The values themselves are checked row by row by engine.table.from_columns.
+NUMBERS = ("integer", "number")
+MAPPING_KINDS = {
+    "job": (("integer", "number", "string", "boolean", "datetime"), gettext_lazy("single values (not lists or records)")),
+    "sequence": (NUMBERS, gettext_lazy("whole numbers")),
+    "machine": (("integer", "number", "string"), gettext_lazy("names or numbers")),
+    "duration": (NUMBERS, gettext_lazy("whole numbers")),
+    "due": (NUMBERS, gettext_lazy("whole numbers")),
+    "release": (NUMBERS, gettext_lazy("whole numbers")),
+    "weight": (NUMBERS, gettext_lazy("numbers")),
+}
+KIND_NAMES = {
+    "integer": gettext_lazy("whole numbers"),
+    "number": gettext_lazy("numbers"),
+    "string": gettext_lazy("text"),
+    "boolean": gettext_lazy("yes/no values"),
+    "datetime": gettext_lazy("dates"),
+    "other": gettext_lazy("lists or records"),
+}
+
+
+def _arrow_kind(arrow_type) -> str:
+    """ "integer", "number", "string", "boolean", "datetime" or "other" for a Parquet column's Arrow type."""
+    import pyarrow as pa
+
+    checks = (
+        ("integer", pa.types.is_integer),
+        ("number", lambda t: pa.types.is_floating(t) or pa.types.is_decimal(t)),
+        ("string", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)),
+        ("boolean", pa.types.is_boolean),
+        ("datetime", pa.types.is_temporal),
+    )
+    return next((kind for kind, check in checks if check(arrow_type)), "other")
+
+
+def _table_instance(build, field_of) -> Instance:
+    """`build()` (an engine.table builder) checked as instance_from_data checks every problem; a refusal
+    becomes Invalid on the field `field_of(place, exc)` names, with its message: (field, message)."""
+    from scheduling.engine.table import TableError
+
+    built = None
+    try:
+        built = build()
+        return instance_from_data(built.machines, built.jobs)
+    except InstanceError as exc:
+        if isinstance(exc, TableError):
+            place = (exc.table, exc.row, exc.column)
+        else:
+            place = built.locate(exc.field) if built is not None else None
+        field, message = field_of(place, exc)
+        raise Invalid(message, fields={field: [message]}, code="invalid_problem") from None
+
+
+def _mapped_columns(version, mapping) -> dict[str, list]:
+    """{role: the values of its column} of a published version; Invalid naming `mapping.<role>` for a
+    role that is unknown, a column the version lacks, or a column whose type the role cannot take."""
+    import pyarrow.parquet as pq
+
+    from lepton.storage import get_storage
+    from scheduling.engine.table import REQUIRED_ROLES, ROLES
+
+    def refuse(role: str, message: str):
+        field = f"mapping.{role}" if role else "mapping"
+        return Invalid(message, fields={field: [message]}, code="invalid_mapping")
+
+    if not isinstance(mapping, dict):
+        raise refuse("", _("The mapping is an object: {role: column name}, with at least job, machine and duration."))
+    for role in mapping:
+        if role not in ROLES:
+            raise refuse(
+                role,
+                _("Unknown key '%(role)s' in the mapping; the keys are %(roles)s.") % {"role": role, "roles": ", ".join(ROLES)},
+            )
+    mapping = {role: column for role, column in mapping.items() if column not in (None, "")}
+    for role in REQUIRED_ROLES:
+        if role not in mapping:
+            raise refuse(role, _("Choose the column that gives the %(role)s.") % {"role": role})
+    names = {c["name"]: c.get("identifier", c["name"]) for c in version.schema}
+    for role, column in mapping.items():
+        if not isinstance(column, str) or column not in names:
+            message = _("The version has no column '%(column)s' (its columns: %(columns)s).") % {
+                "column": column, "columns": ", ".join(list(names)[:30]),
+            }  # fmt: skip
+            raise refuse(role, message)
+    path = get_storage().verified_local_path(version.parquet_sha256)
+    schema = pq.read_schema(path)
+    for role, column in mapping.items():
+        kind = _arrow_kind(schema.field(names[column]).type)
+        kinds, wanted = MAPPING_KINDS[role]
+        if kind not in kinds:
+            message = _("Column '%(column)s' holds %(kind)s; the %(role)s needs %(wanted)s.") % {
+                "column": column, "kind": KIND_NAMES[kind], "role": role, "wanted": wanted,
+            }  # fmt: skip
+            raise refuse(role, message)
+    table = pq.read_table(path, columns=sorted({names[column] for column in mapping.values()}))
+    return {role: table.column(names[column]).to_pylist() for role, column in mapping.items()}
+
+
+def problem_from_dataset(*, actor, department, name: str, dataset_version, mapping: dict, description: str = "") -> ShopProblem:
+    """A problem built from a dataset version the actor may read (own department's or shared), one row per
+    operation, its columns chosen by `mapping` ({role: column}; roles in engine.table.ROLES; job, machine
+    and duration required). Refusals name `dataset_version` or `mapping.<role>` (with the row); the problem
+    records the version and the mapping, and the lineage gets an edge from the version to it.
+    """
+    from datalake import selectors as datalake_selectors
+    from datalake.models import VersionStatus
+    from datalake.services import lineage_add
+    from scheduling.engine import table
+    from scheduling.engine.instance import MAX_OPERATIONS
+
+    _may_add(actor, department)
+    if dataset_version is None or not datalake_selectors.datasets_visible(actor).filter(pk=dataset_version.dataset_id).exists():
+        message = _("No dataset version you may read has this id.")
+        raise NotFound(message, fields={"dataset_version": [message]})
+    for refused, message in (
+        (dataset_version.status != VersionStatus.PUBLISHED, _("Only a published version can be read.")),
+        (not dataset_version.row_count, _("The dataset version has no rows: the problem would be empty.")),
+        (
+            (dataset_version.row_count or 0) > MAX_OPERATIONS,
+            _("The version has %(rows)s rows: above the limit of %(max)s operations (one row per operation).")
+            % {"rows": dataset_version.row_count, "max": MAX_OPERATIONS},
+        ),
+    ):
+        if refused:
+            raise Invalid(message, fields={"dataset_version": [message]}, code="invalid_dataset")
+    columns = _mapped_columns(dataset_version, mapping)
+
+    def field_of(place, exc):
+        if place is None:
+            return "dataset_version", exc.message
+        where, row, column = place
+        role = {"jobs": "job", "machines": "machine"}.get(where, column) if column == "name" else column
+        prefix = "" if isinstance(exc, table.TableError) else _("row %(row)s: ") % {"row": row + 1}
+        return f"mapping.{role}", prefix + exc.message
+
+    instance = _table_instance(lambda: table.from_columns(columns), field_of)
+    dataset = dataset_version.dataset
+    origin = {
+        "kind": "dataset",
+        "dataset_version": str(dataset_version.pk),
+        "dataset": f"{dataset.department.slug}.{dataset.slug}",
+        "dataset_name": dataset.name,
+        "version": dataset_version.number,
+        "mapping": {role: column for role, column in mapping.items() if column not in (None, "")},
+    }
+    with transaction.atomic():
+        problem = problem_create(
+            actor=actor, department=department, name=name, instance=instance, source=ProblemSource.DATASET,
+            source_format="dataset", description=description, origin=origin,
+        )  # fmt: skip
+        lineage_add(from_obj=dataset_version, to_obj=problem)
+    return problem
+
+
+def problem_from_tables(
+    *, actor, department, name: str, machines: list, jobs: list, operations: list, description: str = "", copy_of=None
+) -> ShopProblem:
+    """A problem entered in the browser's table editor (engine.table.from_tables: None rows are blank ones).
+
+    A refusal names `<table>.<row>.<column>` (rows numbered as given) so the editor shows it on that
+    row, or `problem` for the whole. `copy_of`: the problem this one was copied from and edited.
+    """
+    from scheduling.engine import table
+
+    _may_add(actor, department)
+
+    def field_of(place, exc):
+        return ("problem" if place is None else "{}.{}.{}".format(*place)), exc.message
+
+    instance = _table_instance(lambda: table.from_tables(machines, jobs, operations), field_of)
+    origin = {"kind": "copy", "problem": str(copy_of.pk), "name": copy_of.name} if copy_of is not None else None
+    return problem_create(
+        actor=actor, department=department, name=name, instance=instance, source=ProblemSource.FORM,
+        description=description, origin=origin,
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ class ShopProblemSerializer(serializers.ModelSerializer):
 
 class ShopProblemDetailSerializer(ShopProblemSerializer):
     class Meta(ShopProblemSerializer.Meta):
-        fields = [*ShopProblemSerializer.Meta.fields, "machines", "jobs"]
+        fields = [*ShopProblemSerializer.Meta.fields, "machines", "jobs", "origin"]
         read_only_fields = fields
 
 
@@ -45,6 +45,22 @@ class ProblemCreateSerializer(serializers.Serializer):
             missing = "jobs" if "machines" in attrs else "machines"
             raise serializers.ValidationError({missing: ["Give machines and jobs together."]})
         return attrs
+
+
+class ProblemFromDatasetSerializer(serializers.Serializer):
+    """A problem built from a dataset version, one row per operation (scheduling.services.problem_from_dataset)."""
+
+    department = serializers.SlugField(help_text="The department that will own the problem.")
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    dataset_version = serializers.UUIDField(help_text="A published version you may read: your department's, or shared with it.")
+    mapping = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, allow_null=True),
+        help_text=(
+            "The column that gives each role: job, machine and duration are required; sequence (else the row order), "
+            'due, release and weight (per job) are optional. {"job": "order", "machine": "station", "duration": "minutes"}'
+        ),
+    )
 
 
 class ScheduleRunSerializer(serializers.ModelSerializer):

@@ -7,6 +7,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from datalake.models import DatasetVersion
 from lepton import policy
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Invalid, NotFound
@@ -14,6 +15,7 @@ from lepton.models import Department
 from scheduling import selectors, services
 from scheduling.api.serializers import (
     ProblemCreateSerializer,
+    ProblemFromDatasetSerializer,
     RunStartSerializer,
     ScheduleRunDetailSerializer,
     ScheduleRunSerializer,
@@ -26,6 +28,14 @@ from scheduling.models import ProblemSource
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
 PROBLEM_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The problem's id.")
 RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run's id.")
+
+
+def _department(user, slug: str) -> Department:
+    """The department named in a request body, among those the user belongs to (404 otherwise)."""
+    department = policy.visible_to(user, Department).filter(slug=slug).first()
+    if department is None:
+        raise NotFound()
+    return department
 
 
 @extend_schema_view(
@@ -59,9 +69,7 @@ class ShopProblemViewSet(
         serializer = ProblemCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        department = policy.visible_to(request.user, Department).filter(slug=data["department"]).first()
-        if department is None:
-            raise NotFound()
+        department = _department(request.user, data["department"])
         if "text" in data:
             problem = services.problem_upload(
                 actor=request.user, department=department, name=data["name"], text=data["text"], format=data.get("format")
@@ -79,6 +87,24 @@ class ShopProblemViewSet(
 
     def perform_destroy(self, instance):
         services.problem_delete(actor=self.request.user, problem=instance)
+
+    @extend_schema(
+        summary="Add a problem built from a dataset version you may read, mapping its columns to job, machine, duration…",
+        request=ProblemFromDatasetSerializer,
+        responses={201: ShopProblemDetailSerializer, **ERRORS},
+    )
+    @action(detail=False, methods=["post"], url_path="from-dataset")
+    def from_dataset(self, request):
+        serializer = ProblemFromDatasetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        department = _department(request.user, data["department"])
+        version = DatasetVersion.objects.select_related("dataset__department").filter(pk=data["dataset_version"]).first()
+        problem = services.problem_from_dataset(
+            actor=request.user, department=department, name=data["name"], dataset_version=version,
+            mapping=data["mapping"], description=data["description"],
+        )  # fmt: skip
+        return Response(ShopProblemDetailSerializer(problem).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema_view(

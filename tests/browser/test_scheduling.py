@@ -68,3 +68,54 @@ def test_planner_uploads_a_taillard_file_and_compares_methods_on_a_gantt_chart(
     rules = ScheduleRun.objects.filter(problem=problem, method__in=["fifo", "spt", "lpt", "mwkr", "mor", "lor"])
     assert makespan <= min(r.makespan for r in rules)
     page.screenshot(path=str(SHOTS / "31-problem-comparison.png"), full_page=True)
+
+
+def test_planner_enters_a_problem_in_the_table_editor(live_server, browser_page, member, production):
+    """Two machines and two jobs typed into the editor's tables (a row added and one removed in the
+    page by static/js/scheduling-editor.js), saved, and shown on the problem's page."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_server.url}/accounts/login/?next=/scheduling/")
+    page.fill("input[name=username]", member.username)
+    page.fill("input[name=password]", "password")
+    page.click("button[type=submit]")
+    page.click("text=New problem (table editor)")
+    expect(page.locator("h1")).to_have_text("New problem")
+
+    page.fill("#id_name", "Cell 8")
+    page.fill("[name=machines-0-name]", "lathe")
+    page.fill("[name=machines-1-name]", "mill")
+    page.fill("[name=machines-1-mtbf]", "50")
+    page.fill("[name=machines-1-mttr]", "5")
+    page.fill("[name=jobs-0-name]", "A")
+    page.fill("[name=jobs-0-due]", "12")
+    page.fill("[name=jobs-1-name]", "B")
+    operations = page.locator("tbody[data-rows=operations] tr")
+    expect(operations).to_have_count(3)
+    page.click("button[name=add][value=operations]")
+    page.click("button[name=add][value=operations]")
+    expect(operations).to_have_count(5)
+    expect(page.locator("[name=operations-4-job]")).to_be_focused()
+    page.fill("[name=operations-4-job]", "B")
+    page.fill("[name=operations-4-machine]", "drill")
+    operations.nth(4).locator("button[name=remove]").click()  # taken out in the page, not sent
+    expect(operations).to_have_count(4)
+    routes = [("A", "lathe", "3"), ("A", "mill", "2"), ("B", "mill", "4"), ("B", "lathe", "1")]
+    for row, (job, machine, duration) in enumerate(routes):
+        page.fill(f"[name=operations-{row}-job]", job)
+        page.fill(f"[name=operations-{row}-machine]", machine)
+        page.fill(f"[name=operations-{row}-duration]", duration)
+    page.screenshot(path=str(SHOTS / "32-problem-editor.png"), full_page=True)
+    page.click("button[name=save]")
+
+    expect(page.locator("h1")).to_have_text("Cell 8")
+    expect(page.locator(".messages")).to_contain_text("saved")
+    expect(page.locator("p.mono").first).to_contain_text("2 jobs × 2 machines · 4 operations")
+    problem = ShopProblem.objects.get(name="Cell 8")
+    assert problem.source == "form" and problem.jobs[1]["operations"] == [[[1, 4]], [[0, 1]]]
+    assert problem.machines[1] == {"name": "mill", "mtbf": 50.0, "mttr": 5.0} and problem.jobs[0]["due"] == 12
+    expect(page.locator("text=Copy and edit")).to_be_visible()
+    assert errors == []

@@ -1,0 +1,293 @@
+"""Shop problems built from tables: a dataset's rows of operations, or the browser editor's three tables.
+
+Both builders return the shape ShopProblem stores (`machines`, `jobs`, as instance.to_dict writes
+them), which scheduling.services.instance_from_data then checks like any other problem, so the
+limits and messages are the same everywhere. `Built.locate` turns the field that check names
+("jobs.2.operations.1.duration") back into the table, row and column it came from, so a refusal
+is shown on the row the person typed or the dataset row it was read from.
+
+Tables and their columns, as both builders and `locate` name them:
+- `operations`: job, sequence, machine, duration (and, in a dataset, due, release, weight per row);
+- `jobs`: name, release, due, weight (the editor's jobs table; in a dataset, a job's first row);
+- `machines`: name, mtbf, mttr (the editor's machines table; in a dataset, a machine's first row).
+Rows are numbered from 0 as the caller gave them; messages about a dataset say "row N" from 1.
+
+From a dataset (`from_columns`), one row per operation:
+- job values of any type become job names; jobs are numbered in the order they first appear;
+- a job's operations follow `sequence` (whole numbers, distinct within the job) or the row order;
+- machine values become machine names: numbers in ascending order, text in order of appearance;
+- durations (and due, release) are whole numbers: 12.0 is 12, 12.5 is refused with its row;
+- due, release and weight belong to the job: rows that give one must agree (blank rows take it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from scheduling.engine.instance import MAX_JOBS, MAX_MACHINES, MAX_OPERATIONS, InstanceError
+
+ROLES = ("job", "sequence", "machine", "duration", "due", "release", "weight")
+REQUIRED_ROLES = ("job", "machine", "duration")
+JOB_ROLES = ("due", "release", "weight")  # per job: the same on every row that gives one
+
+
+class TableError(InstanceError):
+    """A refused cell or row: `table`, `row` (0-based; None for the whole column) and `column` name it."""
+
+    def __init__(self, message: str, *, table: str, row: int | None, column: str):
+        super().__init__(message, field=column if row is None else f"{table}.{row}.{column}")
+        self.table, self.row, self.column = table, row, column
+
+
+@dataclass(frozen=True)
+class Built:
+    """A problem in the stored shape, and where each machine, job and operation came from."""
+
+    machines: list[dict]
+    jobs: list[dict]
+    places: dict[str, tuple[str, int]]  # "machines.0", "jobs.1", "jobs.1.operations.2" -> (table, row)
+
+    def locate(self, field: str) -> tuple[str, int, str] | None:
+        """(table, row, column) of an engine field such as "jobs.1.operations.2.duration"; None for the whole problem."""
+        parts = field.split(".")
+        if len(parts) >= 2 and parts[0] == "machines":
+            place = self.places.get(".".join(parts[:2]))
+            column = parts[2] if len(parts) > 2 else "name"
+        elif len(parts) >= 4 and parts[0] == "jobs" and parts[2] == "operations":
+            place = self.places.get(".".join(parts[:4]))
+            column = parts[4] if len(parts) > 4 and parts[4] in ("machine", "duration") else "machine"
+        elif len(parts) >= 2 and parts[0] == "jobs":
+            place = self.places.get(".".join(parts[:2]))
+            column = parts[2] if len(parts) > 2 and parts[2] in ("release", "due", "weight") else "name"
+        else:
+            return None
+        return None if place is None else (place[0], place[1], column)
+
+
+def _route(job: int, steps: list[tuple[int, int | None, int, int]], table: str, where) -> tuple[list, dict]:
+    """A job's operations from its (row, sequence, machine, duration) steps, in sequence order (else row order).
+
+    Returns the stored operations and their places; TableError on a sequence given twice.
+    """
+    if any(sequence is not None for _row, sequence, _m, _d in steps):
+        seen: dict[int, int] = {}
+        for row, sequence, _m, _d in steps:
+            if sequence is None:
+                raise TableError(f"{where(row)}the other operations of this job give a sequence; give one here too.",
+                                 table=table, row=row, column="sequence")  # fmt: skip
+            if sequence in seen:
+                raise TableError(
+                    f"{where(row)}sequence {sequence} is given twice for this job (also on row {seen[sequence] + 1}).",
+                    table=table, row=row, column="sequence",
+                )  # fmt: skip
+            seen[sequence] = row
+        steps = sorted(steps, key=lambda step: step[1])
+    operations = [[[machine, duration]] for _row, _s, machine, duration in steps]
+    places = {f"jobs.{job}.operations.{k}": (table, row) for k, (row, _s, _m, _d) in enumerate(steps)}
+    return operations, places
+
+
+# --- from a dataset ---------------------------------------------------------------------------------
+
+
+def _dataset_row(row: int) -> str:
+    return f"row {row + 1}: "
+
+
+def _label(value) -> str:
+    """A cell as a name: whole floats without ".0", text stripped."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()[:100]
+
+
+def _whole(value, role: str, row: int) -> int | None:
+    """A whole number from a numeric cell (12.0 is 12); None for an empty cell; TableError otherwise."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise TableError(f"{_dataset_row(row)}{role} must be a whole number, not {value!r}.",
+                         table="operations", row=row, column=role)  # fmt: skip
+    if isinstance(value, int):
+        return value
+    if not math.isfinite(value) or value != int(value):
+        raise TableError(
+            f"{_dataset_row(row)}{role} {value} is not a whole number (durations and times are whole units).",
+            table="operations", row=row, column=role,
+        )  # fmt: skip
+    return int(value)
+
+
+def _number(value, role: str, row: int) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not math.isfinite(value):
+        raise TableError(f"{_dataset_row(row)}{role} must be a number, not {value!r}.",
+                         table="operations", row=row, column=role)  # fmt: skip
+    return float(value)
+
+
+def _required(value, role: str, row: int):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip()):
+        raise TableError(f"{_dataset_row(row)}the {role} is missing (a value is needed on every row).",
+                         table="operations", row=row, column=role)  # fmt: skip
+    return value
+
+
+def _distinct(values: list, role: str, limit: int) -> dict:
+    """{value: the row it first appears on}, in order of appearance; TableError at the first value above `limit`."""
+    first: dict = {}
+    for row, value in enumerate(values):
+        if value not in first:
+            if len(first) == limit:
+                raise TableError(
+                    f"{_dataset_row(row)}{role} {value!r} is one more than the limit of {limit} {role}s.",
+                    table="operations", row=row, column=role,
+                )  # fmt: skip
+            first[value] = row
+    return first
+
+
+def from_columns(columns: dict[str, list]) -> Built:
+    """A problem from a dataset's columns, one value per row, keyed by role (see ROLES and the module docstring).
+
+    `job`, `machine` and `duration` are required; every list has the same length. TableError
+    (table "operations", the role as column, the 0-based row) on the first cell refused.
+    """
+    for role in REQUIRED_ROLES:
+        if role not in columns:
+            raise TableError(f"Choose the column that gives the {role}.", table="operations", row=None, column=role)
+    n = len(columns["job"])
+    if n == 0:
+        raise TableError("The table has no rows: the problem is empty.", table="operations", row=None, column="job")
+    if n > MAX_OPERATIONS:
+        raise TableError(f"{n} rows (operations) are above the limit of {MAX_OPERATIONS}.",
+                         table="operations", row=None, column="job")  # fmt: skip
+    jobs = [_label(_required(value, "job", row)) for row, value in enumerate(columns["job"])]
+    job_first = _distinct(jobs, "job", MAX_JOBS)
+    job_index = {name: j for j, name in enumerate(job_first)}
+    cells = [_required(value, "machine", row) for row, value in enumerate(columns["machine"])]
+    if all(isinstance(m, int | float | Decimal) and not isinstance(m, bool) for m in cells):
+        numbers = [_whole(m, "machine", row) for row, m in enumerate(cells)]
+        machine_first = _distinct(numbers, "machine", MAX_MACHINES)
+        machine_first = {str(m): machine_first[m] for m in sorted(machine_first)}  # numbered in ascending order
+        machines = [str(m) for m in numbers]
+    else:
+        machines = [_label(m) for m in cells]
+        machine_first = _distinct(machines, "machine", MAX_MACHINES)
+    machine_index = {name: m for m, name in enumerate(machine_first)}
+    durations = [_required(_whole(value, "duration", row), "duration", row) for row, value in enumerate(columns["duration"])]
+    sequences = [_whole(value, "sequence", row) for row, value in enumerate(columns.get("sequence") or [None] * n)]
+
+    attributes: list[dict] = [{} for _ in job_index]  # per job: role -> (value, row)
+    for role in JOB_ROLES:
+        read = _number if role == "weight" else _whole
+        for row, cell in enumerate(columns.get(role) or []):
+            value = read(cell, role, row)
+            if value is None:
+                continue
+            earlier = attributes[job_index[jobs[row]]].get(role)
+            if earlier is not None and earlier[0] != value:
+                raise TableError(
+                    f"{_dataset_row(row)}job {jobs[row]!r} has {role} {value} here but {earlier[0]} on row {earlier[1] + 1}: "
+                    f"a job's {role} must be the same on each of its rows.",
+                    table="operations", row=row, column=role,
+                )  # fmt: skip
+            attributes[job_index[jobs[row]]].setdefault(role, (value, row))
+
+    steps: list[list] = [[] for _ in job_index]
+    for row in range(n):
+        steps[job_index[jobs[row]]].append((row, sequences[row], machine_index[machines[row]], durations[row]))
+    places: dict[str, tuple[str, int]] = {}
+    stored_jobs = []
+    for name, j in job_index.items():
+        operations, route_places = _route(j, steps[j], "operations", _dataset_row)
+        places.update(route_places)
+        places[f"jobs.{j}"] = ("operations", job_first[name])
+        given = {role: value for role, (value, _row) in attributes[j].items()}
+        stored_jobs.append({"name": name, "release": given.get("release", 0), "due": given.get("due"),
+                            "weight": given.get("weight", 1.0), "operations": operations})  # fmt: skip
+    places.update((f"machines.{m}", ("operations", machine_first[name])) for name, m in machine_index.items())
+    stored_machines = [{"name": name, "mtbf": None, "mttr": None} for name in machine_index]
+    return Built(machines=stored_machines, jobs=stored_jobs, places=places)
+
+
+# --- from the editor's tables -----------------------------------------------------------------------
+
+
+def _no_row(_row: int) -> str:
+    return ""  # the editor shows a message on its row: it needs no "row N: " before it
+
+
+def _names(rows: list[dict | None], table: str) -> dict[str, int]:
+    """{name: position among the kept rows} of a table's rows; TableError on a name given twice."""
+    index: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for row, cells in enumerate(rows):
+        if cells is None:
+            continue
+        name = str(cells.get("name") or "").strip()
+        if name in index:
+            raise TableError(f"“{name}” is already the name of row {first[name] + 1}; each needs its own.",
+                             table=table, row=row, column="name")  # fmt: skip
+        index[name], first[name] = len(index), row
+    return index
+
+
+def from_tables(machines: list[dict | None], jobs: list[dict | None], operations: list[dict | None]) -> Built:
+    """A problem from the editor's tables; None stands for a blank row (skipped, so rows keep their numbers).
+
+    machines: {"name", "mtbf", "mttr"}; jobs: {"name", "release", "due", "weight"}; operations:
+    {"job": a job's name, "sequence": whole number or None, "machine": a machine's name, "duration"}.
+    Cells are already typed (the form checked them). TableError names the table, row and column.
+    """
+    machine_index = _names(machines, "machines")
+    job_index = _names(jobs, "jobs")
+    steps: list[list] = [[] for _ in job_index]
+    for row, cells in enumerate(operations):
+        if cells is None:
+            continue
+        for column, index, table in (("job", job_index, "jobs"), ("machine", machine_index, "machines")):
+            if str(cells.get(column) or "").strip() not in index:
+                known = ", ".join(f"“{name}”" for name in list(index)[:8]) or "none yet"
+                raise TableError(f"No {column} is named “{cells.get(column)}” in the {table} table ({known}).",
+                                 table="operations", row=row, column=column)  # fmt: skip
+        steps[job_index[str(cells["job"]).strip()]].append(
+            (row, cells.get("sequence"), machine_index[str(cells["machine"]).strip()], cells["duration"])
+        )
+    places: dict[str, tuple[str, int]] = {}
+    kept_machines = [(row, cells) for row, cells in enumerate(machines) if cells is not None]
+    kept_jobs = [(row, cells) for row, cells in enumerate(jobs) if cells is not None]
+    stored_jobs = []
+    for j, (row, cells) in enumerate(kept_jobs):
+        operations_of_job, route_places = _route(j, steps[j], "operations", _no_row)
+        places.update(route_places)
+        places[f"jobs.{j}"] = ("jobs", row)
+        stored_jobs.append({
+            "name": str(cells["name"]).strip(), "release": cells.get("release") or 0, "due": cells.get("due"),
+            "weight": 1.0 if cells.get("weight") is None else cells["weight"], "operations": operations_of_job,
+        })  # fmt: skip
+    for m, (row, _cells) in enumerate(kept_machines):
+        places[f"machines.{m}"] = ("machines", row)
+    stored_machines = [
+        {"name": str(cells["name"]).strip(), "mtbf": cells.get("mtbf"), "mttr": cells.get("mttr")}
+        for _row, cells in kept_machines
+    ]
+    return Built(machines=stored_machines, jobs=stored_jobs, places=places)
+
+
+def to_tables(machines: list[dict], jobs: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The editor's three tables of a stored (single-machine-per-operation) problem: the inverse of from_tables."""
+    names = [m["name"] for m in machines]
+    machine_rows = [{"name": m["name"], "mtbf": m.get("mtbf"), "mttr": m.get("mttr")} for m in machines]
+    job_rows = [
+        {"name": j["name"], "release": j.get("release") or 0, "due": j.get("due"), "weight": j.get("weight", 1.0)} for j in jobs
+    ]
+    operation_rows = [
+        {"job": j["name"], "sequence": k + 1, "machine": names[options[0][0]], "duration": options[0][1]}
+        for j in jobs
+        for k, options in enumerate(j["operations"])
+    ]
+    return machine_rows, job_rows, operation_rows
