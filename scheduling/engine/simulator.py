@@ -190,19 +190,6 @@ class Shop:
         )
 
 
-class KnownDowntimes:
-    """The breakdowns of `downtimes` that have begun by `now`, and none after: what a planner knows then.
-
-    A repair under way is known until its end (the technician's estimate); failures to come are not.
-    """
-
-    def __init__(self, downtimes: Downtimes, now: int):
-        self.downtimes, self.now = downtimes, now
-
-    def upto(self, machine: int, time: int) -> list[tuple[int, int]]:
-        return [span for span in self.downtimes.upto(machine, self.now) if span[0] <= self.now]
-
-
 def _downtimes_until(downtimes: Downtimes | None, n_machines: int, end: int) -> list[Downtime]:
     if downtimes is None:
         return []
