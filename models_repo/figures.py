@@ -30,6 +30,16 @@ def run_figures(run) -> list[dict]:
         keys = [k for k in epochs[-1] if k != "epoch" and isinstance(epochs[-1][k], int | float)]
         data = [{"type": "scatter", "mode": "lines+markers", "name": k, "x": x, "y": [e.get(k) for e in epochs]} for k in keys]
         figures.append(_figure("fig-epochs", "Epochs", data, {"xaxis": {"title": {"text": "epoch"}}}))
+    episodes = curves.get("episodes") or []
+    if episodes:  # a scheduling policy (scheduling.policies): its gap on the training shops as it learnt
+        figures.append(
+            _figure(
+                "fig-episodes", "Mean gap to the best rule on the training shops",
+                [{"type": "scatter", "mode": "lines+markers", "name": "gap", "x": [e["episodes"] for e in episodes],
+                  "y": [e["training_gap"] for e in episodes], "line": {"color": BLUE}}],
+                {"xaxis": {"title": {"text": "episodes"}}, "yaxis": {"tickformat": ".1%"}},
+            )
+        )  # fmt: skip
     matrix = curves.get("confusion_matrix")
     if matrix and matrix.get("matrix"):
         labels = [str(label) for label in matrix.get("labels", [])]

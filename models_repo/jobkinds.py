@@ -25,27 +25,28 @@ def _stopper(ctx, stopped: list | None = None):
     return should_stop
 
 
-def _train(ctx, params) -> dict:
-    """Train one run (models_repo.services.training_execute) and report it.
+def training_job(ctx, params, execute) -> dict:
+    """Run one training run's `execute(run_id, progress=, should_stop=)` as this job, and report it.
 
     `should_stop` turns the job's cancel and time limit into the engine's cooperative stop: a
-    run that finished some candidates or epochs keeps the best of them; one that finished
-    nothing ends cancelled. A run that ends any other way is failed with the reason.
+    run that finished something keeps what it may (the best candidates or epochs); one that
+    kept nothing ends cancelled. A run that ends any other way is failed with the reason. The
+    tabular training below and other parts' trainings (models_repo.external: a scheduling
+    policy) share it.
     """
     from models_repo.models import RunStatus
-    from models_repo.services import training_execute
     from models_repo.services.training import training_abandon
 
     stopped: list[Exception] = []
     should_stop = _stopper(ctx, stopped)
     try:
-        run = training_execute(params["run"], progress=ctx.progress, should_stop=should_stop)
+        run = execute(params["run"], progress=ctx.progress, should_stop=should_stop)
     except Exception as exc:
         training_abandon(params["run"], f"The training failed ({type(exc).__name__}: {exc}).")
         raise
     if run.status == RunStatus.CANCELLED:
         if stopped and isinstance(stopped[0], JobTimedOut):
-            raise JobError(f"The training passed its time limit of {ctx.time_limit:.0f} s before any candidate finished.")
+            raise JobError(f"The training passed its time limit of {ctx.time_limit:.0f} s before it had anything to keep.")
         raise JobCancelled()
     if run.status == RunStatus.FAILED:
         raise JobError(run.error_message)
@@ -53,6 +54,13 @@ def _train(ctx, params) -> dict:
         ctx.log(f"{warning.get('code')}: {warning.get('message')}", level="warning")
     ctx.log(f"{run.algorithm}: {run.metrics}")
     return {"run": str(run.pk), "metrics": run.metrics, "result_ref": f"models_repo.trainingrun:{run.pk}"}
+
+
+def _train(ctx, params) -> dict:
+    """Train one tabular or Keras run (models_repo.services.training_execute)."""
+    from models_repo.services import training_execute
+
+    return training_job(ctx, params, training_execute)
 
 
 def _analyse(ctx, params) -> dict:

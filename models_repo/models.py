@@ -78,7 +78,7 @@ class TrainingRun(models.Model):
     # The follow-up job that adds the learning curve and permutation importance of a scikit-learn
     # run once its model is registered (the model is usable before that work ends).
     analysis_job = models.ForeignKey("lepton.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    flavor = models.CharField(max_length=20, blank=True)  # sklearn | keras
+    flavor = models.CharField(max_length=20, blank=True)  # sklearn | keras | qpolicy
     task = models.CharField(max_length=40, blank=True)
     algorithm = models.CharField(max_length=60, blank=True)
     params = models.JSONField(default=dict, blank=True)
@@ -141,7 +141,7 @@ class ModelVersion(models.Model):
     number = models.PositiveIntegerField()
     source = models.CharField(max_length=10, choices=VersionSource.choices, default=VersionSource.RUN)
     run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions")
-    flavor = models.CharField(max_length=20)  # sklearn | keras | onnx
+    flavor = models.CharField(max_length=20)  # sklearn | keras | onnx | qpolicy (a scheduling policy: models_repo.external)
     task = models.CharField(max_length=40, blank=True)
     artifact_sha256 = models.CharField(max_length=64)
     artifact_bytes = models.BigIntegerField(default=0)

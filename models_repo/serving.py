@@ -61,8 +61,25 @@ class VersionNotReady(ServiceError):
     code = "version_not_ready"
 
 
+class NotServed(ServiceError):
+    """A version of a kind another part applies (models_repo.external, a scheduling policy): no predictions (409)."""
+
+    status = 409
+    code = "not_served"
+
+
+def refuse_not_served(version) -> None:
+    """NotServed, with the owning part's reason, for a version of a kind this part does not serve."""
+    from models_repo.external import by_flavor
+
+    kind = by_flavor(version.flavor)
+    if kind is not None:
+        raise NotServed(str(kind.not_served))
+
+
 def load(version):
     """The loaded native model of a ModelVersion (from the per-process cache when it is there)."""
+    refuse_not_served(version)
     if version.status != "ready":  # models_repo.services.uploads: .keras uploads are validated in a worker first
         from models_repo.services.uploads import not_ready_reason
 
@@ -171,7 +188,8 @@ def predict_frame(version, inputs, variant: str = "") -> tuple[str, dict]:
 
     `inputs` is a DataFrame in the input schema's order for tabular versions, and what the
     Keras engine takes otherwise (windows, image bytes). The API, the try-it form, batch
-    prediction and the promotion gate all predict through here.
+    prediction and the promotion gate all predict through here. A version of a kind another
+    part applies (models_repo.external) is refused (NotServed, 409).
     """
     runtime, loaded = predictor(version, variant)
     if version.flavor == "keras":
@@ -194,12 +212,18 @@ def score_on_holdout(version, reference, metric: str):
     version predicts them through its own runtime (models_repo.engine.scoring), so any flavor —
     a forest, a Keras network, an uploaded file — is measured on the same rows. Tabular
     classification and regression only: windowed and image holdouts are not rows of a table.
+    Versions of a kind another part trains (models_repo.external) are measured by that part.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from models_repo.engine.errors import TrainingError
     from models_repo.engine.scoring import metric_from_predictions
+    from models_repo.external import by_flavor
+
+    kind = by_flavor(reference.flavor)
+    if kind is not None or by_flavor(version.flavor) is not None:  # its owning part measures it, on its own held-out set
+        return kind.score(version, reference, metric) if kind is not None and version.flavor == reference.flavor else None
     from models_repo.services.training import _named_parquet
 
     run, data, indices = reference.run, reference.dataset_version, reference.holdout.get("indices")

@@ -18,6 +18,7 @@ from lepton.errors import ServiceError, raise_for_access
 from lepton.forms import add_service_errors
 from lepton.jobs.models import FINISHED_STATUSES, JobStatus
 from models_repo import selectors, services
+from models_repo.external import by_task
 from models_repo.figures import run_figures
 from models_repo.forms import (
     BatchPredictForm,
@@ -84,7 +85,7 @@ def _trainable_versions(user):
 def train(request: HttpRequest) -> HttpResponse:
     """Start a training run from a form; errors come back on the form naming the field."""
     versions = _trainable_versions(request.user)
-    models = list(selectors.models_visible(request.user, "use"))
+    models = [m for m in selectors.models_visible(request.user, "use") if by_task(m.task) is None]
     initial = {"dataset_version": request.GET.get("version", ""), "registered_model": request.GET.get("model", "")}
     form = TrainForm(request.POST or None, versions=versions, models=models, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -181,6 +182,7 @@ def model(
 ) -> HttpResponse:
     model = get_object_or_404(selectors.models_visible(request.user), pk=pk)
     may_change = policy.can(request.user, "change", model)
+    external = by_task(model.task)  # a kind another part trains and applies: no upload, no try-it, its own page
     if may_change and settings_form is None:
         settings_form = ModelSettingsForm(model=model, datasets=_retrain_datasets(request.user))
     versions = list(model.versions.select_related("run").prefetch_related("aliases").order_by("-number")[:100])
@@ -199,7 +201,8 @@ def model(
         "requests": PromotionRequest.objects.filter(model=model).select_related("version", "requested_by", "decided_by")[:50],
         "may_change": may_change,
         "settings_form": settings_form if may_change else None,
-        "upload_form": (upload_form or VersionUploadForm()) if may_change else None,
+        "upload_form": (upload_form or VersionUploadForm()) if may_change and external is None else None,
+        "external": external,
         "may_use": policy.can(request.user, "use", model),
         "promotion_form": PromotionForm(),
         "decision_form": DecisionForm(),

@@ -27,3 +27,9 @@ class SchedulingConfig(AppConfig):
             ),
         )
         policy.register(ScheduleRun, policy.OwnedRule())
+        # Learnt policies are versions in the model repository, which knows the kind from here
+        # (models_repo.external: no predictions, trained and applied by scheduling.policies).
+        from models_repo import external
+        from scheduling.policies import KIND
+
+        external.register(KIND)

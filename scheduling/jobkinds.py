@@ -1,4 +1,5 @@
-"""Job kinds of production scheduling: `scheduling.solve` runs one method on one problem."""
+"""Job kinds of production scheduling: `scheduling.solve` runs one method on one problem;
+`scheduling.train_policy` trains a reusable policy over a generated family."""
 
 from rest_framework import serializers
 
@@ -39,3 +40,22 @@ def solve(ctx, params) -> dict:
         raise
     ctx.log(f"{run.method}: makespan {run.makespan}" + (f", lower bound {run.lower_bound}" if run.lower_bound else ""))
     return {"run": str(run.pk), "makespan": run.makespan, "result_ref": f"scheduling.schedulerun:{run.pk}"}
+
+
+class TrainingParams(serializers.Serializer):
+    run = serializers.UUIDField(help_text="The policy's training run (models_repo.TrainingRun).")
+
+
+# The budget (at most scheduling.engine.family.MAX_SECONDS) bounds the learning; the measure on the
+# held-out shops and the registration follow it, hence the margin.
+@job_kind("scheduling.train_policy", params=TrainingParams, time_limit=1200, max_attempts=1, label="Train a scheduling policy")
+def train_policy(ctx, params) -> dict:
+    """Train a policy over its family and register it (scheduling.policies.policy_train_execute).
+
+    A cancel (or the job's time limit) stops the learning; the run then ends cancelled, with no
+    version. A run that ends any other way is failed with the reason (models_repo.jobkinds.training_job).
+    """
+    from models_repo.jobkinds import training_job
+    from scheduling.policies import policy_train_execute
+
+    return training_job(ctx, params, policy_train_execute)

@@ -77,6 +77,7 @@ class Method(models.TextChoices):
     EDD = "edd", _("Earliest due date")
     CR = "cr", _("Critical ratio")
     RANDOM = "random", _("Random")
+    POLICY = "policy", _("Learnt policy (no retraining)")
 
 
 class ScheduleRun(models.Model):
@@ -90,6 +91,10 @@ class ScheduleRun(models.Model):
     seed = models.IntegerField(default=0)
     time_limit = models.FloatField(default=10.0)
     breakdowns_seed = models.IntegerField(null=True, blank=True, help_text=_("Simulate breakdowns drawn from this seed."))
+    # The learnt policy a `policy` run applies (a models_repo version of task scheduling_policy: scheduling.policies).
+    policy_version = models.ForeignKey(
+        "models_repo.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     job = models.ForeignKey("lepton.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     makespan = models.PositiveIntegerField(null=True, blank=True)

@@ -24,3 +24,18 @@ def dataset_versions_readable(user, limit: int = 500):
         .select_related("dataset__department")
         .order_by("dataset__department__slug", "dataset__slug", "-number")[:limit]
     )
+
+
+def policy_versions_usable(user):
+    """Ready, unarchived versions of the scheduling policies the user may apply (own department or a `use` share)."""
+    from models_repo.models import ModelVersion, VersionState
+    from models_repo.selectors import models_visible
+    from scheduling.policies import FLAVOR, TASK
+
+    models = models_visible(user, "use").filter(task=TASK, archived_at__isnull=True)
+    return (
+        ModelVersion.objects.filter(model__in=models, flavor=FLAVOR, status=VersionState.READY, archived_at__isnull=True)
+        .select_related("model__department")
+        .prefetch_related("aliases")
+        .order_by("model__department__slug", "model__slug", "-number")
+    )

@@ -384,11 +384,14 @@ def run_start(
     seed: int = 0,
     breakdowns_seed: int | None = None,
     replications: int = 0,
+    policy_version=None,
 ) -> ScheduleRun:
     """Queue `method` on `problem` (members and above, or a `use` share); the worker runs it.
 
     `replications` (up to 200) also measures how the schedule holds up under that many seeded
     draws of breakdowns (scheduling.engine.robustness), for problems whose machines break down.
+    The method `policy` applies `policy_version` (scheduling.policies.policy_find gives one the
+    actor may use); one that cannot schedule this problem is refused here, before anything is queued.
     """
     if not policy.can(actor, "view", problem):
         raise NotFound()
@@ -419,6 +422,7 @@ def run_start(
         if wanted and not any(m.get("mtbf") for m in problem.machines):
             message = _("No machine of this problem has an MTBF and MTTR: there is nothing to break down.")
             raise Invalid(message, fields={key: [message]})
+    _check_policy(actor, problem, method, policy_version, breakdowns_seed is not None)
     with transaction.atomic():
         run = ScheduleRun.objects.create(
             department=problem.department,
@@ -428,6 +432,7 @@ def run_start(
             time_limit=time_limit,
             breakdowns_seed=breakdowns_seed,
             params={"replications": replications} if replications else {},
+            policy_version=policy_version if method == Method.POLICY else None,
             created_by=actor,
         )
         run.job = job_submit(
@@ -438,9 +443,28 @@ def run_start(
             actor=actor,
             action="run.start",
             obj=run,
-            changes={"problem": str(problem), "method": method, "time_limit": time_limit, "seed": seed},
-        )
+            changes={
+                "problem": str(problem), "method": method, "time_limit": time_limit, "seed": seed,
+                **({"policy": str(policy_version)} if method == Method.POLICY else {}),
+            },
+        )  # fmt: skip
     return run
+
+
+def _check_policy(actor, problem: ShopProblem, method: str, version, breakdowns: bool) -> None:
+    """The method `policy` needs a policy version the actor may use that can schedule the problem; no other takes one."""
+    from scheduling import policies
+
+    if method != Method.POLICY:
+        if version is not None:
+            message = _("A policy is applied only by the method “%(method)s”.") % {"method": Method.POLICY.label}
+            raise Invalid(message, fields={"policy_version": [message]})
+        return
+    if version is None:
+        message = _("Choose the learnt policy to apply.")
+        raise Invalid(message, fields={"policy_version": [message]}, code="policy_required")
+    policy.require(actor, "use", version.model)
+    policies.policy_for_run(version, instance_of(problem), breakdowns=breakdowns)
 
 
 def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: False) -> ScheduleRun:
@@ -459,15 +483,21 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
     if claimed != 1:
         return run
     instance = instance_of(run.problem)
-    result = solve(
-        instance,
-        run.method,
-        time_limit=run.time_limit,
-        seed=run.seed,
-        breakdowns_seed=run.breakdowns_seed,
-        progress=lambda fraction, message: progress(100 * fraction, message),  # the engine counts 0–1, jobs 0–100
-        should_stop=should_stop,
-    )
+    learnt = None
+    if run.method == Method.POLICY:  # no learning: the version's policy builds the schedule
+        from scheduling.policies import policy_apply
+
+        result, learnt = policy_apply(run, instance)
+    else:
+        result = solve(
+            instance,
+            run.method,
+            time_limit=run.time_limit,
+            seed=run.seed,
+            breakdowns_seed=run.breakdowns_seed,
+            progress=lambda fraction, message: progress(100 * fraction, message),  # the engine counts 0–1, jobs 0–100
+            should_stop=should_stop,
+        )
     schedule = validate(instance, result.schedule)
     numbers = figures(instance, schedule)
     robustness = None
@@ -477,7 +507,7 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
 
         progress(99, f"robustness: {run.params['replications']} replications of breakdowns")
         policy = result.extra.get("policy")
-        learnt = qlearning.Policy.from_json(json.dumps(policy)) if policy else None
+        learnt = learnt or (qlearning.Policy.from_json(json.dumps(policy)) if policy else None)
         robustness = breakdowns.evaluate(
             instance, schedule, replications=run.params["replications"], seed=run.seed, policy=learnt
         )

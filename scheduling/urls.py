@@ -12,4 +12,5 @@ urlpatterns = [
     path("problems/<uuid:pk>/delete/", views.problem_delete, name="problem_delete"),
     path("runs/<uuid:pk>/", views.run, name="run"),
     path("runs/<uuid:pk>/cancel/", views.run_cancel, name="run_cancel"),
+    path("policies/", views.policies, name="policies"),
 ]

@@ -13,6 +13,7 @@ from lepton import policy
 from lepton.context_processors import current_department
 from lepton.errors import ServiceError, raise_for_access
 from lepton.forms import add_service_errors
+from models_repo.selectors import models_visible
 from scheduling import selectors, services
 from scheduling.engine.rules import MAKESPAN_RULES
 from scheduling.engine.table import to_tables
@@ -23,11 +24,13 @@ from scheduling.forms import (
     EDITOR_MAX_ROWS,
     EDITOR_TABLES,
     DatasetProblemForm,
+    PolicyTrainForm,
     ProblemEditForm,
     ProblemUploadForm,
     RunForm,
 )
 from scheduling.models import Method, RunStatus
+from scheduling.policies import TASK, policy_train_start
 
 
 @login_required
@@ -204,7 +207,7 @@ def _comparison(problem) -> list[dict]:
 @require_http_methods(["GET", "POST"])
 def problem(request: HttpRequest, pk) -> HttpResponse:
     problem = get_object_or_404(selectors.problems_visible(request.user), pk=pk)
-    form = RunForm(request.POST or None)
+    form = RunForm(request.POST or None, policies=selectors.policy_versions_usable(request.user)[:100])
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -222,6 +225,7 @@ def problem(request: HttpRequest, pk) -> HttpResponse:
                         seed=data["seed"],
                         breakdowns_seed=data["breakdowns_seed"],
                         replications=(data["replications"] or 0) if method == data["method"] else 0,
+                        policy_version=form.chosen_policy() if method == data["method"] else None,
                     )  # fmt: skip
                     for method in methods
                 ]
@@ -302,3 +306,45 @@ def run_cancel(request: HttpRequest, pk) -> HttpResponse:
     else:
         messages.success(request, _("Cancel asked for; a search that has started keeps its best schedule."))
     return redirect("scheduling:run", run.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def policies(request: HttpRequest) -> HttpResponse:
+    """The learnt policies the user may apply; members train a new one over a generated family here."""
+    department = current_department(request)
+    targets = (
+        models_visible(request.user, "use").filter(department=department, task=TASK, archived_at__isnull=True)
+        if department is not None
+        else []
+    )
+    may_register = department is not None and policy.can(request.user, "manage", department)
+    form = PolicyTrainForm(
+        request.POST or None, models=targets, may_register=may_register, initial={"model": request.GET.get("model", "")}
+    )
+    status = 200
+    if request.method == "POST":
+        if department is None:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                model, model_name = form.target()
+                run = policy_train_start(
+                    actor=request.user, department=department, spec=form.spec(), model=model, model_name=model_name
+                )
+            except ServiceError as exc:
+                raise_for_access(exc)
+                add_service_errors(form, exc, form.field_for)
+            else:
+                messages.success(request, _("The training is queued; this page follows it."))
+                return redirect("models_repo:run", run.pk)
+        status = 400
+    may_submit = department is not None and policy.can(request.user, "submit", department)
+    context = {
+        "department": department,
+        "versions": selectors.policy_versions_usable(request.user)[:100],
+        "form": form,
+        "may_submit": may_submit,
+        "may_train": may_submit and bool(form.fields["model"].choices),
+    }
+    return render(request, "scheduling/policies.html", context, status=status)

@@ -44,7 +44,7 @@ from models_repo.models import ModelAlias, ModelVersion, PredictionLog, Register
 
 logger = logging.getLogger("lepton.serving")
 SEQUENCE_TASKS = {"sequence_classification", "forecasting"}
-ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 429)}
+ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
 
 
 def _invalid(message: str, field: str) -> Invalid:
@@ -370,6 +370,7 @@ class PredictView(APIView):
     def post(self, request, department: str, model: str):
         started = time.perf_counter()
         registered, version, alias = _resolve(request.user, department, model, request.query_params)
+        serving.refuse_not_served(version)  # before reading the body: a scheduling policy takes no rows
         body = request.data if not request.FILES else {}
         task = version.task or version.output.get("task", "")
         ignored: list[str] = []

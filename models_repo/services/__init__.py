@@ -7,6 +7,13 @@ audit event in its transaction and queues work with `transaction.on_commit`.
 from .archive import model_archive, version_archive
 from .batch import BATCH_TASKS, batch_predict_execute, batch_predict_start
 from .continuous import continuous_set, promote_if_passing, retrain_on_publish
+from .external import (
+    external_artifact,
+    external_training_claim,
+    external_training_finish,
+    external_training_start,
+    external_training_stop,
+)
 from .registry import (
     GUARDED_ALIASES,
     PRODUCTION,
@@ -47,6 +54,11 @@ __all__ = [
     "TRAIN_KINDS",
     "alias_remove",
     "continuous_set",
+    "external_artifact",
+    "external_training_claim",
+    "external_training_finish",
+    "external_training_start",
+    "external_training_stop",
     "promote_if_passing",
     "retrain_on_publish",
     "alias_set",

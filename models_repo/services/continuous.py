@@ -31,6 +31,9 @@ def continuous_set(
     if dataset is None:
         values = {"retrain_dataset": None, "retrain_spec": {}, "retrain_by": None, "auto_promote": False}
     else:
+        from .training import _refuse_external
+
+        _refuse_external(model, "retrain_dataset")
         if not policy.can(actor, "use", dataset):
             raise Forbidden(_("Your role does not allow training on this dataset (members and above may)."))
         if not isinstance(spec, dict) or not spec:

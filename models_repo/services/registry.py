@@ -28,8 +28,9 @@ from models_repo.models import (
 PRODUCTION = "production"
 # Aliases that only a promotion request (gate + approval) may move.
 GUARDED_ALIASES = {PRODUCTION}
-# Metrics where lower is better; every other recorded metric is higher-is-better.
-LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss", "mse"}
+# Metrics where lower is better; every other recorded metric is higher-is-better. The gaps are a
+# scheduling policy's to the best fixed rule (scheduling.engine.family).
+LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss", "mse", "mean_gap", "mean_gap_untrained", "worst_gap"}
 EDITABLE_FIELDS = ["name", "description", "tags", "card", "gate_metric", "gate_threshold"]
 CARD_FIELDS = ["intended_use", "data", "metrics", "limitations", "owner"]
 

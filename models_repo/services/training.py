@@ -18,6 +18,7 @@ from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import job_cancel, job_submit
 from lepton.storage import get_storage
 from models_repo.engine.errors import TrainingError
+from models_repo.external import by_flavor, by_task
 from models_repo.models import RegisteredModel, RunStatus, TrainingRun
 
 # One handler, three kinds: where the run goes is the person's choice (docs: GPU nodes).
@@ -80,6 +81,7 @@ def training_start(
         if RegisteredModel.objects.filter(pk=registered_model.pk, archived_at__isnull=False).exists():
             message = _("%(model)s is archived; restore it before training new versions.") % {"model": registered_model}
             raise Invalid(message, fields={"registered_model": [message]}, code="archived")
+        _refuse_external(registered_model, "registered_model")
     department = registered_model.department if registered_model is not None else dataset.department
     if not isinstance(spec, dict):
         raise Invalid(_("The spec must be an object."), fields={"spec": [_("Give an object.")]})
@@ -119,19 +121,35 @@ def training_start(
     return run
 
 
+def _refuse_external(model: RegisteredModel, field: str) -> None:
+    """A model of a kind another part trains (models_repo.external) takes versions from that training only."""
+    if by_task(model.task) is not None:
+        message = _("%(model)s is a %(task)s: its versions come from its own training, not from a dataset or a file.") % {
+            "model": model, "task": model.task,
+        }  # fmt: skip
+        raise Invalid(message, fields={field: [message]}, code="wrong_task")
+
+
 def training_rerun(*, actor, run: TrainingRun) -> TrainingRun:
-    """The same spec on the same data version: reproducible from the record (seed included)."""
+    """The same spec on the same data version: reproducible from the record (seed included).
+
+    A run of a kind another part trains (models_repo.external) is re-run by that part, with the same spec.
+    """
     policy.require(actor, "view", run)
-    if run.dataset_version is None:
+    kind = by_flavor(run.flavor)
+    if kind is not None and run.dataset_version_id is None:
+        again = kind.rerun(actor=actor, run=run)
+    elif run.dataset_version is None:
         message = _("The dataset version this run learnt from was deleted; it cannot be re-run.")
         raise Conflict(message, code="data_gone")
-    again = training_start(
-        actor=actor,
-        dataset_version=run.dataset_version,
-        spec=run.spec,
-        registered_model=run.registered_model,
-        name=run.name,
-    )
+    else:
+        again = training_start(
+            actor=actor,
+            dataset_version=run.dataset_version,
+            spec=run.spec,
+            registered_model=run.registered_model,
+            name=run.name,
+        )
     TrainingRun.objects.filter(pk=again.pk).update(rerun_of=run)
     again.rerun_of = run
     return again
@@ -198,7 +216,8 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
             return _finish_failed(run, exc.code, exc.message, epochs=epochs)
         with open(result.artifact_path, "rb") as stream:
             blob = storage.put_stream(stream)
-        resources = _resources(cpu_started, result)
+        device = result.params.get("device_used", "cpu") if isinstance(result.params, dict) else "cpu"
+        resources = _resources(cpu_started, device)
         return _finish_succeeded(run, result, blob, epochs, resources)
 
 
@@ -235,7 +254,7 @@ def _finish_failed(run: TrainingRun, code: str, message: str, *, status=RunStatu
     return run
 
 
-def _resources(cpu_started: float, result) -> dict:
+def _resources(cpu_started: float, device: str = "cpu") -> dict:
     """CPU seconds of this process while it trained, its peak memory so far, the worker and device."""
     import resource
     import socket
@@ -247,7 +266,7 @@ def _resources(cpu_started: float, result) -> dict:
         "cpu_seconds": round(time.process_time() - cpu_started, 2),
         "peak_rss_mb": round(peak_mb, 1),
         "worker": socket.gethostname(),
-        "device": result.params.get("device_used", "cpu") if isinstance(result.params, dict) else "cpu",
+        "device": device,
     }
 
 

@@ -28,6 +28,8 @@ from models_repo.engine import uploaded
 from models_repo.engine.uploaded import UploadRefused
 from models_repo.models import ModelVersion, RegisteredModel, VersionSource, VersionState
 
+from .training import _refuse_external
+
 VALIDATE_KIND = "models_repo.validate_upload"
 FLAVORS = {uploaded.ONNX: "onnx", uploaded.SKOPS: "sklearn", uploaded.KERAS: "keras"}
 
@@ -72,6 +74,7 @@ def version_upload(
         raise Forbidden(_("Maintainers register versions of a model."))
     if model.archived_at is not None:
         raise Conflict(_("%(model)s is archived; restore it before adding versions.") % {"model": model.name}, code="archived")
+    _refuse_external(model, "file")
     try:
         schema = uploaded.clean_schema(input_schema)
         classes = uploaded.clean_classes(output)

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from scheduling.engine import family
 from scheduling.models import Method, ScheduleRun, ShopProblem
 
 
@@ -67,12 +68,13 @@ class ScheduleRunSerializer(serializers.ModelSerializer):
     department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     problem = serializers.PrimaryKeyRelatedField(read_only=True)
     job = serializers.PrimaryKeyRelatedField(read_only=True)
+    policy_version = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The learnt policy a `policy` run applied.")
     gap = serializers.SerializerMethodField(help_text="(makespan − lower bound) / makespan, where a bound is known.")
 
     class Meta:
         model = ScheduleRun
         fields = [
-            "id", "department", "problem", "method", "seed", "time_limit", "breakdowns_seed", "status", "job",
+            "id", "department", "problem", "method", "policy_version", "seed", "time_limit", "breakdowns_seed", "status", "job",
             "makespan", "total_tardiness", "weighted_tardiness", "utilisation", "lower_bound", "optimal", "gap",
             "error_message", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
@@ -107,3 +109,45 @@ class RunStartSerializer(serializers.Serializer):
     replications = serializers.IntegerField(
         default=0, help_text="Also measure the schedule under this many seeded draws of breakdowns (0 to 200)."
     )
+    policy_version = serializers.UUIDField(
+        required=False, allow_null=True, default=None, help_text="For the method policy: the id of the policy version to apply."
+    )
+    policy_model = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text='Instead of policy_version: "department/model"…'
+    )
+    policy_alias = serializers.SlugField(required=False, default="production", help_text="…and its alias (default production).")
+
+
+class SchedulePolicySerializer(serializers.Serializer):
+    """A learnt policy version you may apply (a model-repository version of task scheduling_policy)."""
+
+    id = serializers.UUIDField()
+    model = serializers.SerializerMethodField(help_text='"department/model"')
+    name = serializers.CharField(source="model.name")
+    number = serializers.IntegerField()
+    aliases = serializers.SerializerMethodField()
+    metrics = serializers.JSONField(help_text="mean_gap, mean_gap_untrained, wins, worst_gap on the held-out shops.")
+    trained_on = serializers.JSONField(source="output.trained_on", help_text="The family it learnt on.")
+    created_at = serializers.DateTimeField()
+
+    def get_model(self, version) -> str:
+        return f"{version.model.department.slug}/{version.model.slug}"
+
+    def get_aliases(self, version) -> list[str]:
+        return sorted(a.name for a in version.aliases.all())
+
+
+class PolicyTrainSerializer(serializers.Serializer):
+    """A family of generated shops to learn on, and the model the version goes to (an existing one or a new name)."""
+
+    department = serializers.SlugField(required=False, help_text="Where a new model is registered.")
+    model = serializers.UUIDField(required=False, allow_null=True, default=None, help_text="An existing policy model.")
+    model_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    jobs = serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2, default=[5, 10])
+    machines = serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2, default=[3, 5])
+    instances = serializers.IntegerField(default=8, help_text="Training shops.")
+    held_out = serializers.IntegerField(default=10, help_text="Shops it is measured on, never trained on.")
+    breakdowns = serializers.BooleanField(default=False)
+    seconds = serializers.FloatField(default=60.0, help_text=f"The time budget, at most {family.MAX_SECONDS:g} s.")
+    episodes = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Stop after this many.")
+    seed = serializers.IntegerField(default=0)

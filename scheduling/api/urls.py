@@ -7,5 +7,6 @@ from scheduling.api import views
 router = SimpleRouter()
 router.register("shop-problems", views.ShopProblemViewSet, basename="shop-problem")
 router.register("schedule-runs", views.ScheduleRunViewSet, basename="schedule-run")
+router.register("schedule-policies", views.SchedulePolicyViewSet, basename="schedule-policy")
 
 urlpatterns = router.urls

@@ -12,11 +12,15 @@ from lepton import policy
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Invalid, NotFound
 from lepton.models import Department
+from models_repo.api.serializers import TrainingRunSerializer
+from models_repo.selectors import models_visible
 from scheduling import selectors, services
 from scheduling.api.serializers import (
+    PolicyTrainSerializer,
     ProblemCreateSerializer,
     ProblemFromDatasetSerializer,
     RunStartSerializer,
+    SchedulePolicySerializer,
     ScheduleRunDetailSerializer,
     ScheduleRunSerializer,
     ShopProblemDetailSerializer,
@@ -24,6 +28,7 @@ from scheduling.api.serializers import (
 )
 from scheduling.engine.instance import InstanceError
 from scheduling.models import ProblemSource
+from scheduling.policies import policy_find, policy_train_start
 
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 409, 429)}
 PROBLEM_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The problem's id.")
@@ -140,9 +145,16 @@ class ScheduleRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         problem = selectors.problems_visible(request.user).filter(pk=data["problem"]).first()
         if problem is None:
             raise NotFound()
+        version = None
+        if data["policy_version"] or data["policy_model"]:
+            version = policy_find(
+                request.user, version=data["policy_version"], model=data["policy_model"], alias=data["policy_alias"],
+                field="policy_version" if data["policy_version"] else "policy_model",
+            )  # fmt: skip
         run = services.run_start(
             actor=request.user, problem=problem, method=data["method"], time_limit=data["time_limit"],
             seed=data["seed"], breakdowns_seed=data.get("breakdowns_seed"), replications=data["replications"],
+            policy_version=version,
         )  # fmt: skip
         return Response(ScheduleRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -175,3 +187,40 @@ class ScheduleRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
             response = HttpResponse("\n".join(lines) + "\n", content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{run.problem.slug}-{run.method}.{kind}"'
         return response
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Learnt scheduling policies you may apply (newest version first per model)",
+        responses={200: SchedulePolicySerializer(many=True), **ERRORS},
+    ),
+    create=extend_schema(
+        summary="Train a policy over a family of generated shops (a job on the cpu queue); follow it at /api/v1/runs/<id>/",
+        request=PolicyTrainSerializer,
+        responses={202: TrainingRunSerializer, **ERRORS},
+    ),
+)
+class SchedulePolicyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = SchedulePolicySerializer
+
+    def get_queryset(self):
+        return selectors.policy_versions_usable(self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        serializer = PolicyTrainSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        department = model = None
+        if data.get("department"):
+            department = policy.visible_to(request.user, Department).filter(slug=data["department"]).first()
+            if department is None:
+                raise NotFound()
+        if data["model"]:
+            model = models_visible(request.user).filter(pk=data["model"]).first()
+            if model is None:
+                raise NotFound()
+        run = policy_train_start(
+            actor=request.user, department=department, model=model, model_name=data["model_name"],
+            spec={k: data[k] for k in ("jobs", "machines", "instances", "held_out", "breakdowns", "seconds", "episodes", "seed")},
+        )  # fmt: skip
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

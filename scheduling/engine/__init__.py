@@ -8,6 +8,7 @@
 - `formats`: OR-Library, Taillard and CSV files in (errors with line and column), OR-Library out.
 - `solve`: one entry point for every method by name (the CLI, the services and bench/ use it).
 - `qlearning`: the Q-learning scheduler (which rule decides each choice), its reusable policy.
+- `family`: one policy trained over a family of generated shops, measured on unseen ones, checked before use.
 - `improve`: the improvement phase (tabu search on the critical path, moves chosen by Q-learning).
 - `robustness`: a plan under seeded breakdowns: right shift against re-dispatch (rule or policy).
 - `cpsat` (in its own process: `cpsat_process`), `generate` (Taillard-style shops).

@@ -59,11 +59,16 @@ class Params:
 
 @dataclass
 class Policy:
-    """A learnt Q-table, reusable on other problems (states are size-independent)."""
+    """A learnt Q-table, reusable on other problems (states are size-independent).
+
+    `trained_on` says what a reusable policy learnt on (scheduling.engine.family fills it: the
+    family's sizes, breakdowns, episodes); it stays empty for a policy learnt on one problem.
+    """
 
     table: dict[tuple, list[float]] = field(default_factory=dict)
     features: str = FEATURES
     actions: tuple[str, ...] = ACTIONS
+    trained_on: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -71,6 +76,7 @@ class Policy:
                 "features": self.features,
                 "actions": list(self.actions),
                 "table": [[list(state), values] for state, values in sorted(self.table.items())],
+                **({"trained_on": self.trained_on} if self.trained_on else {}),
             }
         )
 
@@ -82,7 +88,7 @@ class Policy:
                 f"This policy was learnt on other state features or actions ({data.get('features')}; "
                 f"{', '.join(data.get('actions', []))}); this scheduler uses {FEATURES}; {', '.join(ACTIONS)}."
             )
-        return cls(table={tuple(state): list(values) for state, values in data["table"]})
+        return cls(table={tuple(state): list(values) for state, values in data["table"]}, trained_on=data.get("trained_on") or {})
 
 
 def _bucket(value: float, edges: tuple[float, ...]) -> int:
