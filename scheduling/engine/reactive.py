@@ -58,13 +58,27 @@ class _Future:
         return known + [span for span in self.draw.upto(machine, max(time, after)) if span[0] >= after]
 
 
+GAP_LOOKAHEAD = 8  # later operations of a machine's plan looked at to fill a gap
+
+
 def _follow(shop: Shop, plan: Schedule) -> Callable[[], Candidate]:
     """The next operation of the plan to place: on each machine the first unplaced one in the plan's
-    order, among those whose job is ready for them, the one that can start first."""
+    order (when its job is ready for it), or a later one of that machine's plan that fits, whole, in
+    the gap before the first can start at the earliest (so the plan's next is never delayed by it);
+    of all these, the one that can start first.
+
+    Without breakdowns a plan has no such gap to fill (its operations start as early as its orders
+    allow), and this rebuilds it. With breakdowns it is right shift that fills the gaps they open."""
     sequences: dict[int, list] = {}
     for o in sorted(plan.operations, key=lambda o: (o.start, o.job)):
         sequences.setdefault(o.machine, []).append(o)
     position = dict.fromkeys(sequences, 0)
+
+    def earliest(o) -> int:
+        """A lower bound of when `o` can start on its machine: its job's earlier operations still to run."""
+        job, done = o.job, shop.next[o.job]
+        ahead = shop.work_from[job][done] - shop.work_from[job][o.op]
+        return max(shop.machine_free[o.machine], shop.job_ready[job] + ahead)
 
     def step() -> Candidate:
         best = None
@@ -73,10 +87,22 @@ def _follow(shop: Shop, plan: Schedule) -> Callable[[], Candidate]:
             while k < len(ops) and ops[k].op < shop.next[ops[k].job]:  # placed already (by any strategy)
                 k += 1
             position[machine] = k
-            if k < len(ops) and ops[k].op == shop.next[ops[k].job]:
-                c = shop.on(ops[k].job, machine)
-                if best is None or (c.start, ops[k].start) < best[0]:
-                    best = ((c.start, ops[k].start), c)
+            if k == len(ops):
+                continue
+            first = ops[k]
+            if first.op == shop.next[first.job]:
+                c = shop.on(first.job, machine)
+                if best is None or (c.start, first.start) < best[0]:
+                    best = ((c.start, first.start), c)
+                limit = c.start
+            else:
+                limit = earliest(first)
+            for later in ops[k + 1 : k + 1 + GAP_LOOKAHEAD]:
+                if later.op != shop.next[later.job]:
+                    continue
+                c = shop.on(later.job, machine)
+                if c.start + c.duration <= limit and (best is None or (c.start, later.start) < best[0]):
+                    best = ((c.start, later.start), c)
         shop.now = best[1].start
         return best[1]
 
