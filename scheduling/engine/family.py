@@ -4,11 +4,17 @@
   machines are drawn from two ranges, optionally with breakdowns. With breakdowns, each machine's
   MTBF and MTTR come from its load (`with_breakdowns`): about FAILURES failures over the time its
   operations take, each repaired in about one of its mean operations.
-- **Training** (`train`): the training shops are visited in turn, CHUNK episodes at a time, by
-  qlearning.solve(policy=…), which continues the same Q-table. ε falls linearly from
-  Params.epsilon_start to epsilon_end over the first 80 % of the whole training (episodes or
-  seconds), not per shop, and is constant within a visit. Deterministic for a seed and a number of
-  episodes; under a time budget alone the number of episodes depends on the machine.
+- **Training** (`train`): Monte-Carlo control with exploring starts over the shops, one shop per
+  episode in turn (qlearning.compare: the policy's schedule of the shop, and one more per other
+  action taken in one state it met — an episode here builds len(ACTIONS) schedules). The state
+  layout is qlearning.FAMILY_FEATURES (coarse: progress, bottleneck, lengths). After each pass
+  over the shops the greedy policy is measured on them (the learning curve), and the policy
+  kept is the one of the best point, the untrained policy (MWKR everywhere) included: the
+  updates change the policy other states are measured against, so the last table is not always
+  the best one. Deterministic for a seed and a number of episodes; under a time budget alone the
+  number of episodes depends on the machine. What it gives on held-out shops, and what the
+  earlier ε-greedy Q-learning over the same shops gave (worse than MWKR): docs/benchmarks.md,
+  bench/policy.py.
 - **Held-out measure** (`evaluate`): the policy builds schedules, without learning, on other
   generated shops of the same family (odd generation seeds; training shops have even ones), and
   each is compared with the best fixed rule *on that shop* (the best of the six makespan rules,
@@ -45,7 +51,7 @@ MAX_JOBS = 100
 MAX_MACHINES = 20
 MAX_INSTANCES = 200
 MAX_HELD_OUT = 50
-CHUNK = 20  # episodes per visit of a training shop: the visit's fixed costs (each rule once, a greedy pass) stay small
+ALPHA_FLOOR = 0.02  # the step size of qlearning.compare once a state has had 50 updates (1/n before)
 FAILURES = 1.0  # with breakdowns: expected failures of a machine over its load…
 MAX_DOWN = 0.1  # …but down no more than this share of the time (small shops have short loads)
 KIND = "generated job shops"
@@ -221,7 +227,9 @@ def train(
     """One policy learnt on the family's training shops within `seconds` (or `episodes`, whichever ends first).
 
     The learning curve holds the mean gap of the greedy policy on the training shops, before any
-    episode and after each pass over them. A stop (`should_stop`) ends it early with the policy as learnt.
+    episode and after each pass over them; the policy kept is that of the lowest point (the first
+    one on a tie). A stop (`should_stop`) ends it early with the policy kept so far. Of `params`,
+    only the scheme is used.
     """
     family.check()
     check_budget(seconds, episodes)
@@ -229,44 +237,45 @@ def train(
     shops = training_shops(family, seed)
     started = time.monotonic()
     deadline = started + seconds
-    policy = qlearning.Policy()
+    policy = qlearning.Policy(features=qlearning.FAMILY_FEATURES)
     refs = references(shops, scheme=params.scheme, draw_seed=seed)
+    rng = random.Random(seed)
+    counts: dict[tuple, int] = {}
 
-    def training_gap() -> float:
-        return _mean([row["gap"] for row in gaps(policy, shops, refs, draw_seed=seed, scheme=params.scheme)])
+    def measure() -> None:
+        nonlocal kept
+        curve.append([done, _mean([row["gap"] for row in gaps(policy, shops, refs, draw_seed=seed, scheme=params.scheme)])])
+        if curve[-1][1] < kept[1]:
+            kept = (done, curve[-1][1], {state: list(values) for state, values in policy.table.items()})
 
-    curve = [[0, training_gap()]]
-    done = visits = 0
+    curve: list[list] = []
+    done = 0
+    kept: tuple[int, float, dict] = (0, float("inf"), {})
+    measure()
     stopped = "time"
     while True:
         if episodes is not None and done >= episodes:
             stopped = "episodes"
             break
-        left = deadline - time.monotonic()
-        if left <= 0:
+        if time.monotonic() >= deadline:
             break
         if should_stop and should_stop():
             stopped = "cancel"
             break
-        fraction = done / episodes if episodes is not None else (time.monotonic() - started) / seconds
-        epsilon = params.epsilon_start + (params.epsilon_end - params.epsilon_start) * min(1.0, fraction / 0.8)
-        visit_seed = seed * 1_000_003 + visits
-        result = qlearning.solve(
-            shops[visits % len(shops)], time_limit=left, seed=visit_seed,
-            episodes=CHUNK if episodes is None else min(CHUNK, episodes - done), improve_share=0.0, policy=policy,
-            params=replace(params, epsilon_start=epsilon, epsilon_end=epsilon),
-            breakdowns_seed=visit_seed * CHUNK if family.breakdowns else None, should_stop=should_stop,
+        breakdowns_seed = seed * 1_000_003 + done if family.breakdowns else None
+        qlearning.compare(
+            shops[done % len(shops)], policy, counts, rng, alpha_floor=ALPHA_FLOOR, scheme=params.scheme,
+            breakdowns_seed=breakdowns_seed,
         )  # fmt: skip
-        policy = result.policy
-        done += result.info["episodes"]
-        visits += 1
-        if visits % len(shops) == 0:
-            curve.append([done, training_gap()])
+        done += 1
+        if done % len(shops) == 0:
+            measure()
         if progress:
             share = done / episodes if episodes is not None else (time.monotonic() - started) / seconds
-            progress(min(0.95, share), f"{done} episodes on {len(shops)} shops, ε {epsilon:.2f}")
+            progress(min(0.95, share), f"{done} episodes on {len(shops)} shops, best training gap {kept[1]:.1%}")
     if curve[-1][0] != done:
-        curve.append([done, training_gap()])
+        measure()
+    policy.table = kept[2]
     policy.trained_on = {
         "kind": KIND, "flexible": False, "breakdowns": family.breakdowns, "jobs": list(family.jobs),
         "machines": list(family.machines), "instances": family.instances, "episodes": done, "seed": seed,
@@ -274,7 +283,7 @@ def train(
     }  # fmt: skip
     info = {
         "episodes": done, "seconds": round(time.monotonic() - started, 3), "stopped": stopped, "curve": curve,
-        "states": len(policy.table), "training_gap": curve[-1][1],
+        "states": len(policy.table), "training_gap": kept[1], "kept_at": kept[0],
     }  # fmt: skip
     return Training(policy=policy, info=info)
 
@@ -318,14 +327,14 @@ def read(text: str | bytes) -> qlearning.Policy:
 
 
 def _check_layout(policy: qlearning.Policy) -> None:
-    if policy.features != qlearning.FEATURES or tuple(policy.actions) != qlearning.ACTIONS:
+    if policy.features != qlearning.FAMILY_FEATURES or tuple(policy.actions) != qlearning.ACTIONS:
         raise ValueError(
             f"The policy reads the shop through other state features or chooses among other actions "
             f"({policy.features}; {', '.join(policy.actions)}) than this scheduler "
-            f"({qlearning.FEATURES}; {', '.join(qlearning.ACTIONS)}): its Q-values would be read as other "
+            f"({qlearning.FAMILY_FEATURES}; {', '.join(qlearning.ACTIONS)}): its Q-values would be read as other "
             "situations and other rules. Train a new policy."
         )
-    width = len(qlearning.FEATURES.split(","))
+    width = len(qlearning.FAMILY_FEATURES.split(","))
     for state, values in policy.table.items():
         if len(state) != width or len(values) != len(qlearning.ACTIONS):
             raise ValueError(
@@ -344,7 +353,7 @@ def check(policy: qlearning.Policy, instance: Instance, *, breakdowns: bool = Fa
       it): each row of the table would be read as another situation, each column as another rule;
     - a table whose rows do not fit its own layout, or an unknown dispatching scheme (a damaged or
       hand-made file).
-    What is not: the state (progress, competitors, utilisation, spread of work left) is
+    What is not: the state (progress, bottleneck, spread of the candidates' lengths) is
     size-independent and defined on any checked problem — classic or flexible, with or without due
     dates or breakdowns — and the actions are rules that every shop can apply; unknown states fall
     back on MWKR. So a problem outside the training family is scheduled, and each difference is a

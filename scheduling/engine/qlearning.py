@@ -20,6 +20,12 @@ As the founding documents put it, Q(s, a) ← Q(s, a) + α [r + γ max_a' Q(s', 
   never loses to the best fixed rule, and `info` says honestly which phase gave the
   schedule kept.
 
+A policy trained over a family of shops (scheduling.engine.family) reads the shop through another,
+coarser layout (FAMILY_FEATURES, `family_state_of`) and learns by paired Monte-Carlo comparisons
+(`compare`), not by the ε-greedy episodes above: over a family, ε-greedy returns were too noisy
+and the learnt table, played greedily, was worse than MWKR on unseen shops (docs/benchmarks.md).
+A policy records its layout; `apply` and `chooser` read the shop through it.
+
 The improvement phase (scheduling.engine.improve) then takes the best schedule found for most
 of the time left: a tabu search on the critical path whose moves Q-learning chooses. `info`
 keeps the makespan after construction and after improvement, so each phase's part is plain.
@@ -45,6 +51,9 @@ from scheduling.engine.simulator import NON_DELAY, Downtimes, Shop
 
 ACTIONS = ("spt", "lpt", "mwkr", "mor", "lor", "fifo")
 FEATURES = "progress5,competitors4,utilisation4,spread3"  # the state's layout: a policy records it
+# The layout of policies trained over a family (scheduling.engine.family): fewer, coarser states,
+# chosen by measurement on held-out shops (docs/benchmarks.md); solve() keeps FEATURES.
+FAMILY_FEATURES = "progress3,bottleneck2,lengths2"
 UTILISATION_WEIGHT = 1.0
 
 
@@ -83,12 +92,16 @@ class Policy:
     @classmethod
     def from_json(cls, text: str) -> Policy:
         data = json.loads(text)
-        if data.get("features") != FEATURES or tuple(data.get("actions", ())) != ACTIONS:
+        if data.get("features") not in STATES or tuple(data.get("actions", ())) != ACTIONS:
             raise ValueError(
                 f"This policy was learnt on other state features or actions ({data.get('features')}; "
-                f"{', '.join(data.get('actions', []))}); this scheduler uses {FEATURES}; {', '.join(ACTIONS)}."
+                f"{', '.join(data.get('actions', []))}); this scheduler uses {' or '.join(STATES)}; {', '.join(ACTIONS)}."
             )
-        return cls(table={tuple(state): list(values) for state, values in data["table"]}, trained_on=data.get("trained_on") or {})
+        return cls(
+            table={tuple(state): list(values) for state, values in data["table"]},
+            features=data["features"],
+            trained_on=data.get("trained_on") or {},
+        )
 
 
 def _bucket(value: float, edges: tuple[float, ...]) -> int:
@@ -109,10 +122,26 @@ def state_of(shop: Shop, candidates: list) -> tuple[int, int, int, int]:
     return progress, competitors, utilisation, spread
 
 
+def family_state_of(shop: Shop, candidates: list) -> tuple[int, int, int]:
+    """FAMILY_FEATURES: progress (thirds); whether a candidate's machine has (nearly) the most work left, the
+    bottleneck; whether the candidates' lengths differ by half a mean operation or more (SPT and LPT differ)."""
+    progress = _bucket(1 - shop.left / shop.instance.n_operations, (1 / 3, 2 / 3))
+    left = shop.machine_left
+    bottleneck = int(max(left[c.machine] for c in candidates) >= 0.9 * max(left))
+    durations = [c.duration for c in candidates]
+    lengths = int(max(durations) - min(durations) >= 0.5 * shop.total_work / shop.instance.n_operations)
+    return progress, bottleneck, lengths
+
+
+StateOf = Callable[[Shop, list], tuple]
+STATES: dict[str, StateOf] = {FEATURES: state_of, FAMILY_FEATURES: family_state_of}
+
+
 class _Episode:
     """One pass through the shop, each decision taken by the rule the agent picks."""
 
-    def __init__(self, instance: Instance, scheme: str, downtimes_seed: int | None):
+    def __init__(self, instance: Instance, scheme: str, downtimes_seed: int | None, state: StateOf = state_of):
+        self.state = state
         self.shop = Shop(
             instance,
             scheme=scheme,
@@ -126,7 +155,7 @@ class _Episode:
         shop.reset()
         length = 0
         candidates = shop.candidates()
-        state = state_of(shop, candidates)
+        state = self.state(shop, candidates)
         while True:
             action = act(state)
             shop.place(self.pick[ACTIONS[action]](candidates))
@@ -139,7 +168,7 @@ class _Episode:
                     learn(state, action, reward + UTILISATION_WEIGHT * utilisation, None)
                 return shop.schedule()
             candidates = shop.candidates()
-            following = state_of(shop, candidates)
+            following = self.state(shop, candidates)
             if learn:
                 learn(state, action, reward, following)
             state = following
@@ -185,7 +214,8 @@ def solve(
     )
     deadline = started + time_limit * (1 - improve_share if improving and episodes is None else 1)
     rng = random.Random(seed)
-    policy = Policy(table={k: list(v) for k, v in (policy.table if policy else {}).items()})
+    features = policy.features if policy else FEATURES
+    policy = Policy(table={k: list(v) for k, v in (policy.table if policy else {}).items()}, features=features)
     table = policy.table
 
     def values(state: tuple) -> list[float]:
@@ -201,7 +231,7 @@ def solve(
         rules[rule] = schedule.makespan
         if best is None or schedule.makespan < best[0]:
             best = (schedule.makespan, schedule, f"rule {rule}")
-    episode_runner = _Episode(instance, params.scheme, None)
+    episode_runner = _Episode(instance, params.scheme, None, STATES[features])
     epsilon = params.epsilon_start
 
     def act(state: tuple) -> int:
@@ -227,7 +257,7 @@ def solve(
         fraction = n / planned if planned else (time.monotonic() - started) / time_limit
         epsilon = params.epsilon_start + (params.epsilon_end - params.epsilon_start) * min(1.0, fraction / 0.8)
         if breakdowns_seed is not None:
-            episode_runner = _Episode(instance, params.scheme, breakdowns_seed + n)
+            episode_runner = _Episode(instance, params.scheme, breakdowns_seed + n, STATES[features])
         schedule = episode_runner.run(act, learn)
         n += 1
         if breakdowns_seed is None and schedule.makespan < best[0]:
@@ -237,7 +267,7 @@ def solve(
             if progress:
                 progress(min(0.99, fraction), f"episode {n}, makespan {schedule.makespan}, best {best[0]}")
     epsilon = 0.0
-    greedy = _Episode(instance, params.scheme, None).run(act, None)  # the policy as learnt, no exploration
+    greedy = _Episode(instance, params.scheme, None, STATES[features]).run(act, None)  # the policy as learnt, no exploration
     if greedy.makespan < best[0]:
         best = (greedy.makespan, greedy, "the learnt policy (greedy)")
     constructed = best[0]
@@ -266,24 +296,74 @@ def solve(
     return Result(schedule=best[1], policy=policy, info=info)
 
 
+FALLBACK = ACTIONS.index("mwkr")  # the rule of a state a policy never learnt
+TIE = 1e-9  # compare(): MWKR's edge on equal returns
+
+
+def _greedy(policy: Policy) -> Callable[[tuple], int]:
+    def act(state: tuple) -> int:
+        row = policy.table.get(state)
+        return row.index(max(row)) if row else FALLBACK
+
+    return act
+
+
 def chooser(policy: Policy, shop: Shop) -> Callable[[list], object]:
     """A pick function for `shop` that lets the learnt policy name the rule of each choice (unknown states: MWKR)."""
     picks = [rule_chooser(name, shop) for name in ACTIONS]
-    fallback = ACTIONS.index("mwkr")
+    state, act = STATES[policy.features], _greedy(policy)
 
     def pick(candidates: list):
-        row = policy.table.get(state_of(shop, candidates))
-        return picks[row.index(max(row)) if row else fallback](candidates)
+        return picks[act(state(shop, candidates))](candidates)
 
     return pick
 
 
 def apply(instance: Instance, policy: Policy, *, scheme: str = NON_DELAY, breakdowns_seed: int | None = None) -> Schedule:
     """The schedule a learnt policy builds on a problem, without learning (unknown states: MWKR)."""
-    fallback = ACTIONS.index("mwkr")
+    return _Episode(instance, scheme, breakdowns_seed, STATES[policy.features]).run(_greedy(policy), None)
 
-    def act(state: tuple) -> int:
-        row = policy.table.get(state)
-        return row.index(max(row)) if row else fallback
 
-    return _Episode(instance, scheme, breakdowns_seed).run(act, None)
+def compare(
+    instance: Instance,
+    policy: Policy,
+    counts: dict[tuple, int],
+    rng: random.Random,
+    *,
+    alpha_floor: float,
+    scheme: str = NON_DELAY,
+    breakdowns_seed: int | None = None,
+) -> None:
+    """One Monte-Carlo update of `policy` (in place) on `instance`, with exploring starts: how a family learns.
+
+    The greedy policy schedules the shop; one of the states it met is drawn (as often as it met it);
+    then, for every other action a, the shop is scheduled again with a taken in that state and the
+    policy followed elsewhere, under the same breakdowns. Each action's return is the makespan it
+    saves against the policy's own, relative to it: G_a = (makespan − makespan_a) / makespan (0 for
+    the policy's action). Then Q(s, a) += α (G_a − Q(s, a)) for every a, with α = max(1 / n,
+    alpha_floor) at the state's n-th update. The comparison is paired — same shop, same breakdowns,
+    same policy elsewhere — so a return does not carry the noise of other decisions, as one
+    ε-greedy episode's makespan does; the state's action is taken for the whole episode, so the
+    return is that of the policy it would become. `counts` holds each state's updates (training only).
+    MWKR's return has TIE more, so that where the returns are equal the policy is the fallback's.
+    """
+    runner = _Episode(instance, scheme, breakdowns_seed, STATES[policy.features])
+    act = _greedy(policy)
+    met: dict[tuple, int] = {}
+
+    def record(state: tuple, _action: int, _reward: float, _following: tuple | None) -> None:
+        met[state] = met.get(state, 0) + 1
+
+    reference = runner.run(act, record).makespan
+    states = list(met)
+    chosen = rng.choices(states, weights=[met[s] for s in states])[0]
+    usual = act(chosen)
+    returns = []
+    for a in range(len(ACTIONS)):
+        made = reference if a == usual else runner.run(lambda s, a=a: a if s == chosen else act(s), None).makespan
+        returns.append((reference - made) / max(1, reference) + (TIE if a == FALLBACK else 0.0))
+    row = policy.table.setdefault(chosen, [0.0] * len(ACTIONS))
+    n = counts[chosen] = counts.get(chosen, 0) + 1
+    alpha = max(1 / n, alpha_floor)
+    for a, value in enumerate(returns):
+        row[a] += alpha * (value - row[a])

@@ -86,6 +86,11 @@ class Shop:
             durations = [min(d for _m, d in op.options) for op in job.operations]
             self.work_from.append([sum(durations[k:]) for k in range(len(durations) + 1)])
         self.total_work = sum(w[0] for w in self.work_from)
+        # Each machine's work (first option of each operation), for the bottleneck of qlearning.family_state_of.
+        self.machine_work = [0] * instance.n_machines
+        for job in instance.jobs:
+            for op in job.operations:
+                self.machine_work[op.options[0][0]] += op.options[0][1]
         self.reset()
 
     def reset(self) -> None:
@@ -93,6 +98,7 @@ class Shop:
         self.job_ready = [job.release for job in self.instance.jobs]
         self.machine_free = [0] * self.instance.n_machines
         self.machine_busy = [0] * self.instance.n_machines
+        self.machine_left = list(self.machine_work)  # work not yet placed, counted on the first option
         self.placed: list[ScheduledOp] = []
         self.lost: list[ScheduledOp] = []  # runs a breakdown cut short (work lost)
         self.left = sum(self.n_ops)
@@ -164,6 +170,8 @@ class Shop:
         self.machine_free[c.machine] = end
         self.machine_busy[c.machine] += c.duration
         self.job_ready[c.job] = end
+        first, length = self.options[c.job][c.op][0]
+        self.machine_left[first] -= length
         self.next[c.job] += 1
         self.left -= 1
         return True
@@ -172,6 +180,7 @@ class Shop:
         """Take `other`'s state (same instance): what it has placed and where its machines and jobs stand."""
         self.next, self.job_ready = list(other.next), list(other.job_ready)
         self.machine_free, self.machine_busy = list(other.machine_free), list(other.machine_busy)
+        self.machine_left = list(other.machine_left)
         self.placed, self.lost = list(other.placed), list(other.lost)
         self.left, self.now = other.left, other.now
 

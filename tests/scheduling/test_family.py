@@ -1,6 +1,7 @@
 """A policy trained over a family of generated shops: repeatable, measured honestly on unseen shops, checked before use."""
 
 import json
+import random
 import statistics
 
 import pytest
@@ -21,13 +22,14 @@ def test_the_same_seed_and_episodes_give_the_same_policy_and_another_seed_anothe
     assert {k: v for k, v in first.info.items() if k != "seconds"} == {k: v for k, v in again.info.items() if k != "seconds"}
     assert first.policy.table != other.policy.table
     assert first.info["episodes"] == 120 and first.info["stopped"] == "episodes" and first.info["states"] > 0
+    assert first.policy.features == qlearning.FAMILY_FEATURES
 
 
 def test_the_policy_records_what_it_was_trained_on_and_keeps_it_through_json():
     trained = family.train(SMALL, seconds=60, episodes=40, seed=1).policy
     assert trained.trained_on == {
         "kind": "generated job shops", "flexible": False, "breakdowns": False, "jobs": [4, 6], "machines": [3, 4],
-        "instances": 3, "episodes": 40, "seed": 1, "scheme": "non_delay", "features": qlearning.FEATURES,
+        "instances": 3, "episodes": 40, "seed": 1, "scheme": "non_delay", "features": qlearning.FAMILY_FEATURES,
         "actions": list(qlearning.ACTIONS),
     }  # fmt: skip
     assert family.read(trained.to_json()).trained_on == trained.trained_on
@@ -64,8 +66,8 @@ def test_the_held_out_gaps_are_the_policys_against_the_best_rule_of_each_shop():
     assert measured["keys"] == family.held_out_keys(SMALL)
 
 
-def test_the_learning_curve_starts_from_the_untrained_policy_on_the_training_shops():
-    training = family.train(SMALL, seconds=60, episodes=3 * family.CHUNK * 2, seed=4)
+def test_the_learning_curve_starts_from_the_untrained_policy_and_the_policy_kept_is_its_lowest_point():
+    training = family.train(SMALL, seconds=60, episodes=3 * 4, seed=4)
     curve = training.info["curve"]
     shops = family.training_shops(SMALL, seed=4)
     untrained = []
@@ -73,9 +75,44 @@ def test_the_learning_curve_starts_from_the_untrained_policy_on_the_training_sho
         best = min(dispatch(shop, rule).makespan for rule in MAKESPAN_RULES)
         untrained.append((dispatch(shop, "mwkr").makespan - best) / best)
     assert curve[0] == [0, pytest.approx(statistics.fmean(untrained), abs=1e-6)]
-    # one point per pass over the three shops (CHUNK episodes each), the last one the policy kept
-    assert [point[0] for point in curve] == [0, 3 * family.CHUNK, 6 * family.CHUNK]
-    assert training.info["training_gap"] == curve[-1][1]
+    assert [point[0] for point in curve] == [0, 3, 6, 9, 12]  # one point per pass over the three shops
+    lowest = min(curve, key=lambda point: point[1])
+    assert training.info["training_gap"] == lowest[1] and training.info["kept_at"] == lowest[0]
+    refs = family.references(shops)
+    kept = statistics.fmean(row["gap"] for row in family.gaps(training.policy, shops, refs))
+    assert kept == pytest.approx(lowest[1], abs=1e-6)  # the policy returned is the one of that point
+
+
+def test_learning_lowers_the_gap_on_the_training_shops_for_every_seed():
+    # The last point of the curve is the table as learnt (not the one kept), so keeping the best
+    # point cannot hide a broken learning. Over seeds 0–11 it fell by 0.9 to 5.7 points here; on
+    # held-out shops the gain needs more shops and episodes, and is measured by bench/policy.py
+    # (docs/benchmarks.md), not asserted.
+    shops = family.Family(jobs=(5, 10), machines=(3, 5), instances=16, held_out=1)
+    for seed in (0, 1, 2):
+        curve = family.train(shops, seconds=60, episodes=160, seed=seed).info["curve"]
+        assert curve[-1][1] < curve[0][1] - 0.005, (seed, curve)
+
+
+def test_an_episode_compares_every_action_in_one_state_against_the_policy_and_mwkr_keeps_ties():
+    shop = family.training_shops(family.Family(jobs=(5, 10), machines=(3, 5), instances=1), seed=0)[0]
+    policy = qlearning.Policy(features=qlearning.FAMILY_FEATURES)
+    counts = {}
+    qlearning.compare(shop, policy, counts, random.Random(5), alpha_floor=0.02)  # draws a state where SPT saves time
+    ((state, row),) = policy.table.items()
+    assert counts == {state: 1}
+    mwkr = dispatch(shop, "mwkr").makespan  # the untrained policy: MWKR everywhere
+    made = {}
+    for a, name in enumerate(qlearning.ACTIONS):
+        only_here = qlearning.Policy(features=qlearning.FAMILY_FEATURES, table={state: [float(b == a) for b in range(6)]})
+        made[name] = qlearning.apply(shop, only_here).makespan  # action a in that state, MWKR elsewhere
+        assert row[a] == pytest.approx((mwkr - made[name]) / mwkr + (qlearning.TIE if name == "mwkr" else 0), abs=1e-12)
+    assert min(made.values()) < mwkr  # a case with something to learn: the policy now takes it
+    assert qlearning.apply(shop, policy).makespan == min(made.values())
+    tied = qlearning.Policy(features=qlearning.FAMILY_FEATURES)
+    qlearning.compare(shop, tied, {}, random.Random(0), alpha_floor=0.02)  # a state where every action is as good
+    ((_state, values),) = tied.table.items()
+    assert max(values) == values[qlearning.FALLBACK] == qlearning.TIE and sorted(values)[-2] == 0
 
 
 def test_with_breakdowns_machines_get_an_mtbf_and_mttr_from_their_load():
@@ -133,18 +170,20 @@ def test_a_policy_of_another_state_layout_or_action_set_is_refused_with_the_reas
     text = family.train(SMALL, seconds=60, episodes=20, seed=0).policy.to_json()
     shop = family.held_out_shops(SMALL)[0]
     with pytest.raises(ValueError, match="other state features"):
-        family.read(text.replace(qlearning.FEATURES, "progress5,competitors4"))
+        family.read(text.replace(qlearning.FAMILY_FEATURES, "progress5,competitors4"))
+    with pytest.raises(ValueError, match="other state features"):  # a policy of the earlier family training
+        family.read(text.replace(qlearning.FAMILY_FEATURES, qlearning.FEATURES))
     other_actions = qlearning.Policy(actions=("spt", "edd"))
     with pytest.raises(ValueError, match="other state features or chooses among other actions"):
         family.check(other_actions, shop)
     damaged = json.loads(text)
-    damaged["table"][0][1] = damaged["table"][0][1][:2]
+    damaged["table"] = [[[0, 1, 0], [0.5, 0.1]]]  # two values where the layout has one per action
     with pytest.raises(ValueError, match="does not fit its layout"):
         family.read(json.dumps(damaged))
     with pytest.raises(ValueError, match="not a scheduling policy"):
         family.read(b"\x89PNG not json")
     with pytest.raises(ValueError, match="unknown dispatching scheme"):
-        family.check(qlearning.Policy(trained_on={"scheme": "sideways"}), shop)
+        family.check(qlearning.Policy(features=qlearning.FAMILY_FEATURES, trained_on={"scheme": "sideways"}), shop)
 
 
 def test_a_problem_outside_the_family_is_scheduled_with_notes_not_refused():

@@ -385,7 +385,7 @@ def test_a_member_applies_a_policy_from_the_problem_page(client, member, trained
 
 
 def test_an_incompatible_policy_is_a_form_error_on_the_problem_page(client, member, trained, problem, monkeypatch):
-    monkeypatch.setattr(qlearning, "FEATURES", "progress5,competitors4,utilisation4,spread3,faulty3")  # a newer scheduler
+    monkeypatch.setattr(qlearning, "FAMILY_FEATURES", "progress3,bottleneck2,lengths2,faulty3")  # a newer scheduler
     client.force_login(member)
     response = client.post(
         f"/scheduling/problems/{problem.pk}/", {"method": "policy", "policy_version": str(trained.pk), "time_limit": 1, "seed": 0}

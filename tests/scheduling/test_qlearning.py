@@ -5,7 +5,7 @@ import time
 import pytest
 
 from scheduling.engine import qlearning
-from scheduling.engine.instance import Instance, Machine
+from scheduling.engine.instance import Instance, Machine, job_shop
 from scheduling.engine.rules import MAKESPAN_RULES, dispatch
 from scheduling.engine.schedule import validate
 from tests.scheduling.test_engine import public, shop_with_everything
@@ -61,3 +61,33 @@ def test_training_under_breakdowns_gives_a_valid_schedule_and_policy():
     validate(instance, result.schedule)
     broken = Instance(jobs=instance.jobs, machines=tuple(Machine(m.name, 8, 3) for m in instance.machines))
     validate(broken, qlearning.apply(broken, result.policy, breakdowns_seed=5))
+
+
+def test_a_policy_is_applied_through_the_state_layout_it_records():
+    instance = public("la01")
+    fifo = [0, 0, 0, 0, 0, 1.0]
+    states = [(p, b, d) for p in range(3) for b in (0, 1) for d in (0, 1)]
+    family_policy = qlearning.Policy(features=qlearning.FAMILY_FEATURES, table=dict.fromkeys(states, fifo))
+    # FIFO in every state of the family layout: the schedule FIFO builds
+    assert qlearning.apply(instance, family_policy).makespan == dispatch(instance, "fifo").makespan
+    again = qlearning.Policy.from_json(family_policy.to_json())
+    assert again.features == qlearning.FAMILY_FEATURES and again.table == family_policy.table
+    old_layout = qlearning.Policy(table=dict.fromkeys(states, fifo))
+    assert qlearning.apply(instance, old_layout).makespan == dispatch(instance, "mwkr").makespan  # states it never met
+
+
+def test_the_family_state_sees_the_bottleneck_and_the_spread_of_lengths():
+    from scheduling.engine.simulator import Shop
+
+    shop = Shop(job_shop([[(0, 10), (1, 50)], [(1, 40), (0, 10)], [(0, 60)]]))  # M0: 80 to do, M1: 90
+    assert shop.machine_left == [80, 90]
+    candidates = shop.candidates()  # at 0: J0 and J2 on M0, J1 on M1, the bottleneck
+    assert qlearning.family_state_of(shop, candidates) == (0, 1, 1)  # lengths 10–60, mean operation 34
+    shop.place(candidates[1])  # J1 on M1
+    assert shop.machine_left == [80, 50]
+    rest = shop.candidates()  # J0 and J2 on M0, now the bottleneck; lengths 10 and 60
+    assert qlearning.family_state_of(shop, rest) == (0, 1, 1)
+    shop.place(rest[1])  # J2 (60) on M0: M0 has 20 left, M1 50
+    assert shop.machine_left == [20, 50]
+    third = shop.candidates()  # at 60: J0 and J1 on M0, both 10 long; M1 has more left; 2 of 5 placed
+    assert [c.job for c in third] == [0, 1] and qlearning.family_state_of(shop, third) == (1, 0, 0)
