@@ -270,7 +270,8 @@ def main() -> int:
                 if sink:
                     sink.write(json.dumps(part) + "\n")
                     sink.flush()
-                shown = {k: v for k, v in part.items() if k in (*RULES, "qlearning", "qlearning_construction", "cpsat", "cpsat_bound")}
+                keys = (*RULES, "qlearning", "qlearning_construction", "cpsat", "cpsat_bound")
+                shown = {k: v for k, v in part.items() if k in keys}
                 print(f"  {part['name']:<14}{part['size']:>7} {shown}", flush=True)
     rows = merge(parts)
     if rows:

@@ -3,9 +3,9 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from scheduling.engine import family
 from scheduling.engine.instance import MAX_DURATION
 from scheduling.engine.table import ROLES
-from scheduling.engine import family
 from scheduling.models import Method
 from scheduling.templatetags.scheduling_tags import signed_percent
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from scheduling.engine.instance import Instance
 from scheduling.engine.rules import chooser
 from scheduling.engine.schedule import Schedule
@@ -48,9 +46,7 @@ class _Future:
 
     def __init__(self, real: Downtimes, instance: Instance, now: int, seed: list[int]):
         self.real, self.now = real, now
-        self.draw = Downtimes(instance, 0)
-        self.draw.rngs = [np.random.default_rng([*seed, k]) for k in range(instance.n_machines)]
-        self.draw.clock = [float(now)] * instance.n_machines
+        self.draw = Downtimes(instance, seed, start=now)
 
     def upto(self, machine: int, time: int) -> list[tuple[int, int]]:
         known = [span for span in self.real.upto(machine, self.now) if span[0] <= self.now]

@@ -37,14 +37,16 @@ class Downtimes:
     """Each machine's breakdowns as (start, end) pairs, drawn lazily from a per-machine seeded stream.
 
     Machines without MTBF/MTTR never fail. The same seed gives the same breakdowns however
-    far ahead a simulation looks.
+    far ahead a simulation looks. `seed` is a number or a sequence of numbers (numpy's seed
+    sequence); `start` is when the machines start running (the first failure comes after it).
     """
 
-    def __init__(self, instance: Instance, seed: int):
+    def __init__(self, instance: Instance, seed: int | list[int], *, start: int = 0):
+        entropy = list(seed) if isinstance(seed, list | tuple) else [seed]
         self.rates = [(m.mtbf, m.mttr) for m in instance.machines]
-        self.rngs = [np.random.default_rng([seed, k]) for k in range(instance.n_machines)]
+        self.rngs = [np.random.default_rng([*entropy, k]) for k in range(instance.n_machines)]
         self.spans: list[list[tuple[int, int]]] = [[] for _ in instance.machines]
-        self.clock = [0.0] * instance.n_machines
+        self.clock = [float(start)] * instance.n_machines
 
     def upto(self, machine: int, time: int) -> list[tuple[int, int]]:
         """The machine's breakdowns, drawn at least until one starts after `time`."""
@@ -129,7 +131,8 @@ class Shop:
         """The job's next operation as it would start on `machine` (one of its options) now."""
         k = self.next[job]
         duration = dict(self.options[job][k])[machine]
-        return Candidate(job, k, machine, self._down_until(machine, max(self.job_ready[job], self.machine_free[machine])), duration)
+        start = self._down_until(machine, max(self.job_ready[job], self.machine_free[machine]))
+        return Candidate(job, k, machine, start, duration)
 
     def _next_of(self, job: int) -> Candidate:
         k = self.next[job]

@@ -126,6 +126,13 @@ def test_breakdowns_follow_their_mtbf_and_mttr():
     assert Downtimes(instance, seed=12).upto(0, 1000) != near
 
 
+def test_breakdowns_from_a_seed_sequence_start_when_asked():
+    instance = Instance(jobs=(Job("J", (Operation(((0, 1),)),)),), machines=(Machine("M", mtbf=50, mttr=8),))
+    assert Downtimes(instance, seed=[11]).upto(0, 1000) == Downtimes(instance, seed=11).upto(0, 1000)
+    later = Downtimes(instance, seed=[11, 3, 0], start=700).upto(0, 5000)
+    assert later[0][0] > 700 and later != Downtimes(instance, seed=[11, 3, 1], start=700).upto(0, 5000)
+
+
 def test_dispatching_under_breakdowns_is_valid_and_repeatable():
     instance = shop_with_everything()
     for rule in ("spt", "mwkr", "edd"):

@@ -77,6 +77,7 @@ def test_re_planning_rebuilds_the_plan_without_breakdowns_and_never_loses_to_its
     instance = breaking_shop()
     plain = generate(8, 5, seed=3)
     plan = qlearning.solve(plain, time_limit=30, seed=1, episodes=30, improve_iterations=200).schedule
+
     # No breakdown ever begins: following the plan rebuilds it (a gap it fills only shortens it).
     class Never:
         def upto(self, machine, time):
