@@ -118,6 +118,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "lepton.middleware.RequestContextMiddleware",
+    "monitoring.traffic.ActiveUsers",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -247,6 +248,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 #  - the parts' periodic work below (LEPTON_PERIODIC_TASKS), each at most every N seconds.
 CELERY_BEAT_SCHEDULE: dict = {}
 LEPTON_PERIODIC_TASKS = [
+    # Delete request-traffic counts past LEPTON_TRAFFIC_RETENTION_DAYS (monitoring/services.py).
+    ("monitoring.services.traffic_expire", 3600),
     # Queue a run of each database import whose interval has come (datalake/services/imports.py).
     ("datalake.services.imports_submit_due", 30),
     # Fail dataset versions left pending by a job that ended without them (a dead worker, a revoke).
@@ -326,7 +329,13 @@ LEPTON_PREDICTION_LOG_SAMPLE = env_float("LEPTON_PREDICTION_LOG_SAMPLE", 0.1)
 # access or aliases change, see lepton.counters).
 LEPTON_PREDICT_FAST_PATH = env_bool("LEPTON_PREDICT_FAST_PATH", True)
 LEPTON_PREDICT_GRANT_SECONDS = env_int("LEPTON_PREDICT_GRANT_SECONDS", 60)
-LEPTON_WSGI_LAYERS = ["models_repo.api.fastpath.PredictFastPath"] if LEPTON_PREDICT_FAST_PATH else []
+# monitoring.traffic counts every request (fast path included) for the platform dashboard.
+LEPTON_WSGI_LAYERS = [
+    "monitoring.traffic.TrafficLayer",
+    *(["models_repo.api.fastpath.PredictFastPath"] if LEPTON_PREDICT_FAST_PATH else []),
+]
+# Traffic counts older than this are deleted by monitoring.services.traffic_expire.
+LEPTON_TRAFFIC_RETENTION_DAYS = env_int("LEPTON_TRAFFIC_RETENTION_DAYS", 90)
 # Largest model file one upload may bring (ONNX, .keras, skops: models_repo/services/uploads.py);
 # the file is read whole to be checked.
 LEPTON_MODEL_UPLOAD_MAX_BYTES = env_int("LEPTON_MODEL_UPLOAD_MAX_BYTES", 512 * 1024**2)

@@ -1,1 +1,258 @@
-"""selectors of the Monitoring part (filled in by its issue)."""
+"""The dashboards' numbers, read from the parts' tables (and monitoring's own traffic counts).
+
+Every function takes a period (`start` ≤ `end`, aware datetimes) and answers plain data:
+time buckets are hours for periods up to two days, days beyond. The callers (views) check
+who may see what; the department functions only count what belongs to that department.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from lepton.jobs.models import Job, JobStatus, WorkerHeartbeat
+from lepton.models import Department
+from monitoring.figures import percentile
+from monitoring.models import BUCKET_FIELDS, LATENCY_BOUNDS_MS, ActiveUser, TrafficMinute
+
+HOURLY_UP_TO = timedelta(days=2)
+STALE_AFTER = timedelta(days=30)  # a dataset with no new version for this long is called stale
+JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.RUNNING, JobStatus.QUEUED)
+
+
+def _truncate(start: datetime, end: datetime):
+    """(database truncation, step, every bucket start in the period)."""
+    hourly = end - start <= HOURLY_UP_TO
+    step = timedelta(hours=1) if hourly else timedelta(days=1)
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if not hourly:
+        first = timezone.localtime(first).replace(hour=0)
+    keys = []
+    at = first
+    while at <= end:
+        keys.append(at)
+        at += step
+    return (TruncHour if hourly else TruncDay), step, keys
+
+
+def _iso(keys: list[datetime]) -> list[str]:
+    return [k.isoformat() for k in keys]
+
+
+def _key(value: datetime, step: timedelta) -> datetime:
+    value = timezone.localtime(value)
+    value = value.replace(minute=0, second=0, microsecond=0)
+    return value if step == timedelta(hours=1) else value.replace(hour=0)
+
+
+def _jobs(queryset, start, end) -> dict:
+    trunc, step, keys = _truncate(start, end)
+    rows = (
+        queryset.filter(queued_at__gte=start, queued_at__lte=end)
+        .annotate(bucket=trunc("queued_at"))
+        .values("bucket", "status", "queue")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    by_status: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    by_queue: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    total = 0
+    for row in rows:
+        key = _key(row["bucket"], step)
+        by_status[row["status"]][key] += row["n"]
+        by_queue[row["queue"] or "waiting"][key] += row["n"]
+        total += row["n"]
+    waits: dict[datetime, list[float]] = defaultdict(list)
+    started = queryset.filter(started_at__gte=start, started_at__lte=end, wait_seconds__isnull=False)
+    for at, wait in started.values_list("started_at", "wait_seconds"):
+        waits[_key(at, step)].append(wait)
+
+    def quantile(values, q):
+        if not values:
+            return None
+        ordered = sorted(values)
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {
+        "x": _iso(keys),
+        "total": total,
+        "by_status": {s: [by_status[s].get(k, 0) for k in keys] for s in JOB_STATUSES if s in by_status},
+        "by_queue": {q: [counts.get(k, 0) for k in keys] for q, counts in sorted(by_queue.items())},
+        "wait_p50": [quantile(waits.get(k), 0.5) for k in keys],
+        "wait_p95": [quantile(waits.get(k), 0.95) for k in keys],
+        "failed": sum(by_status[JobStatus.FAILED].values()) if JobStatus.FAILED in by_status else 0,
+    }
+
+
+def traffic(start: datetime, end: datetime, kind: str = "api") -> dict:
+    """Requests per minute, error rates and latency percentiles per bucket, from monitoring.traffic's counts."""
+    trunc, step, keys = _truncate(start, end)
+    sums = {field: Sum(field) for field in ("requests", "errors_4xx", "errors_5xx", *BUCKET_FIELDS)}
+    rows = (
+        TrafficMinute.objects.filter(kind=kind, minute__gte=start, minute__lte=end)
+        .annotate(bucket=trunc("minute"))
+        .values("bucket")
+        .annotate(**sums)
+        .order_by()
+    )
+    per = {_key(row["bucket"], step): row for row in rows}
+    minutes = step.total_seconds() / 60
+    out = {"x": _iso(keys), "rate": [], "errors_4xx": [], "errors_5xx": [], "p50": [], "p95": [], "p99": []}
+    total = defaultdict(int)
+    for key in keys:
+        row = per.get(key)
+        n = row["requests"] if row else 0
+        out["rate"].append(round(n / minutes, 3))
+        out["errors_4xx"].append(round(row["errors_4xx"] / n, 4) if n else None)
+        out["errors_5xx"].append(round(row["errors_5xx"] / n, 4) if n else None)
+        counts = [row[f] for f in BUCKET_FIELDS] if row else []
+        for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+            value = percentile(counts, LATENCY_BOUNDS_MS, q) if n else None
+            out[name].append(round(value, 1) if value is not None else None)
+        if row:
+            for field in ("requests", "errors_4xx", "errors_5xx", *BUCKET_FIELDS):
+                total[field] += row[field]
+    out["requests"] = total["requests"]
+    out["errors_5xx_total"] = total["errors_5xx"]
+    counts = [total[f] for f in BUCKET_FIELDS]
+    out["p99_total"] = percentile(counts, LATENCY_BOUNDS_MS, 0.99) if total["requests"] else None
+    return out
+
+
+def active_users(start: datetime, end: datetime) -> dict:
+    first, last = timezone.localtime(start).date(), timezone.localtime(end).date()
+    rows = dict(
+        ActiveUser.objects.filter(day__gte=first, day__lte=last).values("day").annotate(n=Count("pk")).values_list("day", "n")
+    )
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    return {"x": [d.isoformat() for d in days], "users": [rows.get(d, 0) for d in days], "distinct": 0}
+
+
+def platform(start: datetime, end: datetime) -> dict:
+    """Jobs, queue wait, workers, quotas, API traffic and active people: the staff's dashboard."""
+    from datalake.services import department_storage_used
+    from lepton.jobs.dispatcher import gpu_minutes_used
+
+    now = timezone.now()
+    departments = list(Department.objects.order_by("name"))
+    gpu = gpu_minutes_used([d.pk for d in departments], now)
+    stale = now - timedelta(seconds=90)
+    workers = [
+        {"hostname": w.hostname, "queues": w.queues, "concurrency": w.concurrency, "age": (now - w.last_seen).total_seconds(),
+         "live": w.last_seen >= stale}
+        for w in WorkerHeartbeat.objects.order_by("hostname")
+    ]  # fmt: skip
+    users = active_users(start, end)
+    users["distinct"] = (
+        ActiveUser.objects.filter(
+            day__gte=timezone.localtime(start).date(), day__lte=timezone.localtime(end).date()
+        ).values("user").distinct().count()
+    )  # fmt: skip
+    return {
+        "jobs": _jobs(Job.objects.all(), start, end),
+        "workers": workers,
+        "quotas": [
+            {
+                "department": d,
+                "gpu_used": round(gpu.get(d.pk, 0.0), 1),
+                "gpu_limit": d.gpu_minutes_per_month,
+                "storage_used": department_storage_used(d),
+                "storage_limit": d.storage_bytes_quota,
+            }
+            for d in departments
+        ],  # fmt: skip
+        "api": traffic(start, end, "api"),
+        "web": traffic(start, end, "web"),
+        "users": users,
+    }
+
+
+def department(dept: Department, start: datetime, end: datetime) -> dict:
+    """One department's datasets, models in production, jobs and scheduling KPIs."""
+    from datalake.models import Dataset, DatasetVersion, VersionStatus
+    from datalake.services import department_storage_used
+    from models_repo.models import ModelAlias, PredictionLog
+    from scheduling.models import RunStatus, ScheduleRun
+
+    now = timezone.now()
+    datasets = []
+    for dataset in Dataset.objects.filter(department=dept, deleted_at__isnull=True).order_by("name"):
+        latest = dataset.versions.filter(status=VersionStatus.PUBLISHED).order_by("-number").first()
+        published = latest.published_at if latest else None
+        datasets.append(
+            {"dataset": dataset, "latest": latest, "published_at": published,
+             "stale": published is None or now - published > STALE_AFTER}
+        )  # fmt: skip
+    versions = DatasetVersion.objects.filter(
+        dataset__department=dept, status=VersionStatus.PUBLISHED, published_at__gte=start, published_at__lte=end
+    ).values_list("check_results", flat=True)
+    checked = [results for results in versions if results]
+    passed = sum(1 for results in checked if all(r.get("passed") for r in results))
+    production = list(
+        ModelAlias.objects.filter(model__department=dept, name="production", model__archived_at__isnull=True)
+        .select_related("model", "version")
+        .order_by("model__name")
+    )
+    predictions = dict(
+        PredictionLog.objects.filter(model__department=dept, created_at__gte=start, created_at__lte=end)
+        .values("model")
+        .annotate(n=Sum("rows"))
+        .values_list("model", "n")
+    )
+    runs = list(
+        ScheduleRun.objects.filter(
+            problem__department=dept, status=RunStatus.SUCCEEDED, finished_at__gte=start, finished_at__lte=end,
+            breakdowns_seed__isnull=True,
+        ).select_related("problem").order_by("finished_at")
+    )  # fmt: skip
+    by_problem: dict[str, list] = defaultdict(list)
+    for run in runs:
+        by_problem[run.problem.name].append(
+            {"at": run.finished_at.isoformat(), "makespan": run.makespan,
+             "utilisation": statistics.mean(run.utilisation) if run.utilisation else None}
+        )  # fmt: skip
+    return {
+        "datasets": datasets,
+        "storage_used": department_storage_used(dept),
+        "storage_limit": dept.storage_bytes_quota,
+        "stale": sum(1 for d in datasets if d["stale"]),
+        "checked_versions": len(checked),
+        "quality_pass_rate": passed / len(checked) if checked else None,
+        "models": [{"alias": a, "predictions": predictions.get(a.model_id, 0)} for a in production],
+        "jobs": _jobs(Job.objects.filter(department=dept), start, end),
+        "schedules": dict(by_problem),
+        "runs": len(runs),
+    }
+
+
+def dataset_history(dataset, limit: int = 100) -> dict:
+    """Rows, null rates and quality checks over a dataset's published versions (oldest first), and the latest profile."""
+    from datalake.models import VersionStatus
+
+    versions = list(dataset.versions.filter(status=VersionStatus.PUBLISHED).order_by("-number")[:limit])[::-1]
+    numbers = [f"v{v.number}" for v in versions]
+    nulls: dict[str, list] = {}
+    for k, version in enumerate(versions):
+        for column in (version.profile or {}).get("columns", []):
+            nulls.setdefault(column["name"], [None] * len(versions))[k] = column.get("null_fraction")
+    checks = [
+        {"version": v, "passed": sum(1 for r in v.check_results if r.get("passed")),
+         "failed": sum(1 for r in v.check_results if not r.get("passed"))}
+        for v in versions
+    ]  # fmt: skip
+    latest = versions[-1] if versions else None
+    histograms = []
+    if latest:
+        for column in (latest.profile or {}).get("columns", []):
+            hist = column.get("histogram")
+            if hist and len(hist.get("edges", [])) == len(hist.get("counts", [])) + 1:
+                histograms.append((column["name"], hist))
+    return {
+        "versions": versions, "numbers": numbers, "rows": [v.row_count or 0 for v in versions], "nulls": nulls,
+        "checks": checks, "latest": latest, "histograms": histograms,
+    }  # fmt: skip

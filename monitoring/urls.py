@@ -3,4 +3,9 @@ from django.urls import path
 from monitoring import views
 
 app_name = "monitoring"
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("platform/", views.platform, name="platform"),
+    path("scheduling/", views.scheduling, name="scheduling"),
+    path("data/<uuid:pk>/", views.dataset, name="dataset"),
+]

@@ -1,7 +1,7 @@
 """Read queries of production scheduling, always filtered by what the user may see."""
 
 from lepton import policy
-from scheduling.models import ScheduleRun, ShopProblem
+from scheduling.models import RunStatus, ScheduleRun, ShopProblem
 
 
 def problems_visible(user, action: str = "view"):
@@ -39,3 +39,13 @@ def policy_versions_usable(user):
         .prefetch_related("aliases")
         .order_by("model__department__slug", "model__slug", "-number")
     )
+
+
+def method_comparison(problem) -> list[dict]:
+    """The best finished run of each method on this problem, best makespan first."""
+    best: dict[str, object] = {}
+    for run in problem.runs.filter(status=RunStatus.SUCCEEDED, breakdowns_seed__isnull=True).order_by("makespan", "-created_at"):
+        best.setdefault(run.method, run)
+    rows = sorted(best.values(), key=lambda r: r.makespan)
+    reference = problem.best_known or min((r.lower_bound for r in rows if r.lower_bound), default=None)
+    return [{"run": r, "gap": (r.makespan - reference) / reference if reference else None, "reference": reference} for r in rows]

@@ -193,16 +193,6 @@ def _editor(request, form, formsets, source, status: int = 200) -> HttpResponse:
     return render(request, "scheduling/editor.html", context, status=status)
 
 
-def _comparison(problem) -> list[dict]:
-    """The best finished run of each method on this problem, best makespan first."""
-    best: dict[str, object] = {}
-    for run in problem.runs.filter(status=RunStatus.SUCCEEDED, breakdowns_seed__isnull=True).order_by("makespan", "-created_at"):
-        best.setdefault(run.method, run)
-    rows = sorted(best.values(), key=lambda r: r.makespan)
-    reference = problem.best_known or min((r.lower_bound for r in rows if r.lower_bound), default=None)
-    return [{"run": r, "gap": (r.makespan - reference) / reference if reference else None, "reference": reference} for r in rows]
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def problem(request: HttpRequest, pk) -> HttpResponse:
@@ -239,7 +229,7 @@ def problem(request: HttpRequest, pk) -> HttpResponse:
     context = {
         "problem": problem,
         "form": form,
-        "comparison": _comparison(problem),
+        "comparison": selectors.method_comparison(problem),
         "runs": problem.runs.select_related("job").order_by("-created_at")[:50],
         "may_run": policy.can(request.user, "use", problem),
     }

@@ -249,8 +249,10 @@ def test_sampled_fast_predictions_are_logged(app, secret, served, settings):
 
 def test_the_wsgi_application_is_wrapped_when_the_fast_path_is_on():
     from lepton import wsgi
+    from monitoring.traffic import TrafficLayer
 
-    assert isinstance(wsgi.application, fastpath.PredictFastPath)
+    assert isinstance(wsgi.application, TrafficLayer)  # outermost: it counts the fast path's answers too
+    assert isinstance(wsgi.application.app, fastpath.PredictFastPath)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,106 @@
+"""Plotly figures of the dashboards (plain dicts for json_script; static/js/lepton.js draws them).
+
+Pure: no Django import. Titles and labels come in already translated; each builder returns
+`{"id": ..., "figure": {...}}` as the other parts' figure builders do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PALETTE = ("#2f4aa8", "#d9822b", "#3c9d5d", "#b83b5e", "#7a5cc7", "#2a9cad", "#c9a227", "#5f6b7a")
+GREEN, AMBER, RED, GREY = "#3c9d5d", "#c9a227", "#b83b5e", "#9aa3b5"
+
+
+def _figure(fid: str, title: str, data: list, layout: dict | None = None, height: int = 280) -> dict:
+    return {
+        "id": fid,
+        "figure": {
+            "data": data,
+            "layout": {
+                "title": {"text": title, "font": {"size": 13}},
+                "height": height,
+                "margin": {"t": 40, "l": 60, "r": 10, "b": 40},
+                "legend": {"orientation": "h", "y": -0.2},
+                **(layout or {}),
+            },
+        },
+    }
+
+
+def time_series(
+    fid: str,
+    title: str,
+    x: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    bars: bool = False,
+    stacked: bool = False,
+    y_title: str = "",
+    y_format: str = "",
+) -> dict:
+    """One line (or bar) per (name, values) over the shared x (ISO times); None values are gaps."""
+    data = []
+    for k, (name, values) in enumerate(series):
+        colour = PALETTE[k % len(PALETTE)]
+        if bars:
+            data.append({"type": "bar", "name": name, "x": list(x), "y": list(values), "marker": {"color": colour}})
+        else:
+            data.append(
+                {"type": "scatter", "mode": "lines+markers", "name": name, "x": list(x), "y": list(values),
+                 "line": {"color": colour}, "connectgaps": False}
+            )  # fmt: skip
+    layout = {"xaxis": {"type": "date"}, "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"}}
+    if y_format:
+        layout["yaxis"]["tickformat"] = y_format
+    if bars and stacked:
+        layout["barmode"] = "stack"
+    return _figure(fid, title, data, layout)
+
+
+def usage_bars(fid: str, title: str, names: Sequence[str], used: Sequence[float], limits: Sequence[float], unit: str) -> dict:
+    """Horizontal bars of each name's use as a share of its limit, coloured green / amber (≥ 80 %) / red (≥ 100 %)."""
+    shares = [(u / limit if limit else (1.0 if u else 0.0)) for u, limit in zip(used, limits, strict=True)]
+    colours = [RED if s >= 1 else AMBER if s >= 0.8 else GREEN for s in shares]
+    text = [f"{u:,.0f} / {limit:,.0f} {unit}" for u, limit in zip(used, limits, strict=True)]
+    data = [
+        {"type": "bar", "orientation": "h", "y": list(names), "x": shares, "text": text, "textposition": "auto",
+         "marker": {"color": colours}, "hovertemplate": "%{y}: %{text}<extra></extra>"}
+    ]  # fmt: skip
+    layout = {"xaxis": {"tickformat": ".0%", "rangemode": "tozero"}, "margin": {"t": 40, "l": 140, "r": 10, "b": 40}}
+    return _figure(fid, title, data, layout, height=max(160, 60 + 36 * len(names)))
+
+
+def bars(fid: str, title: str, names: Sequence[str], values: Sequence[float], *, y_title: str = "", y_format: str = "") -> dict:
+    data = [{"type": "bar", "x": list(names), "y": list(values), "marker": {"color": PALETTE[0]}}]
+    layout = {"yaxis": {"title": {"text": y_title}, "rangemode": "tozero"}}
+    if y_format:
+        layout["yaxis"]["tickformat"] = y_format
+    return _figure(fid, title, data, layout)
+
+
+def histogram(fid: str, title: str, edges: Sequence[float], counts: Sequence[int], *, x_title: str = "") -> dict:
+    """Bars between consecutive edges (len(edges) == len(counts) + 1), as a profile stores them."""
+    mids = [(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)]
+    widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+    data = [{"type": "bar", "x": mids, "y": list(counts), "width": widths, "marker": {"color": PALETTE[0]}}]
+    return _figure(fid, title, data, {"xaxis": {"title": {"text": x_title}}, "bargap": 0.02}, height=220)
+
+
+def percentile(counts: Sequence[int], bounds: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0..1) of values counted in buckets (counts[k]: values ≤ bounds[k] and above bounds[k-1];
+    the last count is above the last bound). Linear inside a bucket; the open last bucket answers its lower
+    bound. None without values."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank = q * total
+    seen = 0
+    for k, n in enumerate(counts):
+        if n and seen + n >= rank:
+            if k >= len(bounds):
+                return float(bounds[-1])
+            low = bounds[k - 1] if k else 0.0
+            return low + (bounds[k] - low) * max(0.0, rank - seen) / n
+        seen += n
+    return float(bounds[-1])
