@@ -1,6 +1,9 @@
 """Forms of the production-scheduling pages: they validate input; scheduling.services writes."""
 
+import re
+
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from scheduling.engine import family
@@ -166,6 +169,14 @@ class DatasetProblemForm(forms.Form):
     due = forms.ChoiceField(label=_("Due date"), required=False, help_text=_("Per job; the same on each of its rows."))
     release = forms.ChoiceField(label=_("Release time"), required=False, help_text=_("Per job."))
     weight = forms.ChoiceField(label=_("Weight"), required=False, help_text=_("Per job; 1 when not given."))
+    alternatives = forms.BooleanField(
+        label=_("Alternative machines (flexible job shop)"),
+        required=False,
+        help_text=_(
+            "Rows with the same job and sequence are one operation, one row per machine that can run it with its "
+            "duration there. The sequence is then needed on every row, and each machine once per operation."
+        ),
+    )
 
     ROLES = ROLES  # scheduling.engine.table's, each a field above
 
@@ -226,11 +237,70 @@ class JobRowForm(forms.Form):
     weight = forms.FloatField(label=_("Weight"), required=False, min_value=0, initial=1)
 
 
+class AlternativesField(forms.CharField):
+    """Other machines that can run an operation instead, typed in one cell: "mill 2: 14, mill 3: 12" — a
+    machine's name, a colon, its duration there; commas or semicolons between them (full-width ，；：
+    too). Cleans to [(name, duration), …] and shows such a list (engine.table.to_tables) as that text;
+    engine.table.from_tables resolves the names against the machines table."""
+
+    MAX_LENGTH = 2000  # characters: dozens of alternatives; bounds the cell like the others
+    SEPARATORS = re.compile(r"[,;，；]")
+    WHOLE = re.compile(r"-?[0-9]+")
+
+    def __init__(self, **kwargs):
+        super().__init__(strip=True, **kwargs)
+        self.widget.attrs["maxlength"] = str(self.MAX_LENGTH)
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return ", ".join(f"{name}: {duration}" for name, duration in value)
+        return value
+
+    def to_python(self, value) -> list[tuple[str, int]]:
+        text = super().to_python(value)
+        if len(text) > self.MAX_LENGTH:
+            raise ValidationError(
+                _("At most %(max)s characters of alternatives per operation."), params={"max": self.MAX_LENGTH}, code="max_length"
+            )
+        pairs = []
+        for item in self.SEPARATORS.split(text.replace("：", ":")):
+            item = item.strip()
+            if not item:
+                continue  # a trailing comma, or two in a row
+            name, colon, duration = (part.strip() for part in item.rpartition(":"))
+            if not colon:
+                message = _("“%(item)s”: write the machine, a colon, then its duration, as in “mill 2: 14”.")
+            elif not name:
+                message = _("“%(item)s”: name the machine before the colon.")
+            elif not self.WHOLE.fullmatch(duration):
+                message = _("“%(item)s”: the duration must be a whole number of time units.")
+            elif not 0 <= int(duration) <= MAX_DURATION:
+                message = _("“%(item)s”: the duration must be from 0 to %(max)s.")
+            else:
+                pairs.append((name, int(duration)))
+                continue
+            raise ValidationError(message, params={"item": item, "max": MAX_DURATION}, code="invalid")
+        return pairs
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            before = [tuple(pair) for pair in initial] if isinstance(initial, list | tuple) else self.to_python(initial)
+            return before != self.to_python(data)
+        except ValidationError:
+            return True
+
+
 class OperationRowForm(forms.Form):
     job = forms.CharField(label=_("Job"), max_length=100, widget=forms.TextInput(attrs={"list": "editor-job-names"}))
     sequence = forms.IntegerField(label=_("Sequence"), required=False)
     machine = forms.CharField(label=_("Machine"), max_length=100, widget=forms.TextInput(attrs={"list": "editor-machine-names"}))
     duration = forms.IntegerField(label=_("Duration"), min_value=0, max_value=MAX_DURATION)
+    alternatives = AlternativesField(
+        label=_("Alternatives"),
+        required=False,
+        widget=forms.TextInput(attrs={"aria-describedby": "alternatives-help"}),  # the syntax, under the table's title
+        help_text=_("Other machines that can run it instead, each with its duration there: mill 2: 14, mill 3: 12"),
+    )
 
 
 class RowFormSet(forms.BaseFormSet):

@@ -237,9 +237,10 @@ def _table_instance(build, field_of) -> Instance:
         raise Invalid(message, fields={field: [message]}, code="invalid_problem") from None
 
 
-def _mapped_columns(version, mapping) -> dict[str, list]:
+def _mapped_columns(version, mapping, *, alternatives: bool = False) -> dict[str, list]:
     """{role: the values of its column} of a published version; Invalid naming `mapping.<role>` for a
-    role that is unknown, a column the version lacks, or a column whose type the role cannot take."""
+    role that is unknown or missing (the sequence too, with `alternatives`), a column the version
+    lacks, or a column whose type the role cannot take."""
     import pyarrow.parquet as pq
 
     from lepton.storage import get_storage
@@ -261,6 +262,14 @@ def _mapped_columns(version, mapping) -> dict[str, list]:
     for role in REQUIRED_ROLES:
         if role not in mapping:
             raise refuse(role, _("Choose the column that gives the %(role)s.") % {"role": role})
+    if alternatives and "sequence" not in mapping:
+        raise refuse(
+            "sequence",
+            _(
+                "With alternative machines, choose the column that gives the sequence: "
+                "the rows of one operation share its job and sequence."
+            ),
+        )
     names = {c["name"]: c.get("identifier", c["name"]) for c in version.schema}
     for role, column in mapping.items():
         if not isinstance(column, str) or column not in names:
@@ -282,11 +291,15 @@ def _mapped_columns(version, mapping) -> dict[str, list]:
     return {role: table.column(names[column]).to_pylist() for role, column in mapping.items()}
 
 
-def problem_from_dataset(*, actor, department, name: str, dataset_version, mapping: dict, description: str = "") -> ShopProblem:
+def problem_from_dataset(
+    *, actor, department, name: str, dataset_version, mapping: dict, description: str = "", alternatives: bool = False
+) -> ShopProblem:
     """A problem built from a dataset version the actor may read (own department's or shared), one row per
     operation, its columns chosen by `mapping` ({role: column}; roles in engine.table.ROLES; job, machine
-    and duration required). Refusals name `dataset_version` or `mapping.<role>` (with the row); the problem
-    records the version and the mapping, and the lineage gets an edge from the version to it.
+    and duration required). With `alternatives` (the flexible job shop), the rows that share a job and a
+    sequence are one operation, one row per machine that can run it (engine.table.from_columns).
+    Refusals name `dataset_version` or `mapping.<role>` (with the row); the problem records the version
+    and the mapping, and the lineage gets an edge from the version to it.
     """
     from datalake import selectors as datalake_selectors
     from datalake.models import VersionStatus
@@ -298,18 +311,21 @@ def problem_from_dataset(*, actor, department, name: str, dataset_version, mappi
     if dataset_version is None or not datalake_selectors.datasets_visible(actor).filter(pk=dataset_version.dataset_id).exists():
         message = _("No dataset version you may read has this id.")
         raise NotFound(message, fields={"dataset_version": [message]})
+    if alternatives:
+        too_many = _("The version has %(rows)s rows: above the limit of %(max)s rows (one per operation and machine).")
+    else:
+        too_many = _("The version has %(rows)s rows: above the limit of %(max)s operations (one row per operation).")
     for refused, message in (
         (dataset_version.status != VersionStatus.PUBLISHED, _("Only a published version can be read.")),
         (not dataset_version.row_count, _("The dataset version has no rows: the problem would be empty.")),
         (
             (dataset_version.row_count or 0) > MAX_OPERATIONS,
-            _("The version has %(rows)s rows: above the limit of %(max)s operations (one row per operation).")
-            % {"rows": dataset_version.row_count, "max": MAX_OPERATIONS},
+            too_many % {"rows": dataset_version.row_count, "max": MAX_OPERATIONS},
         ),
     ):
         if refused:
             raise Invalid(message, fields={"dataset_version": [message]}, code="invalid_dataset")
-    columns = _mapped_columns(dataset_version, mapping)
+    columns = _mapped_columns(dataset_version, mapping, alternatives=alternatives)
 
     def field_of(place, exc):
         if place is None:
@@ -319,7 +335,7 @@ def problem_from_dataset(*, actor, department, name: str, dataset_version, mappi
         prefix = "" if isinstance(exc, table.TableError) else _("row %(row)s: ") % {"row": row + 1}
         return f"mapping.{role}", prefix + exc.message
 
-    instance = _table_instance(lambda: table.from_columns(columns), field_of)
+    instance = _table_instance(lambda: table.from_columns(columns, alternatives=alternatives), field_of)
     dataset = dataset_version.dataset
     origin = {
         "kind": "dataset",
@@ -328,7 +344,7 @@ def problem_from_dataset(*, actor, department, name: str, dataset_version, mappi
         "dataset_name": dataset.name,
         "version": dataset_version.number,
         "mapping": {role: column for role, column in mapping.items() if column not in (None, "")},
-    }
+    } | ({"alternatives": True} if alternatives else {})
     with transaction.atomic():
         problem = problem_create(
             actor=actor, department=department, name=name, instance=instance, source=ProblemSource.DATASET,

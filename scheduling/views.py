@@ -87,7 +87,7 @@ def problem_from_dataset(request: HttpRequest) -> HttpResponse:
             try:
                 problem = services.problem_from_dataset(
                     actor=request.user, department=department, name=form.cleaned_data["name"],
-                    dataset_version=form.version, mapping=form.mapping(),
+                    dataset_version=form.version, mapping=form.mapping(), alternatives=form.cleaned_data["alternatives"],
                 )  # fmt: skip
             except ServiceError as exc:
                 raise_for_access(exc)
@@ -122,7 +122,7 @@ def problem_edit(request: HttpRequest, pk=None) -> HttpResponse:
     department = _adding_department(request)
     source = get_object_or_404(selectors.problems_visible(request.user), pk=pk) if pk else None
     if source is not None and not _editable(source):
-        messages.error(request, _("This problem has alternative machines or is too large for the table editor."))
+        messages.error(request, _("This problem is too large for the table editor; upload a changed file instead."))
         return redirect("scheduling:problem", source.pk)
     if request.method == "GET":
         tables = dict(zip(EDITOR_TABLES, to_tables(source.machines, source.jobs), strict=True)) if source else {}
@@ -162,11 +162,10 @@ def problem_edit(request: HttpRequest, pk=None) -> HttpResponse:
 
 
 def _editable(problem) -> bool:
-    """Whether the table editor can show `problem`: one machine per operation, within its row limits."""
-    return (
-        not problem.flexible
-        and problem.n_operations <= EDITOR_MAX_ROWS["operations"]
-        and all(len(rows) <= EDITOR_MAX_ROWS[table] for table, rows in (("machines", problem.machines), ("jobs", problem.jobs)))
+    """Whether the table editor can show `problem`: within its row limits (alternative machines go in
+    the operations' alternatives cells, so a flexible problem is one row per operation too)."""
+    return problem.n_operations <= EDITOR_MAX_ROWS["operations"] and all(
+        len(rows) <= EDITOR_MAX_ROWS[table] for table, rows in (("machines", problem.machines), ("jobs", problem.jobs))
     )
 
 

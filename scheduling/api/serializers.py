@@ -62,6 +62,14 @@ class ProblemFromDatasetSerializer(serializers.Serializer):
             'due, release and weight (per job) are optional. {"job": "order", "machine": "station", "duration": "minutes"}'
         ),
     )
+    alternatives = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "The flexible job shop: rows with the same job and sequence are one operation, one row per machine that "
+            "can run it with its duration there (the sequence column is then required; a machine once per operation)."
+        ),
+    )
 
 
 class ScheduleRunSerializer(serializers.ModelSerializer):

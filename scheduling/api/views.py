@@ -107,7 +107,7 @@ class ShopProblemViewSet(
         version = DatasetVersion.objects.select_related("dataset__department").filter(pk=data["dataset_version"]).first()
         problem = services.problem_from_dataset(
             actor=request.user, department=department, name=data["name"], dataset_version=version,
-            mapping=data["mapping"], description=data["description"],
+            mapping=data["mapping"], description=data["description"], alternatives=data["alternatives"],
         )  # fmt: skip
         return Response(ShopProblemDetailSerializer(problem).data, status=status.HTTP_201_CREATED)
 

@@ -18,15 +18,23 @@ From a dataset (`from_columns`), one row per operation:
 - machine values become machine names: numbers in ascending order, text in order of appearance;
 - durations (and due, release) are whole numbers: 12.0 is 12, 12.5 is refused with its row;
 - due, release and weight belong to the job: rows that give one must agree (blank rows take it).
+With `alternatives=True` (the flexible job shop, in the "long" layout of planning exports) the
+rows that share a job and a sequence are one operation, one row per machine that can run it with
+its duration there: the sequence is then needed on every row, and a machine may appear once per
+operation. The row limit stays MAX_OPERATIONS (rows, so operations too).
+
+In the editor (`from_tables`) an operation row has its machine and duration, and optionally
+`alternatives`: other (machine name, duration) pairs that can run it instead; the form parses the
+cell's text ("mill 2: 14, mill 3: 12"), this module resolves the names.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from scheduling.engine.instance import MAX_JOBS, MAX_MACHINES, MAX_OPERATIONS, InstanceError
+from scheduling.engine.instance import MAX_DURATION, MAX_JOBS, MAX_MACHINES, MAX_OPERATIONS, InstanceError
 
 ROLES = ("job", "sequence", "machine", "duration", "due", "release", "weight")
 REQUIRED_ROLES = ("job", "machine", "duration")
@@ -48,6 +56,9 @@ class Built:
     machines: list[dict]
     jobs: list[dict]
     places: dict[str, tuple[str, int]]  # "machines.0", "jobs.1", "jobs.1.operations.2" -> (table, row)
+    # "jobs.1.operations.2.0" (option 0 of that operation) -> (table, row, the cell that holds it:
+    # None for the row's machine and duration columns, "alternatives" for the editor's alternatives cell).
+    options: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
 
     def locate(self, field: str) -> tuple[str, int, str] | None:
         """(table, row, column) of an engine field such as "jobs.1.operations.2.duration"; None for the whole problem."""
@@ -58,6 +69,10 @@ class Built:
         elif len(parts) >= 4 and parts[0] == "jobs" and parts[2] == "operations":
             place = self.places.get(".".join(parts[:4]))
             column = parts[4] if len(parts) > 4 and parts[4] in ("machine", "duration") else "machine"
+            option = self._option_at_fault(parts, column)
+            if option is not None:
+                table, row, cell = option
+                return table, row, cell or column
         elif len(parts) >= 2 and parts[0] == "jobs":
             place = self.places.get(".".join(parts[:2]))
             column = parts[2] if len(parts) > 2 and parts[2] in ("release", "due", "weight") else "name"
@@ -65,15 +80,49 @@ class Built:
             return None
         return None if place is None else (place[0], place[1], column)
 
+    def _option_at_fault(self, parts: list[str], column: str) -> tuple[str, int, str | None] | None:
+        """The place of the option an engine refusal of an operation's duration is about, where the
+        operation has several (on several dataset rows, or in the editor's alternatives cell).
 
-def _route(job: int, steps: list[tuple[int, int | None, int, int]], table: str, where) -> tuple[list, dict]:
-    """A job's operations from its (row, sequence, machine, duration) steps, in sequence order (else row order).
+        Instance.check names the operation, not the option: this finds the first option whose
+        duration it refuses (negative, or above MAX_DURATION), as check reads them. Machines need no
+        such search: the builders resolve names and refuse a machine named twice themselves.
+        """
+        if column != "duration" or not (parts[1].isdigit() and parts[3].isdigit()):
+            return None
+        j, k = int(parts[1]), int(parts[3])
+        try:
+            options = self.jobs[j]["operations"][k]
+        except (IndexError, KeyError, TypeError):
+            return None
+        if len(options) < 2:
+            return None
+        fault = next((i for i, (_m, d) in enumerate(options) if not 0 <= d <= MAX_DURATION), 0)
+        return self.options.get(f"jobs.{j}.operations.{k}.{fault}")
 
-    Returns the stored operations and their places; TableError on a sequence given twice.
+
+def _route(
+    job: int, steps: list[tuple[int, int | None, list]], table: str, where, *, grouped: bool = False, machine_names=()
+) -> tuple[list, dict, dict]:
+    """A job's operations from its (row, sequence, options) steps, in sequence order (else row order).
+
+    `options` of a step: (machine, duration, cell) triples (see Built.options for the cell).
+    `grouped` (a dataset's alternatives): steps with the same sequence are one operation, their
+    options in row order; a sequence is then needed on every row and a machine once per operation
+    (`machine_names` names it in the refusal). Otherwise a sequence given twice is refused.
+    Returns the stored operations, their places, and their options' places; TableError otherwise.
     """
-    if any(sequence is not None for _row, sequence, _m, _d in steps):
+    if grouped:
+        for row, sequence, _options in steps:
+            if sequence is None:
+                raise TableError(
+                    f"{where(row)}the sequence is missing: with alternative machines, the rows of one operation "
+                    "share its job and sequence.",
+                    table=table, row=row, column="sequence",
+                )  # fmt: skip
+    elif any(sequence is not None for _row, sequence, _o in steps):
         seen: dict[int, int] = {}
-        for row, sequence, _m, _d in steps:
+        for row, sequence, _o in steps:
             if sequence is None:
                 raise TableError(f"{where(row)}the other operations of this job give a sequence; give one here too.",
                                  table=table, row=row, column="sequence")  # fmt: skip
@@ -83,10 +132,31 @@ def _route(job: int, steps: list[tuple[int, int | None, int, int]], table: str, 
                     table=table, row=row, column="sequence",
                 )  # fmt: skip
             seen[sequence] = row
-        steps = sorted(steps, key=lambda step: step[1])
-    operations = [[[machine, duration]] for _row, _s, machine, duration in steps]
-    places = {f"jobs.{job}.operations.{k}": (table, row) for k, (row, _s, _m, _d) in enumerate(steps)}
-    return operations, places
+    if any(sequence is not None for _row, sequence, _o in steps):
+        steps = sorted(steps, key=lambda step: step[1])  # stable: a group's rows stay in row order
+    groups: list[list[tuple[int, int | None, list]]] = []
+    for step in steps:
+        if grouped and groups and groups[-1][0][1] == step[1]:
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    operations, places, option_places = [], {}, {}
+    for k, group in enumerate(groups):
+        places[f"jobs.{job}.operations.{k}"] = (table, group[0][0])
+        options, rows_of = [], {}
+        for row, sequence, step_options in group:
+            for machine, duration, cell in step_options:
+                if grouped and machine in rows_of:
+                    raise TableError(
+                        f"{where(row)}machine {machine_names[machine]!r} is given twice for sequence {sequence} of this "
+                        f"job (also on row {rows_of[machine] + 1}); give each machine once per operation.",
+                        table=table, row=row, column="machine",
+                    )  # fmt: skip
+                rows_of[machine] = row
+                option_places[f"jobs.{job}.operations.{k}.{len(options)}"] = (table, row, cell)
+                options.append([machine, duration])
+        operations.append(options)
+    return operations, places, option_places
 
 
 # --- from a dataset ---------------------------------------------------------------------------------
@@ -150,20 +220,29 @@ def _distinct(values: list, role: str, limit: int) -> dict:
     return first
 
 
-def from_columns(columns: dict[str, list]) -> Built:
+def from_columns(columns: dict[str, list], *, alternatives: bool = False) -> Built:
     """A problem from a dataset's columns, one value per row, keyed by role (see ROLES and the module docstring).
 
-    `job`, `machine` and `duration` are required; every list has the same length. TableError
-    (table "operations", the role as column, the 0-based row) on the first cell refused.
+    `job`, `machine` and `duration` are required; every list has the same length. With
+    `alternatives`, rows sharing a job and a sequence are one operation's alternative machines
+    (`sequence` required). TableError (table "operations", the role as column, the 0-based row)
+    on the first cell refused.
     """
     for role in REQUIRED_ROLES:
         if role not in columns:
             raise TableError(f"Choose the column that gives the {role}.", table="operations", row=None, column=role)
+    if alternatives and "sequence" not in columns:
+        raise TableError(
+            "With alternative machines, choose the column that gives the sequence: the rows of one operation "
+            "share its job and sequence.",
+            table="operations", row=None, column="sequence",
+        )  # fmt: skip
     n = len(columns["job"])
     if n == 0:
         raise TableError("The table has no rows: the problem is empty.", table="operations", row=None, column="job")
     if n > MAX_OPERATIONS:
-        raise TableError(f"{n} rows (operations) are above the limit of {MAX_OPERATIONS}.",
+        what = "one per operation and machine" if alternatives else "operations"
+        raise TableError(f"{n} rows ({what}) are above the limit of {MAX_OPERATIONS}.",
                          table="operations", row=None, column="job")  # fmt: skip
     jobs = [_label(_required(value, "job", row)) for row, value in enumerate(columns["job"])]
     job_first = _distinct(jobs, "job", MAX_JOBS)
@@ -199,19 +278,23 @@ def from_columns(columns: dict[str, list]) -> Built:
 
     steps: list[list] = [[] for _ in job_index]
     for row in range(n):
-        steps[job_index[jobs[row]]].append((row, sequences[row], machine_index[machines[row]], durations[row]))
+        steps[job_index[jobs[row]]].append((row, sequences[row], [(machine_index[machines[row]], durations[row], None)]))
     places: dict[str, tuple[str, int]] = {}
+    option_places: dict[str, tuple[str, int, str | None]] = {}
     stored_jobs = []
     for name, j in job_index.items():
-        operations, route_places = _route(j, steps[j], "operations", _dataset_row)
+        operations, route_places, route_options = _route(
+            j, steps[j], "operations", _dataset_row, grouped=alternatives, machine_names=list(machine_index)
+        )
         places.update(route_places)
+        option_places.update(route_options)
         places[f"jobs.{j}"] = ("operations", job_first[name])
         given = {role: value for role, (value, _row) in attributes[j].items()}
         stored_jobs.append({"name": name, "release": given.get("release", 0), "due": given.get("due"),
                             "weight": given.get("weight", 1.0), "operations": operations})  # fmt: skip
     places.update((f"machines.{m}", ("operations", machine_first[name])) for name, m in machine_index.items())
     stored_machines = [{"name": name, "mtbf": None, "mttr": None} for name in machine_index]
-    return Built(machines=stored_machines, jobs=stored_jobs, places=places)
+    return Built(machines=stored_machines, jobs=stored_jobs, places=places, options=option_places)
 
 
 # --- from the editor's tables -----------------------------------------------------------------------
@@ -240,30 +323,49 @@ def from_tables(machines: list[dict | None], jobs: list[dict | None], operations
     """A problem from the editor's tables; None stands for a blank row (skipped, so rows keep their numbers).
 
     machines: {"name", "mtbf", "mttr"}; jobs: {"name", "release", "due", "weight"}; operations:
-    {"job": a job's name, "sequence": whole number or None, "machine": a machine's name, "duration"}.
+    {"job": a job's name, "sequence": whole number or None, "machine": a machine's name, "duration",
+    and optionally "alternatives": [(a machine's name, duration), …] that can run it instead}.
     Cells are already typed (the form checked them). TableError names the table, row and column.
     """
     machine_index = _names(machines, "machines")
     job_index = _names(jobs, "jobs")
+
+    def unknown(column: str, index: dict, table: str, name, row: int, cell: str | None = None) -> TableError:
+        known = ", ".join(f"“{other}”" for other in list(index)[:8]) or "none yet"
+        return TableError(f"No {column} is named “{name}” in the {table} table ({known}).",
+                          table="operations", row=row, column=cell or column)  # fmt: skip
+
     steps: list[list] = [[] for _ in job_index]
     for row, cells in enumerate(operations):
         if cells is None:
             continue
         for column, index, table in (("job", job_index, "jobs"), ("machine", machine_index, "machines")):
             if str(cells.get(column) or "").strip() not in index:
-                known = ", ".join(f"“{name}”" for name in list(index)[:8]) or "none yet"
-                raise TableError(f"No {column} is named “{cells.get(column)}” in the {table} table ({known}).",
-                                 table="operations", row=row, column=column)  # fmt: skip
-        steps[job_index[str(cells["job"]).strip()]].append(
-            (row, cells.get("sequence"), machine_index[str(cells["machine"]).strip()], cells["duration"])
-        )
+                raise unknown(column, index, table, cells.get(column), row)
+        machine = machine_index[str(cells["machine"]).strip()]
+        options = [(machine, cells["duration"], None)]
+        named = {machine}
+        for name, duration in cells.get("alternatives") or ():
+            name = str(name).strip()
+            if name not in machine_index:
+                raise unknown("machine", machine_index, "machines", name, row, "alternatives")
+            if machine_index[name] in named:
+                raise TableError(
+                    f"Machine “{name}” is named twice for this operation; name each machine once, with its duration.",
+                    table="operations", row=row, column="alternatives",
+                )  # fmt: skip
+            named.add(machine_index[name])
+            options.append((machine_index[name], duration, "alternatives"))
+        steps[job_index[str(cells["job"]).strip()]].append((row, cells.get("sequence"), options))
     places: dict[str, tuple[str, int]] = {}
+    option_places: dict[str, tuple[str, int, str | None]] = {}
     kept_machines = [(row, cells) for row, cells in enumerate(machines) if cells is not None]
     kept_jobs = [(row, cells) for row, cells in enumerate(jobs) if cells is not None]
     stored_jobs = []
     for j, (row, cells) in enumerate(kept_jobs):
-        operations_of_job, route_places = _route(j, steps[j], "operations", _no_row)
+        operations_of_job, route_places, route_options = _route(j, steps[j], "operations", _no_row)
         places.update(route_places)
+        option_places.update(route_options)
         places[f"jobs.{j}"] = ("jobs", row)
         stored_jobs.append({
             "name": str(cells["name"]).strip(), "release": cells.get("release") or 0, "due": cells.get("due"),
@@ -275,18 +377,25 @@ def from_tables(machines: list[dict | None], jobs: list[dict | None], operations
         {"name": str(cells["name"]).strip(), "mtbf": cells.get("mtbf"), "mttr": cells.get("mttr")}
         for _row, cells in kept_machines
     ]
-    return Built(machines=stored_machines, jobs=stored_jobs, places=places)
+    return Built(machines=stored_machines, jobs=stored_jobs, places=places, options=option_places)
 
 
 def to_tables(machines: list[dict], jobs: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
-    """The editor's three tables of a stored (single-machine-per-operation) problem: the inverse of from_tables."""
+    """The editor's three tables of a stored problem: the inverse of from_tables. An operation's first
+    option gives its machine and duration, the others its alternatives ([(machine name, duration), …])."""
     names = [m["name"] for m in machines]
     machine_rows = [{"name": m["name"], "mtbf": m.get("mtbf"), "mttr": m.get("mttr")} for m in machines]
     job_rows = [
         {"name": j["name"], "release": j.get("release") or 0, "due": j.get("due"), "weight": j.get("weight", 1.0)} for j in jobs
     ]
     operation_rows = [
-        {"job": j["name"], "sequence": k + 1, "machine": names[options[0][0]], "duration": options[0][1]}
+        {
+            "job": j["name"],
+            "sequence": k + 1,
+            "machine": names[options[0][0]],
+            "duration": options[0][1],
+            "alternatives": [(names[m], d) for m, d in options[1:]],
+        }
         for j in jobs
         for k, options in enumerate(j["operations"])
     ]

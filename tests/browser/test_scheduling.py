@@ -72,7 +72,8 @@ def test_planner_uploads_a_taillard_file_and_compares_methods_on_a_gantt_chart(
 
 def test_planner_enters_a_problem_in_the_table_editor(live_server, browser_page, member, production):
     """Two machines and two jobs typed into the editor's tables (a row added and one removed in the
-    page by static/js/scheduling-editor.js), saved, and shown on the problem's page."""
+    page by static/js/scheduling-editor.js, one operation with an alternative machine), saved, and
+    shown on the problem's page."""
     from playwright.sync_api import expect
 
     page = browser_page
@@ -108,6 +109,10 @@ def test_planner_enters_a_problem_in_the_table_editor(live_server, browser_page,
         page.fill(f"[name=operations-{row}-job]", job)
         page.fill(f"[name=operations-{row}-machine]", machine)
         page.fill(f"[name=operations-{row}-duration]", duration)
+    page.focus("[name=operations-1-duration]")  # A's second operation may also run on the lathe: Tab, then type it
+    page.keyboard.press("Tab")
+    page.keyboard.type("lathe: 5")
+    expect(page.locator("[name=operations-1-alternatives]")).to_have_value("lathe: 5")
     page.screenshot(path=str(SHOTS / "32-problem-editor.png"), full_page=True)
     page.click("button[name=save]")
 
@@ -116,6 +121,7 @@ def test_planner_enters_a_problem_in_the_table_editor(live_server, browser_page,
     expect(page.locator("p.mono").first).to_contain_text("2 jobs × 2 machines · 4 operations")
     problem = ShopProblem.objects.get(name="Cell 8")
     assert problem.source == "form" and problem.jobs[1]["operations"] == [[[1, 4]], [[0, 1]]]
+    assert problem.flexible and problem.jobs[0]["operations"] == [[[0, 3]], [[1, 2], [0, 5]]]
     assert problem.machines[1] == {"name": "mill", "mtbf": 50.0, "mttr": 5.0} and problem.jobs[0]["due"] == 12
     expect(page.locator("text=Copy and edit")).to_be_visible()
     assert errors == []

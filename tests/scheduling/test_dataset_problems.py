@@ -333,3 +333,144 @@ def test_the_form_lists_only_versions_the_user_may_read(client, outsider, viewer
     client.force_login(viewer)
     assert client.get("/scheduling/problems/from-dataset/").status_code == 403
     assert_nothing_created()
+
+
+# --- alternative machines (the flexible job shop) ---------------------------------------------------
+
+# The long layout of a planning export: one row per operation and eligible machine. A's step 1 runs
+# on the lathe (3) or the mill (5); B's step 2 (rows out of order) on the mill (4) or the drill (3).
+LONG = """Order,Step,Station,Minutes,Due
+A,1,lathe,3,20
+A,1,mill,5,20
+A,2,drill,2,
+B,2,mill,4,30
+B,1,lathe,6,
+B,2,drill,3,
+"""
+LONG_MAPPING = {"job": "Order", "sequence": "Step", "machine": "Station", "duration": "Minutes", "due": "Due"}
+
+
+def test_rows_sharing_job_and_step_become_alternative_machines_and_the_problem_is_scheduled(member, production):
+    from scheduling.engine.schedule import Schedule, ScheduledOp, validate
+
+    version = publish(member, production, LONG)
+    problem = services.problem_from_dataset(
+        actor=member, department=production, name="Flex cell", dataset_version=version, mapping=LONG_MAPPING,
+        alternatives=True,
+    )  # fmt: skip
+    assert (problem.flexible, problem.n_jobs, problem.n_machines, problem.n_operations) == (True, 2, 3, 4)
+    assert [m["name"] for m in problem.machines] == ["lathe", "mill", "drill"]
+    a, b = problem.jobs
+    assert (a["operations"], a["due"]) == ([[[0, 3], [1, 5]], [[2, 2]]], 20)
+    assert (b["operations"], b["due"]) == ([[[0, 6]], [[1, 4], [2, 3]]], 30)
+    assert problem.origin["alternatives"] is True and problem.origin["mapping"] == LONG_MAPPING
+    assert AuditEvent.objects.get(action="problem.create").changes["origin"]["alternatives"] is True
+    assert LineageEdge.objects.filter(to_id=str(problem.pk)).exists()
+    for method in ("mwkr", "cpsat"):
+        run = services.run_execute(services.run_start(actor=member, problem=problem, method=method, time_limit=5).pk)
+        assert run.status == "succeeded", run.error_message
+        stored = [ScheduledOp(o.job, o.op, o.machine, o.start, o.end) for o in run.operations.all()]
+        validate(services.instance_of(problem), Schedule(stored))
+    # B's 6 on the lathe, then 4 on the mill (the drill is A's at 5–7): 10; A takes the mill first (0–5), not the lathe.
+    assert run.optimal and run.makespan == 10
+
+
+def test_without_the_switch_the_long_layout_is_refused_as_before(member, production):
+    version = publish(member, production, LONG)
+    with pytest.raises(Invalid) as caught:
+        build(member, production, version, LONG_MAPPING)
+    assert caught.value.fields == {"mapping.sequence": ["row 2: sequence 1 is given twice for this job (also on row 1)."]}
+    assert_nothing_created()
+
+
+def _bad_long(old: str, new: str) -> str:
+    assert old in LONG
+    return LONG.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    "text, mapping, field, words",
+    [
+        (_bad_long("A,1,mill,5", "A,1,lathe,5"), LONG_MAPPING, "mapping.machine",
+         "row 2: machine 'lathe' is given twice for sequence 1 of this job (also on row 1); give each machine once"),
+        (LONG, LONG_MAPPING | {"sequence": ""}, "mapping.sequence",
+         "With alternative machines, choose the column that gives the sequence"),
+        (_bad_long("A,1,mill,5", "A,,mill,5"), LONG_MAPPING, "mapping.sequence",
+         "row 2: the sequence is missing: with alternative machines, the rows of one operation share its job and sequence."),
+        (_bad_long("B,2,drill,3", "B,2,drill,3.5"), LONG_MAPPING, "mapping.duration",
+         "row 6: duration 3.5 is not a whole number"),
+        (_bad_long("B,2,drill,3", "B,2,drill,-3"), LONG_MAPPING, "mapping.duration",
+         "row 6: Job B, operation 1: the duration -3 is negative."),
+        (_bad_long("A,1,mill,5,20", "A,1,mill,5,25"), LONG_MAPPING, "mapping.due",
+         "row 2: job 'A' has due 25 here but 20 on row 1"),
+        (_bad_long("A,1,mill,5", "A,1,,5"), LONG_MAPPING, "mapping.machine", "row 2: the machine is missing"),
+    ],
+    ids=["duplicate-machine", "no-sequence-column", "missing-sequence", "fraction", "negative-duration", "due-per-job",
+         "missing-machine"],
+)  # fmt: skip
+def test_bad_alternatives_name_the_mapping_key_and_row_and_create_nothing(member, production, text, mapping, field, words):
+    version = publish(member, production, text)
+    with pytest.raises(Invalid) as caught:
+        services.problem_from_dataset(
+            actor=member, department=production, name="X", dataset_version=version, mapping=mapping, alternatives=True
+        )
+    assert list(caught.value.fields) == [field], caught.value.fields
+    assert words in caught.value.message, caught.value.message
+    assert_nothing_created()
+
+
+def test_alternatives_keep_the_row_limit(member, production, monkeypatch):
+    version = publish(member, production, LONG)
+    monkeypatch.setattr(engine_instance, "MAX_OPERATIONS", 5)
+    with pytest.raises(Invalid) as caught:
+        services.problem_from_dataset(
+            actor=member, department=production, name="X", dataset_version=version, mapping=LONG_MAPPING, alternatives=True
+        )
+    assert caught.value.fields == {
+        "dataset_version": ["The version has 6 rows: above the limit of 5 rows (one per operation and machine)."]
+    }
+    assert_nothing_created()
+
+
+def test_api_builds_a_flexible_problem_and_refuses_a_machine_twice(member, production):
+    version = publish(member, production, LONG)
+    twice = publish(member, production, _bad_long("B,2,drill", "B,2,mill"), name="Twice")
+    refused = api(member).post(URL, body(twice, mapping=LONG_MAPPING, alternatives=True), format="json")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_problem"
+    message = (
+        "row 6: machine 'mill' is given twice for sequence 2 of this job (also on row 4); give each machine once per operation."
+    )
+    assert refused.json()["fields"] == {"mapping.machine": [message]}
+    assert not ShopProblem.objects.exists()
+    response = api(member).post(URL, body(version, mapping=LONG_MAPPING, alternatives=True), format="json")
+    assert response.status_code == 201, response.json()
+    data = response.json()
+    assert (data["flexible"], data["n_operations"], data["origin"]["alternatives"]) == (True, 4, True)
+    assert api(member).post(URL, body(version, mapping=LONG_MAPPING, alternatives="maybe"), format="json").status_code == 400
+
+
+def test_api_alternatives_anonymous_gets_401_and_outsider_404(outsider, member, production):
+    version = publish(member, production, LONG)
+    assert api().post(URL, body(version, mapping=LONG_MAPPING, alternatives=True), format="json").status_code == 401
+    response = api(outsider).post(
+        URL, body(version, department="quality", mapping=LONG_MAPPING, alternatives=True), format="json"
+    )
+    assert response.status_code == 404 and "dataset_version" in response.json()["fields"]
+    assert_nothing_created()
+
+
+def test_the_form_builds_a_flexible_problem_and_its_page_says_so(client, member, production):
+    version = publish(member, production, LONG)
+    client.force_login(member)
+    page = client.get(f"/scheduling/problems/from-dataset/?dataset_version={version.pk}").content.decode()
+    assert 'name="alternatives"' in page and "Rows with the same job and sequence are one operation" in page
+    form = {"name": "Flex cell", "dataset_version": version.pk, **LONG_MAPPING}
+    refused = client.post("/scheduling/problems/from-dataset/", form)
+    assert refused.status_code == 400  # the same rows without the switch: a sequence given twice
+    assert "sequence 1 is given twice" in refused.content.decode().split('name="sequence"')[1].split('name="machine"')[0]
+    assert 'name="alternatives"' in refused.content.decode()
+    response = client.post("/scheduling/problems/from-dataset/", form | {"alternatives": "on"})
+    problem = ShopProblem.objects.get()
+    assert response.status_code == 302 and problem.flexible and problem.n_operations == 4
+    shown = client.get(response["Location"]).content.decode()
+    assert "rows with the same job and sequence are alternative machines" in shown.split("data-origin>")[1].split("</p>")[0]

@@ -197,16 +197,123 @@ def test_copy_and_edit_prefills_the_tables_and_saves_a_new_problem(client, membe
     assert f'Copied from <a href="/scheduling/problems/{problem.pk}/">Press shop</a> and edited' in page
 
 
-def test_a_flexible_problem_is_not_offered_to_the_editor(client, member, production):
-    flexible = services.problem_create(
+@pytest.fixture
+def flexible(member, production):
+    """A's first operation runs on a (3), b (4) or c (5); its second only on c."""
+    return services.problem_create(
         actor=member, department=production, name="Flex",
-        instance=Instance(jobs=(Job("A", (Operation(((0, 3), (1, 4))),)),), machines=(Machine("a"), Machine("b"))),
+        instance=Instance(
+            jobs=(Job("A", (Operation(((0, 3), (1, 4), (2, 5))), Operation(((2, 2),)))), Job("B", (Operation(((1, 6),)),))),
+            machines=(Machine("a"), Machine("b"), Machine("c")),
+        ),
     )  # fmt: skip
+
+
+def test_copy_and_edit_shows_a_flexible_problems_alternatives_and_saves_them(client, member, flexible):
+    client.force_login(member)
+    shown = client.get(f"/scheduling/problems/{flexible.pk}/").content.decode()
+    assert f'href="/scheduling/problems/{flexible.pk}/copy/"' in shown
+    page = client.get(f"/scheduling/problems/{flexible.pk}/copy/").content.decode()
+    assert 'name="operations-0-machine" value="a"' in page and 'name="operations-0-duration" value="3"' in page
+    assert 'name="operations-0-alternatives" value="b: 4, c: 5"' in page
+    assert 'name="operations-1-alternatives"' in page and 'value="[]"' not in page  # no alternative: an empty cell
+    assert 'id="alternatives-help"' in page and "mill 2: 14, mill 3: 12" in page
+    machines, jobs = [{"name": "a"}, {"name": "b"}, {"name": "c"}], [{"name": "A"}, {"name": "B"}]
+    operations = [
+        {"job": "A", "sequence": "1", "machine": "a", "duration": "3", "alternatives": "b: 4"},  # c dropped
+        {"job": "A", "sequence": "2", "machine": "c", "duration": "2", "alternatives": "a: 9"},  # a added
+        {"job": "B", "sequence": "1", "machine": "b", "duration": "6"},
+    ]
+    response = client.post(f"/scheduling/problems/{flexible.pk}/copy/", tables(machines, jobs, operations, name="Flex v2"))
+    copy = ShopProblem.objects.get(name="Flex v2")
+    assert response["Location"] == f"/scheduling/problems/{copy.pk}/"
+    assert copy.flexible and copy.n_operations == 3
+    assert [op for job in copy.jobs for op in job["operations"]] == [[[0, 3], [1, 4]], [[2, 2], [0, 9]], [[1, 6]]]
+    flexible.refresh_from_db()
+    assert flexible.jobs[0]["operations"][0] == [[0, 3], [1, 4], [2, 5]]  # the original is unchanged
+
+
+def test_a_problem_too_large_for_the_editor_is_not_offered_to_it(client, member, flexible, monkeypatch):
+    from scheduling import views
+
+    monkeypatch.setattr(views, "EDITOR_MAX_ROWS", views.EDITOR_MAX_ROWS | {"operations": 2})
     client.force_login(member)
     assert "Copy and edit" not in client.get(f"/scheduling/problems/{flexible.pk}/").content.decode()
     response = client.get(f"/scheduling/problems/{flexible.pk}/copy/", follow=True)
-    assert "alternative machines or is too large for the table editor" in response.content.decode()
+    assert "This problem is too large for the table editor" in response.content.decode()
     assert ShopProblem.objects.count() == 1
+
+
+def cell_errors(page: str, name: str) -> str:
+    """The text of the errors shown under one cell."""
+    match = re.search(rf'name="{name}"[^>]*>\s*<ul class="errorlist"[^>]*>(.*?)</ul>', page, re.S)
+    assert match, f"no error shown under {name}"
+    return " ".join(re.findall(r"<li>(.*?)</li>", match.group(1))).replace("&quot;", '"')
+
+
+def test_a_member_saves_a_flexible_problem_and_it_is_scheduled(client, member):
+    from scheduling.engine.schedule import Schedule, ScheduledOp, validate
+
+    operations = [dict(row) for row in OPERATIONS]
+    operations[0]["alternatives"] = "mill: 5"
+    operations[3]["alternatives"] = " lathe：1， "  # full-width colon and comma, as a Chinese keyboard types them
+    client.force_login(member)
+    response = client.post(NEW, tables(MACHINES, JOBS, operations))
+    assert response.status_code == 302, response.content.decode()
+    problem = ShopProblem.objects.get()
+    assert (problem.flexible, problem.n_operations) == (True, 4)
+    a, b = problem.jobs
+    assert a["operations"] == [[[0, 3], [1, 5]], [[1, 2]]]
+    assert b["operations"] == [[[1, 2], [0, 1]], [[0, 4]]]  # B's sequence 1 is the row with the alternative
+    for method in ("spt", "cpsat"):
+        run = services.run_execute(services.run_start(actor=member, problem=problem, method=method, time_limit=5).pk)
+        assert run.status == "succeeded", run.error_message
+        stored = [ScheduledOp(o.job, o.op, o.machine, o.start, o.end) for o in run.operations.all()]
+        assert len(stored) == 4
+        validate(services.instance_of(problem), Schedule(stored))
+    assert (run.makespan, run.optimal) == (7, True)  # B alone needs 1 + 1 + 4 on the lathe; A then fits in 7 at best
+
+
+@pytest.mark.parametrize(
+    "cell, words",
+    [
+        ("drill: 4", "No machine is named “drill” in the machines table (“lathe”, “mill”)."),
+        ("lathe: 4", "Machine “lathe” is named twice for this operation"),  # the row's own machine
+        ("mill: 4, mill: 6", "Machine “mill” is named twice for this operation"),
+        ("mill 4", "“mill 4”: write the machine, a colon, then its duration, as in “mill 2: 14”."),
+        (": 4", "“: 4”: name the machine before the colon."),
+        ("mill: 2.5", "“mill: 2.5”: the duration must be a whole number of time units."),
+        ("mill: soon", "“mill: soon”: the duration must be a whole number of time units."),
+        ("mill: -1", "“mill: -1”: the duration must be from 0 to 10000000."),
+        ("mill: 20000000", "“mill: 20000000”: the duration must be from 0 to 10000000."),
+    ],
+    ids=["unknown-machine", "same-as-machine", "twice", "no-colon", "no-name", "fraction", "text", "negative", "too-long"],
+)
+def test_a_bad_alternative_is_shown_on_its_cell_and_nothing_is_saved(client, member, cell, words):
+    operations = [dict(row) for row in OPERATIONS]
+    operations[0]["alternatives"] = cell
+    client.force_login(member)
+    response = client.post(NEW, tables(MACHINES, JOBS, operations))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert words in cell_errors(page, "operations-0-alternatives")
+    assert page.count('class="has-error"') == 1
+    assert f'name="operations-0-alternatives" value="{cell}"' in page.replace("&#x27;", "'")  # as typed
+    assert not ShopProblem.objects.exists()
+
+
+def test_the_service_traces_a_bad_alternative_to_its_cell(member, production):
+    from lepton.errors import Invalid
+
+    with pytest.raises(Invalid) as caught:
+        services.problem_from_tables(
+            actor=member, department=production, name="X",
+            machines=[{"name": "m", "mtbf": None, "mttr": None}, {"name": "n", "mtbf": None, "mttr": None}],
+            jobs=[{"name": "A", "release": 0, "due": None, "weight": 1.0}],
+            operations=[None, {"job": "A", "sequence": None, "machine": "m", "duration": 5, "alternatives": [("n", -2)]}],
+        )  # fmt: skip
+    assert caught.value.fields == {"operations.1.alternatives": ["Job A, operation 0: the duration -2 is negative."]}
+    assert not ShopProblem.objects.exists()
 
 
 def test_an_outsider_cannot_copy_a_problem_it_cannot_see(client, outsider, problem):

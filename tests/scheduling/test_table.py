@@ -125,3 +125,132 @@ def test_the_editors_refusals_name_table_row_and_column(machines, jobs, operatio
         from_tables(machines, jobs, operations)
     assert (caught.value.table, caught.value.row, caught.value.column) == place
     assert words in caught.value.message
+
+
+# --- alternative machines (the flexible job shop) ---------------------------------------------------
+
+# The "long" layout of planning exports: one row per operation and eligible machine. A's operation 1
+# runs on the lathe or the mill; B's operation 2 (rows out of order) on the mill or the drill.
+LONG = {
+    "job": ["A", "A", "A", "B", "B", "B"],
+    "sequence": [1, 1, 2, 2, 1, 2],
+    "machine": ["lathe", "mill", "drill", "mill", "lathe", "drill"],
+    "duration": [3, 5, 2, 4, 6, 3],
+    "due": [20, 20, None, 30, None, None],
+}
+
+
+def test_rows_sharing_job_and_sequence_are_one_operations_alternative_machines():
+    built = from_columns(LONG, alternatives=True)
+    assert [m["name"] for m in built.machines] == ["lathe", "mill", "drill"]
+    a, b = built.jobs
+    assert a["operations"] == [[[0, 3], [1, 5]], [[2, 2]]]
+    assert b["operations"] == [[[0, 6]], [[1, 4], [2, 3]]]  # by sequence; a group's rows in row order
+    assert (a["due"], b["due"]) == (20, 30)
+    assert built.places["jobs.1.operations.1"] == ("operations", 3)
+    assert built.options["jobs.1.operations.1.1"] == ("operations", 5, None)
+    instance = services.instance_from_data(built.machines, built.jobs)
+    assert instance.flexible and instance.n_operations == 4
+
+
+def test_without_the_switch_the_same_rows_are_refused_as_before():
+    with pytest.raises(TableError, match=r"row 2: sequence 1 is given twice for this job \(also on row 1\)"):
+        from_columns(LONG)
+
+
+@pytest.mark.parametrize(
+    "change, column, row, words",
+    [
+        ({"machine": ["lathe", "lathe", "drill", "mill", "lathe", "drill"]}, "machine", 1,
+         "row 2: machine 'lathe' is given twice for sequence 1 of this job (also on row 1)"),
+        ({"sequence": [1, None, 2, 2, 1, 2]}, "sequence", 1,
+         "row 2: the sequence is missing: with alternative machines, the rows of one operation share its job and sequence"),
+        ({"duration": [3, 5.5, 2, 4, 6, 3]}, "duration", 1, "row 2: duration 5.5 is not a whole number"),
+        ({"duration": [3, None, 2, 4, 6, 3]}, "duration", 1, "row 2: the duration is missing"),
+        ({"machine": ["lathe", None, "drill", "mill", "lathe", "drill"]}, "machine", 1, "row 2: the machine is missing"),
+        ({"due": [20, 21, None, 30, None, None]}, "due", 1, "job 'A' has due 21 here but 20 on row 1"),
+    ],
+    ids=["duplicate-machine", "missing-sequence", "fraction", "missing-duration", "missing-machine", "due-per-job"],
+)  # fmt: skip
+def test_a_bad_alternative_names_its_column_and_row(change, column, row, words):
+    with pytest.raises(TableError) as caught:
+        from_columns(LONG | change, alternatives=True)
+    assert (caught.value.table, caught.value.row, caught.value.column) == ("operations", row, column)
+    assert words in caught.value.message, caught.value.message
+
+
+def test_alternatives_need_a_sequence_column_and_keep_the_row_limit(monkeypatch):
+    without = {role: values for role, values in LONG.items() if role != "sequence"}
+    with pytest.raises(TableError, match="With alternative machines, choose the column that gives the sequence") as caught:
+        from_columns(without, alternatives=True)
+    assert (caught.value.row, caught.value.column) == (None, "sequence")
+    monkeypatch.setattr(table, "MAX_OPERATIONS", 5)
+    with pytest.raises(TableError, match=r"6 rows \(one per operation and machine\) are above the limit of 5"):
+        from_columns(LONG, alternatives=True)
+
+
+def test_the_engines_refusal_of_an_alternative_is_traced_to_its_row():
+    built = from_columns(LONG | {"duration": [3, 5, 2, 4, 6, -3]}, alternatives=True)
+    with pytest.raises(InstanceError) as caught:
+        services.instance_from_data(built.machines, built.jobs)
+    assert caught.value.field == "jobs.1.operations.1.duration"
+    assert "the duration -3 is negative" in caught.value.message
+    assert built.locate(caught.value.field) == ("operations", 5, "duration")  # the drill's row, not the mill's
+    first = from_columns(LONG | {"duration": [3, 5, 2, -4, 6, 3]}, alternatives=True)
+    assert first.locate("jobs.1.operations.1.duration") == ("operations", 3, "duration")
+
+
+@pytest.mark.parametrize("method", ["spt", "mwkr", "cpsat"])
+def test_a_flexible_problem_from_either_builder_is_scheduled_and_valid(method):
+    from scheduling.engine.schedule import validate
+    from scheduling.engine.solve import solve
+
+    editor = from_tables(MACHINES, JOBS, [OPERATIONS[0] | {"alternatives": [("mill", 1)]}, *OPERATIONS[1:]])
+    for built in (from_columns(LONG, alternatives=True), editor):
+        instance = services.instance_from_data(built.machines, built.jobs)
+        assert instance.flexible
+        result = solve(instance, method, time_limit=5, seed=0)
+        schedule = validate(instance, result.schedule)
+        assert len(schedule.operations) == instance.n_operations
+        if method == "cpsat":
+            assert result.extra["optimal"]
+    # A's first operation takes 1 on the mill instead of 3 on the lathe: the optimum uses it.
+    chosen = {(o.job, o.op): o.machine for o in solve(services.instance_from_data(editor.machines, editor.jobs), "cpsat",
+                                                        time_limit=5, seed=0).schedule.operations}  # fmt: skip
+    assert chosen[(0, 0)] == 1
+
+
+def test_the_editors_alternatives_cell_adds_options_and_round_trips():
+    operations = [OPERATIONS[0] | {"alternatives": [("mill", 4)]}, *OPERATIONS[1:4], OPERATIONS[4] | {"alternatives": []}]
+    built = from_tables(MACHINES, JOBS, operations)
+    assert built.jobs[0]["operations"] == [[[0, 3], [1, 4]], [[1, 2]]]
+    assert built.options["jobs.0.operations.0.1"] == ("operations", 0, "alternatives")
+    assert built.locate("jobs.0.operations.0.duration") == ("operations", 0, "duration")
+    machines, jobs, rows = to_tables(built.machines, built.jobs)
+    assert rows[0]["alternatives"] == [("mill", 4)] and rows[1]["alternatives"] == []
+    again = from_tables(machines, jobs, rows)
+    assert (again.machines, again.jobs) == (built.machines, built.jobs)
+
+
+def test_the_engines_refusal_of_an_editor_alternative_lands_on_its_cell():
+    built = from_tables(MACHINES, JOBS, [OPERATIONS[0] | {"alternatives": [("mill", -1)]}, *OPERATIONS[1:]])
+    with pytest.raises(InstanceError) as caught:
+        services.instance_from_data(built.machines, built.jobs)
+    assert built.locate(caught.value.field) == ("operations", 0, "alternatives")
+
+
+@pytest.mark.parametrize(
+    "alternatives, words",
+    [
+        ([("drill", 2)], "No machine is named “drill” in the machines table (“lathe”, “mill”)."),
+        ([("mill", 2)], "Machine “mill” is named twice for this operation"),  # the row's own machine
+        ([("lathe", 2), ("lathe", 3)], "Machine “lathe” is named twice for this operation"),
+    ],
+    ids=["unknown", "same-as-machine", "twice"],
+)
+def test_the_editors_bad_alternatives_are_refused_on_their_cell(alternatives, words):
+    operations = [*OPERATIONS[:3], OPERATIONS[3] | {"alternatives": alternatives}, OPERATIONS[4]]
+    with pytest.raises(TableError) as caught:
+        from_tables(MACHINES, JOBS, operations)
+    assert (caught.value.table, caught.value.row, caught.value.column) == ("operations", 3, "alternatives")
+    assert words in caught.value.message
