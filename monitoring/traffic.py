@@ -1,8 +1,9 @@
 """Request traffic for the platform dashboard: a WSGI layer that counts every request per minute.
 
 It is the outermost of LEPTON_WSGI_LAYERS, so the predict fast path's answers are counted too.
-Each process keeps its counts in memory and writes them in bulk (one INSERT) when a minute
-has passed since its last write or at exit; a request never waits on the database. A lost
+Each process keeps its counts in memory and writes them in bulk (one INSERT, from a short-lived
+thread) when a minute has passed since its last write, and at exit; a request never waits on
+the database. A lost
 write (the database down) drops that batch of counts and logs it: traffic figures are
 monitoring, never a reason to fail a request.
 
@@ -18,7 +19,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from monitoring.models import BUCKET_FIELDS, LATENCY_BOUNDS_MS, ActiveUser, TrafficMinute
 
@@ -64,8 +65,16 @@ class Counts:
             row["latency_ms_sum"] += latency_ms
             row[bucket_of(latency_ms)] += 1
             due = time.monotonic() - self.flushed >= self.flush_seconds
+            if due:
+                self.flushed = time.monotonic()  # one writer at a time
         if due:
+            threading.Thread(target=self._flush_in_thread, name="lepton-traffic-flush", daemon=True).start()
+
+    def _flush_in_thread(self) -> None:
+        try:
             self.flush()
+        finally:
+            connections.close_all()  # this thread's connection, opened by the write
 
     def flush(self) -> int:
         with self.lock:
@@ -117,10 +126,7 @@ class TrafficLayer:
 
     def _count(self, kind: str, status: int, started: float) -> None:
         try:
-            flushing = time.monotonic() - self.recorder.flushed >= self.recorder.flush_seconds
             self.recorder.add(kind, status, (time.perf_counter() - started) * 1000)
-            if flushing:
-                close_old_connections()  # as Django does after a request: the write opened one
         except Exception:  # counting must never fail a request
             logger.exception("traffic count failed")
 

@@ -1,5 +1,6 @@
 """Request traffic: the WSGI layer counts every request per minute; the platform's numbers sum them."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -83,3 +84,13 @@ def test_old_traffic_counts_expire(db, settings):
     TrafficMinute.objects.create(minute=now - timedelta(days=9), kind="api", requests=1)
     assert services.traffic_expire(now) == 1
     assert TrafficMinute.objects.count() == 1
+
+
+def test_counts_are_written_by_a_thread_once_the_minute_has_passed(transactional_db):
+    recorder = traffic.Counts(flush_seconds=0.0)
+    layer = traffic.TrafficLayer(_app("200 OK"), recorder)
+    _call(layer, "/api/v1/me")
+    deadline = time.monotonic() + 10
+    while not TrafficMinute.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert TrafficMinute.objects.get().requests == 1
