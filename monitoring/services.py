@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Func, IntegerField, Max, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from lepton import audit
 from monitoring.engine import drift as engine
@@ -136,14 +137,14 @@ def drift_compute(version_id, window_end: datetime, *, progress=lambda pct, msg:
     from models_repo.models import ModelVersion
 
     version = ModelVersion.objects.select_related("model", "run__dataset_version").get(pk=version_id)
-    progress(5, "Reference profile")
+    progress(5, _("Profiling the training inputs"))
     reference = drift_reference(version)
     if reference.status != ReferenceStatus.READY:
         return {"version": str(version.pk), "status": reference.status, "reason": reference.reason}
     start = window_start_for(window_end)
-    progress(40, "Sampled inputs")
+    progress(40, _("Reading the sampled inputs"))
     records = sampled_inputs(version, start, window_end)
-    progress(60, "Comparing")
+    progress(60, _("Comparing each input with its training profile"))
     results = [
         engine.compare(
             profile,

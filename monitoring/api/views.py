@@ -1,5 +1,6 @@
 """Views of the Monitoring API: reads only, through monitoring.selectors (the model's policy)."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -25,6 +26,7 @@ class ModelDriftView(APIView):
     def get(self, request, pk):
         number = request.query_params.get("version")
         if number is not None and not number.isdigit():
-            raise Invalid("version must be a version number.", fields={"version": ["Give a whole number."]})
+            message = _("Give the version as a whole number.")
+            raise Invalid(message, fields={"version": [message]})
         drift = selectors.model_drift(request.user, pk, number=int(number) if number is not None else None)
         return Response(ModelDriftSerializer(drift).data)

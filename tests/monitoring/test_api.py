@@ -92,4 +92,4 @@ def test_a_model_without_production_says_so_and_a_version_can_be_asked_for(deplo
 
 def test_a_version_that_is_not_a_number_is_refused(deployed, member):
     response = api(member).get(_url(deployed) + "?version=v1")
-    assert response.status_code == 400 and response.json()["fields"] == {"version": ["Give a whole number."]}
+    assert response.status_code == 400 and response.json()["fields"] == {"version": ["Give the version as a whole number."]}
