@@ -289,7 +289,7 @@ def _training_inputs(version) -> tuple[dict[str, object], int, str, object]:
         held = np.asarray([i for i in indices if isinstance(i, int) and 0 <= i < len(frame)], dtype=np.int64)
         keep[held] = False
         if version.flavor == "keras":
-            keep &= _complete(frame, list(dict.fromkeys([*names, spec.target])))
+            keep = keep & _complete(frame, list(dict.fromkeys([*names, spec.target])))
         train, rows_from = frame.loc[keep], "holdout_excluded"
     elif windowed:
         train, rows_from = _before_time_cut(frame, names, spec), "time_cut"
@@ -314,7 +314,7 @@ def _complete(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     ok = frame[columns].notna().all(axis=1).to_numpy()
     numeric = [c for c in columns if pd.api.types.is_float_dtype(frame[c])]
     if numeric:
-        ok &= np.isfinite(frame[numeric].to_numpy(dtype="float64")).all(axis=1)
+        ok = ok & np.isfinite(frame[numeric].to_numpy(dtype="float64")).all(axis=1)
     return ok
 
 

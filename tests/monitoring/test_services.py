@@ -151,3 +151,50 @@ def test_window_ends_fall_on_the_interval(settings, minutes):
     settings.LEPTON_DRIFT_INTERVAL_MINUTES = minutes
     end = services.window_end_for(timezone.now())
     assert end.second == 0 and end.minute % minutes == 0 and end <= timezone.now()
+
+
+def test_a_windowed_model_s_reference_is_each_group_before_its_holdout_cut():
+    from types import SimpleNamespace
+
+    frame = pd.DataFrame(
+        {
+            "machine": ["a"] * 10 + ["b"] * 5,
+            "ts": list(range(10, 0, -1)) + list(range(5)),  # machine a's rows come newest first
+            "temp": [float(i) for i in range(15)],
+            "failed": [0] * 15,
+        }
+    )
+    frame.loc[14, "temp"] = float("nan")  # dropped, as the Keras trainer drops it
+    spec = SimpleNamespace(group_column="machine", time_column="ts", target="failed", holdout=0.2)
+    kept = services._before_time_cut(frame, ["temp"], spec)
+    # a: 10 rows in time order (temp 9…0), the last 2 held out; b: 4 complete rows, the last 1 held out.
+    assert list(kept["temp"]) == [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 10.0, 11.0, 12.0]
+
+
+def test_a_keras_table_model_s_reference_leaves_out_the_holdout_and_incomplete_rows(member, production, owner):
+    from datalake import services as datalake_services
+    from models_repo.services import model_create, training_execute, training_start
+
+    lines = ["温度,pressure,合格"] + [
+        f"{'' if i % 30 == 0 else 60 + i % 20},{4 + (i % 7) / 3:.3f},{'yes' if i % 20 < 10 else 'no'}" for i in range(300)
+    ]
+    dataset = datalake_services.dataset_create(actor=member, department=production, name="Inspections with gaps")
+    upload = datalake_services.dataset_upload(
+        actor=member, dataset=dataset, stream=io.BytesIO(("\n".join(lines) + "\n").encode()), filename="g.csv"
+    )
+    data = datalake_services.version_ingest(upload.pk)
+    spec = {
+        "task": "classification", "target": "合格", "features": ["温度", "pressure"], "seed": 3,
+        "algorithms": [{"name": "keras_mlp"}], "keras": {"epochs": 2, "units": 8, "batch_size": 32},
+    }  # fmt: skip
+    model = model_create(actor=owner, department=production, name="Keras quality")
+    run = training_execute(training_start(actor=member, dataset_version=data, spec=spec, registered_model=model).pk)
+    assert run.status == "succeeded", run.error_message
+    version = ModelVersion.objects.get(run=run)
+    reference = services.drift_reference(version)
+    held = set(version.holdout["indices"])
+    gaps = {i for i in range(300) if i % 30 == 0}
+    assert not held & gaps  # the trainer dropped the incomplete rows before splitting
+    assert reference.status == "ready" and reference.rows == 300 - len(gaps) - len(held)
+    temperature = next(p for p in reference.features if p["name"] == "温度")
+    assert temperature["missing"] == 0.0 and temperature["count"] == reference.rows

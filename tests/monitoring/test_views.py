@@ -58,3 +58,19 @@ def test_metrics_export_the_latest_psi_of_production_features(client, deployed, 
     assert float(line.rsplit(" ", 1)[1]) == psi
     ends = [x for x in text.splitlines() if x.startswith("lepton_model_drift_window_end_timestamp_seconds{")]
     assert len(ends) == 1 and 'model="quality-predictor"' in ends[0] and float(ends[0].rsplit(" ", 1)[1]) == end.timestamp()
+
+
+def test_admin_shows_drift_read_only(client, deployed, staff, drift_settings):
+    from django.urls import reverse
+
+    end = services.window_end_for(timezone.now())
+    log_inputs(deployed, inputs(120), at=end - timedelta(minutes=10))
+    services.drift_compute(deployed.pk, end)
+    client.force_login(staff)
+    for name in ("driftreference", "featuredrift"):
+        changelist = client.get(reverse(f"admin:monitoring_{name}_changelist"))
+        assert changelist.status_code == 200
+        assert client.get(reverse(f"admin:monitoring_{name}_add")).status_code == 403
+    row = deployed.feature_drifts.get(feature="温度")
+    page = client.get(reverse("admin:monitoring_featuredrift_change", args=[row.pk]))
+    assert page.status_code == 200 and "温度" in page.content.decode() and b'name="psi"' not in page.content
