@@ -186,6 +186,7 @@ def sampled_inputs(version, start: datetime, end: datetime) -> list[dict]:
     from models_repo.models import PredictionLog
 
     limit = settings.LEPTON_DRIFT_MAX_SAMPLE
+    columns = [c["name"] for c in version.input_schema if isinstance(c, dict) and c.get("name")]
     records: list[dict] = []
     logs = (
         PredictionLog.objects.filter(version=version, created_at__gt=start, created_at__lte=end)
@@ -193,7 +194,7 @@ def sampled_inputs(version, start: datetime, end: datetime) -> list[dict]:
         .values_list("inputs", flat=True)
     )
     for inputs in logs.iterator(chunk_size=500):
-        records.extend(engine.input_records(inputs))
+        records.extend(engine.input_records(inputs, columns))
         if len(records) >= limit:
             break
     return records[:limit]

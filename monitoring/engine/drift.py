@@ -158,20 +158,33 @@ def status_for(value: float | None, moderate: float = PSI_MODERATE, significant:
 # --- reading values ----------------------------------------------------------------------------
 
 
-def input_records(inputs) -> list[dict]:
+def input_records(inputs, columns: Sequence[str] = ()) -> list[dict]:
     """The {column: value} records of one logged prediction's `inputs`, whatever else it holds.
 
-    A list of records is the usual shape; a list of windows (each a list of records, as a
-    sequence model takes) is flattened; anything else (images, bare values) gives nothing.
+    A list of records is the usual shape. A sequence model's inputs are windows, each a list of
+    rows of values in its `columns` order (models_repo.engine.deep.serving): those rows become
+    records too, as do positional rows of a table. Anything else (images, rows of another
+    width) gives nothing.
     """
     if not isinstance(inputs, list):
         return []
+    width = len(columns)
     found: list[dict] = []
+
+    def positional(row) -> bool:
+        return isinstance(row, list) and width > 0 and len(row) == width and not any(isinstance(v, list | dict) for v in row)
+
     for item in inputs:
         if isinstance(item, dict):
             found.append(item)
+        elif positional(item):
+            found.append(dict(zip(columns, item, strict=True)))
         elif isinstance(item, list):
-            found.extend(row for row in item if isinstance(row, dict))
+            for row in item:
+                if isinstance(row, dict):
+                    found.append(row)
+                elif positional(row):
+                    found.append(dict(zip(columns, row, strict=True)))
     return found
 
 

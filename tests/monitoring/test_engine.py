@@ -186,6 +186,17 @@ def test_input_records_reads_records_and_windows_and_ignores_the_rest():
     assert drift.input_records([[{"a": 1}, {"a": 2}], [[0.1, 0.2]]]) == [{"a": 1}, {"a": 2}]
 
 
+def test_input_records_reads_windows_and_positional_rows_by_the_schema_s_columns():
+    windows = [[[0.1, 20.0], [0.2, 21.0]], [[0.3, 22.0], [0.4]]]  # the last row has the wrong width
+    assert drift.input_records(windows, ["vibration", "temperature"]) == [
+        {"vibration": 0.1, "temperature": 20.0},
+        {"vibration": 0.2, "temperature": 21.0},
+        {"vibration": 0.3, "temperature": 22.0},
+    ]
+    assert drift.input_records([[1.0, "L1"]], ["温度", "line"]) == [{"温度": 1.0, "line": "L1"}]
+    assert drift.input_records([[1.0, "L1"]]) == []  # without columns a bare row names nothing
+
+
 def test_a_hundred_thousand_values_profile_and_compare():
     rng = np.random.default_rng(2)
     profile = drift.profile_feature("x", "number", rng.normal(size=100_000))
