@@ -260,6 +260,9 @@ LEPTON_PERIODIC_TASKS = [
     ("models_repo.services.runs_settle", 30),
     # Fail promotion requests left checking by a gate job that ended without a verdict.
     ("models_repo.services.promotions_settle", 30),
+    # Queue a drift job for each production version with enough new sampled inputs (cheap counts;
+    # the job reads Parquet on a worker: monitoring/services.py).
+    ("monitoring.services.drift_enqueue_due", 300),
 ]
 
 # The job system (lepton/jobs/).
@@ -324,6 +327,18 @@ LEPTON_SERVING_CACHE_SIZE = env_int("LEPTON_SERVING_CACHE_SIZE", 8)
 # Rows one prediction request may hold, and the share of requests whose inputs are logged (for drift).
 LEPTON_PREDICT_MAX_ROWS = env_int("LEPTON_PREDICT_MAX_ROWS", 10_000)
 LEPTON_PREDICTION_LOG_SAMPLE = env_float("LEPTON_PREDICTION_LOG_SAMPLE", 0.1)
+# Input drift (monitoring/services.py): each production version is compared with its training
+# inputs every LEPTON_DRIFT_INTERVAL_MINUTES over the sampled inputs of the last
+# LEPTON_DRIFT_WINDOW_HOURS, once at least LEPTON_DRIFT_MIN_SAMPLE of them arrived (the most recent
+# LEPTON_DRIFT_MAX_SAMPLE are compared); PSI above the two thresholds is moderate, then significant.
+LEPTON_DRIFT_WINDOW_HOURS = env_int("LEPTON_DRIFT_WINDOW_HOURS", 24)
+LEPTON_DRIFT_INTERVAL_MINUTES = env_int("LEPTON_DRIFT_INTERVAL_MINUTES", 60)
+LEPTON_DRIFT_MIN_SAMPLE = env_int("LEPTON_DRIFT_MIN_SAMPLE", 200)
+LEPTON_DRIFT_MAX_SAMPLE = env_int("LEPTON_DRIFT_MAX_SAMPLE", 10_000)
+LEPTON_DRIFT_PSI_MODERATE = env_float("LEPTON_DRIFT_PSI_MODERATE", 0.1)
+LEPTON_DRIFT_PSI_SIGNIFICANT = env_float("LEPTON_DRIFT_PSI_SIGNIFICANT", 0.25)
+# Training rows profiled for a reference at most (a seeded random sample of larger training sets).
+LEPTON_DRIFT_REFERENCE_MAX_ROWS = env_int("LEPTON_DRIFT_REFERENCE_MAX_ROWS", 200_000)
 # The predict fast path (models_repo.api.fastpath) answers a token's repeat predictions without
 # Django's middleware; a grant it keeps ends after this many seconds at most (and at once when
 # access or aliases change, see lepton.counters).

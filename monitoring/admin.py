@@ -1,7 +1,42 @@
+"""admin of the Monitoring part, read-only: traffic counts, active people, drift references and results."""
+
 from django.contrib import admin
 
 from lepton.admin import ReadOnlyMixin
-from monitoring.models import ActiveUser, TrafficMinute
+from monitoring.models import ActiveUser, DriftReference, FeatureDrift, TrafficMinute
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DriftReference)
+class DriftReferenceAdmin(ReadOnlyAdmin):
+    list_display = ("version", "status", "reason", "rows", "rows_from", "created_at")
+    list_filter = ("status", "reason")
+    list_select_related = ("version__model__department",)
+    search_fields = ("version__model__slug", "version__model__name")
+    readonly_fields = ("version", "status", "reason", "detail", "dataset_version", "rows", "rows_from", "features", "created_at")
+
+
+@admin.register(FeatureDrift)
+class FeatureDriftAdmin(ReadOnlyAdmin):
+    list_display = ("version", "feature", "window_end", "status", "psi", "ks_statistic", "ks_pvalue", "sample_size")
+    list_filter = ("status", "kind")
+    list_select_related = ("version__model__department",)
+    search_fields = ("feature", "version__model__slug")
+    date_hierarchy = "window_end"
+    readonly_fields = (
+        "version", "feature", "window_start", "window_end", "kind", "psi", "ks_statistic", "ks_pvalue", "sample_size", "status",
+        "reason", "bins", "computed_at",
+    )  # fmt: skip
 
 
 @admin.register(TrafficMinute)

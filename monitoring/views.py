@@ -1,4 +1,4 @@
-"""The dashboards: a department's, the platform's (staff), a dataset's and the scheduling one.
+"""The dashboards: a department's, the platform's (staff), a dataset's, the scheduling one, and a model's drift panel.
 
 Each page takes a period (monitoring.forms.PeriodForm, GET), reads its numbers from
 monitoring.selectors and draws them with monitoring.figures; htmx polls the page every
@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from lepton import policy
 from lepton.context_processors import current_department
+from lepton.errors import NotFound
 from lepton.models import Department
 from monitoring import figures, selectors
 from monitoring.forms import period_form
@@ -191,3 +192,27 @@ def scheduling(request: HttpRequest) -> HttpResponse:
             )  # fmt: skip
     context = {"department": department, "run": latest, "figures": figs, "comparison": comparison}
     return render(request, "monitoring/scheduling.html", context)
+
+
+def drift_panel(user, model_id, *, number: int | None = None) -> dict:
+    """The context of templates/monitoring/partials/_drift.html: `drift` (selectors.model_drift) and its figures.
+
+    The model dashboard includes the partial with this context; NotFound when the user may not see the model.
+    """
+    drift = selectors.model_drift(user, model_id, number=number)
+    limits = {"moderate": drift["settings"]["psi_moderate"], "significant": drift["settings"]["psi_significant"]}
+    found = [
+        figures.psi_bars(drift["features"], title=_("PSI per feature (latest window)"), **limits),
+        figures.psi_over_time(drift["history"], title=_("PSI over time"), **limits),
+    ]
+    return {"drift": drift, "drift_figures": [f for f in found if f is not None]}
+
+
+@login_required
+def model_drift(request, pk):
+    """The drift panel of a model alone (the model page loads it with htmx)."""
+    try:
+        context = drift_panel(request.user, pk)
+    except NotFound:
+        raise Http404() from None
+    return render(request, "monitoring/partials/_drift.html", context)

@@ -28,6 +28,7 @@ v1_patterns = [
     path("", include("datalake.api.urls")),
     path("", include("models_repo.api.urls")),
     path("", include("scheduling.api.urls")),
+    path("", include("monitoring.api.urls")),
 ]
 
 urlpatterns = [

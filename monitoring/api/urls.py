@@ -1,3 +1,9 @@
 """Routes of the Monitoring API, mounted at /api/v1/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from monitoring.api import views
+
+urlpatterns = [
+    path("models/<uuid:pk>/drift/", views.ModelDriftView.as_view(), name="model_drift"),
+]

@@ -1,0 +1,33 @@
+"""Job kinds of monitoring: the input drift of one model version over one window (monitoring.services)."""
+
+from rest_framework import serializers
+
+from lepton.jobs.registry import JobError, job_kind
+
+
+class DriftParams(serializers.Serializer):
+    version = serializers.UUIDField(help_text="The model version whose inputs to compare.")
+    window_end = serializers.DateTimeField(help_text="The end of the window of sampled inputs.")
+
+
+def _drift(ctx, params) -> dict:
+    """Profile the version's training inputs if not yet done, then store each feature's drift."""
+    from django.utils.dateparse import parse_datetime
+
+    from models_repo.models import ModelVersion
+    from monitoring.services import drift_compute
+
+    end = parse_datetime(params["window_end"])
+    try:
+        outcome = drift_compute(params["version"], end, progress=ctx.progress)
+    except ModelVersion.DoesNotExist:
+        raise JobError("The model version was deleted.") from None
+    if "reason" in outcome:
+        ctx.log(f"no drift reference: {outcome['reason']}", level="warning")
+    else:
+        ctx.log(f"{outcome['rows']} sampled rows compared: {outcome['statuses']}")
+    return outcome
+
+
+# Reading a training set's Parquet may take a while on big data; a second attempt covers a lost worker.
+job_kind("monitoring.drift", label="Input drift of a model version", params=DriftParams, time_limit=1800, max_attempts=2)(_drift)
