@@ -132,21 +132,47 @@ class TrafficLayer:
 
 
 class ActiveUsers:
-    """Django middleware: remember who was active today (one INSERT per person per day and process)."""
+    """Django middleware: remember who was active today, in memory; written in bulk (ignoring the days and people
+    already recorded) from a short-lived thread at most once a minute, so no request runs a query for it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.seen: set[tuple] = set()
+        self.lock = threading.Lock()
+        self.pending: set[tuple] = set()
+        self.written: set[tuple] = set()
+        self.flushed = time.monotonic()
 
     def __call__(self, request):
         response = self.get_response(request)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             key = (datetime.now(UTC).date(), user.pk)
-            if key not in self.seen:
-                try:
-                    ActiveUser.objects.get_or_create(day=key[0], user_id=user.pk)
-                    self.seen.add(key)
-                except DatabaseError:
-                    logger.warning("active user not recorded", exc_info=True)
+            with self.lock:
+                if key not in self.written:
+                    self.pending.add(key)
+                due = bool(self.pending) and time.monotonic() - self.flushed >= FLUSH_SECONDS
+                if due:
+                    self.flushed = time.monotonic()
+            if due:
+                threading.Thread(target=self._flush_in_thread, name="lepton-active-users", daemon=True).start()
         return response
+
+    def flush(self) -> int:
+        with self.lock:
+            keys, self.pending = self.pending, set()
+        if not keys:
+            return 0
+        try:
+            ActiveUser.objects.bulk_create([ActiveUser(day=day, user_id=pk) for day, pk in keys], ignore_conflicts=True)
+        except DatabaseError:
+            logger.warning("active people not recorded", exc_info=True)
+            return 0
+        with self.lock:
+            self.written |= keys
+        return len(keys)
+
+    def _flush_in_thread(self) -> None:
+        try:
+            self.flush()
+        finally:
+            connections.close_all()

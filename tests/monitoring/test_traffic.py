@@ -70,10 +70,17 @@ def test_platform_traffic_sums_every_process_rows_and_gives_percentiles(db):
     assert data["p50"][hour] <= 5.0 and 25.0 <= data["p99"][hour] <= 50.0
 
 
-def test_active_people_are_recorded_once_a_day(client, member):
-    client.force_login(member)
-    client.get("/")
-    client.get("/data/")
+def test_active_people_are_recorded_once_a_day_without_a_query_per_request(member, rf):
+    from django.http import HttpResponse
+
+    middleware = traffic.ActiveUsers(lambda request: HttpResponse())
+    for _ in range(3):
+        request = rf.get("/")
+        request.user = member
+        middleware(request)
+    assert not ActiveUser.objects.exists() and middleware.flush() == 1
+    middleware(request)
+    assert middleware.flush() == 0  # written already today
     assert ActiveUser.objects.filter(user=member).count() == 1
 
 
