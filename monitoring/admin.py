@@ -6,19 +6,8 @@ from lepton.admin import ReadOnlyMixin
 from monitoring.models import ActiveUser, DriftReference, FeatureDrift, TrafficMinute
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(DriftReference)
-class DriftReferenceAdmin(ReadOnlyAdmin):
+class DriftReferenceAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("version", "status", "reason", "rows", "rows_from", "created_at")
     list_filter = ("status", "reason")
     list_select_related = ("version__model__department",)
@@ -27,7 +16,7 @@ class DriftReferenceAdmin(ReadOnlyAdmin):
 
 
 @admin.register(FeatureDrift)
-class FeatureDriftAdmin(ReadOnlyAdmin):
+class FeatureDriftAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("version", "feature", "window_end", "status", "psi", "ks_statistic", "ks_pvalue", "sample_size")
     list_filter = ("status", "kind")
     list_select_related = ("version__model__department",)

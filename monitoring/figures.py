@@ -122,18 +122,7 @@ def _thresholds(moderate: float, significant: float) -> list[dict]:
 
 
 def _drift_figure(fid: str, title: str, data: list, layout: dict) -> dict:
-    return {
-        "id": fid,
-        "figure": {
-            "data": data,
-            "layout": {
-                "title": {"text": title, "font": {"size": 13}},
-                "height": 300,
-                "margin": {"t": 40, "l": 50, "r": 10, "b": 80},
-                **layout,
-            },
-        },
-    }
+    return _figure(fid, title, data, {"margin": {"t": 40, "l": 50, "r": 10, "b": 80}, **layout}, height=300)
 
 
 def psi_bars(

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -139,12 +139,16 @@ def traffic(start: datetime, end: datetime, kind: str = "api") -> dict:
 
 
 def active_users(start: datetime, end: datetime) -> dict:
+    """People active per day of the period, and how many distinct people in all."""
     first, last = timezone.localtime(start).date(), timezone.localtime(end).date()
-    rows = dict(
-        ActiveUser.objects.filter(day__gte=first, day__lte=last).values("day").annotate(n=Count("pk")).values_list("day", "n")
-    )
+    period = ActiveUser.objects.filter(day__gte=first, day__lte=last)
+    rows = dict(period.values("day").annotate(n=Count("pk")).values_list("day", "n"))
     days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
-    return {"x": [d.isoformat() for d in days], "users": [rows.get(d, 0) for d in days], "distinct": 0}
+    return {
+        "x": [d.isoformat() for d in days],
+        "users": [rows.get(d, 0) for d in days],
+        "distinct": period.values("user").distinct().count(),
+    }
 
 
 def platform(start: datetime, end: datetime) -> dict:
@@ -162,11 +166,6 @@ def platform(start: datetime, end: datetime) -> dict:
         for w in WorkerHeartbeat.objects.order_by("hostname")
     ]  # fmt: skip
     users = active_users(start, end)
-    users["distinct"] = (
-        ActiveUser.objects.filter(
-            day__gte=timezone.localtime(start).date(), day__lte=timezone.localtime(end).date()
-        ).values("user").distinct().count()
-    )  # fmt: skip
     return {
         "jobs": _jobs(Job.objects.all(), start, end),
         "workers": workers,
@@ -194,9 +193,16 @@ def department(dept: Department, start: datetime, end: datetime) -> dict:
     from scheduling.models import RunStatus, ScheduleRun
 
     now = timezone.now()
+    newest = DatasetVersion.objects.filter(dataset=OuterRef("pk"), status=VersionStatus.PUBLISHED).order_by("-number")
+    listed = list(
+        Dataset.objects.filter(department=dept, deleted_at__isnull=True)
+        .annotate(latest_id=Subquery(newest.values("pk")[:1]))
+        .order_by("name")
+    )
+    latest_of = DatasetVersion.objects.in_bulk([d.latest_id for d in listed if d.latest_id])  # one query, not one per dataset
     datasets = []
-    for dataset in Dataset.objects.filter(department=dept, deleted_at__isnull=True).order_by("name"):
-        latest = dataset.versions.filter(status=VersionStatus.PUBLISHED).order_by("-number").first()
+    for dataset in listed:
+        latest = latest_of.get(dataset.latest_id)
         published = latest.published_at if latest else None
         datasets.append(
             {"dataset": dataset, "latest": latest, "published_at": published,

@@ -121,3 +121,18 @@ def test_the_scheduling_dashboard_shows_the_latest_gantt_and_the_methods(client,
     client.force_login(member)
     page = client.get("/dashboards/scheduling/").content.decode()
     assert 'id="fig-gantt"' in page and 'id="sched-methods"' in page and "Press shop" in page
+
+
+def test_the_department_dashboard_reads_datasets_in_a_fixed_number_of_queries(client, member, production, sensors):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(member)
+    client.get("/dashboards/")
+    with CaptureQueriesContext(connection) as few:
+        client.get("/dashboards/")
+    for n in range(4):
+        publish(member, datalake_services.dataset_create(actor=member, department=production, name=f"Line {n}"), "a\n1\n")
+    with CaptureQueriesContext(connection) as many:
+        assert "Line 3" in client.get("/dashboards/").content.decode()
+    assert len(many) == len(few)
