@@ -327,6 +327,11 @@ LEPTON_SERVING_CACHE_SIZE = env_int("LEPTON_SERVING_CACHE_SIZE", 8)
 # Rows one prediction request may hold, and the share of requests whose inputs are logged (for drift).
 LEPTON_PREDICT_MAX_ROWS = env_int("LEPTON_PREDICT_MAX_ROWS", 10_000)
 LEPTON_PREDICTION_LOG_SAMPLE = env_float("LEPTON_PREDICTION_LOG_SAMPLE", 0.1)
+# Every prediction request is logged (models_repo.PredictionLog) with at most this many of its
+# predictions (for feedback); raw logs are deleted after LEPTON_PREDICTION_LOG_RETENTION_DAYS, their
+# per-minute, hour and day rollups (monitoring.PredictionRollup) are kept.
+LEPTON_PREDICTION_LOG_MAX_OUTPUTS = env_int("LEPTON_PREDICTION_LOG_MAX_OUTPUTS", 1000)
+LEPTON_PREDICTION_LOG_RETENTION_DAYS = env_int("LEPTON_PREDICTION_LOG_RETENTION_DAYS", 30)
 # Input drift (monitoring/services.py): each production version is compared with its training
 # inputs every LEPTON_DRIFT_INTERVAL_MINUTES over the sampled inputs of the last
 # LEPTON_DRIFT_WINDOW_HOURS, once at least LEPTON_DRIFT_MIN_SAMPLE of them arrived (the most recent

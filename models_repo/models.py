@@ -259,19 +259,34 @@ class PromotionSettings(models.Model):
 
 
 class PredictionLog(models.Model):
-    """A sample of predictions served (written in bulk off the request path), for monitoring and drift."""
+    """One prediction request served or refused (written in bulk off the request path).
 
+    Every request of a resolved model is logged, with the `prediction_id` the answer carries so
+    that ground truth can be posted back (monitoring's feedback API). `outputs` holds the
+    predictions (at most LEPTON_PREDICTION_LOG_MAX_OUTPUTS); `inputs` holds the first rows of a
+    sample of the requests only (LEPTON_PREDICTION_LOG_SAMPLE), for drift. A refused request has
+    its HTTP status in `status_code` and its error code in `error`. Raw logs are deleted after
+    LEPTON_PREDICTION_LOG_RETENTION_DAYS; monitoring.PredictionRollup keeps their aggregates.
+    """
+
+    prediction_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="prediction_logs")
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="prediction_logs")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     rows = models.PositiveIntegerField(default=1)
     latency_ms = models.FloatField(default=0.0)
+    status_code = models.PositiveSmallIntegerField(default=200)
+    error = models.CharField(max_length=40, blank=True)
     inputs = models.JSONField(default=list, blank=True)
     outputs = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=20, default="api")  # api | browser | batch
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["model", "created_at"], name="prediction_log_model_time"),
+            models.Index(fields=["version", "created_at"], name="prediction_log_version_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.version_id} {self.rows} rows {self.latency_ms:.1f} ms"

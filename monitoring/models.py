@@ -132,3 +132,96 @@ class FeatureDrift(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id} {self.feature} @ {self.window_end:%Y-%m-%d %H:%M}: {self.status}"
+
+
+class Grain(models.TextChoices):
+    MINUTE = "minute", _("Minute")
+    HOUR = "hour", _("Hour")
+    DAY = "day", _("Day")
+
+
+class PredictionRollup(models.Model):
+    """The prediction requests of one model version in one minute, hour or day (bucket = its start).
+
+    Maintained by a periodic job from models_repo.PredictionLog (monitoring.rollups): a closed
+    minute is recomputed from the raw logs, an hour from its minutes, a day from its hours, so a
+    run repeated over the same period gives the same rows. Dashboards read these, never the raw
+    table. Latencies are counted in the LATENCY_BOUNDS_MS buckets, like TrafficMinute.
+    `outputs` is a mergeable distribution of the predictions served:
+    {"kind": "classes", "counts": {label: n}} or {"kind": "numbers", "counts": {"1.2e+03": n}}
+    (numbers rounded to two significant digits, the key written with format "{:.2g}").
+    """
+
+    grain = models.CharField(max_length=6, choices=Grain.choices)
+    bucket = models.DateTimeField()
+    model = models.ForeignKey("models_repo.RegisteredModel", on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey("models_repo.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    requests = models.PositiveIntegerField(default=0)
+    rows = models.PositiveBigIntegerField(default=0)  # rows predicted by the requests served
+    errors = models.PositiveIntegerField(default=0)  # requests refused (status_code >= 400)
+    errors_5xx = models.PositiveIntegerField(default=0)
+    latency_ms_sum = models.FloatField(default=0.0)
+    le_5 = models.PositiveIntegerField(default=0)
+    le_10 = models.PositiveIntegerField(default=0)
+    le_25 = models.PositiveIntegerField(default=0)
+    le_50 = models.PositiveIntegerField(default=0)
+    le_100 = models.PositiveIntegerField(default=0)
+    le_250 = models.PositiveIntegerField(default=0)
+    le_500 = models.PositiveIntegerField(default=0)
+    le_1000 = models.PositiveIntegerField(default=0)
+    le_2500 = models.PositiveIntegerField(default=0)
+    le_inf = models.PositiveIntegerField(default=0)
+    outputs = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["bucket"]
+        constraints = [
+            models.UniqueConstraint(fields=["grain", "bucket", "version"], name="prediction_rollup_once"),
+        ]
+        indexes = [models.Index(fields=["model", "grain", "bucket"], name="prediction_rollup_model")]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket:%Y-%m-%d %H:%M} {self.version_id}: {self.requests}"
+
+
+class RollupState(models.Model):
+    """How far each grain of PredictionRollup is complete: every bucket before `done_until` is final."""
+
+    grain = models.CharField(max_length=6, choices=Grain.choices, unique=True)
+    done_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.grain} done until {self.done_until:%Y-%m-%d %H:%M}"
+
+
+class PredictionFeedback(models.Model):
+    """Ground truth posted back for one logged prediction request (monitoring's feedback API).
+
+    `actual` holds one value per predicted row, in the request's order. The scores are computed
+    when it arrives, against the logged outputs, and kept even after the raw log expires
+    (`log` becomes null): classification counts `correct` rows; regression sums the
+    absolute and squared errors. `predicted_at` is when the prediction was served, which is
+    what "performance over time" is plotted against.
+    """
+
+    prediction_id = models.UUIDField(unique=True)
+    log = models.OneToOneField(
+        "models_repo.PredictionLog", null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback"
+    )
+    model = models.ForeignKey("models_repo.RegisteredModel", on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey("models_repo.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    predicted_at = models.DateTimeField()
+    actual = models.JSONField(default=list)
+    rows = models.PositiveIntegerField(default=0)
+    correct = models.PositiveIntegerField(null=True, blank=True)
+    abs_error_sum = models.FloatField(null=True, blank=True)
+    squared_error_sum = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-predicted_at"]
+        indexes = [models.Index(fields=["model", "predicted_at"], name="prediction_feedback_model")]
+
+    def __str__(self) -> str:
+        return f"feedback on {self.prediction_id}"
