@@ -190,3 +190,12 @@ def test_an_empty_notification_list_says_what_comes_there(client, member):
     client.force_login(member)
     html = client.get(reverse("monitoring:notification_list")).content.decode()
     assert "When an alert rule of your department opens an alert" in html
+
+
+def test_staff_reads_alerting_in_the_admin_without_the_webhook_secret(client, staff, rule, alert):
+    client.force_login(staff)
+    for name in ("alertrule", "alert", "notification", "webhookdelivery"):
+        assert client.get(reverse(f"admin:monitoring_{name}_changelist")).status_code == 200, name
+    html = client.get(reverse("admin:monitoring_alertrule_change", args=[rule.pk])).content.decode()
+    assert "Failed jobs" in html and rule.webhook_secret() not in html and rule.webhook_secret_encrypted not in html
+    assert client.get(reverse("admin:monitoring_alert_change", args=[alert.pk])).status_code == 200
