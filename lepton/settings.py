@@ -266,8 +266,8 @@ LEPTON_PERIODIC_TASKS = [
     ("monitoring.services.drift_enqueue_due", 300),
     # Evaluate every enabled alert rule: open, refresh and auto-resolve alerts, notify (monitoring/alerts/services.py).
     ("monitoring.alerts.services.alerts_evaluate", 60),
-    # POST the signed webhook bodies that are due, retrying failures with backoff (monitoring/alerts/services.py).
-    ("monitoring.alerts.services.webhooks_deliver", 10),
+    # Queue a job that POSTs the signed webhook bodies that are due, retried with backoff (monitoring/alerts/services.py).
+    ("monitoring.alerts.services.webhooks_enqueue_due", 10),
 ]
 
 # The job system (lepton/jobs/).

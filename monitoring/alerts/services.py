@@ -5,9 +5,10 @@ reading notifications, and the two periodic passes of settings.LEPTON_PERIODIC_T
 hold its condition now: a new subject opens an alert (told in the app, by e-mail and webhook as
 the rule says), a known one only moves its `last_seen_at` (no alert storm: the database keeps
 one unresolved alert per rule and subject), and an alert whose subject is gone is resolved.
-`webhooks_deliver` POSTs the signed bodies that are due, retrying failures with exponential
-backoff. People's changes are audited; the passes' own opening and resolving are the alert
-history itself and are not.
+`webhooks_enqueue_due` queues a job whose `webhooks_deliver` POSTs the signed bodies that are
+due, retrying failures with exponential backoff; e-mail goes out from a job too
+(`alert_emails_send`), so no network call runs in the dispatcher loop. People's changes are
+audited; the passes' own opening and resolving are the alert history itself and are not.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mass_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -26,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.jobs.services import platform_job_submit
 from lepton.models import Department, Membership
 from monitoring.alerts import sources, webhooks
 from monitoring.alerts.models import (
@@ -41,9 +44,11 @@ from monitoring.alerts.models import (
 logger = logging.getLogger(__name__)
 
 MAX_WINDOW_MINUTES = 7 * 24 * 60
-# Deliveries one pass tries at most: the pass runs in the dispatcher loop, each try may take
-# LEPTON_WEBHOOK_TIMEOUT_SECONDS.
-DELIVERIES_PER_PASS = 20
+# Deliveries one job tries at most (each may take LEPTON_WEBHOOK_TIMEOUT_SECONDS); the next job takes the rest.
+DELIVERIES_PER_PASS = 100
+# Job kinds (monitoring.jobkinds): network work runs on a worker, never in the dispatcher loop.
+WEBHOOK_KIND = "monitoring.alert_webhooks"
+EMAIL_KIND = "monitoring.alert_emails"
 
 MODEL_KINDS = (AlertKind.DRIFT_PSI, AlertKind.ERROR_RATE, AlertKind.P99_LATENCY)
 DATASET_KINDS = (AlertKind.QUALITY_CHECK_FAILED, AlertKind.DATASET_STALE)
@@ -85,19 +90,22 @@ def _target(model_class, value, department: Department):
         queryset = queryset.filter(deleted_at__isnull=True)
     try:
         found = queryset.filter(pk=pk).first()
-    except (ValueError, TypeError, Exception):  # noqa: BLE001 - a malformed id is an unknown one
+    except (ValueError, TypeError, ValidationError):  # a malformed id is an unknown one
         found = None
     if found is None:
         raise ValueError(pk)
     return found
 
 
-def rule_values(department: Department, values: dict) -> dict:
+def rule_values(department: Department, values: dict, current: dict | None = None) -> dict:
     """`values` checked for a rule of `department`: every problem at once, as Invalid's fields.
 
-    Used by create and update (with the rule's current values filled in), so the browser form
-    and the API refuse the same things with the same words.
+    Used by create and update, so the browser form and the API refuse the same things with the
+    same words. On update, `current` holds the rule's saved values: a webhook URL or target left
+    as it was is kept unchecked, so a rule whose host has since left the allow-list (or whose
+    dataset went to the trash) can still be disabled or edited otherwise.
     """
+    current = current or {}
     from datalake.models import Dataset
     from models_repo.models import RegisteredModel
 
@@ -129,6 +137,9 @@ def rule_values(department: Department, values: dict) -> dict:
         if value in (None, ""):
             checked[field] = None
             continue
+        if current.get(field) is not None and getattr(value, "pk", value) == current[field].pk:
+            checked[field] = current[field]
+            continue
         if kind in AlertKind.values and kind not in kinds:
             errors[field] = [_("This kind of rule does not watch a %(field)s: leave it empty.") % {"field": field}]
             continue
@@ -138,7 +149,7 @@ def rule_values(department: Department, values: dict) -> dict:
             errors[field] = [missing % {"department": department.name}]
     url = (checked.get("webhook_url") or "").strip()
     checked["webhook_url"] = url
-    if url:
+    if url and url != current.get("webhook_url"):
         problem = webhooks.url_problem(url, settings.LEPTON_WEBHOOK_ALLOWED_HOSTS)
         if problem is not None:
             errors["webhook_url"] = [_webhook_url_message(problem)]
@@ -211,7 +222,7 @@ def rule_update(*, actor, rule: AlertRule, **values) -> AlertRule:
                       fields={f: [_("Unknown field.")] for f in unknown})  # fmt: skip
     policy.require(actor, "change", rule)
     current = {k: getattr(rule, k) for k in RULE_FIELDS}
-    checked = rule_values(rule.department, {**current, **values})
+    checked = rule_values(rule.department, {**current, **values}, current=current)
     now = timezone.now()
     with transaction.atomic():
         rule = AlertRule.objects.select_for_update().get(pk=rule.pk)
@@ -334,7 +345,8 @@ def _apply(rule: AlertRule, found: list[sources.Finding], now: datetime) -> tupl
         if new and rule.notify_in_app:
             _notify_in_app(rule, new)
         if new and rule.notify_email:
-            transaction.on_commit(lambda: _send_emails(rule, new))
+            ids = [str(a.pk) for a in new]
+            transaction.on_commit(lambda: platform_job_submit(kind=EMAIL_KIND, params={"alerts": ids}, priority=2))
     return len(new), len(cleared)
 
 
@@ -366,21 +378,24 @@ def _notify_in_app(rule: AlertRule, alerts: list[Alert]) -> None:
     )
 
 
-def _send_emails(rule: AlertRule, alerts: list[Alert]) -> None:
-    """One e-mail per person and alert, after the alerts are committed; a mail server error is logged, not raised."""
-    addresses = [p.email for p in _recipients(rule.department_id) if p.email]
+def alert_emails_send(alert_ids: list) -> int:
+    """E-mail each alert to its department's people (one message each); how many messages went.
+
+    Runs on a worker (job kind monitoring.alert_emails, queued when the alerts are committed), so
+    a slow mail server never holds up the dispatcher. A mail server error fails the job.
+    """
+    alerts = Alert.objects.filter(pk__in=alert_ids).select_related("rule", "department").order_by("first_seen_at")
     messages = []
     for alert in alerts:
+        rule = alert.rule
+        addresses = [p.email for p in _recipients(alert.department_id) if p.email]
         subject = _("[Lepton] %(rule)s") % {"rule": rule.name}
         body = _("%(message)s\n\nDepartment: %(department)s\nRule: %(rule)s\nFirst seen: %(at)s\n") % {
-            "message": alert.message, "department": rule.department.name, "rule": rule.name,
+            "message": alert.message, "department": alert.department.name, "rule": rule.name,
             "at": f"{alert.first_seen_at:%Y-%m-%d %H:%M} UTC",
         }  # fmt: skip
         messages.extend((subject, body, settings.DEFAULT_FROM_EMAIL, [address]) for address in addresses)
-    try:
-        send_mass_mail(messages, fail_silently=False)
-    except Exception as exc:  # noqa: BLE001 - the alert stands; mail is best effort
-        logger.warning("alert e-mail for rule %s not sent: %s", rule.pk, exc)
+    return send_mass_mail(messages, fail_silently=False) if messages else 0
 
 
 def webhook_body(alert: Alert, event: str) -> dict:
@@ -414,8 +429,25 @@ def _queue_webhooks(alerts: list[Alert], event: str) -> None:
     )
 
 
+def webhooks_enqueue_due(now: datetime | None = None) -> int:
+    """Queue one delivery job when webhook deliveries are due and none is queued or running (settings.LEPTON_PERIODIC_TASKS).
+
+    Only a cheap query runs in the dispatcher loop; the POSTs run on a worker (webhooks_deliver).
+    Returns how many jobs were queued (0 or 1).
+    """
+    from lepton.jobs.models import Job, JobStatus
+
+    now = now or timezone.now()
+    if not WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).exists():
+        return 0
+    if Job.objects.filter(kind=WEBHOOK_KIND, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).exists():
+        return 0
+    platform_job_submit(kind=WEBHOOK_KIND, priority=2)
+    return 1
+
+
 def webhooks_deliver(now: datetime | None = None, limit: int = DELIVERIES_PER_PASS) -> dict:
-    """POST the due webhook deliveries (settings.LEPTON_PERIODIC_TASKS); {delivered, retrying, failed}.
+    """POST the due webhook deliveries (the monitoring.alert_webhooks job); {delivered, retrying, failed}.
 
     Each is claimed by compare-and-set on `next_attempt_at` (a concurrent pass skips it). A 2xx
     answer delivers it; anything else is retried after LEPTON_WEBHOOK_BACKOFF_SECONDS × 2^(attempts−1),

@@ -270,15 +270,18 @@ def test_a_dataset_without_a_new_version_for_the_threshold_days_is_stale_until_o
 # --- channels --------------------------------------------------------------------------------
 
 
-def test_e_mail_goes_to_the_department_s_people_once_per_alert(
+def test_e_mail_is_queued_as_a_job_and_goes_to_the_department_s_people_once_per_alert(
     deployed, owner, member, outsider, production, django_capture_on_commit_callbacks
 ):
     _model, version = deployed
     drift_row(version, "x", 0.5, end=timezone.now())
     rule(owner, production, kind="drift_psi", threshold=0.25, notify_email=True, notify_in_app=False, name="Drift watch")
-    with django_capture_on_commit_callbacks(execute=True):  # mail leaves after the alert is committed
+    with django_capture_on_commit_callbacks(execute=True):  # the job is queued once the alert is committed
         services.alerts_evaluate()
         services.alerts_evaluate()
+    [job] = Job.objects.filter(kind=services.EMAIL_KIND)
+    assert job.params == {"alerts": [str(Alert.objects.get().pk)]} and mail.outbox == []
+    assert services.alert_emails_send(job.params["alerts"]) == 2
     assert sorted(m.to[0] for m in mail.outbox) == ["mia-member@example.com", "oscar-owner@example.com"]
     assert mail.outbox[0].subject == "[Lepton] Drift watch" and "PSI 0.500" in mail.outbox[0].body
     assert not Notification.objects.exists()
@@ -367,5 +370,17 @@ def test_a_model_of_another_department_cannot_be_watched(owner, outsider, produc
 def test_the_passes_are_in_the_periodic_schedule():
     paths = {path: every for path, every in settings.LEPTON_PERIODIC_TASKS}
     assert paths["monitoring.alerts.services.alerts_evaluate"] == 60
-    assert paths["monitoring.alerts.services.webhooks_deliver"] == 10
+    assert paths["monitoring.alerts.services.webhooks_enqueue_due"] == 10
     assert import_string("monitoring.alerts.services.alerts_evaluate") is services.alerts_evaluate
+
+
+def test_a_rule_whose_webhook_host_left_the_allow_list_can_be_disabled_not_repointed(owner, production, settings):
+    settings.LEPTON_WEBHOOK_ALLOWED_HOSTS = ["hooks.example.com"]
+    r = rule(owner, production, kind="job_failed", webhook_url="https://hooks.example.com/a")
+    settings.LEPTON_WEBHOOK_ALLOWED_HOSTS = []
+    services.rule_update(actor=owner, rule=r, enabled=False)
+    r.refresh_from_db()
+    assert not r.enabled
+    with pytest.raises(Invalid) as refused:
+        services.rule_update(actor=owner, rule=r, webhook_url="https://hooks.example.com/b")
+    assert "Webhooks are turned off here" in refused.value.fields["webhook_url"][0]

@@ -1,5 +1,5 @@
 """Webhooks against a local HTTP server: signed JSON bodies, retries with exponential backoff,
-the host allow-list, and the /metrics gauges of alerts and deliveries."""
+the host allow-list, the delivery job run by a real worker, and the /metrics gauges."""
 
 import hashlib
 import hmac
@@ -12,6 +12,7 @@ from django.utils import timezone
 from lepton.jobs.models import Job, JobStatus
 from monitoring.alerts import services, webhooks
 from monitoring.alerts.models import Alert, DeliveryStatus, WebhookDelivery
+from tests.conftest import wait_for_job
 from tests.monitoring.alerts import Receiver
 
 
@@ -163,3 +164,34 @@ def test_metrics_count_unresolved_alerts_and_deliveries_by_outcome(client, owner
     services.rule_update(actor=owner, rule=AlertRule.objects.get(), enabled=False)
     lines = client.get("/metrics").content.decode().splitlines()
     assert not [x for x in lines if x.startswith("lepton_alerts_unresolved{")]
+
+
+def test_the_periodic_pass_queues_one_delivery_job_only_when_deliveries_are_due(owner, production, allow_local):
+    assert services.webhooks_enqueue_due() == 0
+    with Receiver([200]) as receiver:
+        services.rule_create(actor=owner, department=production, name="F", kind="job_failed", webhook_url=receiver.url)
+        _failed_job(production)
+        services.alerts_evaluate()
+    assert services.webhooks_enqueue_due() == 1
+    assert services.webhooks_enqueue_due() == 0  # one is queued already
+    assert Job.objects.filter(kind=services.WEBHOOK_KIND, status="queued").count() == 1
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    Job.objects.filter(kind=services.WEBHOOK_KIND).delete()
+    assert services.webhooks_enqueue_due() == 0  # nothing due yet
+
+
+def test_a_real_worker_delivers_the_webhook_and_the_e_mail(owner, member, production, allow_local, celery_worker, dispatcher):
+    from django.core import mail
+
+    with Receiver([200]) as receiver:
+        services.rule_create(actor=owner, department=production, name="Failures", kind="job_failed",
+                             webhook_url=receiver.url, notify_email=True)  # fmt: skip
+        _failed_job(production)
+        assert services.alerts_evaluate()["opened"] == 1
+        assert services.webhooks_enqueue_due() == 1
+        for kind in (services.WEBHOOK_KIND, services.EMAIL_KIND):
+            job = wait_for_job(Job.objects.get(kind=kind))
+            assert job.status == "succeeded", job.error_message
+    assert len(receiver.requests) == 1 and json.loads(receiver.requests[0]["body"])["event"] == "alert.opened"
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.DELIVERED
+    assert sorted(m.to[0] for m in mail.outbox) == ["mia-member@example.com", "oscar-owner@example.com"]
