@@ -51,7 +51,10 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(filterset.qs if filterset.is_valid() else alerts.none(), PAGE_SIZE).get_page(request.GET.get("page"))
     for alert in page:
         alert.may_change = policy.can(request.user, "change", alert)
-    context = {"department": department, "page_obj": page, "filter": filterset, "selected_states": query.getlist("state")}
+    kept = query.copy()
+    kept.pop("page", None)
+    context = {"department": department, "page_obj": page, "filter": filterset, "selected_states": query.getlist("state"),
+               "query": kept.urlencode()}  # fmt: skip
     return render(request, "monitoring/alerts.html", context, status=200 if filterset.is_valid() else 400)
 
 

@@ -199,3 +199,14 @@ def test_staff_reads_alerting_in_the_admin_without_the_webhook_secret(client, st
     html = client.get(reverse("admin:monitoring_alertrule_change", args=[rule.pk])).content.decode()
     assert "Failed jobs" in html and rule.webhook_secret() not in html and rule.webhook_secret_encrypted not in html
     assert client.get(reverse("admin:monitoring_alert_change", args=[alert.pk])).status_code == 200
+
+
+def test_the_history_pages_keep_the_filter(client, member, rule, production):
+    Alert.objects.bulk_create(
+        Alert(rule=rule, department=production, kind=rule.kind, dedup_key=f"k{i}", message=f"m{i}", state="resolved")
+        for i in range(55)
+    )
+    client.force_login(member)
+    html = client.get(reverse("monitoring:alert_list") + "?state=resolved").content.decode()
+    assert "55 alerts" in html and "state=resolved&amp;page=2" in html
+    assert "m0" in client.get(reverse("monitoring:alert_list") + "?state=resolved&page=2").content.decode()
