@@ -43,9 +43,16 @@ class Receiver:
                 receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(json.dumps({"ok": status < 300}).encode())
+
+            def do_GET(self):  # only a followed redirect would GET
+                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": b""})
+                self.send_response(200)
+                self.end_headers()
 
             def log_message(self, *args):
                 pass

@@ -195,3 +195,14 @@ def test_a_real_worker_delivers_the_webhook_and_the_e_mail(owner, member, produc
     assert len(receiver.requests) == 1 and json.loads(receiver.requests[0]["body"])["event"] == "alert.opened"
     assert WebhookDelivery.objects.get().status == DeliveryStatus.DELIVERED
     assert sorted(m.to[0] for m in mail.outbox) == ["mia-member@example.com", "oscar-owner@example.com"]
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failed_attempt(owner, production, allow_local):
+    with Receiver([302]) as receiver:
+        services.rule_create(actor=owner, department=production, name="F", kind="job_failed", webhook_url=receiver.url)
+        _failed_job(production)
+        services.alerts_evaluate()
+        assert services.webhooks_deliver()["retrying"] == 1
+    assert [r["path"] for r in receiver.requests] == ["/hook"]
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.last_status_code == 302 and delivery.status == DeliveryStatus.PENDING
