@@ -17,6 +17,7 @@ urlpatterns = [
     path("alerts/rules/new/", alert_views.rule_create, name="alert_rule_create"),
     path("alerts/rules/<uuid:pk>/", alert_views.rule_edit, name="alert_rule_edit"),
     path("alerts/rules/<uuid:pk>/toggle/", alert_views.rule_toggle, name="alert_rule_toggle"),
+    path("alerts/rules/<uuid:pk>/renew-secret/", alert_views.rule_secret_renew, name="alert_rule_secret_renew"),
     path("notifications/", alert_views.notification_list, name="notification_list"),
     path("notifications/read/", alert_views.notification_read, name="notification_read"),
 ]

@@ -61,6 +61,7 @@ class AlertRule(models.Model):
         return self.name
 
     def webhook_secret(self) -> str:
+        """The signing secret in clear; raises lepton.crypto.CredentialError when no configured key opens it."""
         from lepton.crypto import decrypt
 
         return decrypt(self.webhook_secret_encrypted) if self.webhook_secret_encrypted else ""

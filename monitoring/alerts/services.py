@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from lepton import audit, policy
+from lepton.crypto import CredentialError
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import platform_job_submit
 from lepton.models import Department, Membership
@@ -237,6 +238,23 @@ def rule_update(*, actor, rule: AlertRule, **values) -> AlertRule:
             closed = _resolve(Alert.objects.filter(rule=rule).exclude(state=AlertState.RESOLVED), now, actor)
             changes["alerts_resolved"] = len(closed)
         audit.record(actor=actor, action="alert_rule.update", obj=rule, changes=changes)
+    return rule
+
+
+def rule_secret_renew(*, actor, rule: AlertRule) -> AlertRule:
+    """Give the rule a new webhook signing secret (its maintainers; audited, the secret itself is not).
+
+    Receivers must be given the new one; also the way out when LEPTON_ENCRYPTION_KEYS lost the old.
+    """
+    from lepton.crypto import encrypt
+
+    policy.require(actor, "change", rule)
+    with transaction.atomic():
+        AlertRule.objects.filter(pk=rule.pk).update(
+            webhook_secret_encrypted=encrypt(secrets.token_urlsafe(32)), updated_at=timezone.now()
+        )
+        rule.refresh_from_db()
+        audit.record(actor=actor, action="alert_rule.secret_renew", obj=rule)
     return rule
 
 
@@ -470,14 +488,23 @@ def webhooks_deliver(now: datetime | None = None, limit: int = DELIVERIES_PER_PA
             continue
         problem = webhooks.url_problem(delivery.url, settings.LEPTON_WEBHOOK_ALLOWED_HOSTS)
         attempts = delivery.attempts + 1
+        try:
+            secret = delivery.rule.webhook_secret()
+        except CredentialError:
+            secret, problem = None, "secret"
         if problem is not None:
-            result = webhooks.Outcome(False, None, _webhook_url_message(problem))
+            message = (
+                _("The rule's webhook secret cannot be decrypted (LEPTON_ENCRYPTION_KEYS changed): renew it on the rule's page.")
+                if problem == "secret"
+                else _webhook_url_message(problem)
+            )
+            result = webhooks.Outcome(False, None, message)
             attempts = max(attempts, settings.LEPTON_WEBHOOK_MAX_ATTEMPTS)  # no retry can help
         else:
             payload = webhooks.encode(delivery.body)
             stamp = int(time.time())
             headers = {
-                webhooks.SIGNATURE_HEADER: webhooks.signature(delivery.rule.webhook_secret(), stamp, payload),
+                webhooks.SIGNATURE_HEADER: webhooks.signature(secret, stamp, payload),
                 webhooks.TIMESTAMP_HEADER: str(stamp),
                 webhooks.EVENT_HEADER: delivery.event,
                 webhooks.DELIVERY_HEADER: str(delivery.pk),

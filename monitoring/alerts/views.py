@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from lepton import policy
 from lepton.context_processors import current_department
+from lepton.crypto import CredentialError
 from lepton.errors import Forbidden, Invalid, ServiceError, raise_for_access
 from lepton.models import Department
 from monitoring.alerts import selectors, services
@@ -97,8 +98,13 @@ def rule_list(request: HttpRequest) -> HttpResponse:
 
 
 def _rule_form_page(request, form, department, rule=None, status=200) -> HttpResponse:
-    context = {"form": form, "department": department, "rule": rule,
-               "secret": rule.webhook_secret() if rule is not None else ""}  # fmt: skip
+    secret = ""
+    if rule is not None:
+        try:
+            secret = rule.webhook_secret()
+        except CredentialError:
+            secret = None  # the page says to renew it
+    context = {"form": form, "department": department, "rule": rule, "secret": secret}
     return render(request, "monitoring/alert_rule_form.html", context, status=status)
 
 
@@ -157,6 +163,19 @@ def rule_toggle(request: HttpRequest, pk) -> HttpResponse:
         done = _("Rule “%(name)s” enabled.") if rule.enabled else _("Rule “%(name)s” disabled; its alerts are resolved.")
         messages.success(request, done % {"name": rule.name})
     return _back(request, "monitoring:alert_rule_list")
+
+
+@login_required
+@require_POST
+def rule_secret_renew(request: HttpRequest, pk) -> HttpResponse:
+    rule = policy.get_visible_or_404(request.user, AlertRule, pk=pk)
+    try:
+        services.rule_secret_renew(actor=request.user, rule=rule)
+    except ServiceError as exc:
+        raise_for_access(exc)
+        raise
+    messages.success(request, _("A new webhook secret was made: give it to the receiver, the old one no longer verifies."))
+    return redirect("monitoring:alert_rule_edit", pk=rule.pk)
 
 
 @login_required

@@ -210,3 +210,20 @@ def test_the_history_pages_keep_the_filter(client, member, rule, production):
     html = client.get(reverse("monitoring:alert_list") + "?state=resolved").content.decode()
     assert "55 alerts" in html and "state=resolved&amp;page=2" in html
     assert "m0" in client.get(reverse("monitoring:alert_list") + "?state=resolved&page=2").content.decode()
+
+
+def test_maintainer_renews_the_secret_on_the_rule_page_and_others_may_not(client, owner, member, outsider, rule):
+    old = rule.webhook_secret()
+    url = reverse("monitoring:alert_rule_secret_renew", args=[rule.pk])
+    client.force_login(outsider)
+    assert client.post(url).status_code == 404
+    client.force_login(member)
+    assert client.post(url).status_code == 403
+    rule.refresh_from_db()
+    assert rule.webhook_secret() == old
+    client.force_login(owner)
+    response = client.post(url, follow=True)
+    rule.refresh_from_db()
+    assert rule.webhook_secret() != old and rule.webhook_secret() in response.content.decode()
+    client.logout()
+    assert client.post(url).status_code == 302

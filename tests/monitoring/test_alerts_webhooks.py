@@ -206,3 +206,41 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failed_attempt(owner, produc
     assert [r["path"] for r in receiver.requests] == ["/hook"]
     delivery = WebhookDelivery.objects.get()
     assert delivery.last_status_code == 302 and delivery.status == DeliveryStatus.PENDING
+
+
+def test_key_rotation_re_encrypts_webhook_secrets_and_a_lost_one_is_renewed(owner, member, production, settings, allow_local):
+    from cryptography.fernet import Fernet
+    from django.core.management import CommandError, call_command
+
+    from monitoring.alerts.models import AlertRule
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.LEPTON_ENCRYPTION_KEYS = [old]
+    kept = services.rule_create(actor=owner, department=production, name="Kept", kind="job_failed")
+    secret = kept.webhook_secret()
+    settings.LEPTON_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with Receiver([200]) as receiver:
+        lost = services.rule_create(actor=owner, department=production, name="Lost", kind="job_failed", webhook_url=receiver.url)
+        settings.LEPTON_ENCRYPTION_KEYS = [new, old]
+        with pytest.raises(CommandError, match="1 webhook secret.*production/Lost"):
+            call_command("rotate_credentials")
+        settings.LEPTON_ENCRYPTION_KEYS = [new]
+        assert AlertRule.objects.get(pk=kept.pk).webhook_secret() == secret  # opens with the new key alone
+        # The lost secret cannot sign: the delivery fails at once with the reason, nothing is sent.
+        _failed_job(production)
+        services.alerts_evaluate()
+        assert services.webhooks_deliver()["failed"] == 1
+        assert "cannot be decrypted" in WebhookDelivery.objects.get().last_error and receiver.requests == []
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(owner)
+    assert client.get(f"/api/v1/alert-rules/{lost.pk}/").json()["webhook_secret"] == ""
+    client.force_authenticate(member)
+    assert client.post(f"/api/v1/alert-rules/{lost.pk}/renew-secret/").status_code == 403
+    client.force_authenticate(owner)
+    renewed = client.post(f"/api/v1/alert-rules/{lost.pk}/renew-secret/").json()["webhook_secret"]
+    assert renewed and AlertRule.objects.get(pk=lost.pk).webhook_secret() == renewed
+    from lepton.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="alert_rule.secret_renew", object_id=str(lost.pk)).count() == 1

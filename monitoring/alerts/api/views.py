@@ -70,6 +70,17 @@ class AlertRuleViewSet(
         services.rule_delete(actor=request.user, rule=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        summary="Give the rule a new webhook signing secret (maintainers); the answer shows it",
+        parameters=[RULE_ID],
+        request=None,
+        responses={200: AlertRuleSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="renew-secret", filter_backends=[])
+    def renew_secret(self, request, pk=None):
+        rule = services.rule_secret_renew(actor=request.user, rule=self.get_object())
+        return Response(AlertRuleSerializer(rule, context=self.get_serializer_context()).data)
+
 
 @extend_schema_view(
     list=extend_schema(summary="Alerts of your departments, newest first", responses={200: AlertSerializer(many=True), **ERRORS}),
