@@ -137,6 +137,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "lepton.context_processors.lepton",
+                "monitoring.alerts.context_processors.notifications",
             ],
         },
     },
@@ -263,6 +264,10 @@ LEPTON_PERIODIC_TASKS = [
     # Queue a drift job for each production version with enough new sampled inputs (cheap counts;
     # the job reads Parquet on a worker: monitoring/services.py).
     ("monitoring.services.drift_enqueue_due", 300),
+    # Evaluate every enabled alert rule: open, refresh and auto-resolve alerts, notify (monitoring/alerts/services.py).
+    ("monitoring.alerts.services.alerts_evaluate", 60),
+    # Queue a job that POSTs the signed webhook bodies that are due, retried with backoff (monitoring/alerts/services.py).
+    ("monitoring.alerts.services.webhooks_enqueue_due", 10),
 ]
 
 # The job system (lepton/jobs/).
@@ -336,6 +341,13 @@ LEPTON_PREDICTION_LOG_RETENTION_DAYS = env_int("LEPTON_PREDICTION_LOG_RETENTION_
 # inputs every LEPTON_DRIFT_INTERVAL_MINUTES over the sampled inputs of the last
 # LEPTON_DRIFT_WINDOW_HOURS, once at least LEPTON_DRIFT_MIN_SAMPLE of them arrived (the most recent
 # LEPTON_DRIFT_MAX_SAMPLE are compared); PSI above the two thresholds is moderate, then significant.
+# Alert webhooks (monitoring/alerts/): hosts a rule's webhook URL may name (exact, ".example.com"
+# for a domain and its subdomains, "*" for any; empty turns webhooks off), the time one POST may
+# take, and the retries: attempts at most, the first wait doubled after each failure.
+LEPTON_WEBHOOK_ALLOWED_HOSTS = env_list("LEPTON_WEBHOOK_ALLOWED_HOSTS", [])
+LEPTON_WEBHOOK_TIMEOUT_SECONDS = env_float("LEPTON_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+LEPTON_WEBHOOK_MAX_ATTEMPTS = env_int("LEPTON_WEBHOOK_MAX_ATTEMPTS", 6)
+LEPTON_WEBHOOK_BACKOFF_SECONDS = env_float("LEPTON_WEBHOOK_BACKOFF_SECONDS", 30.0)
 LEPTON_DRIFT_WINDOW_HOURS = env_int("LEPTON_DRIFT_WINDOW_HOURS", 24)
 LEPTON_DRIFT_INTERVAL_MINUTES = env_int("LEPTON_DRIFT_INTERVAL_MINUTES", 60)
 LEPTON_DRIFT_MIN_SAMPLE = env_int("LEPTON_DRIFT_MIN_SAMPLE", 200)
@@ -404,6 +416,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "lepton.jobs.models.JobStatus",
         "DatasetVersionStatusEnum": "datalake.models.VersionStatus",
         "ShopProblemSourceEnum": "scheduling.models.ProblemSource",
+        "AlertStateEnum": "monitoring.alerts.models.AlertState",
+        "AlertKindEnum": "monitoring.alerts.models.AlertKind",
     },
 }
 

@@ -39,3 +39,6 @@ class TrafficMinuteAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class ActiveUserAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("day", "user")
     date_hierarchy = "day"
+
+
+from monitoring.alerts import admin as alerts_admin  # noqa: E402,F401  (registers alerting's read-only admin)

@@ -31,3 +31,30 @@ def _drift(ctx, params) -> dict:
 
 # Reading a training set's Parquet may take a while on big data; a second attempt covers a lost worker.
 job_kind("monitoring.drift", label="Input drift of a model version", params=DriftParams, time_limit=1800, max_attempts=2)(_drift)
+
+
+def _alert_webhooks(ctx, params) -> dict:
+    """POST the alert webhook deliveries that are due (monitoring.alerts.services.webhooks_deliver)."""
+    from monitoring.alerts.services import webhooks_deliver
+
+    outcome = webhooks_deliver()
+    ctx.log(f"webhooks: {outcome}")
+    return outcome
+
+
+class AlertEmailParams(serializers.Serializer):
+    alerts = serializers.ListField(child=serializers.UUIDField(), help_text="The new alerts to e-mail.")
+
+
+def _alert_emails(ctx, params) -> dict:
+    """E-mail new alerts to their departments' people (monitoring.alerts.services.alert_emails_send)."""
+    from monitoring.alerts.services import alert_emails_send
+
+    sent = alert_emails_send(params["alerts"])
+    ctx.log(f"{sent} e-mail messages sent")
+    return {"sent": sent}
+
+
+# Short network work: a lost worker's job is simply tried again (a delivery is claimed before its POST).
+job_kind("monitoring.alert_webhooks", label="Alert webhooks", time_limit=900, max_attempts=2)(_alert_webhooks)
+job_kind("monitoring.alert_emails", label="Alert e-mails", params=AlertEmailParams, time_limit=300, max_attempts=2)(_alert_emails)

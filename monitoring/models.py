@@ -225,3 +225,6 @@ class PredictionFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"feedback on {self.prediction_id}"
+
+
+from monitoring.alerts.models import Alert, AlertRule, Notification, WebhookDelivery  # noqa: E402,F401  (alerting lives in monitoring.alerts)

@@ -1,9 +1,10 @@
 """Routes of the Monitoring API, mounted at /api/v1/."""
 
-from django.urls import path
+from django.urls import include, path
 
 from monitoring.api import views
 
 urlpatterns = [
     path("models/<uuid:pk>/drift/", views.ModelDriftView.as_view(), name="model_drift"),
+    path("", include("monitoring.alerts.api.urls")),
 ]
