@@ -419,3 +419,21 @@ def _sampled_now(version) -> int:
     now = timezone.now()
     logs = PredictionLog.objects.filter(version=version, created_at__gt=window_start_for(now), created_at__lte=now)
     return logs.aggregate(n=Sum(JsonArrayLength("inputs")))["n"] or 0
+
+
+# --- ground truth ---------------------------------------------------------------------------
+
+
+def model_by_slug(user, department: str, slug: str):
+    """The registered model `department`/`slug` if the user may see it; NotFound otherwise (as predict answers)."""
+    model = models_selectors.models_visible(user).filter(department__slug=department, slug=slug).first()
+    if model is None:
+        raise NotFound(_("No model %(model)s that you may use.") % {"model": f"{department}/{slug}"})
+    return model
+
+
+def model_feedback(model):
+    """The feedback given for a model's predictions, newest prediction first (a list: one query per page)."""
+    from monitoring.models import PredictionFeedback
+
+    return PredictionFeedback.objects.filter(model=model).select_related("version", "created_by").order_by("-predicted_at", "-pk")

@@ -1,4 +1,5 @@
-"""Monitoring's state changes: expiring old traffic counts (`traffic_expire`), and input drift.
+"""Monitoring's state changes: expiring old traffic counts (`traffic_expire`), input drift, and the
+ground truth posted back for predictions (`feedback_record`).
 
 Input drift: the periodic pass that queues drift jobs, and the work those jobs do.
 
@@ -18,14 +19,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Func, IntegerField, Max, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from lepton import audit
+from lepton import audit, policy
+from lepton.errors import Conflict, Invalid, NotFound
 from monitoring.engine import drift as engine
-from monitoring.models import ActiveUser, DriftReference, FeatureDrift, ReferenceStatus, TrafficMinute
+from monitoring.engine import feedback as feedback_engine
+from monitoring.models import ActiveUser, DriftReference, FeatureDrift, PredictionFeedback, ReferenceStatus, TrafficMinute
 
 logger = logging.getLogger(__name__)
 
@@ -340,3 +343,66 @@ def traffic_expire(now=None) -> int:
     minutes, _deleted = TrafficMinute.objects.filter(minute__lt=before).delete()
     days, _deleted = ActiveUser.objects.filter(day__lt=before.date()).delete()
     return minutes + days
+
+
+# --- ground truth (the feedback API) -------------------------------------------------------
+
+
+def _feedback_problem(problem: feedback_engine.FeedbackProblem) -> Invalid:
+    params = problem.params
+    if problem.code == feedback_engine.WRONG_LENGTH:
+        message = _("Give one actual value per predicted row: the prediction had %(rows)s, this gives %(given)s.") % params
+    elif problem.code == feedback_engine.NOT_FINITE:
+        message = _("An actual value must be a finite number.")
+    else:
+        message = _("The actual value must be of the predictions' type (%(expected)s), not %(given)s.") % params
+    return Invalid(message, fields={problem.field: [message]})
+
+
+def feedback_record(*, actor, model, prediction_id, actual) -> PredictionFeedback:
+    """Record the ground truth of one logged prediction request of `model`, scored against its outputs.
+
+    The actor needs `use` on the model (the right to predict with it). An id this model never
+    answered (or whose log has expired) is NotFound; a refused request, a value of the wrong
+    type or count is Invalid naming the field; a second feedback for the same id is a Conflict
+    (409: the first one stands, and the scores are never counted twice). Audited.
+    """
+    from models_repo.models import PredictionLog
+
+    policy.require(actor, "use", model)
+    log = PredictionLog.objects.filter(prediction_id=prediction_id, model=model).select_related("version").first()
+    if log is None:
+        raise NotFound(_("This model answered no prediction with this id (or its log has expired)."))
+    if log.status_code >= 400:
+        message = _("This request was refused (status %(status)s): it has no predictions to compare with.") % {
+            "status": log.status_code
+        }
+        raise Invalid(message, fields={"prediction_id": [message]})
+    if PredictionFeedback.objects.filter(prediction_id=prediction_id).exists():
+        raise _feedback_given()
+    task = log.version.task or log.version.output.get("task", "")
+    try:
+        values = feedback_engine.as_rows(actual, log.rows)
+        found = feedback_engine.score(task, list(log.outputs or []), values)
+    except feedback_engine.FeedbackProblem as problem:
+        raise _feedback_problem(problem) from None
+    try:
+        with transaction.atomic():
+            feedback = PredictionFeedback.objects.create(
+                prediction_id=log.prediction_id, log=log, model=model, version=log.version, predicted_at=log.created_at,
+                actual=values, rows=found.rows, correct=found.correct, abs_error_sum=found.abs_error_sum,
+                squared_error_sum=found.squared_error_sum, created_by=actor,
+            )  # fmt: skip
+            audit.record(
+                actor=actor, action="prediction.feedback", obj=model, department=model.department,
+                object_repr=f"{model} {log.prediction_id}",
+                changes={"prediction_id": str(log.prediction_id), "version": log.version.number, "rows": found.rows,
+                         "correct": found.correct, "abs_error_sum": found.abs_error_sum},
+            )  # fmt: skip
+    except IntegrityError:  # the same id posted twice at once: the other request's row stands
+        raise _feedback_given() from None
+    return feedback
+
+
+def _feedback_given() -> Conflict:
+    return Conflict(_("Feedback for this prediction was already given; it cannot be changed."), code="feedback_exists")

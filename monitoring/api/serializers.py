@@ -48,3 +48,23 @@ class ModelDriftSerializer(serializers.Serializer):
     features = FeatureDriftSerializer(many=True, help_text="The latest window, largest PSI first.")
     history = serializers.DictField(child=DriftPointSerializer(many=True), help_text="PSI per window, per feature.")
     settings = DriftSettingsSerializer()
+
+
+class FeedbackCreateSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField(help_text="The `prediction_id` the predict answer carried.")
+    actual = serializers.JSONField(
+        help_text="The true values: a list with one per predicted row, in the request's order (a single value for one row)."
+    )
+
+
+class FeedbackSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField()
+    version = serializers.IntegerField(source="version.number")
+    predicted_at = serializers.DateTimeField(help_text="When the prediction was served.")
+    actual = serializers.JSONField()
+    rows = serializers.IntegerField(help_text="Rows scored (those whose prediction is logged).")
+    correct = serializers.IntegerField(allow_null=True, help_text="Rows predicted right (classification).")
+    abs_error_sum = serializers.FloatField(allow_null=True, help_text="Sum of absolute errors (regression).")
+    squared_error_sum = serializers.FloatField(allow_null=True, help_text="Sum of squared errors (regression).")
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
