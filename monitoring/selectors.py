@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery, Sum
@@ -437,3 +437,129 @@ def model_feedback(model):
     from monitoring.models import PredictionFeedback
 
     return PredictionFeedback.objects.filter(model=model).select_related("version", "created_by").order_by("-predicted_at", "-pk")
+
+
+# --- prediction traffic: rollups plus the raw tail (model_traffic: alerts; model_dashboard: the model dashboard) ---
+
+GRAIN_STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+TRAFFIC_SUMS = ("requests", "rows", "errors", "errors_5xx", "latency_ms_sum", *BUCKET_FIELDS)
+
+
+def _floor(at: datetime, grain: str) -> datetime:
+    at = at.astimezone(UTC).replace(second=0, microsecond=0)
+    if grain in ("hour", "day"):
+        at = at.replace(minute=0)
+    return at.replace(hour=0) if grain == "day" else at
+
+
+def _ceil(at: datetime, grain: str) -> datetime:
+    low = _floor(at, grain)
+    return low if low == at else low + GRAIN_STEPS[grain]
+
+
+def traffic_plan(since: datetime, until: datetime, done_until: dict, grains=("day", "hour", "minute")):
+    """How to read [since, until) with the fewest rows: ([(grain, start, end)] of closed rollups, [(start, end)] of raw logs).
+
+    The coarsest grain covers the whole buckets that lie inside the period and before its
+    RollupState (`done_until` {grain: datetime}; a grain without one is not used); each finer
+    grain covers the edges left on either side; what no closed minute covers — a partial minute
+    at an edge, the tail not rolled up yet — is read from the raw logs. The pieces never overlap.
+    Buckets are UTC (monitoring.rollups writes them so).
+    """
+    if since >= until:
+        return [], []
+    if not grains:
+        return [], [(since, until)]
+    grain, finer = grains[0], grains[1:]
+    done = done_until.get(grain)
+    low, high = _ceil(since, grain), _floor(until, grain)
+    if done is not None:
+        high = min(high, done)
+    if done is None or low >= high:
+        return traffic_plan(since, until, done_until, finer)
+    before_rolled, before_raw = traffic_plan(since, low, done_until, finer)
+    after_rolled, after_raw = traffic_plan(high, until, done_until, finer)
+    return [*before_rolled, (grain, low, high), *after_rolled], [*before_raw, *after_raw]
+
+
+def _rollup_states() -> dict:
+    from monitoring.models import RollupState
+
+    return dict(RollupState.objects.values_list("grain", "done_until"))
+
+
+def _ranges_q(ranges, field: str, with_grain: bool = False):
+    from django.db.models import Q
+
+    q = Q(pk__in=[])
+    for piece in ranges:
+        grain, low, high = piece if with_grain else (None, *piece)
+        term = Q(**{f"{field}__gte": low, f"{field}__lt": high})
+        q |= (Q(grain=grain) & term) if with_grain else term
+    return q
+
+
+def _raw_sums():
+    """The rollup's sums over raw PredictionLog rows (the same latency buckets as monitoring.traffic.bucket_of)."""
+    from django.db.models import Q
+
+    sums = {
+        "requests": Count("pk"),
+        "rows": Sum("rows", filter=Q(status_code__lt=400)),
+        "errors": Count("pk", filter=Q(status_code__gte=400)),
+        "errors_5xx": Count("pk", filter=Q(status_code__gte=500)),
+        "latency_ms_sum": Sum("latency_ms"),
+    }
+    low = None
+    for bound, field in zip(LATENCY_BOUNDS_MS, BUCKET_FIELDS, strict=False):
+        window = Q(latency_ms__lte=bound) if low is None else Q(latency_ms__gt=low, latency_ms__lte=bound)
+        sums[field] = Count("pk", filter=window)
+        low = bound
+    sums["le_inf"] = Count("pk", filter=Q(latency_ms__gt=LATENCY_BOUNDS_MS[-1]))
+    return sums
+
+
+def _raw_logs(model_id, ranges):
+    from models_repo.models import PredictionLog
+
+    # Batch jobs' logs are not traffic (monitoring.rollups leaves them out too).
+    return PredictionLog.objects.filter(_ranges_q(ranges, "created_at"), model_id=model_id).exclude(source="batch")
+
+
+def _summary(total: dict) -> dict:
+    requests = total.get("requests") or 0
+    counts = [total.get(f) or 0 for f in BUCKET_FIELDS]
+    p99 = percentile(counts, LATENCY_BOUNDS_MS, 0.99) if requests else None
+    return {
+        "requests": requests,
+        "rows": total.get("rows") or 0,
+        "errors": total.get("errors") or 0,
+        "errors_5xx": total.get("errors_5xx") or 0,
+        "error_rate": (total.get("errors") or 0) / requests if requests else None,
+        "p99_ms": round(p99, 1) if p99 is not None else None,
+        "mean_ms": (total.get("latency_ms_sum") or 0.0) / requests if requests else None,
+    }
+
+
+def model_traffic(model_id, since: datetime, until: datetime) -> dict:
+    """A model's prediction requests in [since, until): {requests, rows, errors, errors_5xx, error_rate, p99_ms, mean_ms}.
+
+    Read from the closed rollups, coarsest grain first (traffic_plan), plus the raw logs of what
+    is not rolled up yet: a 30-day period reads a few hundred rows. `error_rate`, `p99_ms` and
+    `mean_ms` are None without requests. The caller checks who may see the model (alert rules
+    are a department's own; the dashboard goes through model_dashboard).
+    """
+    from monitoring.models import PredictionRollup
+
+    rolled, raw = traffic_plan(since, until, _rollup_states())
+    total = defaultdict(int)
+    if rolled:
+        found = PredictionRollup.objects.filter(_ranges_q(rolled, "bucket", True), model_id=model_id).aggregate(
+            **{f: Sum(f) for f in TRAFFIC_SUMS}
+        )
+        for field, value in found.items():
+            total[field] += value or 0
+    if raw:
+        for field, value in _raw_logs(model_id, raw).aggregate(**_raw_sums()).items():
+            total[field] += value or 0
+    return _summary(total)

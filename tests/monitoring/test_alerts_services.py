@@ -14,9 +14,10 @@ from datalake import services as datalake_services
 from lepton.errors import Forbidden, Invalid, NotFound
 from lepton.jobs.models import Job, JobStatus
 from lepton.models import AuditEvent
+from models_repo.models import PredictionLog
 from monitoring.alerts import services
 from monitoring.alerts.models import Alert, AlertRule, AlertState, Notification
-from monitoring.models import FeatureDrift
+from monitoring.models import FeatureDrift, PredictionRollup, RollupState
 from tests.monitoring.alerts import production_model, publish
 
 
@@ -118,56 +119,66 @@ def test_an_acknowledged_alert_is_not_raised_again_and_still_auto_resolves(deplo
 
 
 # --- error_rate and p99_latency --------------------------------------------------------------
-# STAND-IN, to be replaced at merge: monitoring.selectors.model_traffic(model_id, since, until)
-# is written on another branch (prediction rollups). These two tests give the source a local
-# stand-in with the same signature and keys; once it exists, write real PredictionLog /
-# PredictionRollup rows here instead and drop the monkeypatch.
+def traffic(model, version, *, at, requests: int, errors: int = 0, latency_ms: float = 20.0) -> None:
+    """`requests` logged prediction requests of `version` a second apart before `at`, the first `errors` refused with 500."""
+    PredictionLog.objects.bulk_create(
+        PredictionLog(
+            model=model, version=version, created_at=at - timedelta(seconds=1 + k), latency_ms=latency_ms, rows=1,
+            status_code=500 if k < errors else 200, error="server_error" if k < errors else "",
+        )
+        for k in range(requests)
+    )  # fmt: skip
 
 
-def _traffic_stand_in(monkeypatch, answers: dict):
-    calls = []
-
-    def model_traffic(model_id, since, until):  # STAND-IN for monitoring.selectors.model_traffic
-        calls.append((model_id, since, until))
-        return answers.get(model_id, {"requests": 0, "errors": 0, "error_rate": None, "p99_ms": None})
-
-    monkeypatch.setattr("monitoring.selectors.model_traffic", model_traffic, raising=False)
-    return calls
-
-
-def test_error_rate_above_the_threshold_over_the_window_opens_an_alert(deployed, owner, production, monkeypatch):
-    model, _version = deployed
+def test_error_rate_above_the_threshold_over_the_window_opens_an_alert(deployed, owner, production):
+    model, version = deployed
     quiet, _v = production_model(owner, production, name="Quiet")
-    calls = _traffic_stand_in(monkeypatch, {model.pk: {"requests": 200, "errors": 30, "error_rate": 0.15, "p99_ms": 80.0}})
-    r = rule(owner, production, kind="error_rate", threshold=0.05, window_minutes=15)
     now = timezone.now()
+    traffic(model, version, at=now, requests=200, errors=30)
+    traffic(model, version, at=now - timedelta(minutes=20), requests=100, errors=100)  # before the window
+    r = rule(owner, production, kind="error_rate", threshold=0.05, window_minutes=15)
     services.alerts_evaluate(now=now)
-    alert = Alert.objects.get(rule=r)
+    alert = Alert.objects.get(rule=r)  # one: the quiet model (no requests) raises nothing
     assert alert.dedup_key == f"error_rate:{model.pk}" and alert.value == 0.15 and "15.0% of 200 requests" in alert.message
-    assert {c[0] for c in calls} == {model.pk, quiet.pk}  # a model without requests (None) raises nothing
-    assert all(c[1] == now - timedelta(minutes=15) and c[2] == now for c in calls)
 
 
-def test_p99_latency_above_the_threshold_opens_an_alert_and_clears(deployed, owner, production, monkeypatch):
-    model, _version = deployed
-    answers = {model.pk: {"requests": 50, "errors": 0, "error_rate": 0.0, "p99_ms": 900.0}}
-    _traffic_stand_in(monkeypatch, answers)
-    r = rule(owner, production, kind="p99_latency", threshold=500)
-    services.alerts_evaluate()
-    assert Alert.objects.get(rule=r).value == 900.0
-    answers[model.pk] = {"requests": 50, "errors": 0, "error_rate": 0.0, "p99_ms": 120.0}
-    services.alerts_evaluate()
+def test_error_rate_reads_closed_rollups_and_the_raw_tail(deployed, owner, production):
+    model, version = deployed
+    now = timezone.now().replace(second=30, microsecond=0)
+    closed = now.replace(second=0) - timedelta(minutes=2)
+    RollupState.objects.create(grain="minute", done_until=closed)
+    PredictionRollup.objects.create(
+        grain="minute", bucket=closed - timedelta(minutes=3), model=model, version=version, requests=90, errors=45, le_25=90
+    )
+    traffic(model, version, at=now, requests=10)  # after done_until: read raw
+    r = rule(owner, production, kind="error_rate", threshold=0.4, window_minutes=15)
+    services.alerts_evaluate(now=now)
+    assert Alert.objects.get(rule=r).value == 0.45
+
+
+def test_p99_latency_above_the_threshold_opens_an_alert_and_clears(deployed, owner, production):
+    model, version = deployed
+    now = timezone.now()
+    traffic(model, version, at=now, requests=50, latency_ms=900.0)
+    r = rule(owner, production, kind="p99_latency", threshold=500, window_minutes=15)
+    services.alerts_evaluate(now=now)
+    assert Alert.objects.get(rule=r).value == 995.0  # within the 500–1000 ms bucket, linearly
+    later = now + timedelta(minutes=30)
+    traffic(model, version, at=later, requests=50, latency_ms=120.0)
+    services.alerts_evaluate(now=later)
     assert Alert.objects.get(rule=r).state == AlertState.RESOLVED
 
 
-def test_a_rule_whose_source_fails_records_why_and_the_others_still_run(deployed, owner, production, monkeypatch):
-    monkeypatch.delattr("monitoring.selectors.model_traffic", raising=False)
-    broken = rule(owner, production, kind="error_rate", threshold=0.05)
+def test_a_rule_whose_source_fails_records_why_and_the_others_still_run(owner, production):
+    broken = rule(owner, production, kind="dataset_stale", threshold=30)
+    # A threshold the form would refuse, written around it (an old row, the admin's raw edit): the
+    # source's date arithmetic overflows.
+    AlertRule.objects.filter(pk=broken.pk).update(threshold=1e12)
     works = rule(owner, production, kind="job_failed")
     Job.objects.create(kind="tests.fail", department=production, status=JobStatus.FAILED, finished_at=timezone.now())
     assert services.alerts_evaluate() == {"rules": 2, "opened": 1, "resolved": 0, "failed": 1}
     broken.refresh_from_db()
-    assert "model_traffic" in broken.last_error and Alert.objects.filter(rule=works).count() == 1
+    assert broken.last_error.startswith("OverflowError") and Alert.objects.filter(rule=works).count() == 1
 
 
 # --- quality_check_failed --------------------------------------------------------------------
