@@ -106,6 +106,57 @@ def percentile(counts: Sequence[int], bounds: Sequence[float], q: float) -> floa
     return float(bounds[-1])
 
 
+def distribution(fid: str, title: str, outputs: dict, *, x_title: str = "", y_title: str = "") -> dict | None:
+    """Bars of a prediction distribution ({"kind": "classes" | "numbers", "counts": {key: n}}); None when empty.
+
+    Classes are ordered by count (most frequent first), numbers by value (their keys are numbers
+    written with two significant digits, as PredictionRollup.outputs keeps them).
+    """
+    counts = (outputs or {}).get("counts") or {}
+    if not counts:
+        return None
+    if outputs.get("kind") == "numbers":
+        items = sorted(counts.items(), key=lambda item: _as_number(item[0]))
+        x = [_as_number(k) for k, _n in items]
+        xaxis = {"title": {"text": x_title}, "type": "linear"}
+    else:
+        items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        x = [k for k, _n in items]
+        xaxis = {"title": {"text": x_title}, "type": "category"}
+    data = [{"type": "bar", "x": x, "y": [n for _k, n in items], "marker": {"color": PALETTE[1]}}]
+    return _figure(fid, title, data, {"xaxis": xaxis, "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"}})
+
+
+def _as_number(key: str) -> float:
+    try:
+        return float(key)
+    except ValueError:
+        return float("nan")
+
+
+def performance(fid: str, title: str, x: Sequence[str], perf: dict, names: dict) -> dict | None:
+    """Real performance per bucket: accuracy (classification) or MAE and RMSE (regression); None without feedback.
+
+    `perf` is monitoring.selectors' {kind, accuracy, mae, rmse, rows}; `names` the translated
+    series names {"accuracy", "mae", "rmse", "rows"}. The rows scored are drawn as light bars
+    on a second axis, so a point made of one row is told from one made of thousands.
+    """
+    kind = perf.get("kind")
+    if kind not in ("classification", "regression") or not any(perf.get("rows") or []):
+        return None
+    if kind == "classification":
+        figure = time_series(fid, title, x, [(names["accuracy"], perf["accuracy"])], y_format=".0%")
+        figure["figure"]["layout"]["yaxis"]["range"] = [0, 1]
+    else:
+        figure = time_series(fid, title, x, [(names["mae"], perf["mae"]), (names["rmse"], perf["rmse"])])
+    figure["figure"]["data"].append(
+        {"type": "bar", "name": names["rows"], "x": list(x), "y": list(perf["rows"]), "yaxis": "y2",
+         "marker": {"color": GREY}, "opacity": 0.35}
+    )  # fmt: skip
+    figure["figure"]["layout"]["yaxis2"] = {"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False}
+    return figure
+
+
 # --- input drift ---------------------------------------------------------------------------
 
 DRIFT_COLOURS = {"stable": "#2e8540", "moderate": "#d9822b", "significant": "#c0392b"}

@@ -563,3 +563,175 @@ def model_traffic(model_id, since: datetime, until: datetime) -> dict:
         for field, value in _raw_logs(model_id, raw).aggregate(**_raw_sums()).items():
             total[field] += value or 0
     return _summary(total)
+
+
+# --- the model dashboard ----------------------------------------------------------------------
+
+MAX_CLASSES = 30  # classes kept in a prediction distribution (the most frequent; the rest under "other")
+
+
+def merge_outputs(into: dict, outputs: dict | None) -> dict:
+    """Add one rollup's `outputs` distribution ({"kind", "counts"}) into another (the first kind seen wins)."""
+    if not outputs or not outputs.get("counts"):
+        return into
+    if not into:
+        into.update(kind=outputs.get("kind", "classes"), counts={})
+    if outputs.get("kind") == into["kind"]:
+        counts = into["counts"]
+        for key, n in outputs["counts"].items():
+            counts[key] = counts.get(key, 0) + n
+    return into
+
+
+def outputs_distribution(predictions) -> dict:
+    """The rollup form of raw logged predictions (PredictionRollup.outputs): numbers by two significant digits, or classes."""
+    values = [v for batch in predictions for v in (batch if isinstance(batch, list) else [batch]) if v is not None]
+    if not values:
+        return {}
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    counts: dict[str, int] = {}
+    for value in values:
+        key = f"{value:.2g}" if numeric else (value if isinstance(value, str) else _json_key(value))
+        counts[key] = counts.get(key, 0) + 1
+    return {"kind": "numbers" if numeric else "classes", "counts": counts}
+
+
+def _json_key(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _display_grains(step: timedelta, start: datetime) -> tuple[str, ...]:
+    """The rollup grains that fit the chart's buckets: a day row only where local days are UTC days."""
+    if step == timedelta(days=1) and timezone.localtime(start).utcoffset() == timedelta(0):
+        return ("day", "hour", "minute")
+    return ("hour", "minute")
+
+
+def model_dashboard(user, model_id, start: datetime, end: datetime) -> dict:
+    """A model's prediction traffic, latency, errors, outputs, input drift and real performance over [start, end].
+
+    For a user who may see the model (NotFound otherwise). Time buckets are hours up to two
+    days, days beyond (as the other dashboards). Traffic is read as model_traffic reads it
+    (closed rollups, coarsest grain that fits a bucket, plus the raw tail); performance comes
+    from the feedback posted, by when the prediction was served. A fixed number of queries.
+
+    Returns {model, step, x, totals (model_traffic's keys), requests, errors, error_rate, p50,
+    p95, p99 (per bucket; None without requests), versions ({"v1": requests per bucket}, one
+    per version served), outputs ({kind, counts}), performance ({kind, rows, accuracy, mae, rmse
+    per bucket, and *_total}), drift (the production version's latest window)}.
+    """
+    from models_repo.models import ModelVersion
+    from monitoring.models import PredictionFeedback, PredictionRollup
+
+    model = drift_model(user, model_id)
+    trunc, step, keys = _truncate(start, end)
+    until = end + timedelta(microseconds=1)  # the period includes its end
+    rolled, raw = traffic_plan(start, until, _rollup_states(), _display_grains(step, start))
+    per: dict = defaultdict(lambda: defaultdict(int))  # key -> field -> sum
+    per_version: dict = defaultdict(lambda: defaultdict(int))  # version id -> key -> requests
+    outputs: dict = {}
+    if rolled:
+        rows = PredictionRollup.objects.filter(_ranges_q(rolled, "bucket", True), model_id=model.pk).values(
+            "bucket", "version_id", "outputs", *TRAFFIC_SUMS
+        )
+        for row in rows:
+            key = _key(row["bucket"], step)
+            for field in TRAFFIC_SUMS:
+                per[key][field] += row[field]
+            per_version[row["version_id"]][key] += row["requests"]
+            merge_outputs(outputs, row["outputs"])
+    if raw:
+        logs = _raw_logs(model.pk, raw)
+        for row in logs.annotate(at=trunc("created_at")).values("at", "version_id").annotate(**_raw_sums()).order_by():
+            key = _key(row["at"], step)
+            for field in TRAFFIC_SUMS:
+                per[key][field] += row[field] or 0
+            per_version[row["version_id"]][key] += row["requests"]
+        merge_outputs(outputs, outputs_distribution(logs.filter(status_code__lt=400).values_list("outputs", flat=True)))
+    out = {"model": model, "step": "hour" if step == timedelta(hours=1) else "day", "x": _iso(keys)}
+    total: dict = defaultdict(int)
+    for name in ("requests", "errors", "error_rate", "p50", "p95", "p99"):
+        out[name] = []
+    for key in keys:
+        sums = per.get(key, {})
+        n = sums.get("requests", 0)
+        out["requests"].append(n)
+        out["errors"].append(sums.get("errors", 0))
+        out["error_rate"].append(round(sums.get("errors", 0) / n, 4) if n else None)
+        counts = [sums.get(f, 0) for f in BUCKET_FIELDS]
+        for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+            value = percentile(counts, LATENCY_BOUNDS_MS, q) if n else None
+            out[name].append(round(value, 1) if value is not None else None)
+        for field, value in sums.items():
+            total[field] += value
+    out["totals"] = _summary(total)
+    numbers = dict(ModelVersion.objects.filter(pk__in=list(per_version)).values_list("pk", "number"))
+    out["versions"] = {
+        f"v{numbers[pk]}": [counts.get(key, 0) for key in keys]
+        for pk, counts in sorted(per_version.items(), key=lambda item: numbers.get(item[0], 0))
+        if pk in numbers and sum(counts.values())
+    }
+    out["outputs"] = _top_classes(outputs)
+    out["performance"] = _performance(
+        PredictionFeedback.objects.filter(model=model, predicted_at__gte=start, predicted_at__lte=end), trunc, step, keys
+    )
+    production = next((a.version for a in model.aliases.all() if a.name == "production"), None)
+    latest = latest_drift(production) if production is not None else []
+    out["drift"] = {
+        "version": production.number if production is not None else None,
+        "window_end": latest[0].window_end if latest else None,
+        "features": sorted((_feature(r) for r in latest), key=lambda f: (f["psi"] is None, -(f["psi"] or 0.0), f["feature"])),
+    }
+    return out
+
+
+def _top_classes(outputs: dict) -> dict:
+    if outputs.get("kind") != "classes" or len(outputs["counts"]) <= MAX_CLASSES:
+        return outputs
+    ranked = sorted(outputs["counts"].items(), key=lambda item: (-item[1], item[0]))
+    kept = dict(ranked[:MAX_CLASSES])
+    kept[str(_("other"))] = sum(n for _key, n in ranked[MAX_CLASSES:])
+    return {"kind": "classes", "counts": kept}
+
+
+def _performance(feedback, trunc, step, keys) -> dict:
+    """Accuracy (classification) or MAE and RMSE (regression) per bucket of prediction time, from the feedback's sums."""
+    from math import sqrt
+
+    rows = (
+        feedback.annotate(at=trunc("predicted_at"))
+        .values("at")
+        .annotate(n=Sum("rows"), correct=Sum("correct"), abs_sum=Sum("abs_error_sum"), sq_sum=Sum("squared_error_sum"))
+        .order_by()
+    )
+    per: dict = defaultdict(lambda: defaultdict(float))
+    kind = None
+    for row in rows:
+        key = _key(row["at"], step)
+        for field in ("n", "correct", "abs_sum", "sq_sum"):
+            per[key][field] += row[field] or 0
+        if row["correct"] is not None:
+            kind = "classification"
+        elif row["abs_sum"] is not None:
+            kind = kind or "regression"
+    out = {"kind": kind, "rows": [], "accuracy": [], "mae": [], "rmse": []}
+    total: dict = defaultdict(float)
+    for key in keys:
+        sums = per.get(key, {})
+        n = sums.get("n", 0)
+        out["rows"].append(int(n))
+        classification = kind == "classification" and n
+        regression = kind == "regression" and n
+        out["accuracy"].append(round(sums["correct"] / n, 4) if classification else None)
+        out["mae"].append(sums["abs_sum"] / n if regression else None)
+        out["rmse"].append(sqrt(sums["sq_sum"] / n) if regression else None)
+        for field, value in sums.items():
+            total[field] += value
+    n = total.get("n", 0)
+    out["rows_total"] = int(n)
+    out["accuracy_total"] = total["correct"] / n if kind == "classification" and n else None
+    out["mae_total"] = total["abs_sum"] / n if kind == "regression" and n else None
+    out["rmse_total"] = sqrt(total["sq_sum"] / n) if kind == "regression" and n else None
+    return out

@@ -9,6 +9,7 @@ urlpatterns = [
     path("platform/", views.platform, name="platform"),
     path("scheduling/", views.scheduling, name="scheduling"),
     path("data/<uuid:pk>/", views.dataset, name="dataset"),
+    path("models/<uuid:pk>/", views.model_dashboard, name="model_dashboard"),
     path("models/<uuid:pk>/drift/", views.model_drift, name="model_drift"),
     path("alerts/", alert_views.alert_list, name="alert_list"),
     path("alerts/<uuid:pk>/acknowledge/", alert_views.alert_acknowledge, name="alert_acknowledge"),

@@ -216,3 +216,48 @@ def model_drift(request, pk):
     except NotFound:
         raise Http404() from None
     return render(request, "monitoring/partials/_drift.html", context)
+
+
+MODEL_REFRESH_SECONDS = 5  # a model's requests are what people watch live (after a deployment, during an incident)
+
+
+def model_figures(data: dict) -> list[dict]:
+    """The model dashboard's figures from selectors.model_dashboard (the page and its tests draw the same)."""
+    x = data["x"]
+    found = [
+        figures.time_series("model-requests", _("Prediction requests"), x, [(_("requests"), data["requests"])], bars=True),
+        figures.time_series(
+            "model-latency", _("Latency (ms)"), x,
+            [("p50", data["p50"]), ("p95", data["p95"]), ("p99", data["p99"])], y_title="ms",
+        ),
+        figures.time_series("model-errors", _("Error rate (refused requests)"), x, [(_("errors"), data["error_rate"])],
+                            y_format=".1%"),
+        figures.distribution("model-outputs", _("Predictions served"), data["outputs"], y_title=_("predicted rows")),
+    ]  # fmt: skip
+    if len(data["versions"]) > 1:
+        found.append(
+            figures.time_series(
+                "model-versions", _("Requests per version"), x, list(data["versions"].items()), bars=True, stacked=True
+            )
+        )
+    names = {"accuracy": _("accuracy"), "mae": _("MAE"), "rmse": _("RMSE"), "rows": _("rows with ground truth")}
+    title = _("Real performance (by prediction time)")
+    found.append(figures.performance("model-performance", title, x, data["performance"], names))
+    return [f for f in found if f is not None]
+
+
+@login_required
+def model_dashboard(request, pk):
+    """A model's live dashboard: requests, latency, errors, predictions, versions, drift and real performance."""
+    try:
+        model = selectors.drift_model(request.user, pk)
+    except NotFound:
+        raise Http404() from None
+    form, period = period_form(request)
+    context = {"model": model, "refresh": MODEL_REFRESH_SECONDS}
+    if period is not None:
+        data = selectors.model_dashboard(request.user, pk, *period)
+        rate = data["totals"]["error_rate"]
+        context.update(data=data, figures=model_figures(data), error_pct=None if rate is None else round(rate * 100, 2))
+        context.update(drift_panel(request.user, pk))
+    return render(request, "monitoring/model.html", {**context, "form": form}, status=200 if form.is_valid() else 400)

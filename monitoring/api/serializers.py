@@ -68,3 +68,56 @@ class FeedbackSerializer(serializers.Serializer):
     squared_error_sum = serializers.FloatField(allow_null=True, help_text="Sum of squared errors (regression).")
     created_at = serializers.DateTimeField()
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+
+class TrafficTotalsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    rows = serializers.IntegerField(help_text="Rows predicted by the requests served.")
+    errors = serializers.IntegerField(help_text="Requests refused (status 400 and above).")
+    errors_5xx = serializers.IntegerField()
+    error_rate = serializers.FloatField(allow_null=True)
+    p99_ms = serializers.FloatField(allow_null=True, help_text="From latency buckets, interpolated within one.")
+    mean_ms = serializers.FloatField(allow_null=True)
+
+
+class OutputsSerializer(serializers.Serializer):
+    kind = serializers.CharField(required=False, help_text="classes, or numbers (keys with two significant digits).")
+    counts = serializers.DictField(child=serializers.IntegerField(), required=False)
+
+
+class PerformanceSerializer(serializers.Serializer):
+    kind = serializers.CharField(allow_null=True, help_text="classification, regression, or null without feedback.")
+    rows = serializers.ListField(child=serializers.IntegerField(), help_text="Rows with ground truth per bucket.")
+    accuracy = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    mae = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    rmse = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    rows_total = serializers.IntegerField()
+    accuracy_total = serializers.FloatField(allow_null=True)
+    mae_total = serializers.FloatField(allow_null=True)
+    rmse_total = serializers.FloatField(allow_null=True)
+
+
+class DashboardDriftSerializer(serializers.Serializer):
+    version = serializers.IntegerField(allow_null=True, help_text="The production version's number.")
+    window_end = serializers.DateTimeField(allow_null=True)
+    features = FeatureDriftSerializer(many=True, help_text="Its latest window, largest PSI first.")
+
+
+class ModelDashboardSerializer(serializers.Serializer):
+    model = serializers.UUIDField(source="model.pk")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    step = serializers.CharField(help_text="hour (periods up to two days) or day.")
+    x = serializers.ListField(child=serializers.CharField(), help_text="Start of each bucket.")
+    totals = TrafficTotalsSerializer()
+    requests = serializers.ListField(child=serializers.IntegerField())
+    errors = serializers.ListField(child=serializers.IntegerField())
+    error_rate = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    p50 = serializers.ListField(child=serializers.FloatField(allow_null=True), help_text="Latency in ms.")
+    p95 = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    p99 = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    versions = serializers.DictField(child=serializers.ListField(child=serializers.IntegerField()),
+                                     help_text="Requests per bucket of each version served.")  # fmt: skip
+    outputs = OutputsSerializer(help_text="The predictions served over the period.")
+    performance = PerformanceSerializer(help_text="From the feedback posted, by when the prediction was served.")
+    drift = DashboardDriftSerializer()

@@ -11,7 +11,13 @@ from rest_framework.views import APIView
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Invalid
 from monitoring import selectors, services
-from monitoring.api.serializers import FeedbackCreateSerializer, FeedbackSerializer, ModelDriftSerializer
+from monitoring.api.serializers import (
+    FeedbackCreateSerializer,
+    FeedbackSerializer,
+    ModelDashboardSerializer,
+    ModelDriftSerializer,
+)
+from monitoring.forms import PeriodForm
 
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 429)}
 MODEL_PATH = [OpenApiParameter("department", str, OpenApiParameter.PATH), OpenApiParameter("model", str, OpenApiParameter.PATH)]
@@ -33,6 +39,27 @@ class ModelDriftView(APIView):
             raise Invalid(message, fields={"version": [message]})
         drift = selectors.model_drift(request.user, pk, number=int(number) if number is not None else None)
         return Response(ModelDriftSerializer(drift).data)
+
+
+class ModelDashboardView(APIView):
+    @extend_schema(
+        summary="A model's dashboard: requests, latency percentiles, errors, predictions, versions, drift, real performance",
+        parameters=[
+            OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The model's id."),
+            OpenApiParameter("start", OpenApiTypes.DATE, description="First day (default: a week before `end`)."),
+            OpenApiParameter("end", OpenApiTypes.DATE, description="Last day, included (default: today)."),
+        ],
+        responses={200: ModelDashboardSerializer, **ERRORS},
+    )
+    def get(self, request, pk):
+        selectors.drift_model(request.user, pk)  # 404 before judging the period, as for any model out of reach
+        form = PeriodForm({k: request.query_params.get(k, "") for k in ("start", "end")})
+        if not form.is_valid():
+            fields = {name: [str(m) for m in messages] for name, messages in form.errors.items()}
+            raise Invalid(next(iter(fields.values()))[0], fields=fields)
+        start, end = form.period()
+        data = selectors.model_dashboard(request.user, pk, start, end)
+        return Response(ModelDashboardSerializer({**data, "start": start, "end": end}).data)
 
 
 class FeedbackView(GenericAPIView):

@@ -55,3 +55,34 @@ def test_histogram_puts_bars_between_edges():
     fig = figures.histogram("h", "temperature", [0, 10, 20], [3, 5])
     bar = fig["figure"]["data"][0]
     assert bar["x"] == [5, 15] and bar["width"] == [10, 10] and bar["y"] == [3, 5]
+
+
+def test_distribution_orders_classes_by_count_and_numbers_by_value():
+    classes = figures.distribution("d", "Predictions", {"kind": "classes", "counts": {"no": 3, "yes": 9, "maybe": 3}})
+    assert classes["figure"]["data"][0]["x"] == ["yes", "maybe", "no"] and classes["figure"]["data"][0]["y"] == [9, 3, 3]
+    assert classes["figure"]["layout"]["xaxis"]["type"] == "category"
+    numbers = figures.distribution("n", "Predictions", {"kind": "numbers", "counts": {"1.2e+03": 2, "-5": 1, "3.4": 7}})
+    assert numbers["figure"]["data"][0]["x"] == [-5.0, 3.4, 1200.0] and numbers["figure"]["data"][0]["y"] == [1, 7, 2]
+    assert figures.distribution("e", "Predictions", {}) is None
+    assert figures.distribution("e", "Predictions", {"kind": "classes", "counts": {}}) is None
+
+
+NAMES = {"accuracy": "accuracy", "mae": "MAE", "rmse": "RMSE", "rows": "rows"}
+
+
+def test_performance_draws_accuracy_or_errors_with_the_rows_scored_on_a_second_axis():
+    x = ["2026-03-01T00:00:00+00:00", "2026-03-02T00:00:00+00:00"]
+    accuracy = figures.performance(
+        "p", "Real", x, {"kind": "classification", "accuracy": [0.5, None], "mae": [None, None], "rmse": [None, None],
+                         "rows": [4, 0]}, NAMES,
+    )  # fmt: skip
+    data = accuracy["figure"]["data"]
+    assert [d["name"] for d in data] == ["accuracy", "rows"] and data[0]["y"] == [0.5, None] and data[1]["yaxis"] == "y2"
+    assert accuracy["figure"]["layout"]["yaxis"]["tickformat"] == ".0%"
+    errors = figures.performance(
+        "p", "Real", x, {"kind": "regression", "accuracy": [None, None], "mae": [2.0, 1.0], "rmse": [3.0, 1.5],
+                         "rows": [4, 2]}, NAMES,
+    )  # fmt: skip
+    assert [d["name"] for d in errors["figure"]["data"]] == ["MAE", "RMSE", "rows"]
+    empty = {"kind": None, "accuracy": [None], "mae": [None], "rmse": [None], "rows": [0]}
+    assert figures.performance("p", "Real", x[:1], empty, NAMES) is None
