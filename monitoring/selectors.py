@@ -418,4 +418,4 @@ def _sampled_now(version) -> int:
 
     now = timezone.now()
     logs = PredictionLog.objects.filter(version=version, created_at__gt=window_start_for(now), created_at__lte=now)
-    return logs.aggregate(n=Sum(JsonArrayLength("inputs")))["n"] or 0
+    return logs.exclude(inputs=[]).aggregate(n=Sum(JsonArrayLength("inputs")))["n"] or 0
