@@ -251,6 +251,10 @@ CELERY_BEAT_SCHEDULE: dict = {}
 LEPTON_PERIODIC_TASKS = [
     # Delete request-traffic counts past LEPTON_TRAFFIC_RETENTION_DAYS (monitoring/services.py).
     ("monitoring.services.traffic_expire", 3600),
+    # Roll closed minutes of prediction logs up into per-minute, hour and day counts; delete raw logs
+    # past LEPTON_PREDICTION_LOG_RETENTION_DAYS once rolled up (monitoring/rollups.py).
+    ("monitoring.rollups.roll_up", 60),
+    ("monitoring.rollups.expire_logs", 3600),
     # Queue a run of each database import whose interval has come (datalake/services/imports.py).
     ("datalake.services.imports_submit_due", 30),
     # Fail dataset versions left pending by a job that ended without them (a dead worker, a revoke).
@@ -337,6 +341,8 @@ LEPTON_PREDICTION_LOG_SAMPLE = env_float("LEPTON_PREDICTION_LOG_SAMPLE", 0.1)
 # per-minute, hour and day rollups (monitoring.PredictionRollup) are kept.
 LEPTON_PREDICTION_LOG_MAX_OUTPUTS = env_int("LEPTON_PREDICTION_LOG_MAX_OUTPUTS", 1000)
 LEPTON_PREDICTION_LOG_RETENTION_DAYS = env_int("LEPTON_PREDICTION_LOG_RETENTION_DAYS", 30)
+# A web process writes its prediction logs in batches: at most this many seconds after a request.
+LEPTON_PREDICTION_LOG_FLUSH_SECONDS = env_float("LEPTON_PREDICTION_LOG_FLUSH_SECONDS", 5.0)
 # Input drift (monitoring/services.py): each production version is compared with its training
 # inputs every LEPTON_DRIFT_INTERVAL_MINUTES over the sampled inputs of the last
 # LEPTON_DRIFT_WINDOW_HOURS, once at least LEPTON_DRIFT_MIN_SAMPLE of them arrived (the most recent

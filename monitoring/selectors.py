@@ -418,7 +418,7 @@ def _sampled_now(version) -> int:
 
     now = timezone.now()
     logs = PredictionLog.objects.filter(version=version, created_at__gt=window_start_for(now), created_at__lte=now)
-    return logs.aggregate(n=Sum(JsonArrayLength("inputs")))["n"] or 0
+    return logs.exclude(inputs=[]).aggregate(n=Sum(JsonArrayLength("inputs")))["n"] or 0
 
 
 # --- ground truth ---------------------------------------------------------------------------
@@ -505,7 +505,7 @@ def _raw_sums():
 
     sums = {
         "requests": Count("pk"),
-        "rows": Sum("rows", filter=Q(status_code__lt=400)),
+        "rows": Sum("rows"),
         "errors": Count("pk", filter=Q(status_code__gte=400)),
         "errors_5xx": Count("pk", filter=Q(status_code__gte=500)),
         "latency_ms_sum": Sum("latency_ms"),
@@ -567,39 +567,17 @@ def model_traffic(model_id, since: datetime, until: datetime) -> dict:
 
 # --- the model dashboard ----------------------------------------------------------------------
 
-MAX_CLASSES = 30  # classes kept in a prediction distribution (the most frequent; the rest under "other")
 
+def _raw_outputs(logs) -> dict:
+    """The served predictions of raw logs as one distribution, counted as monitoring.rollups counts a minute's."""
+    from monitoring import rollups
 
-def merge_outputs(into: dict, outputs: dict | None) -> dict:
-    """Add one rollup's `outputs` distribution ({"kind", "counts"}) into another (the first kind seen wins)."""
-    if not outputs or not outputs.get("counts"):
-        return into
-    if not into:
-        into.update(kind=outputs.get("kind", "classes"), counts={})
-    if outputs.get("kind") == into["kind"]:
-        counts = into["counts"]
-        for key, n in outputs["counts"].items():
-            counts[key] = counts.get(key, 0) + n
-    return into
-
-
-def outputs_distribution(predictions) -> dict:
-    """The rollup form of raw logged predictions (PredictionRollup.outputs): numbers by two significant digits, or classes."""
-    values = [v for batch in predictions for v in (batch if isinstance(batch, list) else [batch]) if v is not None]
-    if not values:
-        return {}
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    counts: dict[str, int] = {}
-    for value in values:
-        key = f"{value:.2g}" if numeric else (value if isinstance(value, str) else _json_key(value))
-        counts[key] = counts.get(key, 0) + 1
-    return {"kind": "numbers" if numeric else "classes", "counts": counts}
-
-
-def _json_key(value) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    served = list(logs.filter(status_code__lt=400).values_list("version_id", "outputs"))
+    classifiers = rollups._classifiers(version for version, _outputs in served)
+    counts: dict = {True: defaultdict(int), False: defaultdict(int)}
+    for version, outputs in served:
+        rollups._count_outputs(counts[version in classifiers], outputs, version in classifiers)
+    return rollups.merge_outputs(rollups._distribution(found, classes) for classes, found in counts.items())
 
 
 def _display_grains(step: timedelta, start: datetime) -> tuple[str, ...]:
@@ -623,6 +601,7 @@ def model_dashboard(user, model_id, start: datetime, end: datetime) -> dict:
     per bucket, and *_total}), drift (the production version's latest window)}.
     """
     from models_repo.models import ModelVersion
+    from monitoring import rollups
     from monitoring.models import PredictionFeedback, PredictionRollup
 
     model = drift_model(user, model_id)
@@ -631,7 +610,7 @@ def model_dashboard(user, model_id, start: datetime, end: datetime) -> dict:
     rolled, raw = traffic_plan(start, until, _rollup_states(), _display_grains(step, start))
     per: dict = defaultdict(lambda: defaultdict(int))  # key -> field -> sum
     per_version: dict = defaultdict(lambda: defaultdict(int))  # version id -> key -> requests
-    outputs: dict = {}
+    outputs: list[dict] = []
     if rolled:
         rows = PredictionRollup.objects.filter(_ranges_q(rolled, "bucket", True), model_id=model.pk).values(
             "bucket", "version_id", "outputs", *TRAFFIC_SUMS
@@ -641,7 +620,7 @@ def model_dashboard(user, model_id, start: datetime, end: datetime) -> dict:
             for field in TRAFFIC_SUMS:
                 per[key][field] += row[field]
             per_version[row["version_id"]][key] += row["requests"]
-            merge_outputs(outputs, row["outputs"])
+            outputs.append(row["outputs"])
     if raw:
         logs = _raw_logs(model.pk, raw)
         for row in logs.annotate(at=trunc("created_at")).values("at", "version_id").annotate(**_raw_sums()).order_by():
@@ -649,7 +628,7 @@ def model_dashboard(user, model_id, start: datetime, end: datetime) -> dict:
             for field in TRAFFIC_SUMS:
                 per[key][field] += row[field] or 0
             per_version[row["version_id"]][key] += row["requests"]
-        merge_outputs(outputs, outputs_distribution(logs.filter(status_code__lt=400).values_list("outputs", flat=True)))
+        outputs.append(_raw_outputs(logs))
     out = {"model": model, "step": "hour" if step == timedelta(hours=1) else "day", "x": _iso(keys)}
     total: dict = defaultdict(int)
     for name in ("requests", "errors", "error_rate", "p50", "p95", "p99"):
@@ -673,7 +652,7 @@ def model_dashboard(user, model_id, start: datetime, end: datetime) -> dict:
         for pk, counts in sorted(per_version.items(), key=lambda item: numbers.get(item[0], 0))
         if pk in numbers and sum(counts.values())
     }
-    out["outputs"] = _top_classes(outputs)
+    out["outputs"] = rollups.merge_outputs(outputs)
     out["performance"] = _performance(
         PredictionFeedback.objects.filter(model=model, predicted_at__gte=start, predicted_at__lte=end), trunc, step, keys
     )
@@ -685,15 +664,6 @@ def model_dashboard(user, model_id, start: datetime, end: datetime) -> dict:
         "features": sorted((_feature(r) for r in latest), key=lambda f: (f["psi"] is None, -(f["psi"] or 0.0), f["feature"])),
     }
     return out
-
-
-def _top_classes(outputs: dict) -> dict:
-    if outputs.get("kind") != "classes" or len(outputs["counts"]) <= MAX_CLASSES:
-        return outputs
-    ranked = sorted(outputs["counts"].items(), key=lambda item: (-item[1], item[0]))
-    kept = dict(ranked[:MAX_CLASSES])
-    kept[str(_("other"))] = sum(n for _key, n in ranked[MAX_CLASSES:])
-    return {"kind": "classes", "counts": kept}
 
 
 def _performance(feedback, trunc, step, keys) -> dict:

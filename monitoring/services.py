@@ -125,7 +125,7 @@ def drift_enqueue_due(now: datetime | None = None) -> int:
         logs = PredictionLog.objects.filter(version=version, created_at__gt=start, created_at__lte=end)
         if last.get(version.pk) is not None and not logs.filter(created_at__gt=last[version.pk]).exists():
             continue
-        sampled = logs.aggregate(n=Sum(JsonArrayLength("inputs")))["n"] or 0
+        sampled = logs.exclude(inputs=[]).aggregate(n=Sum(JsonArrayLength("inputs")))["n"] or 0
         if sampled < settings.LEPTON_DRIFT_MIN_SAMPLE:
             continue
         platform_job_submit(kind=DRIFT_KIND, params={"version": str(version.pk), "window_end": end.isoformat()}, priority=3)
@@ -195,6 +195,7 @@ def sampled_inputs(version, start: datetime, end: datetime) -> list[dict]:
     records: list[dict] = []
     logs = (
         PredictionLog.objects.filter(version=version, created_at__gt=start, created_at__lte=end)
+        .exclude(inputs=[])  # every request is logged; a sample of them with their inputs
         .order_by("-created_at")
         .values_list("inputs", flat=True)
     )

@@ -30,13 +30,15 @@ from django.db import DatabaseError, transaction
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from prometheus_client import Counter, Histogram
+from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lepton import policy
 from lepton.api.serializers import ErrorSerializer
-from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from models_repo import serving
 from models_repo.api import fastpath
 from models_repo.engine.errors import TrainingError
@@ -277,20 +279,32 @@ def _images(request, rows: list | None) -> list[bytes]:
 
 
 class _LogBuffer:
-    """Sampled prediction logs, written in bulk (one INSERT per batch), never blocking on each request."""
+    """Prediction logs, written in bulk (one INSERT per batch), never one write per request.
+
+    A batch is written by the request that fills it (BATCH entries), or by a background thread
+    once its oldest entry waited LEPTON_PREDICTION_LOG_FLUSH_SECONDS, so a quiet model's logs
+    reach the dashboards within seconds; what is left at exit is written then. `background`
+    off (the tests' transactions: another thread's connection cannot see their rows) leaves
+    the timed flush to explicit flush() calls.
+    """
+
+    BATCH = 200
 
     def __init__(self):
         self.lock = threading.Lock()
         self.items: list[PredictionLog] = []
-        self.flushed = time.monotonic()
+        self.oldest = 0.0
+        self.background = True
+        self._thread: threading.Thread | None = None
 
     def add(self, entry: PredictionLog) -> None:
         with self.lock:
+            if not self.items:
+                self.oldest = time.monotonic()
             self.items.append(entry)
-            due = len(self.items) >= 50 or time.monotonic() - self.flushed > 5
-            batch, self.items = (self.items, []) if due else ([], self.items)
-            if due:
-                self.flushed = time.monotonic()
+            batch, self.items = (self.items, []) if len(self.items) >= self.BATCH else ([], self.items)
+            if self.background and self._thread is None:
+                self._start()
         if batch:
             self._write(batch)
 
@@ -300,9 +314,31 @@ class _LogBuffer:
         if batch:
             self._write(batch)
 
+    def _start(self) -> None:
+        import atexit
+
+        self._thread = threading.Thread(target=self._loop, name="lepton-prediction-logs", daemon=True)
+        self._thread.start()
+        atexit.register(self.flush)
+
+    def _loop(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            every = max(0.05, float(settings.LEPTON_PREDICTION_LOG_FLUSH_SECONDS))
+            time.sleep(every / 2)
+            if not self.background:
+                continue
+            with self.lock:
+                due = bool(self.items) and time.monotonic() - self.oldest >= every
+                batch, self.items = (self.items, []) if due else ([], self.items)
+            if batch:
+                self._write(batch)
+                close_old_connections()
+
     @staticmethod
     def _write(batch: list[PredictionLog]) -> None:
-        # A log is a sample for monitoring: losing a batch (a model deleted meanwhile) must never fail a prediction.
+        # Losing a batch (a model deleted meanwhile, the database away) must never fail a prediction.
         try:
             with transaction.atomic():
                 PredictionLog.objects.bulk_create(batch)
@@ -312,34 +348,66 @@ class _LogBuffer:
 
 prediction_logs = _LogBuffer()
 
+# Per web process, as django-prometheus's request metrics: Prometheus sums the processes' series.
+MODEL_LABELS = ["department", "model"]
+PREDICTIONS = Counter("lepton_model_predictions", "Prediction requests a model answered.", MODEL_LABELS)
+PREDICTION_ERRORS = Counter(
+    "lepton_model_prediction_errors", "Prediction requests of a model refused, by HTTP status.", [*MODEL_LABELS, "status"]
+)
+PREDICTION_LATENCY = Histogram(
+    "lepton_model_prediction_latency_seconds",
+    "Server time of a model's prediction requests.",
+    MODEL_LABELS,
+    # monitoring.models.LATENCY_BOUNDS_MS in seconds (models_repo does not import monitoring)
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+def _labels(registered) -> tuple[str, str]:
+    return registered.department.slug, registered.slug
+
+
+def log_refused(registered, version, exc: ServiceError | APIException, *, started: float, source: str) -> None:
+    """Log a request of a resolved model that was refused (bad input, a body that does not parse, a model that cannot load)."""
+    if isinstance(exc, ServiceError):
+        status, code = exc.status, exc.code
+    else:
+        status, code = exc.status_code, exc.default_code
+    PREDICTION_ERRORS.labels(*_labels(registered), str(status)).inc()
+    prediction_logs.add(
+        PredictionLog(
+            model=registered, version=version, rows=0, latency_ms=(time.perf_counter() - started) * 1000,
+            status_code=status, error=str(code)[:40], source=source,
+        )
+    )  # fmt: skip
+
 
 def predict_inputs(registered, version, inputs, *, started: float, source: str, variant: str = "") -> dict:
-    """Run checked inputs through the version's model; sample the request into the prediction log.
+    """Run checked inputs through the version's model; log the request (every one, off the request path).
 
     The result says which runtime served (`onnx` for a version converted at registration, or
-    its quantised `variant`; `native` otherwise: models_repo.serving.predictor).
+    its quantised `variant`; `native` otherwise: models_repo.serving.predictor), and carries
+    the `prediction_id` under which ground truth may be posted back (monitoring's feedback API).
+    The first rows of a LEPTON_PREDICTION_LOG_SAMPLE share of the requests are kept for drift.
     """
     task = version.task or version.output.get("task", "")
     try:
         runtime, result = serving.predict_frame(version, inputs, variant)
     except (ValueError, TrainingError) as exc:
         raise _invalid(str(exc), "inputs") from None
+    entry = PredictionLog(model=registered, version=version, rows=len(result["predictions"]), source=source)
+    result["prediction_id"] = str(entry.prediction_id)
     result["runtime"] = runtime
     if variant:
         result["variant"] = variant
-    elapsed = (time.perf_counter() - started) * 1000
-    if random.random() < settings.LEPTON_PREDICTION_LOG_SAMPLE:
-        sample = (
-            []
-            if task == "image_classification"
-            else (inputs.head(5).to_dict("records") if hasattr(inputs, "head") else inputs[:5])
-        )
-        prediction_logs.add(
-            PredictionLog(
-                model=registered, version=version, rows=len(result["predictions"]), latency_ms=elapsed,
-                inputs=_jsonable(sample), outputs=result["predictions"][:5], source=source,
-            )
-        )  # fmt: skip
+    entry.latency_ms = (time.perf_counter() - started) * 1000
+    labels = _labels(registered)
+    PREDICTIONS.labels(*labels).inc()
+    PREDICTION_LATENCY.labels(*labels).observe(entry.latency_ms / 1000)
+    entry.outputs = result["predictions"][: settings.LEPTON_PREDICTION_LOG_MAX_OUTPUTS]
+    if task != "image_classification" and random.random() < settings.LEPTON_PREDICTION_LOG_SAMPLE:
+        entry.inputs = _jsonable(inputs.head(5).to_dict("records") if hasattr(inputs, "head") else inputs[:5])
+    prediction_logs.add(entry)
     return result
 
 
@@ -370,6 +438,14 @@ class PredictView(APIView):
     def post(self, request, department: str, model: str):
         started = time.perf_counter()
         registered, version, alias = _resolve(request.user, department, model, request.query_params)
+        try:
+            return self._serve(request, registered, version, alias, started)
+        except (ServiceError, APIException) as exc:  # the model's dashboards count refused requests too
+            log_refused(registered, version, exc, started=started, source="api")
+            raise
+
+    @staticmethod
+    def _serve(request, registered, version, alias: str, started: float) -> Response:
         serving.refuse_not_served(version)  # before reading the body: a scheduling policy takes no rows
         body = request.data if not request.FILES else {}
         task = version.task or version.output.get("task", "")

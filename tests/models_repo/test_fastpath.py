@@ -84,7 +84,9 @@ def test_a_repeat_request_gets_the_full_views_answer_without_a_query(app, secret
     with django_assert_num_queries(0):
         second = post(app, secret, SPLIT)
     assert second.status_code == 200 and second.fast
-    assert second.content == first.content
+    first_body, second_body = first.json(), second.json()
+    assert first_body.pop("prediction_id") != second_body.pop("prediction_id")  # each request its own id
+    assert second_body == first_body and list(second_body) == list(first_body)
     assert second.json()["predictions"] == [True, False, False] and second.json()["alias"] == "production"
     assert second.json()["runtime"] in ("onnx", "native")
     same = {k: v for k, v in first.headers.items() if k != "Content-Length"}
@@ -236,15 +238,19 @@ def test_an_expired_grant_goes_back_to_the_full_view(app, secret, served, settin
     assert not post(app, secret, SPLIT).fast
 
 
-def test_sampled_fast_predictions_are_logged(app, secret, served, settings):
+def test_every_fast_prediction_is_logged_with_its_id_and_sampled_inputs(app, secret, served, settings):
     from models_repo.api.predict import prediction_logs
 
+    settings.LEPTON_PREDICTION_LOG_SAMPLE = 0.0
     assert post(app, secret, SPLIT).status_code == 200
     settings.LEPTON_PREDICTION_LOG_SAMPLE = 1.0
-    assert post(app, secret, SPLIT).fast
+    answer = post(app, secret, SPLIT)
+    assert answer.fast
     prediction_logs.flush()
-    log = PredictionLog.objects.get()
-    assert log.rows == 3 and log.inputs[0] == {"温度": 70.5, "pressure": 4.2} and log.outputs == [True, False, False]
+    first, fast = PredictionLog.objects.order_by("created_at")
+    assert first.inputs == [] and first.outputs == [True, False, False]  # not sampled: logged without inputs
+    assert str(fast.prediction_id) == answer.json()["prediction_id"]
+    assert fast.rows == 3 and fast.inputs[0] == {"温度": 70.5, "pressure": 4.2} and fast.outputs == [True, False, False]
 
 
 def test_the_wsgi_application_is_wrapped_when_the_fast_path_is_on():

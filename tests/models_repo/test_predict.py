@@ -116,15 +116,66 @@ def test_a_tampered_artifact_is_refused_not_loaded(member, served, settings):
             f.write(original)
 
 
-def test_sampled_predictions_are_logged_in_batches(member, served, settings):
+def test_every_request_is_logged_in_batches_with_its_id_refusals_included(member, served, settings):
     settings.LEPTON_PREDICTION_LOG_SAMPLE = 1.0
+    settings.LEPTON_PREDICTION_LOG_MAX_OUTPUTS = 2
     prediction_logs.items.clear()  # entries other tests sampled
+    answers = []
     for _ in range(3):
-        r = client_for(member).post(URL, {"inputs": [ROW]}, format="json")
+        r = client_for(member).post(URL, {"inputs": [ROW, ROW, ROW]}, format="json")
         assert r.status_code == 200, r.json()
+        answers.append(r.json()["prediction_id"])
+    refused = client_for(member).post(URL, {"inputs": [{"pressure": 1}]}, format="json")
+    assert refused.status_code == 400
+    assert not PredictionLog.objects.exists()  # held in memory, written in one batch
     prediction_logs.flush()
-    logs = list(PredictionLog.objects.all())
-    assert len(logs) == 3 and logs[0].rows == 1 and logs[0].inputs[0]["line"] == "L1"
+    served_logs = PredictionLog.objects.filter(status_code=200)
+    assert sorted(str(p) for p in served_logs.values_list("prediction_id", flat=True)) == sorted(answers)
+    log = served_logs.first()
+    assert log.rows == 3 and len(log.outputs) == 2 and log.inputs[0]["line"] == "L1"
+    failed = PredictionLog.objects.get(status_code=400)
+    assert failed.rows == 0 and failed.error == "invalid_input" and failed.outputs == []
+
+
+def test_a_batch_is_written_when_full_and_the_metrics_count_each_request(member, served, settings):
+    from prometheus_client import REGISTRY
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, {"department": "production", "model": "quality-predictor", **labels}) or 0
+
+    settings.LEPTON_PREDICTION_LOG_SAMPLE = 0.0
+    before = sample("lepton_model_predictions_total"), sample("lepton_model_prediction_errors_total", status="400")
+    latency_before = sample("lepton_model_prediction_latency_seconds_count")
+    client = client_for(member)
+    for _ in range(prediction_logs.BATCH):
+        assert client.post(URL, {"inputs": [ROW]}, format="json").status_code == 200
+    assert client.post(URL, {"inputs": [{"pressure": 1}]}, format="json").status_code == 400
+    assert PredictionLog.objects.count() == prediction_logs.BATCH and len(prediction_logs.items) == 1
+    assert sample("lepton_model_predictions_total") - before[0] == prediction_logs.BATCH
+    assert sample("lepton_model_prediction_errors_total", status="400") - before[1] == 1
+    assert sample("lepton_model_prediction_latency_seconds_count") - latency_before == prediction_logs.BATCH
+
+
+def test_the_background_flush_writes_a_quiet_processs_logs(transactional_db, settings):
+    import threading
+    import time
+
+    from models_repo.api.predict import _LogBuffer
+    from models_repo.models import ModelVersion, RegisteredModel
+    from tests.factories import DepartmentFactory
+
+    settings.LEPTON_PREDICTION_LOG_FLUSH_SECONDS = 0.2
+    department = DepartmentFactory(slug="bg", name="Bg")
+    model = RegisteredModel.objects.create(department=department, slug="m", name="M")
+    version = ModelVersion.objects.create(model=model, number=1, flavor="sklearn", artifact_sha256="x")
+    buffer = _LogBuffer()
+    buffer.add(PredictionLog(model=model, version=version, outputs=[1]))
+    deadline = time.monotonic() + 10
+    while not PredictionLog.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert PredictionLog.objects.count() == 1 and not buffer.items
+    assert any(t.name == "lepton-prediction-logs" for t in threading.enumerate())
+    buffer.background = False
 
 
 def test_predict_errors_speak_the_clients_language(member, predictor, v1):

@@ -72,6 +72,7 @@ def test_the_dashboard_adds_rollups_and_the_raw_tail_per_bucket_and_version(serv
 
 def test_the_dashboard_matches_the_raw_aggregate_without_any_rollup(owner, member, production):
     model, version = production_model(owner, production)
+    ModelVersion.objects.filter(pk=version.pk).update(task="regression")
     now = timezone.now()
     PredictionLog.objects.bulk_create(
         PredictionLog(model=model, version=version, created_at=now - timedelta(hours=k % 20, minutes=k % 50), rows=2,
