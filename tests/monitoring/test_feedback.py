@@ -1,6 +1,7 @@
 """POST/GET /api/v1/models/<department>/<model>/feedback: scoring, bad input, access, the audit, the list."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -242,3 +243,27 @@ def test_the_feedback_endpoint_is_in_the_schema(member):
     assert response.status_code == 200
     operations = response.json()["paths"]["/api/v1/models/{department}/{model}/feedback"]
     assert set(operations) >= {"get", "post"} and "409" in operations["post"]["responses"]
+
+
+def test_a_prediction_through_the_api_takes_its_ground_truth_and_the_dashboard_scores_it(
+    owner, member, checker, inspections, production
+):
+    from django.utils import timezone
+
+    from models_repo.api.predict import prediction_logs
+    from monitoring import selectors
+    from tests.models_repo.conftest import model_in_production
+
+    model = model_in_production(owner=owner, member=member, checker=checker, dataset_version=inspections, department=production)
+    client = api(member, scopes=["predict"])
+    rows = [{"温度": 95.0, "pressure": 5.0, "line": "L1"}, {"温度": 60.0, "pressure": 4.0, "line": "L2"}]
+    answer = client.post("/api/v1/models/production/quality-predictor/predict", {"inputs": rows}, format="json")
+    assert answer.status_code == 200, answer.json()
+    predictions, prediction_id = answer.json()["predictions"], answer.json()["prediction_id"]
+    prediction_logs.flush()
+    response = client.post(URL, {"prediction_id": prediction_id, "actual": [predictions[0], not predictions[1]]}, format="json")
+    assert response.status_code == 201, response.json()
+    assert (response.json()["rows"], response.json()["correct"]) == (2, 1)
+    now = timezone.now()
+    perf = selectors.model_dashboard(member, model.pk, now - timedelta(hours=1), now)["performance"]
+    assert perf["accuracy_total"] == 0.5 and perf["rows_total"] == 2

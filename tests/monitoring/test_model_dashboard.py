@@ -271,3 +271,34 @@ def test_an_archived_alias_move_keeps_history_per_version(served, member, owner)
     now = timezone.now()
     data = selectors.model_dashboard(member, model.pk, now - timedelta(hours=30), now)
     assert data["drift"]["version"] == 2 and set(data["versions"]) == {"v1", "v2"}
+
+
+def test_the_dashboard_reads_the_same_before_and_after_roll_up(owner, member, production):
+    """Rollups change how the dashboard reads, never what it shows."""
+    import random
+
+    from monitoring import rollups
+
+    model, version = production_model(owner, production)
+    rng = random.Random(3)
+    now = timezone.now()
+    PredictionLog.objects.bulk_create(
+        PredictionLog(
+            model=model, version=version, created_at=now - timedelta(minutes=rng.randint(0, 40 * 60)),
+            latency_ms=rng.expovariate(1 / 60), status_code=rng.choice([200] * 9 + [503]),
+            rows=2, outputs=[rng.choice(["ok", "scratch"]), "ok"], source=rng.choice(["api", "api", "batch"]),
+        )
+        for _ in range(2000)
+    )  # fmt: skip
+    PredictionLog.objects.filter(status_code=503).update(rows=0, outputs=[])
+    for days in (1, 3):
+        before = selectors.model_dashboard(member, model.pk, now - timedelta(days=days), now)
+        while not rollups.roll_up(now=now)["caught_up"]:
+            pass
+        assert RollupState.objects.get(grain="hour").done_until > now - timedelta(hours=2)
+        after = selectors.model_dashboard(member, model.pk, now - timedelta(days=days), now)
+        for key in ("x", "requests", "errors", "error_rate", "p50", "p95", "p99", "versions", "outputs", "totals"):
+            assert after[key] == before[key], key
+        assert before["totals"]["requests"] > 500
+        RollupState.objects.all().delete()
+        PredictionRollup.objects.all().delete()
