@@ -298,7 +298,10 @@ def test_the_dashboard_reads_the_same_before_and_after_roll_up(owner, member, pr
         assert RollupState.objects.get(grain="hour").done_until > now - timedelta(hours=2)
         after = selectors.model_dashboard(member, model.pk, now - timedelta(days=days), now)
         for key in ("x", "requests", "errors", "error_rate", "p50", "p95", "p99", "versions", "outputs", "totals"):
-            assert after[key] == before[key], key
+            if key == "totals":  # the latency sum is added in another order: its mean may differ in the last digits
+                assert after[key] == {**before[key], "mean_ms": pytest.approx(before[key]["mean_ms"], rel=1e-9)}
+            else:
+                assert after[key] == before[key], key
         assert before["totals"]["requests"] > 500
         RollupState.objects.all().delete()
         PredictionRollup.objects.all().delete()
