@@ -18,6 +18,7 @@ from monitoring.api.serializers import (
     ModelDriftSerializer,
 )
 from monitoring.forms import PeriodForm
+from monitoring.models import PredictionFeedback
 
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 429)}
 MODEL_PATH = [OpenApiParameter("department", str, OpenApiParameter.PATH), OpenApiParameter("model", str, OpenApiParameter.PATH)]
@@ -80,6 +81,8 @@ class FeedbackView(GenericAPIView):
         return selectors.model_by_slug(self.request.user, self.kwargs["department"], self.kwargs["model"])
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no model to ask about
+            return PredictionFeedback.objects.none()
         return selectors.model_feedback(self._model())
 
     @extend_schema(
