@@ -136,3 +136,11 @@ def test_the_department_dashboard_reads_datasets_in_a_fixed_number_of_queries(cl
     with CaptureQueriesContext(connection) as many:
         assert "Line 3" in client.get("/dashboards/").content.decode()
     assert len(many) == len(few)
+
+
+def test_every_dashboard_loads_the_vendored_plotly_that_draws_its_figures(client, staff, sensors, finished_run):
+    client.force_login(staff)
+    for url in ("/dashboards/?department=production", "/dashboards/platform/", "/dashboards/scheduling/",
+                f"/dashboards/data/{sensors.pk}/"):  # fmt: skip
+        html = client.get(url).content.decode()
+        assert "data-plotly-figure" in html and "/static/vendor/plotly.min.js" in html, url
