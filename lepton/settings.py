@@ -249,6 +249,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 #  - the parts' periodic work below (LEPTON_PERIODIC_TASKS), each at most every N seconds.
 CELERY_BEAT_SCHEDULE: dict = {}
 LEPTON_PERIODIC_TASKS = [
+    # Seal audit events into the hash chain whose on-commit sealing was lost (a killed process; lepton/audit.py).
+    ("lepton.audit.seal_pending", 10),
     # Delete request-traffic counts past LEPTON_TRAFFIC_RETENTION_DAYS (monitoring/services.py).
     ("monitoring.services.traffic_expire", 3600),
     # Queue a run of each database import whose interval has come (datalake/services/imports.py).
