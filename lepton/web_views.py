@@ -7,6 +7,7 @@ A view serves the whole page, or only its live fragment when htmx asks (`request
 
 from __future__ import annotations
 
+import csv
 import json
 from functools import wraps
 
@@ -17,7 +18,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -29,7 +30,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from lepton import policy, selectors, services
 from lepton.context_processors import SESSION_DEPARTMENT, current_department
 from lepton.errors import Forbidden, ServiceError
-from lepton.filtersets import JobFilterSet
+from lepton.filtersets import AuditEventFilterSet, JobFilterSet
 from lepton.forms import (
     DepartmentSwitchForm,
     JobStartForm,
@@ -45,6 +46,7 @@ from lepton.jobs.registry import all_kinds
 from lepton.models import ApiToken, Department, Membership, Role
 
 JOBS_PER_PAGE = 25
+AUDIT_PER_PAGE = 50
 
 
 def _job_rows_context(request: HttpRequest, jobs) -> dict:
@@ -372,3 +374,92 @@ def token_revoke(request: HttpRequest, pk) -> HttpResponse:
     else:
         messages.success(request, _("The token “%(name)s” was revoked; it no longer works.") % {"name": token.name})
     return redirect("profile")
+
+
+# --- audit viewer --------------------------------------------------------------------------
+
+
+def _audit_filter(request: HttpRequest) -> AuditEventFilterSet:
+    return AuditEventFilterSet(request.GET, queryset=selectors.audit_events(request.user), request=request)
+
+
+def _audit_page(request: HttpRequest, filterset: AuditEventFilterSet) -> HttpResponse:
+    valid = filterset.is_valid()
+    events = filterset.qs if valid else filterset.queryset.none()
+    page = Paginator(events, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page_obj": page,
+        "events": page.object_list,
+        "filter": filterset,
+        "form": filterset.form,
+        "query": query.urlencode(),
+        "may_audit": selectors.may_audit(request.user),
+        "departments": policy.visible_to(request.user, Department, "view")
+        if not request.user.is_staff
+        else Department.objects.all(),
+    }
+    return render(request, "lepton/audit.html", context, status=200 if valid else 400)
+
+
+@login_required
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The audit log of the departments the user administers (staff: all), filtered and paginated."""
+    return _audit_page(request, _audit_filter(request))
+
+
+class _Echo:
+    """A file-like object whose write() returns the line, so csv.writer feeds a streaming response."""
+
+    def write(self, value):
+        return value
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula: such cells get a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+AUDIT_CSV_HEADER = ["at", "seq", "actor", "action", "object_type", "object_id", "object", "department", "ip", "changes", "hash"]
+
+
+def _audit_csv_rows(events):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(AUDIT_CSV_HEADER)
+    for event in events.iterator(chunk_size=2000):
+        yield writer.writerow(
+            [
+                _cell(value)
+                for value in (
+                    event.at.isoformat(),
+                    event.seq,
+                    event.actor_label,
+                    event.action,
+                    event.object_type,
+                    event.object_id,
+                    event.object_repr,
+                    event.department.slug if event.department else "",
+                    event.ip,
+                    json.dumps(event.changes, ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder),
+                    event.hash,
+                )
+            ]
+        )
+
+
+@login_required
+@require_GET
+def audit_export(request: HttpRequest) -> HttpResponse:
+    """The filtered audit log as CSV, streamed row by row (no page limit); bad filters show the page's errors."""
+    filterset = _audit_filter(request)
+    if not filterset.is_valid():
+        return _audit_page(request, filterset)
+    response = StreamingHttpResponse(_audit_csv_rows(filterset.qs), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="lepton-audit.csv"'
+    return response
