@@ -210,6 +210,13 @@ class MembershipViewSet(
         """The department in the URL, or 404 when the caller cannot see it."""
         return policy.get_visible_or_404(self.request.user, Department, slug=self.kwargs["department_slug"])
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Resolve the department before the body is validated: to an outsider every method
+        # answers 404, never a validation error that tells the department exists.
+        if not _is_schema_generation(self):
+            self.department  # noqa: B018 - raises Http404
+
     def get_queryset(self):
         if _is_schema_generation(self):
             return Membership.objects.none()
