@@ -111,6 +111,51 @@ class Share(models.Model):
         return self.expires_at is None or self.expires_at > (at or timezone.now())
 
 
+class MembershipPeriod(models.Model):
+    """A span of time in which a person held one role in a department (ended_at empty: still).
+
+    Opened and closed by the membership services (lepton/services.py) in the transaction of
+    the change; read by lepton.history for "who could see this on that date"."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=12, choices=Role.choices)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [models.Index(fields=["department", "started_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "department"], condition=models.Q(ended_at__isnull=True), name="membership_period_one_open"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.department} {self.role} {self.started_at:%Y-%m-%d}–{self.ended_at or ''}"
+
+
+class SharePeriod(models.Model):
+    """A span of time in which a share granted a department view or use of an object, with the
+    expiry it had then (a share past its expiry grants nothing even while the period is open)."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    level = models.CharField(max_length=8, choices=ShareLevel.choices)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [models.Index(fields=["content_type", "object_id", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.content_type_id}:{self.object_id} → {self.department} {self.level} {self.started_at:%Y-%m-%d}"
+
+
 class TokenScope(models.TextChoices):
     READ = "read", _("Read")
     WRITE = "write", _("Write")

@@ -23,6 +23,7 @@ urlpatterns = [
     path("jobs/<uuid:pk>/", web_views.job_detail, name="job_detail"),
     path("jobs/<uuid:pk>/cancel/", web_views.job_cancel, name="job_cancel"),
     path("audit/", web_views.audit_log, name="audit_log"),
+    path("audit/access/", web_views.audit_access, name="audit_access"),
     path("audit/export.csv", web_views.audit_export, name="audit_export"),
     path("profile/", web_views.profile, name="profile"),
     path("profile/tokens/", web_views.token_create, name="token_create"),

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -27,7 +27,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from lepton import policy, selectors, services
+from lepton import history, policy, selectors, services
 from lepton.context_processors import SESSION_DEPARTMENT, current_department
 from lepton.errors import Forbidden, ServiceError
 from lepton.filtersets import AuditEventFilterSet, JobFilterSet
@@ -463,3 +463,55 @@ def audit_export(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(_audit_csv_rows(filterset.qs), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="lepton-audit.csv"'
     return response
+
+
+# --- who could see an object, as of a date ------------------------------------------------
+
+
+class _AccessQuery:
+    """The /audit/access/ inputs, checked: `object` as "app.model:id" (as the audit log names
+    objects) and `at`; errors by field, as form errors."""
+
+    def __init__(self, request: HttpRequest):
+        self.object_text = request.GET.get("object", "").strip()
+        self.at_text = request.GET.get("at", "").strip()
+        self.errors: dict[str, list[str]] = {}
+        self.obj = self.at = None
+        if not self.object_text:
+            return
+        try:
+            self.at = history.parse_at(self.at_text)
+        except ServiceError as error:
+            self.errors.update(error.fields)
+        self.obj = self._object(request.user)
+
+    def _object(self, user):
+        from django.apps import apps
+        from django.http import Http404
+
+        kind, _sep, ident = self.object_text.partition(":")
+        try:
+            model = apps.get_model(kind)
+        except (LookupError, ValueError):
+            model = None
+        if model is None or not ident or "department" not in {f.name for f in model._meta.fields}:
+            self.errors["object"] = [_("Name an object as the audit log does: app.model:id (e.g. datalake.dataset:…).")]
+            return None
+        try:
+            obj = model._default_manager.select_related("department").get(pk=ident)
+        except (model.DoesNotExist, ValueError, ValidationError):
+            raise Http404 from None
+        # The object's department admins and staff may ask; to anyone else it does not exist.
+        if not (user.is_staff or policy.can(user, "administer", obj.department)):
+            raise Http404
+        return obj
+
+
+@login_required
+@require_GET
+def audit_access(request: HttpRequest) -> HttpResponse:
+    """Who could see an object (a dataset, a model, …) on a given date, and through what."""
+    query = _AccessQuery(request)
+    rows = history.who_could_see(query.obj, query.at) if query.obj is not None and not query.errors else None
+    context = {"query": query, "rows": rows, "may_audit": selectors.may_audit(request.user)}
+    return render(request, "lepton/audit_access.html", context, status=400 if query.errors else 200)
