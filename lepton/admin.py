@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from lepton import services
 from lepton.errors import Invalid, ServiceError
+from lepton.forms import AdminLoginForm
 from lepton.jobs import services as job_services
 from lepton.jobs.models import Job, JobLogLine, WorkerHeartbeat
 from lepton.models import ApiToken, AuditEvent, Department, Membership, Role, Share
@@ -26,6 +27,8 @@ from lepton.models import ApiToken, AuditEvent, Department, Membership, Role, Sh
 admin.site.site_header = _("Lepton administration")
 admin.site.site_title = _("Lepton admin")
 admin.site.index_title = _("Departments, people, jobs and the audit log")
+# The admin's login is throttled like the site's (lepton.forms.ThrottledLogin).
+admin.site.login_form = AdminLoginForm
 
 
 class StaffViewsMixin:

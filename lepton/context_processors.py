@@ -1,6 +1,6 @@
 """Template context every page gets: the user's departments and the current one."""
 
-from lepton import policy
+from lepton import policy, selectors
 from lepton.models import Department
 
 SESSION_DEPARTMENT = "lepton_department"
@@ -33,4 +33,5 @@ def lepton(request):
         "current_department": department,
         "my_departments": request._lepton_departments,
         "my_roles": policy.user_roles(request.user),
+        "may_audit": selectors.may_audit(request.user),
     }

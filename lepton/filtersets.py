@@ -1,6 +1,8 @@
 """FilterSets shared by the HTML lists and the API lists (one definition for both)."""
 
 import django_filters
+from django import forms
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from lepton.jobs.models import Job, JobStatus, Resource
@@ -26,15 +28,40 @@ class JobFilterSet(django_filters.FilterSet):
         return queryset
 
 
+class AuditFilterForm(forms.Form):
+    """The audit filters' form: a date range that ends before it starts is an error on its end."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for start, end in (("date_from", "date_to"), ("after", "before")):
+            if cleaned.get(start) and cleaned.get(end) and cleaned[start] > cleaned[end]:
+                self.add_error(end, _("The end of the range is before its start."))
+        return cleaned
+
+
 class AuditEventFilterSet(django_filters.FilterSet):
+    """Filters of the audit viewer (/audit/, its CSV export) and of GET /api/v1/audit/."""
+
     department = django_filters.CharFilter(field_name="department__slug", label=_("Department"))
     action = django_filters.CharFilter(field_name="action", lookup_expr="startswith", label=_("Action"))
-    actor = django_filters.CharFilter(field_name="actor_label", label=_("Actor"))
+    actor = django_filters.CharFilter(field_name="actor_label", label=_("Person"))
+    object = django_filters.CharFilter(method="filter_object", label=_("Object"))
     object_type = django_filters.CharFilter(field_name="object_type", label=_("Object type"))
     object_id = django_filters.CharFilter(field_name="object_id", label=_("Object id"))
+    date_from = django_filters.DateFilter(field_name="at", lookup_expr="date__gte", label=_("From (date)"))
+    date_to = django_filters.DateFilter(field_name="at", lookup_expr="date__lte", label=_("To (date)"))
     after = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label=_("After"))
     before = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", label=_("Before"))
 
     class Meta:
         model = AuditEvent
         fields = ["department", "action", "actor", "object_type", "object_id"]
+        form = AuditFilterForm
+
+    def filter_object(self, queryset, name, value):
+        """`type:id` (as in the events' `object_type:object_id`), an id, or words of the object's name."""
+        value = value.strip()
+        kind, sep, ident = value.partition(":")
+        if sep and "." in kind:
+            return queryset.filter(object_type=kind, object_id=ident)
+        return queryset.filter(Q(object_id=value) | Q(object_repr__icontains=value))

@@ -14,6 +14,7 @@ import time
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.utils import timezone
@@ -88,8 +89,13 @@ class LoginThrottle:
         cache.delete_many([f"{self.keys[0]}:count", f"{self.keys[0]}:since"])
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form with throttling and one generic message for every wrong login."""
+class ThrottledLogin:
+    """Throttling and one generic message for every wrong login, for the site's and the admin's login forms.
+
+    Why not django-axes: this throttle already counts per username and per IP in the shared
+    cache (Redis), answers with one message and needs no tables; both login pages use it, and
+    a lock-out is written to the audit log (`login.locked`, seen by staff).
+    """
 
     error_messages = {
         "invalid_login": _("The username or password is not right."),
@@ -109,6 +115,14 @@ class LoginForm(AuthenticationForm):
             throttle.record_failure()
             wait = throttle.blocked_for()
             if wait:
+                from lepton import audit
+
+                audit.record(
+                    actor=None,
+                    action="login.locked",
+                    object_repr=username[:200],
+                    changes={"username": username[:150], "seconds": wait},
+                )
                 raise self.throttled_error(wait) from None
             raise
         throttle.reset_user()
@@ -123,6 +137,20 @@ class LoginForm(AuthenticationForm):
             minutes,
         ) % {"minutes": minutes}
         return forms.ValidationError(message, code="throttled")
+
+
+class LoginForm(ThrottledLogin, AuthenticationForm):
+    """Django's login form, throttled (ThrottledLogin)."""
+
+
+class AdminLoginForm(ThrottledLogin, AdminAuthenticationForm):
+    """The admin's login form, under the same throttle (lepton/admin.py sets it on the site)."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": _("The username or password is not right."),
+        "inactive": _("The username or password is not right."),
+    }
 
 
 # --- departments and members ---------------------------------------------------------------

@@ -111,6 +111,51 @@ class Share(models.Model):
         return self.expires_at is None or self.expires_at > (at or timezone.now())
 
 
+class MembershipPeriod(models.Model):
+    """A span of time in which a person held one role in a department (ended_at empty: still).
+
+    Opened and closed by the membership services (lepton/services.py) in the transaction of
+    the change; read by lepton.history for "who could see this on that date"."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=12, choices=Role.choices)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [models.Index(fields=["department", "started_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "department"], condition=models.Q(ended_at__isnull=True), name="membership_period_one_open"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.department} {self.role} {self.started_at:%Y-%m-%d}–{self.ended_at or ''}"
+
+
+class SharePeriod(models.Model):
+    """A span of time in which a share granted a department view or use of an object, with the
+    expiry it had then (a share past its expiry grants nothing even while the period is open)."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    level = models.CharField(max_length=8, choices=ShareLevel.choices)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [models.Index(fields=["content_type", "object_id", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.content_type_id}:{self.object_id} → {self.department} {self.level} {self.started_at:%Y-%m-%d}"
+
+
 class TokenScope(models.TextChoices):
     READ = "read", _("Read")
     WRITE = "write", _("Write")
@@ -144,25 +189,54 @@ class ApiToken(models.Model):
 
 
 class AuditEvent(models.Model):
-    """One state change: who did what to which object, from where, with the changed fields."""
+    """One state change: who did what to which object, from where, with the changed fields.
+
+    Events are hash-chained after they commit (`seq`, `prev_hash`, `hash`; see lepton/audit.py):
+    a changed, removed or reordered row is found by `manage.py verify_audit`. The actor and
+    department keys are kept even when the user or department is deleted (no database
+    constraint, DO_NOTHING), because they are part of the sealed content.
+    """
 
     id = models.BigAutoField(primary_key=True)
     at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
     # Kept as text so the record survives the user's deletion ("system" for the platform itself).
     actor_label = models.CharField(max_length=150)
     action = models.CharField(max_length=80, db_index=True)
     object_type = models.CharField(max_length=80)
     object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
-    department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     changes = models.JSONField(default=dict, blank=True)
+    # The chain: position (1, 2, …, given when sealed), the previous event's hash and this one's
+    # (sha256 hex over lepton.audit.canonical). Empty until `lepton.audit.seal_pending` runs.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["department", "-at"]), models.Index(fields=["object_type", "object_id"])]
+        indexes = [
+            models.Index(fields=["department", "-at"]),
+            models.Index(fields=["object_type", "object_id"]),
+            models.Index(fields=["actor_label", "-at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_repr}"

@@ -61,8 +61,12 @@ def _is_super(user) -> bool:
     return bool(user and user.is_authenticated and user.is_active and user.is_superuser)
 
 
+# Read-only actions platform staff may do everywhere: seeing objects, reading the full audit log.
+STAFF_READ_ACTIONS = frozenset({"view", "audit"})
+
+
 def _is_staff_viewer(user, action: str) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and user.is_staff and action == "view")
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff and action in STAFF_READ_ACTIONS)
 
 
 class Rule:
@@ -209,7 +213,9 @@ class MembershipRule(Rule):
 
 
 class AuditRule(Rule):
-    actions = {"view": Role.VIEWER}
+    """`view`: a department's activity feed (viewers); `audit`: the audit viewer and its export (admins)."""
+
+    actions = {"view": Role.VIEWER, "audit": Role.ADMIN}
 
     def q(self, user, action, model):
         return Q(department__in=_departments_with(user, self.actions[action]))

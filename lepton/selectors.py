@@ -2,7 +2,7 @@
 
 from lepton import policy
 from lepton.jobs.models import Job, JobStatus
-from lepton.models import AuditEvent, Department, Membership
+from lepton.models import AuditEvent, Department, Membership, Role
 
 
 def jobs_visible(user):
@@ -30,3 +30,15 @@ def department_members(user, department: Department):
         .select_related("user")
         .order_by("user__username")
     )
+
+
+def audit_events(user):
+    """The audit viewer's events: a department admin's departments', staff all (the `audit` action)."""
+    return policy.visible_to(user, AuditEvent, "audit").select_related("department").order_by("-at", "-id")
+
+
+def may_audit(user) -> bool:
+    """Whether the audit viewer has anything to show the user (it is linked in the navigation then)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_staff or user.is_superuser or Role.ADMIN in policy.user_roles(user).values()

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from lepton import audit, policy
+from lepton import audit, history, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.models import ApiToken, Department, Membership, Role, Share, ShareLevel, TokenScope
 
@@ -87,7 +87,7 @@ def department_create(*, actor, slug: str, name: str, description: str = "", adm
                 code="slug_taken",
             ) from None
         first_admin = admin or actor
-        Membership.objects.create(user=first_admin, department=department, role=Role.ADMIN)
+        history.membership_opened(Membership.objects.create(user=first_admin, department=department, role=Role.ADMIN))
         policy.forget_roles(first_admin)
         audit.record(
             actor=actor,
@@ -151,6 +151,7 @@ def membership_add(*, actor, department: Department, user, role: str = Role.MEMB
                 code="already_member",
             )
         membership = Membership.objects.create(department=department, user=user, role=role)
+        history.membership_opened(membership)
         audit.record(
             actor=actor,
             action="membership.add",
@@ -191,6 +192,8 @@ def membership_change_role(*, actor, membership: Membership, role: str) -> Membe
         old = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
+        history.membership_closed(membership)
+        history.membership_opened(membership)
         audit.record(
             actor=actor,
             action="membership.change_role",
@@ -222,6 +225,7 @@ def membership_remove(*, actor, membership: Membership) -> None:
             department=department,
             changes={"user": membership.user.get_username(), "role": membership.role},
         )
+        history.membership_closed(membership)
         membership.delete()
     policy.forget_roles(membership.user)
 
@@ -253,6 +257,8 @@ def share_grant(
             department=department,
             defaults={"level": level, "purpose": purpose, "granted_by": actor, "expires_at": expires_at},
         )
+        history.share_closed(share)
+        history.share_opened(share)
         audit.record(
             actor=actor,
             action="share.grant" if created else "share.update",
@@ -274,6 +280,7 @@ def share_revoke(*, actor, share: Share) -> None:
             department=obj.department,
             changes={"to": share.department.slug, "level": share.level},
         )
+        history.share_closed(share)
         share.delete()
 
 

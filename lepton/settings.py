@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_prometheus",
+    "csp",
     "lepton",
     "datalake",
     "models_repo",
@@ -108,6 +109,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "lepton.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -116,6 +118,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "lepton.middleware.RequestContextMiddleware",
     "monitoring.traffic.ActiveUsers",
@@ -170,7 +173,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("LEPTON_PASSWORD_MIN_LENGTH", 12)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -249,6 +255,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 #  - the parts' periodic work below (LEPTON_PERIODIC_TASKS), each at most every N seconds.
 CELERY_BEAT_SCHEDULE: dict = {}
 LEPTON_PERIODIC_TASKS = [
+    # Seal audit events into the hash chain whose on-commit sealing was lost (a killed process; lepton/audit.py).
+    ("lepton.audit.seal_pending", 10),
     # Delete request-traffic counts past LEPTON_TRAFFIC_RETENTION_DAYS (monitoring/services.py).
     ("monitoring.services.traffic_expire", 3600),
     # Roll closed minutes of prediction logs up into per-minute, hour and day counts; delete raw logs
@@ -432,9 +440,44 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (it names departments).
 METRICS_TOKEN = env_secret("METRICS_TOKEN", "")
 
+# Transport and cookies. Production is DEBUG=False: HTTPS only (redirect, HSTS, secure cookies);
+# `manage.py check --deploy` is clean then (tests/lepton/test_security.py). Health checks and the
+# metrics scrape may stay on plain HTTP inside the cluster.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_HTTPS_PROXY", False) else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+# The header only allows a submission to the browsers' preload list; nothing is submitted.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts only from our own static files, never inline
+# (page data travels in json_script tags; templates/base.html). Styles allow inline attributes
+# because Plotly and htmx set them; images allow data: (the favicon, Plotly's exports).
+# The JSON API (/api/v1/) runs no scripts and gets none: its answers match the predict fast path's
+# (models_repo/api/fastpath.py), which bypasses the middleware. The API docs page keeps the policy.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/v1/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -7,6 +7,7 @@ A view serves the whole page, or only its live fragment when htmx asks (`request
 
 from __future__ import annotations
 
+import csv
 import json
 from functools import wraps
 
@@ -14,10 +15,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -26,10 +27,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from lepton import policy, selectors, services
+from lepton import history, policy, selectors, services
 from lepton.context_processors import SESSION_DEPARTMENT, current_department
 from lepton.errors import Forbidden, ServiceError
-from lepton.filtersets import JobFilterSet
+from lepton.filtersets import AuditEventFilterSet, JobFilterSet
 from lepton.forms import (
     DepartmentSwitchForm,
     JobStartForm,
@@ -45,6 +46,7 @@ from lepton.jobs.registry import all_kinds
 from lepton.models import ApiToken, Department, Membership, Role
 
 JOBS_PER_PAGE = 25
+AUDIT_PER_PAGE = 50
 
 
 def _job_rows_context(request: HttpRequest, jobs) -> dict:
@@ -372,3 +374,144 @@ def token_revoke(request: HttpRequest, pk) -> HttpResponse:
     else:
         messages.success(request, _("The token “%(name)s” was revoked; it no longer works.") % {"name": token.name})
     return redirect("profile")
+
+
+# --- audit viewer --------------------------------------------------------------------------
+
+
+def _audit_filter(request: HttpRequest) -> AuditEventFilterSet:
+    return AuditEventFilterSet(request.GET, queryset=selectors.audit_events(request.user), request=request)
+
+
+def _audit_page(request: HttpRequest, filterset: AuditEventFilterSet) -> HttpResponse:
+    valid = filterset.is_valid()
+    events = filterset.qs if valid else filterset.queryset.none()
+    page = Paginator(events, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page_obj": page,
+        "events": page.object_list,
+        "filter": filterset,
+        "form": filterset.form,
+        "query": query.urlencode(),
+        "may_audit": selectors.may_audit(request.user),
+        "departments": policy.visible_to(request.user, Department, "view")
+        if not request.user.is_staff
+        else Department.objects.all(),
+    }
+    return render(request, "lepton/audit.html", context, status=200 if valid else 400)
+
+
+@login_required
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The audit log of the departments the user administers (staff: all), filtered and paginated."""
+    return _audit_page(request, _audit_filter(request))
+
+
+class _Echo:
+    """A file-like object whose write() returns the line, so csv.writer feeds a streaming response."""
+
+    def write(self, value):
+        return value
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula: such cells get a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+AUDIT_CSV_HEADER = ["at", "seq", "actor", "action", "object_type", "object_id", "object", "department", "ip", "changes", "hash"]
+
+
+def _audit_csv_rows(events):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(AUDIT_CSV_HEADER)
+    for event in events.iterator(chunk_size=2000):
+        yield writer.writerow(
+            [
+                _cell(value)
+                for value in (
+                    event.at.isoformat(),
+                    event.seq,
+                    event.actor_label,
+                    event.action,
+                    event.object_type,
+                    event.object_id,
+                    event.object_repr,
+                    event.department.slug if event.department else "",
+                    event.ip,
+                    json.dumps(event.changes, ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder),
+                    event.hash,
+                )
+            ]
+        )
+
+
+@login_required
+@require_GET
+def audit_export(request: HttpRequest) -> HttpResponse:
+    """The filtered audit log as CSV, streamed row by row (no page limit); bad filters show the page's errors."""
+    filterset = _audit_filter(request)
+    if not filterset.is_valid():
+        return _audit_page(request, filterset)
+    response = StreamingHttpResponse(_audit_csv_rows(filterset.qs), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="lepton-audit.csv"'
+    return response
+
+
+# --- who could see an object, as of a date ------------------------------------------------
+
+
+class _AccessQuery:
+    """The /audit/access/ inputs, checked: `object` as "app.model:id" (as the audit log names
+    objects) and `at`; errors by field, as form errors."""
+
+    def __init__(self, request: HttpRequest):
+        self.object_text = request.GET.get("object", "").strip()
+        self.at_text = request.GET.get("at", "").strip()
+        self.errors: dict[str, list[str]] = {}
+        self.obj = self.at = None
+        if not self.object_text:
+            return
+        try:
+            self.at = history.parse_at(self.at_text)
+        except ServiceError as error:
+            self.errors.update(error.fields)
+        self.obj = self._object(request.user)
+
+    def _object(self, user):
+        from django.apps import apps
+        from django.http import Http404
+
+        kind, _sep, ident = self.object_text.partition(":")
+        try:
+            model = apps.get_model(kind)
+        except (LookupError, ValueError):
+            model = None
+        if model is None or not ident or "department" not in {f.name for f in model._meta.fields}:
+            self.errors["object"] = [_("Name an object as the audit log does: app.model:id (e.g. datalake.dataset:…).")]
+            return None
+        try:
+            obj = model._default_manager.select_related("department").get(pk=ident)
+        except (model.DoesNotExist, ValueError, ValidationError):
+            raise Http404 from None
+        # The object's department admins and staff may ask; to anyone else it does not exist.
+        if not (user.is_staff or policy.can(user, "administer", obj.department)):
+            raise Http404
+        return obj
+
+
+@login_required
+@require_GET
+def audit_access(request: HttpRequest) -> HttpResponse:
+    """Who could see an object (a dataset, a model, …) on a given date, and through what."""
+    query = _AccessQuery(request)
+    rows = history.who_could_see(query.obj, query.at) if query.obj is not None and not query.errors else None
+    context = {"query": query, "rows": rows, "may_audit": selectors.may_audit(request.user)}
+    return render(request, "lepton/audit_access.html", context, status=400 if query.errors else 200)

@@ -3,7 +3,7 @@
 from django.db.models import Prefetch
 
 from lepton import policy
-from models_repo.models import ModelAlias, PromotionRequest, RegisteredModel, TrainingRun
+from models_repo.models import AliasEvent, ModelAlias, PromotionRequest, RegisteredModel, TrainingRun
 
 
 def runs_visible(user, action: str = "view"):
@@ -114,3 +114,19 @@ def version_lineage(user, versions) -> list[dict]:
             }
         )
     return rows
+
+
+def aliases_at(model: RegisteredModel, at) -> list[dict]:
+    """Which version each alias of `model` pointed at, at the moment `at` (from the alias history):
+    [{"alias", "version" (number or None when removed), "since", "by"}], by alias name."""
+    held: dict[str, dict] = {}
+    events = AliasEvent.objects.filter(model=model, created_at__lte=at).select_related("to_version", "actor")
+    for event in events.order_by("-created_at", "-id"):
+        if event.alias not in held:
+            held[event.alias] = {
+                "alias": event.alias,
+                "version": event.to_version.number if event.to_version else None,
+                "since": event.created_at,
+                "by": event.actor.get_username() if event.actor else "system",
+            }
+    return [held[name] for name in sorted(held) if held[name]["version"] is not None]

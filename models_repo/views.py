@@ -16,6 +16,7 @@ from lepton import policy
 from lepton.context_processors import current_department
 from lepton.errors import ServiceError, raise_for_access
 from lepton.forms import add_service_errors
+from lepton.history import parse_at
 from lepton.jobs.models import FINISHED_STATUSES, JobStatus
 from models_repo import selectors, services
 from models_repo.external import by_task
@@ -167,6 +168,18 @@ def _try_version(model, versions):
     return version
 
 
+def _aliases_as_of(request: HttpRequest, model) -> dict:
+    """The model page's "as of" box: the aliases at ?at= (a date or date-time), or its error."""
+    value = request.GET.get("at", "").strip()
+    if not value:
+        return {"as_of": "", "as_of_aliases": None, "as_of_error": ""}
+    try:
+        at = parse_at(value)
+    except ServiceError as error:
+        return {"as_of": value, "as_of_aliases": None, "as_of_error": error.message}
+    return {"as_of": value, "as_of_at": at, "as_of_aliases": selectors.aliases_at(model, at), "as_of_error": ""}
+
+
 @login_required
 def model(
     request: HttpRequest,
@@ -198,6 +211,7 @@ def model(
         "model": model,
         "versions": versions,
         "history": AliasEvent.objects.filter(model=model).select_related("from_version", "to_version", "actor")[:50],
+        **_aliases_as_of(request, model),
         "requests": PromotionRequest.objects.filter(model=model).select_related("version", "requested_by", "decided_by")[:50],
         "may_change": may_change,
         "settings_form": settings_form if may_change else None,

@@ -23,6 +23,7 @@ from datalake.models import DatabaseImport, Dataset, DatasetVersion, VersionStat
 from lepton import audit, crypto, policy
 from lepton.errors import Conflict, Forbidden, Invalid
 from lepton.jobs.services import job_submit
+from lepton.netguard import address_problem
 
 from .versions import version_fail, version_finish
 
@@ -49,6 +50,16 @@ def _parsed_url(url, password):
         message = _("Imports may connect only to %(hosts)s (LEPTON_IMPORT_ALLOWED_HOSTS); %(host)s is not one of them.") % {
             "hosts": ", ".join(allowed),
             "host": parsed.host,
+        }
+        raise Invalid(message, fields={"url": [message]}, code="host_not_allowed")
+    forbidden = address_problem(parsed.host)
+    if forbidden:
+        message = _(
+            "%(host)s leads to %(address)s, a link-local or reserved address (such as a cloud metadata service); "
+            "imports may not connect there."
+        ) % {
+            "host": parsed.host,
+            "address": forbidden,
         }
         raise Invalid(message, fields={"url": [message]}, code="host_not_allowed")
     if _is_platform_database(parsed):

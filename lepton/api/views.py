@@ -14,7 +14,7 @@ from django.utils.functional import cached_property
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from drf_spectacular.views import SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -210,6 +210,13 @@ class MembershipViewSet(
         """The department in the URL, or 404 when the caller cannot see it."""
         return policy.get_visible_or_404(self.request.user, Department, slug=self.kwargs["department_slug"])
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Resolve the department before the body is validated: to an outsider every method
+        # answers 404, never a validation error that tells the department exists.
+        if not _is_schema_generation(self):
+            self.department  # noqa: B018 - raises Http404
+
     def get_queryset(self):
         if _is_schema_generation(self):
             return Membership.objects.none()
@@ -397,8 +404,11 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 # --- docs --------------------------------------------------------------------------------
 
 
-class ApiDocsView(SpectacularSwaggerView):
+class ApiDocsView(SpectacularSwaggerSplitView):
     """Swagger UI (assets from drf-spectacular-sidecar, no CDN); people log in first.
+
+    The split view serves its start-up script from this URL (`?script`), not inline, so the
+    page runs under the Content-Security-Policy (lepton/settings.py) without 'unsafe-inline'.
 
     The page itself holds no data, but the schema it loads needs a session, so an
     anonymous visitor is sent to the login page instead of a UI that cannot load.

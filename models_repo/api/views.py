@@ -12,6 +12,7 @@ from datalake.models import DatasetVersion
 from lepton import policy
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Invalid, NotFound
+from lepton.history import parse_at
 from lepton.models import Department
 from models_repo import selectors, services
 from models_repo.api.serializers import (
@@ -167,13 +168,17 @@ class RegisteredModelViewSet(
         return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)
 
     @extend_schema(
-        summary="The model's aliases and their full history",
-        parameters=[MODEL_ID],
+        summary="The model's aliases and their full history; with ?at=, the aliases as of that date",
+        parameters=[MODEL_ID, OpenApiParameter("at", str, description="ISO date or date-time: the aliases as they were then")],
         responses={200: OpenApiTypes.OBJECT, **ERRORS},
     )
     @action(detail=True, methods=["get"])
     def aliases(self, request, pk=None):
         model = self.get_object()
+        if "at" in request.query_params:
+            # "As of": which version held each alias at that moment (a date means the end of that day).
+            at = parse_at(request.query_params.get("at"))
+            return Response({"at": at, "aliases": selectors.aliases_at(model, at)})
         current = ModelAlias.objects.filter(model=model).select_related("version", "updated_by")
         history = AliasEvent.objects.filter(model=model).select_related("from_version", "to_version", "actor")[:500]
         return Response(

@@ -173,6 +173,10 @@ def _webhook_url_message(problem: str) -> str:
         }
     if problem == "credentials":
         return _("Leave user names and passwords out of a webhook URL: requests are signed instead.")
+    if problem == "address":
+        return _(
+            "This host leads to a link-local or reserved address (such as a cloud metadata service); webhooks may not go there."
+        )
     return _("Enter a valid URL.")
 
 

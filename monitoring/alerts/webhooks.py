@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from lepton.netguard import address_problem
+
 SIGNATURE_HEADER = "X-Lepton-Signature"
 TIMESTAMP_HEADER = "X-Lepton-Timestamp"
 EVENT_HEADER = "X-Lepton-Event"
@@ -43,7 +45,8 @@ def url_problem(url: str, allowed_hosts: list[str]) -> str | None:
         return "credentials"
     for allowed in (h.strip().lower() for h in allowed_hosts):
         if allowed == "*" or allowed == host or (allowed.startswith(".") and (host == allowed[1:] or host.endswith(allowed))):
-            return None
+            # Even an allowed name must not lead to a metadata or link-local address (lepton/netguard.py).
+            return "address" if address_problem(host) else None
     return "host"
 
 

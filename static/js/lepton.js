@@ -34,6 +34,14 @@
     });
   }
 
+  /* `<pre data-json-pretty="some-id">` shows the json_script tag "some-id" indented (a run's spec). */
+  function prettyJson(root) {
+    (root || document).querySelectorAll("[data-json-pretty]").forEach(function (el) {
+      var source = document.getElementById(el.getAttribute("data-json-pretty"));
+      if (source) el.textContent = JSON.stringify(JSON.parse(source.textContent), null, 1);
+    });
+  }
+
   function autosubmit(event) {
     var el = event.target;
     if (el.matches && el.matches("[data-autosubmit]") && el.form) {
@@ -132,7 +140,7 @@
   document.addEventListener("submit", confirmSubmit, true);
   document.addEventListener("click", copyText);
   document.addEventListener("click", closeMenusOnOutsideClick);
-  document.addEventListener("DOMContentLoaded", function () { drawFigures(document); });
+  document.addEventListener("DOMContentLoaded", function () { drawFigures(document); prettyJson(document); });
   // htmx 4 event names (colon-separated).
   document.addEventListener("htmx:after:swap", function () { drawFigures(document); });
 
