@@ -33,3 +33,11 @@ class SchedulingConfig(AppConfig):
         from scheduling.policies import KIND
 
         external.register(KIND)
+
+        from django.urls import reverse
+
+        from lepton.collab import targets
+
+        # Working together (lepton.collab): shop problems are shared; schedule runs take comments.
+        targets.register(ShopProblem, url=lambda p: p.get_absolute_url(), shareable=True)
+        targets.register(ScheduleRun, url=lambda r: reverse("scheduling:run", args=[r.pk]))

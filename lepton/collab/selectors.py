@@ -1,0 +1,54 @@
+"""Reused reads of working together, always starting from what the user may see."""
+
+from __future__ import annotations
+
+from django.db.models import Case, IntegerField, Value, When
+
+from lepton import audit, policy
+from lepton.collab.models import AccessRequest, AccessRequestStatus, Notice
+from lepton.models import AuditEvent
+
+
+def _pending_first(queryset):
+    return queryset.annotate(
+        _open=Case(When(status=AccessRequestStatus.PENDING, then=Value(0)), default=Value(1), output_field=IntegerField())
+    ).order_by("_open", "-created_at")
+
+
+def requests_visible(user):
+    return policy.visible_to(user, AccessRequest).select_related(
+        "department", "requester_department", "requested_by", "decided_by", "content_type"
+    )
+
+
+def requests_incoming(user):
+    """Requests the user decides (their departments' maintainers): pending first, newest first."""
+    return _pending_first(policy.visible_to(user, AccessRequest, "decide", queryset=requests_visible(user)))
+
+
+def requests_outgoing(user):
+    """Requests the user sent: pending first, newest first."""
+    return _pending_first(policy.visible_to(user, AccessRequest, "withdraw", queryset=requests_visible(user)))
+
+
+def pending_to_decide(user) -> int:
+    return policy.visible_to(user, AccessRequest, "decide").filter(status=AccessRequestStatus.PENDING).count()
+
+
+def activity_of(user, obj, limit: int = 20):
+    """The audit events of one object that the user may see (their departments' events), newest first."""
+    return (
+        policy.visible_to(user, AuditEvent)
+        .filter(object_type=audit.object_type(obj), object_id=str(obj.pk))
+        .select_related("actor")[:limit]
+    )
+
+
+def notices_of(user):
+    return Notice.objects.filter(user_id=user.pk).order_by("-created_at", "-id")
+
+
+def unread_notices(user) -> int:
+    if not user.is_authenticated:
+        return 0
+    return Notice.objects.filter(user_id=user.pk, read_at__isnull=True).count()
