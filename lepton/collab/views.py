@@ -10,6 +10,7 @@ and shop problems' pages come from lepton/templatetags/collab.py and post here.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -36,8 +37,10 @@ def _target(request: HttpRequest, label: str, object_id: str, action: str = "vie
         obj = targets.find(label, object_id, shareable=shareable)
     except ServiceError:
         raise Http404() from None
-    if not policy.can(request.user, "view", obj) or not policy.can(request.user, action, obj):
+    if not policy.can(request.user, "view", obj):
         raise Http404()
+    if not policy.can(request.user, action, obj):
+        raise PermissionDenied(_("Your role does not allow '%(action)s' here.") % {"action": action})
     return obj
 
 

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from datalake import services as datalake_services
 from lepton.models import AuditEvent, Share
 
-CSV = "machine,temp\nM1,70.5\nM2,71.25\nM3,69.0\n".encode()
+CSV = b"machine,temp\nM1,70.5\nM2,71.25\nM3,69.0\n"
 
 
 def published_dataset(member, production, *, name="Sensors", discoverable=False):
