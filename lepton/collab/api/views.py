@@ -175,12 +175,13 @@ class AccessRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
+        access_request = self.get_object()  # 404 before the body is read
         serializer = ApproveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         return self._answer(
             collab_services.access_request_approve(
-                actor=request.user, request=self.get_object(), expires_at=data["expires_at"], level=data["level"]
+                actor=request.user, request=access_request, expires_at=data["expires_at"], level=data["level"]
             )
         )
 
@@ -190,11 +191,12 @@ class AccessRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
     )
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
+        access_request = self.get_object()
         serializer = RejectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._answer(
             collab_services.access_request_reject(
-                actor=request.user, request=self.get_object(), reason=serializer.validated_data["reason"]
+                actor=request.user, request=access_request, reason=serializer.validated_data["reason"]
             )
         )
 
