@@ -39,7 +39,7 @@ def test_request_approve_then_preview(live_server, browser_page, owner, member, 
     _login(page, live_server.url, owner, "/notices/")
     expect(page.locator("#notice-list")).to_contain_text("Compare our rejects with line yields")
     expect(page.locator("#unread-notices")).to_have_text("1")
-    page.click("main a[href=\"/access/\"]")
+    page.click('main a[href="/access/"]')
     item = page.locator(f"#request-{request.pk}")
     expect(item).to_contain_text("olga-outsider (Quality) asks for View")
     page.screenshot(path=str(SHOTS / "40-access-inbox.png"), full_page=True)
