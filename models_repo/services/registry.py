@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from datalake.services import lineage_add
 from datalake.services.datasets import clean_tags
 from lepton import audit, policy
+from lepton.collab.services import watchers_notify
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.models import Department
 from models_repo.models import (
@@ -152,6 +153,7 @@ def version_from_run(run: TrainingRun) -> ModelVersion:
         RegisteredModel.objects.filter(pk=model.pk).update(gate_metric=_metric_name(run.holdout["metric"], run.metrics))
     lineage_add(from_obj=run, to_obj=version)
     audit.record(actor=None, action="model.version", obj=model, changes={"version": number, "run": str(run.pk)})
+    watchers_notify(model, _("New version v%(number)s of %(model)s, trained by a run.") % {"number": number, "model": model.name})
     transaction.on_commit(lambda: _announce(version))
     transaction.on_commit(lambda: version_onnx_queue(version.pk), robust=True)
     return version
@@ -215,6 +217,12 @@ def _move_alias(
         },
     )
     transaction.on_commit(lambda: _alias_moved(model.pk))
+    watchers_notify(
+        model,
+        _("%(model)s: %(alias)s now points at %(version)s.")
+        % {"model": model.name, "alias": alias, "version": f"v{version.number}" if version else "—"},
+        actor=actor,
+    )
 
 
 def _alias_moved(model_id) -> None:
