@@ -11,6 +11,7 @@ object you may not see answers 404; so does a request for a non-discoverable obj
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -51,7 +52,7 @@ def _visible_target(user, label: str, object_id: str, *, shareable: bool = False
 def _department(slug: str, field: str = "department") -> Department:
     department = Department.objects.filter(slug=slug).first()
     if department is None:
-        message = f"No department '{slug}'."
+        message = _("No department '%(slug)s'.") % {"slug": slug}
         raise Invalid(message, fields={field: [message]})
     return department
 
@@ -231,7 +232,7 @@ class CommentViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
             return Comment.objects.none()
         params = self.request.query_params
         if not params.get("object_type") or not params.get("object_id"):
-            message = "Name the object: object_type and object_id."
+            message = _("Name the object: object_type and object_id.")
             raise Invalid(message, fields={"object_type": [message]})
         obj = _visible_target(self.request.user, params["object_type"], params["object_id"])
         return collab_services.comments_of(self.request.user, obj).order_by("created_at", "pk")
