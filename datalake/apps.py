@@ -35,6 +35,8 @@ class DatalakeConfig(AppConfig):
             shareable=True,
             discoverable=lambda d: d.discoverable and d.deleted_at is None,
             live=lambda qs: qs.filter(deleted_at__isnull=True),
+            set_discoverable=_dataset_set_discoverable,
+            discoverable_filter={"discoverable": True},
         )
         targets.register(
             DatasetVersion,
@@ -42,3 +44,9 @@ class DatalakeConfig(AppConfig):
             owner=lambda v: v.dataset,
             live=lambda qs: qs.filter(dataset__deleted_at__isnull=True),
         )
+
+
+def _dataset_set_discoverable(actor, dataset, value: bool):
+    from datalake.services import dataset_update
+
+    return dataset_update(actor=actor, dataset=dataset, discoverable=value)

@@ -29,7 +29,9 @@ urlpatterns = [
     # Working together (lepton/collab/): shares, access requests, comments, watches, activity, notices.
     path("shares/new/", collab_views.share_create, name="share_create"),
     path("shares/<uuid:pk>/revoke/", collab_views.share_revoke, name="share_revoke"),
+    path("shares/discoverable/", collab_views.discoverable_toggle, name="discoverable_toggle"),
     path("access/", collab_views.access_inbox, name="access_inbox"),
+    path("access/discover/", collab_views.discover, name="access_discover"),
     path(
         "access/request/<str:object_type>/<str:object_id>/",
         collab_views.access_request_create,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, IntegerField, Q, Value, When
 
 from lepton import audit, policy
+from lepton.collab import targets
 from lepton.collab.models import AccessRequest, AccessRequestStatus, Notice
 from lepton.models import AuditEvent
 
@@ -29,6 +30,28 @@ def requests_incoming(user):
 def requests_outgoing(user):
     """Requests the user sent: pending first, newest first."""
     return _pending_first(policy.visible_to(user, AccessRequest, "withdraw", queryset=requests_visible(user)))
+
+
+def discoverable_for(user, query: str = "", limit: int = 200) -> list:
+    """Discoverable objects of the departments the user is not in, every shareable kind, for the
+    discover list: (kind label, object) pairs, metadata only. Objects the user already sees are left out."""
+    found = []
+    if not (user and user.is_authenticated):
+        return found
+    mine = list(policy.user_roles(user))
+    for kind in targets.kinds(shareable=True):
+        if not kind.discoverable_filter:
+            continue
+        objects = (
+            kind.live(kind.model._default_manager.filter(**kind.discoverable_filter))
+            .exclude(department__in=mine)
+            .exclude(pk__in=policy.visible_to(user, kind.model).values("pk"))
+            .select_related("department")
+        )
+        for word in query.split():
+            objects = objects.filter(Q(name__icontains=word) | Q(description__icontains=word))
+        found.extend((kind.label, obj) for obj in objects.order_by("department__name", "name")[:limit])
+    return found[:limit]
 
 
 def pending_to_decide(user) -> int:

@@ -152,6 +152,16 @@ def shares_of(user, obj):
     )
 
 
+def discoverable_set(*, actor, obj, discoverable: bool):
+    """Mark a shareable object discoverable by other departments, or not (its maintainers): they
+    then see its metadata and may ask for access. The part's own service changes and audits it."""
+    kind = targets.kind_of(obj) if targets.is_registered(obj) else None
+    if kind is None or not kind.shareable or kind.set_discoverable is None:
+        raise NotFound()
+    policy.require(actor, "share", obj)
+    return kind.set_discoverable(actor, obj, bool(discoverable))
+
+
 # --- access requests -----------------------------------------------------------------------------
 
 

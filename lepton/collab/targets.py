@@ -30,6 +30,10 @@ class Kind:
     discoverable: Callable[[object], bool] = lambda obj: False
     # Narrows lookups (a dataset in the trash is out of reach).
     live: Callable[[object], object] = lambda qs: qs
+    # The part's service that marks an object discoverable or not: (actor, obj, bool) -> obj.
+    set_discoverable: Callable | None = None
+    # The queryset filter of discoverable objects (for the discover list), e.g. {"discoverable": True}.
+    discoverable_filter: dict | None = None
 
     @property
     def label(self) -> str:
@@ -39,7 +43,17 @@ class Kind:
 _KINDS: dict[str, Kind] = {}
 
 
-def register(model, *, url, owner=lambda obj: obj, shareable=False, discoverable=None, live=None) -> None:
+def register(
+    model,
+    *,
+    url,
+    owner=lambda obj: obj,
+    shareable=False,
+    discoverable=None,
+    live=None,
+    set_discoverable=None,
+    discoverable_filter=None,
+) -> None:
     kind = Kind(
         model=model,
         url=url,
@@ -47,6 +61,8 @@ def register(model, *, url, owner=lambda obj: obj, shareable=False, discoverable
         shareable=shareable,
         discoverable=discoverable or (lambda obj: False),
         live=live or (lambda qs: qs),
+        set_discoverable=set_discoverable,
+        discoverable_filter=discoverable_filter,
     )
     _KINDS[kind.label] = kind
 

@@ -100,7 +100,36 @@ def share_revoke(request: HttpRequest, pk) -> HttpResponse:
     return redirect(_safe_next(request, targets.url_of(obj) + "#shares" if targets.is_registered(obj) else "/"))
 
 
+@login_required
+@require_POST
+def discoverable_toggle(request: HttpRequest) -> HttpResponse:
+    """Make an object discoverable by other departments, or hide it again (its maintainers)."""
+    obj = _target(request, request.POST.get("object_type", ""), request.POST.get("object_id", ""), "share", shareable=True)
+    value = request.POST.get("discoverable") == "1"
+    try:
+        collab_services.discoverable_set(actor=request.user, obj=obj, discoverable=value)
+    except ServiceError as error:
+        raise_for_access(error)
+        messages.error(request, error.message)
+    else:
+        if value:
+            messages.success(request, _("Other departments now see what %(object)s is and may ask for access.") % {"object": obj})
+        else:
+            messages.success(request, _("%(object)s is no longer discoverable.") % {"object": obj})
+    return redirect(targets.url_of(obj) + "#shares")
+
+
 # --- access requests -------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def discover(request: HttpRequest) -> HttpResponse:
+    """What other departments made discoverable (datasets, models, shop problems): metadata only."""
+    query = request.GET.get("q", "").strip()
+    found = collab_selectors.discoverable_for(request.user, query)
+    rows = [{"type": label, "object": obj, "kind": obj._meta.verbose_name} for label, obj in found]
+    return render(request, "lepton/discover.html", {"rows": rows, "q": query})
 
 
 def _my_other_departments(user, obj):

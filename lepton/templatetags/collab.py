@@ -36,6 +36,9 @@ def shares_panel(context, obj):
         "object": obj,
         "shares": shares,
         "form": form,
+        "can_discover": targets.kind_of(obj).set_discoverable is not None,
+        "discoverable": bool(getattr(obj, "discoverable", False)),
+        "object_type": targets.label_of(obj),
         "next": request.get_full_path(),
         "csrf_token": context.get("csrf_token"),
     }

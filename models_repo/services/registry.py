@@ -32,7 +32,7 @@ GUARDED_ALIASES = {PRODUCTION}
 # Metrics where lower is better; every other recorded metric is higher-is-better. The gaps are a
 # scheduling policy's to the best fixed rule (scheduling.engine.family).
 LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss", "mse", "mean_gap", "mean_gap_untrained", "worst_gap"}
-EDITABLE_FIELDS = ["name", "description", "tags", "card", "gate_metric", "gate_threshold"]
+EDITABLE_FIELDS = ["name", "description", "tags", "card", "gate_metric", "gate_threshold", "discoverable"]
 CARD_FIELDS = ["intended_use", "data", "metrics", "limitations", "owner"]
 
 
@@ -90,7 +90,7 @@ def model_create(
 
 
 def model_update(*, actor, model: RegisteredModel, **values) -> RegisteredModel:
-    """Change name, description, tags, the model card or the promotion gate (maintainers)."""
+    """Change name, description, tags, the model card, the promotion gate or discoverability (maintainers)."""
     unknown = set(values) - set(EDITABLE_FIELDS)
     if unknown:
         raise Invalid(
@@ -102,6 +102,8 @@ def model_update(*, actor, model: RegisteredModel, **values) -> RegisteredModel:
         raise Invalid(_("A model needs a name."), fields={"name": [_("A model needs a name.")]})
     if "tags" in values:
         values["tags"] = clean_tags(values["tags"])
+    if "discoverable" in values:
+        values["discoverable"] = bool(values["discoverable"])
     if "card" in values:
         values["card"] = _clean_card(values["card"])
     if "gate_threshold" in values and values["gate_threshold"] not in (None, ""):

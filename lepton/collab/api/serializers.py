@@ -50,6 +50,20 @@ class ShareCreateSerializer(TargetInputSerializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
+class DiscoverableSetSerializer(TargetInputSerializer):
+    discoverable = serializers.BooleanField(help_text="Whether other departments see its metadata and may ask for access.")
+
+
+class DiscoverableSerializer(serializers.Serializer):
+    """What another department may know of a discoverable object: no rows, no versions."""
+
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    department = serializers.CharField()
+
+
 class AccessRequestSerializer(serializers.ModelSerializer):
     object_type = serializers.SerializerMethodField()
     object = serializers.CharField(source="object_repr", read_only=True)

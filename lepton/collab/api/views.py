@@ -29,6 +29,8 @@ from lepton.collab.api.serializers import (
     ApproveSerializer,
     CommentCreateSerializer,
     CommentSerializer,
+    DiscoverableSerializer,
+    DiscoverableSetSerializer,
     RejectSerializer,
     ShareCreateSerializer,
     ShareSerializer,
@@ -112,6 +114,20 @@ class ShareViewSet(
     def perform_destroy(self, instance):
         services.share_revoke(actor=self.request.user, share=instance)
 
+    @extend_schema(
+        summary="Make an object discoverable by other departments, or hide it (its maintainers)",
+        request=DiscoverableSetSerializer,
+        responses={204: None, **errors(400, *COMMON, 404)},
+    )
+    @action(detail=False, methods=["post"])
+    def discoverable(self, request):
+        serializer = DiscoverableSetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        obj = _visible_target(request.user, data["object_type"], data["object_id"], shareable=True)
+        collab_services.discoverable_set(actor=request.user, obj=obj, discoverable=data["discoverable"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(summary="Revoke a share (as DELETE)", request=None, responses={204: None, **errors(*COMMON, 404)})
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
@@ -170,6 +186,26 @@ class AccessRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
         serializer.instance = collab_services.access_request_create(
             actor=self.request.user, obj=obj, level=data["level"], purpose=data["purpose"], department=department
         )
+
+    @extend_schema(
+        summary="Discoverable objects of other departments (datasets, models, shop problems): metadata only",
+        parameters=[OpenApiParameter("q", OpenApiTypes.STR, description="Words in the name or description.")],
+        responses={200: DiscoverableSerializer(many=True), **errors(*COMMON)},
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def discoverable(self, request):
+        found = selectors.discoverable_for(request.user, request.query_params.get("q", ""))
+        rows = [
+            {
+                "object_type": label,
+                "object_id": str(obj.pk),
+                "name": obj.name,
+                "description": obj.description,
+                "department": obj.department.slug,
+            }
+            for label, obj in found
+        ]
+        return Response(DiscoverableSerializer(rows, many=True).data)
 
     def _answer(self, access_request) -> Response:
         return Response(AccessRequestSerializer(access_request).data)
