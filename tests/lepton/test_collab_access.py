@@ -282,3 +282,35 @@ def test_browser_outsider_gets_404_and_member_403(member, stranger, outsider, op
     assert browser(member).post(f"/access/{request.pk}/approve/").status_code == 404  # a member does not see requests
     assert f"request-{request.pk}" not in browser(stranger).get("/access/").content.decode()
     assert AccessRequest.objects.get().status == "pending"
+
+
+def test_api_lists_cost_the_same_queries_whatever_their_length(owner, outsider, production, member):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from lepton.services import share_grant
+
+    def counted(url):
+        client = api(owner)
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        return len(queries)
+
+    quality = outsider.memberships.get().department
+    first = published_dataset(member, production, name="Set 0", discoverable=True).dataset
+    services.access_request_create(actor=outsider, obj=first, purpose="p")
+    share_grant(actor=owner, obj=first, department=DepartmentFactory(slug="d-0"))
+    counted("/api/v1/shares/")  # warms Django's content-type cache, once per process
+    one = (counted("/api/v1/access-requests/"), counted("/api/v1/shares/"))
+    for i in range(1, 4):
+        dataset = published_dataset(member, production, name=f"Set {i}", discoverable=True).dataset
+        services.access_request_create(actor=outsider, obj=dataset, purpose="p", department=quality)
+        share_grant(actor=owner, obj=dataset, department=DepartmentFactory(slug=f"d-{i}"))
+    assert (counted("/api/v1/access-requests/"), counted("/api/v1/shares/")) == one
+
+
+def test_staff_read_requests_and_comments_in_the_admin(staff, outsider, open_data):
+    services.access_request_create(actor=outsider, obj=open_data, purpose="yield study")
+    for url in ("/admin/lepton/accessrequest/", "/admin/lepton/comment/"):
+        assert browser(staff).get(url).status_code == 200, url
+    assert "production.line-yields" in browser(staff).get("/admin/lepton/accessrequest/?q=yield").content.decode()
