@@ -250,3 +250,15 @@ def test_notices_page_and_mark_read(owner, member, dataset):
     anonymous = browser().get("/notices/")
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
     assert "mia-member mentioned you" not in browser(member).get("/notices/").content.decode()
+
+
+def test_a_version_ingested_by_a_real_worker_tells_the_watchers(member, viewer, production, celery_worker, dispatcher):
+    from tests.conftest import wait_for, wait_for_job
+
+    dataset = datalake_services.dataset_create(actor=member, department=production, name="Worker sensors")
+    services.watch(actor=viewer, obj=dataset)
+    version = datalake_services.dataset_upload(actor=member, dataset=dataset, stream=io.BytesIO(CSV), filename="s.csv")
+    assert wait_for_job(version.job, timeout=60).status == "succeeded"
+    # Told after the worker's publishing transaction committed.
+    wait_for(lambda: Notice.objects.filter(user=viewer).exists(), timeout=10, what="the watcher's notice")
+    assert _notices(viewer) == ["New version v1 of Worker sensors (3 rows)."]
