@@ -23,3 +23,30 @@ class DatalakeConfig(AppConfig):
         )
         import_rule.share_grants = {}
         policy.register(DatabaseImport, import_rule)
+
+        from django.urls import reverse
+
+        from lepton.collab import targets
+
+        # Working together (lepton.collab): datasets are shared and discovered; versions take comments.
+        targets.register(
+            Dataset,
+            url=lambda d: reverse("datalake:dataset", args=[d.pk]),
+            shareable=True,
+            discoverable=lambda d: d.discoverable and d.deleted_at is None,
+            live=lambda qs: qs.filter(deleted_at__isnull=True),
+            set_discoverable=_dataset_set_discoverable,
+            discoverable_filter={"discoverable": True},
+        )
+        targets.register(
+            DatasetVersion,
+            url=lambda v: reverse("datalake:dataset", args=[v.dataset_id]),
+            owner=lambda v: v.dataset,
+            live=lambda qs: qs.filter(dataset__deleted_at__isnull=True),
+        )
+
+
+def _dataset_set_discoverable(actor, dataset, value: bool):
+    from datalake.services import dataset_update
+
+    return dataset_update(actor=actor, dataset=dataset, discoverable=value)

@@ -18,6 +18,7 @@ from django.http import HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 
 from lepton import services
+from lepton.collab.models import AccessRequest, Comment
 from lepton.errors import Invalid, ServiceError
 from lepton.forms import AdminLoginForm
 from lepton.jobs import services as job_services
@@ -403,3 +404,20 @@ class WorkerHeartbeatAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     list_display = ["hostname", "queues", "concurrency", "pid", "started_at", "last_seen"]
     search_fields = ["hostname"]
+
+
+# --- working together (lepton/collab/): decided in the app, read here ----------------------------
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["object_repr", "department", "requester_department", "requested_by", "level", "status", "created_at"]
+    list_filter = ["status", "level", "department"]
+    search_fields = ["object_repr", "purpose", "requested_by__username"]
+
+
+@admin.register(Comment)
+class CommentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["content_type", "object_id", "author", "created_at"]
+    list_filter = ["content_type"]
+    search_fields = ["body", "author__username"]

@@ -1,6 +1,7 @@
 """Template context every page gets: the user's departments and the current one."""
 
 from lepton import policy, selectors
+from lepton.collab.selectors import unread_notices
 from lepton.models import Department
 
 SESSION_DEPARTMENT = "lepton_department"
@@ -34,4 +35,6 @@ def lepton(request):
         "my_departments": request._lepton_departments,
         "my_roles": policy.user_roles(request.user),
         "may_audit": selectors.may_audit(request.user),
+        # Called by the template only where it shows the count (one COUNT on notice_unread).
+        "unread_notices": lambda: unread_notices(request.user),
     }

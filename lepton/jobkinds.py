@@ -55,3 +55,18 @@ def selfcheck(ctx, params):
         "rounds": steps,
         "timings_ms": {k: {"max": max(v), "mean": round(sum(v) / len(v), 3)} for k, v in timings.items()},
     }
+
+
+class NoticeEmailParams(serializers.Serializer):
+    notices = serializers.ListField(child=serializers.IntegerField(), help_text="The notices to e-mail.")
+
+
+def _notice_emails(ctx, params) -> dict:
+    """E-mail in-app notices to their people (lepton.collab.services.notice_emails_send)."""
+    from lepton.collab.services import notice_emails_send
+
+    return {"sent": notice_emails_send(params["notices"])}
+
+
+# A mail server that is down fails the job; a second attempt covers a blip (sent notices are marked first).
+job_kind("lepton.notice_emails", label="E-mail notices", params=NoticeEmailParams, time_limit=300, max_attempts=2)(_notice_emails)

@@ -96,6 +96,9 @@ class Share(models.Model):
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # When both departments were told that the share ends soon (lepton.collab.services.shares_remind_due):
+    # set once, so the reminder goes out once.
+    reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -266,4 +269,5 @@ class LineageEdge(models.Model):
         return f"{self.from_type}:{self.from_id} → {self.to_type}:{self.to_id}"
 
 
+from lepton.collab.models import AccessRequest, Comment, Notice, Watch  # noqa: E402,F401  (lepton.collab's tables)
 from lepton.jobs.models import Job, JobLogLine, WorkerHeartbeat  # noqa: E402,F401  (the job tables live in lepton.jobs)

@@ -251,6 +251,24 @@ class ShareRule(Rule):
         return action == "view" and role_in(user, obj.department_id) is not None
 
 
+class AccessRequestRule(Rule):
+    """An access request is seen and withdrawn by the person who asked; the owning department's
+    maintainers see and decide it. Its object's own rule does not apply: the asker cannot see it yet."""
+
+    actions = {"view": Role.VIEWER, "decide": Role.MAINTAINER, "withdraw": Role.VIEWER}
+
+    def q(self, user, action, model):
+        mine = Q(requested_by_id=user.pk)
+        deciders = Q(department__in=_departments_with(user, Role.MAINTAINER))
+        return {"view": mine | deciders, "decide": deciders, "withdraw": mine}[action]
+
+    def can(self, user, action, obj):
+        mine = obj.requested_by_id == user.pk
+        role = role_in(user, obj.department_id)
+        decider = role is not None and ROLE_RANK[role] >= ROLE_RANK[Role.MAINTAINER]
+        return {"view": mine or decider, "decide": decider, "withdraw": mine}[action]
+
+
 _RULES: dict[type, Rule] = {}
 
 
@@ -337,3 +355,6 @@ def register_core() -> None:
     register(ApiToken, OwnTokenRule())
     register(Share, ShareRule())
     register(Job, JobRule())
+    from lepton.collab.models import AccessRequest
+
+    register(AccessRequest, AccessRequestRule())

@@ -234,9 +234,21 @@ def membership_remove(*, actor, membership: Membership) -> None:
 
 
 def share_grant(
-    *, actor, obj, department: Department, level: str = ShareLevel.VIEW, purpose: str = "", expires_at: datetime | None = None
+    *,
+    actor,
+    obj,
+    department: Department,
+    level: str = ShareLevel.VIEW,
+    purpose: str = "",
+    expires_at: datetime | None = None,
+    replace: bool = False,
 ) -> Share:
-    """Grant `department` view or use of `obj` (the owner's maintainers); updates an existing share."""
+    """Grant `department` view or use of `obj` (the owner's maintainers).
+
+    A department holds one share per object: a second grant while one is active is refused
+    (revoke it first), unless `replace` (an approved access request raises the level); an
+    expired share is replaced.
+    """
     if level not in ShareLevel.values:
         raise Invalid(
             _("Unknown share level '%(level)s'.") % {"level": level},
@@ -249,19 +261,37 @@ def share_grant(
         )
     if expires_at is not None and expires_at <= timezone.now():
         raise Invalid(_("The expiry must lie in the future."), fields={"expires_at": [_("Must be in the future.")]})
+    purpose = (purpose or "").strip()
+    if len(purpose) > 300:
+        raise Invalid(_("The purpose is too long."), fields={"purpose": [_("At most 300 characters.")]})
     content_type = ContentType.objects.get_for_model(obj)
     with transaction.atomic():
-        share, created = Share.objects.update_or_create(
-            content_type=content_type,
-            object_id=str(obj.pk),
-            department=department,
-            defaults={"level": level, "purpose": purpose, "granted_by": actor, "expires_at": expires_at},
+        existing = (
+            Share.objects.select_for_update()
+            .filter(content_type=content_type, object_id=str(obj.pk), department=department)
+            .first()
         )
+        if existing is not None and existing.is_active() and not replace:
+            raise Invalid(
+                _("%(department)s already has access to this (%(level)s); revoke that share first to change it.")
+                % {"department": department.name, "level": existing.get_level_display()},
+                fields={"department": [_("Already shared with this department.")]},
+                code="already_shared",
+            )
+        values = {"level": level, "purpose": purpose, "granted_by": actor, "expires_at": expires_at, "reminded_at": None}
+        if existing is None:
+            share = Share.objects.create(content_type=content_type, object_id=str(obj.pk), department=department, **values)
+        else:
+            for field, value in values.items():
+                setattr(existing, field, value)
+            existing.created_at = timezone.now()
+            existing.save()
+            share = existing
         history.share_closed(share)
         history.share_opened(share)
         audit.record(
             actor=actor,
-            action="share.grant" if created else "share.update",
+            action="share.update" if existing is not None and replace else "share.grant",
             obj=obj,
             department=obj.department,
             changes={"to": department.slug, "level": level, "purpose": purpose, "expires_at": expires_at},
@@ -270,6 +300,7 @@ def share_grant(
 
 
 def share_revoke(*, actor, share: Share) -> None:
+    """End a share now (the owner's maintainers); the receiving department loses access at once."""
     obj = share.content_type.get_object_for_this_type(pk=share.object_id)
     policy.require(actor, "share", obj)
     with transaction.atomic():

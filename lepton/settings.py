@@ -280,7 +280,11 @@ LEPTON_PERIODIC_TASKS = [
     ("monitoring.alerts.services.alerts_evaluate", 60),
     # Queue a job that POSTs the signed webhook bodies that are due, retried with backoff (monitoring/alerts/services.py).
     ("monitoring.alerts.services.webhooks_enqueue_due", 10),
+    # Tell both departments of each share that ends within LEPTON_SHARE_REMIND_DAYS, once (lepton/collab/services.py).
+    ("lepton.collab.services.shares_remind_due", 3600),
 ]
+# Days before a share ends that both departments are reminded (in the app and by e-mail).
+LEPTON_SHARE_REMIND_DAYS = env_int("LEPTON_SHARE_REMIND_DAYS", 7)
 
 # The job system (lepton/jobs/).
 LEPTON_DISPATCH_INTERVAL = env_float("LEPTON_DISPATCH_INTERVAL", 0.2)

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from lepton import web_views
+from lepton.collab import views as collab_views
 
 urlpatterns = [
     path("", web_views.home, name="home"),
@@ -28,4 +29,23 @@ urlpatterns = [
     path("profile/", web_views.profile, name="profile"),
     path("profile/tokens/", web_views.token_create, name="token_create"),
     path("profile/tokens/<uuid:pk>/revoke/", web_views.token_revoke, name="token_revoke"),
+    # Working together (lepton/collab/): shares, access requests, comments, watches, activity, notices.
+    path("shares/new/", collab_views.share_create, name="share_create"),
+    path("shares/<uuid:pk>/revoke/", collab_views.share_revoke, name="share_revoke"),
+    path("shares/discoverable/", collab_views.discoverable_toggle, name="discoverable_toggle"),
+    path("access/", collab_views.access_inbox, name="access_inbox"),
+    path("access/discover/", collab_views.discover, name="access_discover"),
+    path(
+        "access/request/<str:object_type>/<str:object_id>/",
+        collab_views.access_request_create,
+        name="access_request_create",
+    ),
+    path("access/<uuid:pk>/approve/", collab_views.access_request_approve, name="access_request_approve"),
+    path("access/<uuid:pk>/reject/", collab_views.access_request_reject, name="access_request_reject"),
+    path("access/<uuid:pk>/withdraw/", collab_views.access_request_withdraw, name="access_request_withdraw"),
+    path("comments/new/", collab_views.comment_add, name="comment_add"),
+    path("watch/", collab_views.watch_toggle, name="watch_toggle"),
+    path("departments/<slug:slug>/activity/", collab_views.department_activity, name="department_activity"),
+    path("notices/", collab_views.notice_list, name="notice_list"),
+    path("notices/read/", collab_views.notices_read, name="notices_read"),
 ]

@@ -42,3 +42,26 @@ class ModelsRepoConfig(AppConfig):
         from models_repo.signals import version_registered
 
         version_registered.connect(first_version_to_production, dispatch_uid="models_repo.demo_first_version")
+
+        from django.urls import reverse
+
+        from lepton.collab import targets
+
+        # Working together (lepton.collab): models are shared; versions and runs take comments.
+        targets.register(
+            RegisteredModel,
+            url=lambda m: reverse("models_repo:model", args=[m.pk]),
+            shareable=True,
+            discoverable=lambda m: m.discoverable and m.archived_at is None,
+            live=lambda qs: qs,
+            set_discoverable=_model_set_discoverable,
+            discoverable_filter={"discoverable": True, "archived_at__isnull": True},
+        )
+        targets.register(ModelVersion, url=lambda v: v.get_absolute_url(), owner=lambda v: v.model)
+        targets.register(TrainingRun, url=lambda r: r.get_absolute_url())
+
+
+def _model_set_discoverable(actor, model, value: bool):
+    from models_repo.services import model_update
+
+    return model_update(actor=actor, model=model, discoverable=value)

@@ -30,6 +30,8 @@ class RegisteredModel(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, help_text=_("Markdown; shown sanitised."))
     tags = models.JSONField(default=list, blank=True)
+    # Other departments see the metadata (name, description, task) of a discoverable model and may ask for access.
+    discoverable = models.BooleanField(default=False)
     task = models.CharField(max_length=40, blank=True)
     # The model card: intended_use, data, metrics, limitations, owner (free text each).
     card = models.JSONField(default=dict, blank=True)

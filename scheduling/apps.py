@@ -33,3 +33,24 @@ class SchedulingConfig(AppConfig):
         from scheduling.policies import KIND
 
         external.register(KIND)
+
+        from django.urls import reverse
+
+        from lepton.collab import targets
+
+        # Working together (lepton.collab): shop problems are shared; schedule runs take comments.
+        targets.register(
+            ShopProblem,
+            url=lambda p: p.get_absolute_url(),
+            shareable=True,
+            discoverable=lambda p: p.discoverable,
+            set_discoverable=_problem_set_discoverable,
+            discoverable_filter={"discoverable": True},
+        )
+        targets.register(ScheduleRun, url=lambda r: reverse("scheduling:run", args=[r.pk]))
+
+
+def _problem_set_discoverable(actor, problem, value: bool):
+    from scheduling.services import problem_set_discoverable
+
+    return problem_set_discoverable(actor=actor, problem=problem, discoverable=value)

@@ -36,6 +36,8 @@ class ShopProblem(models.Model):
     department = models.ForeignKey("lepton.Department", on_delete=models.PROTECT, related_name="shop_problems")
     slug = models.SlugField(max_length=80)
     name = models.CharField(max_length=200)
+    # Other departments see the name and description of a discoverable problem and may ask for access.
+    discoverable = models.BooleanField(default=False)
     description = models.TextField(blank=True)
     machines = models.JSONField(default=list)
     jobs = models.JSONField(default=list)

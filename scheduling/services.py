@@ -377,6 +377,24 @@ def problem_from_tables(
     )  # fmt: skip
 
 
+def problem_set_discoverable(*, actor, problem: ShopProblem, discoverable: bool) -> ShopProblem:
+    """Let other departments see the problem's name and description and ask for access, or stop (maintainers)."""
+    policy.require(actor, "share", problem)
+    with transaction.atomic():
+        locked = ShopProblem.objects.select_for_update().get(pk=problem.pk)
+        if locked.discoverable == bool(discoverable):
+            return locked
+        locked.discoverable = bool(discoverable)
+        locked.save(update_fields=["discoverable"])
+        audit.record(
+            actor=actor,
+            action="problem.update",
+            obj=locked,
+            changes={"discoverable": [not locked.discoverable, locked.discoverable]},
+        )
+    return locked
+
+
 def problem_delete(*, actor, problem: ShopProblem) -> None:
     """Delete a problem with its runs (maintainers); refused while one of its runs is queued or running."""
     policy.require(actor, "delete", problem)

@@ -19,6 +19,7 @@ from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks
 from datalake.engine.profile import _jsonable, profile_parquet
 from datalake.models import Dataset, DatasetVersion, QualityStatus, UploadSession, VersionBlob, VersionStatus
 from lepton import audit, policy
+from lepton.collab.services import watchers_notify
 from lepton.errors import Conflict, Invalid, NotFound
 from lepton.jobs.services import job_submit
 from lepton.models import Department
@@ -342,7 +343,19 @@ def version_publish(
         dataset.save(update_fields=["updated_at", "columns_text", "format", "quality_status", "version_count", "latest_number"])
         audit.record(actor=None, action="dataset.publish", obj=dataset, changes={"version": number, "rows": version.row_count})
         transaction.on_commit(lambda: _announce(version))
+        _tell_watchers_published(dataset, version)
     return version
+
+
+def _tell_watchers_published(dataset: Dataset, version: DatasetVersion) -> None:
+    """Tell the dataset's watchers (lepton.collab) of the new version, and of its failed non-blocking checks."""
+    message = _("New version v%(number)s of %(dataset)s (%(rows)s rows).") % {
+        "number": version.number, "dataset": dataset.name, "rows": version.row_count,
+    }  # fmt: skip
+    failed = [r.get("message", "") for r in version.check_results or [] if not r.get("passed")]
+    if failed:
+        message += " " + _("Failed checks: %(checks)s") % {"checks": "; ".join(failed)[:500]}
+    watchers_notify(dataset, message)
 
 
 def _announce(version: DatasetVersion) -> None:
@@ -368,6 +381,11 @@ def version_fail(version: DatasetVersion, message: str, report: dict, check_resu
         if updated:
             if check_results and blocking_failures_in(check_results):
                 Dataset.objects.filter(pk=version.dataset_id).update(quality_status=QualityStatus.FAILING)
+                watchers_notify(
+                    version.dataset,
+                    _("A new version of %(dataset)s was refused by a quality check: %(message)s")
+                    % {"dataset": version.dataset.name, "message": message[:500]},
+                )
             audit.record(
                 actor=None,
                 action="dataset.ingest_failed",

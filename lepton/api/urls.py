@@ -10,6 +10,7 @@ from rest_framework.routers import SimpleRouter
 
 from lepton.api import views
 from lepton.api.permissions import TokenScopePermission
+from lepton.collab.api import views as collab_views
 
 app_name = "api"
 
@@ -19,6 +20,10 @@ router.register(r"departments/(?P<department_slug>[-a-z0-9]+)/memberships", view
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("tokens", views.ApiTokenViewSet, basename="token")
 router.register("audit", views.AuditEventViewSet, basename="audit")
+router.register("shares", collab_views.ShareViewSet, basename="share")
+router.register("access-requests", collab_views.AccessRequestViewSet, basename="access-request")
+router.register("comments", collab_views.CommentViewSet, basename="comment")
+router.register("watches", collab_views.WatchViewSet, basename="watch")
 
 v1_patterns = [
     path("me", views.MeView.as_view(), name="me"),

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from datalake.services import lineage_add
 from datalake.services.datasets import clean_tags
 from lepton import audit, policy
+from lepton.collab.services import watchers_notify
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.models import Department
 from models_repo.models import (
@@ -31,7 +32,7 @@ GUARDED_ALIASES = {PRODUCTION}
 # Metrics where lower is better; every other recorded metric is higher-is-better. The gaps are a
 # scheduling policy's to the best fixed rule (scheduling.engine.family).
 LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss", "mse", "mean_gap", "mean_gap_untrained", "worst_gap"}
-EDITABLE_FIELDS = ["name", "description", "tags", "card", "gate_metric", "gate_threshold"]
+EDITABLE_FIELDS = ["name", "description", "tags", "card", "gate_metric", "gate_threshold", "discoverable"]
 CARD_FIELDS = ["intended_use", "data", "metrics", "limitations", "owner"]
 
 
@@ -89,7 +90,7 @@ def model_create(
 
 
 def model_update(*, actor, model: RegisteredModel, **values) -> RegisteredModel:
-    """Change name, description, tags, the model card or the promotion gate (maintainers)."""
+    """Change name, description, tags, the model card, the promotion gate or discoverability (maintainers)."""
     unknown = set(values) - set(EDITABLE_FIELDS)
     if unknown:
         raise Invalid(
@@ -101,6 +102,8 @@ def model_update(*, actor, model: RegisteredModel, **values) -> RegisteredModel:
         raise Invalid(_("A model needs a name."), fields={"name": [_("A model needs a name.")]})
     if "tags" in values:
         values["tags"] = clean_tags(values["tags"])
+    if "discoverable" in values:
+        values["discoverable"] = bool(values["discoverable"])
     if "card" in values:
         values["card"] = _clean_card(values["card"])
     if "gate_threshold" in values and values["gate_threshold"] not in (None, ""):
@@ -152,6 +155,7 @@ def version_from_run(run: TrainingRun) -> ModelVersion:
         RegisteredModel.objects.filter(pk=model.pk).update(gate_metric=_metric_name(run.holdout["metric"], run.metrics))
     lineage_add(from_obj=run, to_obj=version)
     audit.record(actor=None, action="model.version", obj=model, changes={"version": number, "run": str(run.pk)})
+    watchers_notify(model, _("New version v%(number)s of %(model)s, trained by a run.") % {"number": number, "model": model.name})
     transaction.on_commit(lambda: _announce(version))
     transaction.on_commit(lambda: version_onnx_queue(version.pk), robust=True)
     return version
@@ -215,6 +219,12 @@ def _move_alias(
         },
     )
     transaction.on_commit(lambda: _alias_moved(model.pk))
+    watchers_notify(
+        model,
+        _("%(model)s: %(alias)s now points at %(version)s.")
+        % {"model": model.name, "alias": alias, "version": f"v{version.number}" if version else "—"},
+        actor=actor,
+    )
 
 
 def _alias_moved(model_id) -> None:

@@ -21,6 +21,7 @@ from django.db.models import Max
 from django.utils.translation import gettext as _
 
 from lepton import audit, policy
+from lepton.collab.services import watchers_notify
 from lepton.errors import Conflict, Forbidden, Invalid
 from lepton.jobs.services import job_submit
 from lepton.storage import CHUNK, BlobNotFound, CorruptBlob, get_storage
@@ -127,6 +128,9 @@ def version_upload(
                 "bytes": blob.size,
                 "status": version.status,
             },
+        )
+        watchers_notify(
+            locked, _("New version v%(number)s of %(model)s, uploaded.") % {"number": number, "model": locked.name}, actor=actor
         )
         if keras:
             job_submit(

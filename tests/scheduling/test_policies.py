@@ -292,7 +292,7 @@ def test_a_department_with_a_use_share_applies_it_and_one_without_gets_404(owner
     share_grant(actor=owner, obj=trained.model, department=quality, level="view")
     assert api(outsider).post("/api/v1/schedule-runs/", body, format="json").status_code == 403
     assert _nothing_queued()
-    share_grant(actor=owner, obj=trained.model, department=quality, level="use")
+    share_grant(actor=owner, obj=trained.model, department=quality, level="use", replace=True)
     response = api(outsider).post("/api/v1/schedule-runs/", body, format="json")
     assert response.status_code == 202, response.json()
     assert services.run_execute(response.json()["id"]).status == "succeeded"
