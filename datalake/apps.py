@@ -8,10 +8,13 @@ class DatalakeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from datalake.models import DatabaseImport, Dataset, DatasetVersion, Recipe, SavedQuery
-        from lepton import policy
+        from datalake.models import DatabaseImport, Dataset, DatasetVersion, Recall, RecallImpact, Recipe, SavedQuery
+        from lepton import counters, policy
         from lepton.models import Role
 
+        # A recall that stops (or, acknowledged, resumes) a model's predictions must reach the
+        # predict fast path's cached grants at once (lepton.counters).
+        counters.watch(Recall, RecallImpact)
         policy.register(Dataset, policy.OwnedRule())
         policy.register(DatasetVersion, policy.ChildRule("dataset", Dataset))
         policy.register(Recipe, policy.OwnedRule())

@@ -434,3 +434,13 @@ class DatabaseImportForm(forms.Form):
         super().__init__(*args, **kwargs)
         if instance is None:
             del self.fields["clear_password"]
+
+
+class RecallForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Why is this data bad?"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Shown on every page the recall flags and sent to their departments."),
+    )  # fmt: skip
+    block_predictions = forms.BooleanField(
+        label=_("Stop predictions of affected models until their maintainers acknowledge"), required=False
+    )

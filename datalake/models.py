@@ -241,3 +241,62 @@ class DatabaseImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} ← {self.url}"
+
+
+class Recall(models.Model):
+    """A published dataset version declared bad data by a maintainer of its department.
+
+    Everything made from it (lineage.LineageEdge, followed downstream at the moment of the
+    recall: recipe outputs, training runs, model versions and their aliases, batch predictions,
+    shop problems) gets a RecallImpact, shown as a banner on its pages and told to its
+    department. With `block_predictions`, a production model whose version is affected refuses
+    predictions (409) until a maintainer of the model's department acknowledges its impact.
+    A version is recalled at most once (the one-to-one link); a recall is never undone.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    version = models.OneToOneField(DatasetVersion, on_delete=models.CASCADE, related_name="recall")
+    reason = models.TextField()
+    block_predictions = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"recall of {self.version}"
+
+
+class RecallImpact(models.Model):
+    """One object downstream of a recalled version (object_type/object_id as in LineageEdge).
+
+    `label` and `department` are taken at recall time, so the list reads well even if the object
+    is later deleted. `aliases` names the aliases that held an affected model version then.
+    `blocking` is true for a model version held by an alias while the recall blocks
+    predictions: such a version refuses predictions until acknowledged.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    recall = models.ForeignKey(Recall, on_delete=models.CASCADE, related_name="impacts")
+    object_type = models.CharField(max_length=80)
+    object_id = models.CharField(max_length=64)
+    department = models.ForeignKey("lepton.Department", on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=300)
+    depth = models.PositiveSmallIntegerField(default=1)  # lineage steps from the recalled version
+    aliases = models.JSONField(default=list, blank=True)
+    blocking = models.BooleanField(default=False)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["recall", "depth", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["recall", "object_type", "object_id"], name="recall_impact_once"),
+        ]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="recall_impact_object")]
+
+    def __str__(self) -> str:
+        return f"{self.recall} → {self.label}"

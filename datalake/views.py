@@ -134,7 +134,7 @@ def dataset(
 ) -> HttpResponse:
     """A dataset's page; the views behind its forms render it again with their bound form (and 400) on errors."""
     dataset = _dataset_or_404(request, pk)
-    versions = list(selectors.versions_visible(request.user, dataset).order_by("-created_at")[:50])
+    versions = list(selectors.versions_visible(request.user, dataset).select_related("recall").order_by("-created_at")[:50])
     latest = next((v for v in versions if v.status == VersionStatus.PUBLISHED), None)
     preview, preview_error = None, ""
     sort, descending = request.GET.get("sort", ""), request.GET.get("desc") == "1"
@@ -694,3 +694,77 @@ def recipe_run(request: HttpRequest, pk) -> HttpResponse:
         return redirect("datalake:dataset", recipe.input_dataset_id)
     messages.success(request, _("The recipe is running; the new version appears here when it is published."))
     return redirect("datalake:dataset", recipe.output_dataset_id)
+
+
+# --- recalls ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_recall(request: HttpRequest, pk, version_pk) -> HttpResponse:
+    """Recall a published version (maintainers): the form shows what it will flag downstream."""
+    from datalake.forms import RecallForm
+    from datalake.services import recalls
+
+    dataset = _dataset_or_404(request, pk)
+    version = get_object_or_404(selectors.versions_visible(request.user, dataset), pk=version_pk)
+    if not policy.can(request.user, "delete", dataset):
+        raise PermissionDenied
+    form = RecallForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                recall = recalls.version_recall(actor=request.user, version=version, **form.cleaned_data)
+            except ServiceError as exc:
+                raise_for_access(exc)
+                for field, errors in exc.fields.items():
+                    form.add_error(field if field in form.fields else None, errors)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    _("%(version)s is recalled; %(n)d objects downstream are flagged and their departments told.")
+                    % {"version": version, "n": recall.impacts.count()},
+                )
+                return redirect("datalake:recalls")
+        status = 400
+    affected = recalls.downstream(version)
+    context = {"dataset": dataset, "version": version, "form": form, "affected": len(affected)}
+    return render(request, "datalake/recall.html", context, status=status)
+
+
+@login_required
+def recalls_list(request: HttpRequest) -> HttpResponse:
+    """Recalls of the user's departments' data or touching what they own, with what each flagged."""
+    from datalake.services import recalls
+
+    rows = (
+        recalls.visible_recalls(request.user)
+        .select_related("version__dataset__department", "created_by")
+        .prefetch_related("impacts__department", "impacts__acknowledged_by")[:200]
+    )
+    roles = policy.user_roles(request.user)
+    may_acknowledge = {pk for pk, role in roles.items() if role in ("maintainer", "admin")}
+    return render(
+        request,
+        "datalake/recalls.html",
+        {"recalls": rows, "may_acknowledge": may_acknowledge, "is_superuser": request.user.is_superuser},
+    )
+
+
+@login_required
+@require_POST
+def recall_acknowledge(request: HttpRequest, pk) -> HttpResponse:
+    from datalake.services import recalls
+
+    impact = get_object_or_404(recalls.visible_impacts(request.user), pk=pk)
+    try:
+        recalls.impact_acknowledge(actor=request.user, impact=impact)
+    except ServiceError as exc:
+        raise_for_access(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Acknowledged: %(label)s.") % {"label": impact.label})
+    return redirect("datalake:recalls")

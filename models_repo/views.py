@@ -267,6 +267,7 @@ def model_settings(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def try_it(request: HttpRequest, pk) -> HttpResponse:
     """Predict one row typed into the model page (the API's checks; members and above)."""
+    from datalake.services.recalls import refuse_recalled
     from models_repo.api.predict import predict_table_rows
 
     model = _model_or_404(request, pk, "use")
@@ -285,6 +286,7 @@ def try_it(request: HttpRequest, pk) -> HttpResponse:
         else:
             row[column["name"]] = raw  # numbers are parsed by the checks, which name a bad one
     try:
+        refuse_recalled(version)
         result, _ignored = predict_table_rows(model, version, [row], source="browser")
     except ServiceError as exc:
         raise_for_access(exc)

@@ -16,13 +16,15 @@ knows fails `test_every_route_parameter_has_a_value`, so it cannot slip through 
 import re
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
-from datalake.models import Dataset, DatasetVersion, Recipe, SavedQuery, UploadSession
+from datalake.models import Dataset, DatasetVersion, Recall, RecallImpact, Recipe, SavedQuery, UploadSession
 from lepton import services as core_services
+from lepton.collab.models import AccessRequest
 from lepton.jobs.models import Job
-from lepton.models import AuditEvent
+from lepton.models import AuditEvent, Department, Share
 from models_repo.models import ModelAlias, ModelVersion, PromotionRequest, RegisteredModel, TrainingRun
 from monitoring.alerts.models import Alert, AlertRule, Notification
 from scheduling.models import ScheduleRun, ShopProblem
@@ -64,6 +66,12 @@ def _clean(text: str) -> str:
 # any, the key of `world` or a literal). The first match wins.
 PARAMETERS = [
     (r"^admin/", None, "1"),
+    (r"access/request/$", "object_type", "=datalake.dataset"),
+    (r"access/request/X/$", "object_id", "dataset"),
+    (r"access/$|access-requests/$", "pk", "access_request"),
+    (r"shares/$", "pk", "share"),
+    (r"recalls/impacts/$|recall-impacts/$", "pk", "recall_impact"),
+    (r"recalls/$", "pk", "recall"),
     (r"scheduling/runs/$|schedule-runs/$", "pk", "schedule_run"),
     (r"scheduling/problems/$|shop-problems/$", "pk", "problem"),
     (r"models/runs/$|v1/runs/$", "pk", "training_run"),
@@ -145,7 +153,26 @@ def world(owner, member, production, settings):
     Notification.objects.create(user=member, alert=alert, message=f"{MARK} notification")
     token, _secret = core_services.token_create(actor=member, name=f"{MARK} token", scopes=["read"])
     core_services_audit_mark(member, production)
+    # Another department's share of, and access request for, Production's dataset (the outsider is in Quality).
+    maintenance = Department.objects.create(slug="maintenance", name="Maintenance")
+    dataset_type = ContentType.objects.get_for_model(Dataset)
+    share = Share.objects.create(
+        content_type=dataset_type, object_id=str(dataset.pk), department=maintenance, purpose=MARK, granted_by=owner
+    )
+    access_request = AccessRequest.objects.create(
+        content_type=dataset_type, object_id=str(dataset.pk), object_repr=f"{MARK} dataset", department=production,
+        requester_department=maintenance, requested_by=owner, purpose=MARK,
+    )  # fmt: skip
+    recall = Recall.objects.create(version=version, reason=MARK, created_by=owner)
+    impact = RecallImpact.objects.create(
+        recall=recall, object_type="models_repo.modelversion", object_id=str(model_version.pk), department=production,
+        label=f"{MARK} model v1", blocking=True,
+    )  # fmt: skip
     return {
+        "share": share.pk,
+        "access_request": access_request.pk,
+        "recall": recall.pk,
+        "recall_impact": impact.pk,
         "dataset": dataset.pk,
         "dataset_version": version.pk,
         "recipe": recipe.pk,

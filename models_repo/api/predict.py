@@ -36,6 +36,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from datalake.services.recalls import refuse_recalled
 from lepton import policy
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
@@ -447,6 +448,7 @@ class PredictView(APIView):
     @staticmethod
     def _serve(request, registered, version, alias: str, started: float) -> Response:
         serving.refuse_not_served(version)  # before reading the body: a scheduling policy takes no rows
+        refuse_recalled(version)  # trained on recalled data, predictions stopped until acknowledged
         body = request.data if not request.FILES else {}
         task = version.task or version.output.get("task", "")
         ignored: list[str] = []
