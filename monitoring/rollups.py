@@ -84,7 +84,7 @@ def output_key(value, classes: bool) -> str | None:
         return str(value)
 
 
-def _count_outputs(counts: dict, outputs, classes: bool) -> None:
+def count_outputs(counts: dict, outputs, classes: bool) -> None:
     for value in outputs if isinstance(outputs, list) else [outputs]:
         for item in value if isinstance(value, list) else [value]:  # a forecast is a list per row
             key = output_key(item, classes)
@@ -92,7 +92,7 @@ def _count_outputs(counts: dict, outputs, classes: bool) -> None:
                 counts[key] += 1
 
 
-def _distribution(counts: dict, classes: bool) -> dict:
+def distribution(counts: dict, classes: bool) -> dict:
     if not counts:
         return {}
     if classes and len(counts) > MAX_CLASSES:
@@ -113,10 +113,10 @@ def merge_outputs(distributions) -> dict:
         kind = kind or dist.get("kind", "")
         for key, n in dist.get("counts", {}).items():
             counts[key] += n
-    return _distribution(counts, kind == "classes") if kind else {}
+    return distribution(counts, kind == "classes") if kind else {}
 
 
-def _classifiers(version_ids) -> set:
+def classifiers_of(version_ids) -> set:
     from models_repo.models import ModelVersion
 
     rows = ModelVersion.objects.filter(pk__in=set(version_ids)).values_list("pk", "task", "output")
@@ -147,14 +147,14 @@ def _minutes(start: datetime, end: datetime) -> list[PredictionRollup]:
             **{f: row[f] for f in ("requests", "errors", "errors_5xx", *BUCKET_FIELDS)},
         )  # fmt: skip
     if rollups:
-        classifiers = _classifiers(version for _, version in rollups)
+        classifiers = classifiers_of(version for _, version in rollups)
         counts: dict = defaultdict(lambda: defaultdict(int))
         served = logs.filter(status_code__lt=400).values_list("created_at", "version_id", "outputs")
         for created_at, version_id, outputs in served.iterator(chunk_size=5000):
-            _count_outputs(counts[(_floor(created_at, Grain.MINUTE), version_id)], outputs, version_id in classifiers)
+            count_outputs(counts[(_floor(created_at, Grain.MINUTE), version_id)], outputs, version_id in classifiers)
         for key, found in counts.items():
             if key in rollups:
-                rollups[key].outputs = _distribution(found, key[1] in classifiers)
+                rollups[key].outputs = distribution(found, key[1] in classifiers)
     return list(rollups.values())
 
 

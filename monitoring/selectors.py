@@ -189,7 +189,7 @@ def department(dept: Department, start: datetime, end: datetime) -> dict:
     """One department's datasets, models in production, jobs and scheduling KPIs."""
     from datalake.models import Dataset, DatasetVersion, VersionStatus
     from datalake.services import department_storage_used
-    from models_repo.models import ModelAlias, PredictionLog
+    from models_repo.models import ModelAlias
     from scheduling.models import RunStatus, ScheduleRun
 
     now = timezone.now()
@@ -218,12 +218,8 @@ def department(dept: Department, start: datetime, end: datetime) -> dict:
         .select_related("model", "version")
         .order_by("model__name")
     )
-    predictions = dict(
-        PredictionLog.objects.filter(model__department=dept, created_at__gte=start, created_at__lte=end)
-        .values("model")
-        .annotate(n=Sum("rows"))
-        .values_list("model", "n")
-    )
+    # Rows predicted by each production model's requests, read through the rollups (model_traffic).
+    predictions = {alias.model_id: model_traffic(alias.model_id, start, end)["rows"] for alias in production}
     runs = list(
         ScheduleRun.objects.filter(
             problem__department=dept, status=RunStatus.SUCCEEDED, finished_at__gte=start, finished_at__lte=end,
@@ -573,11 +569,11 @@ def _raw_outputs(logs) -> dict:
     from monitoring import rollups
 
     served = list(logs.filter(status_code__lt=400).values_list("version_id", "outputs"))
-    classifiers = rollups._classifiers(version for version, _outputs in served)
+    classifiers = rollups.classifiers_of(version for version, _outputs in served)
     counts: dict = {True: defaultdict(int), False: defaultdict(int)}
     for version, outputs in served:
-        rollups._count_outputs(counts[version in classifiers], outputs, version in classifiers)
-    return rollups.merge_outputs(rollups._distribution(found, classes) for classes, found in counts.items())
+        rollups.count_outputs(counts[version in classifiers], outputs, version in classifiers)
+    return rollups.merge_outputs(rollups.distribution(found, classes) for classes, found in counts.items())
 
 
 def _display_grains(step: timedelta, start: datetime) -> tuple[str, ...]:

@@ -194,3 +194,26 @@ def test_raw_logs_expire_after_the_retention_only_once_rolled_up_and_feedback_ke
 def test_roll_up_and_expiry_are_in_the_periodic_schedule():
     paths = dict(django_settings.LEPTON_PERIODIC_TASKS)
     assert paths["monitoring.rollups.roll_up"] <= 60 and "monitoring.rollups.expire_logs" in paths
+
+
+def test_the_department_dashboard_counts_each_production_models_rows_from_rollups_and_the_open_tail(versions, production, owner):
+    from models_repo.models import ModelAlias
+    from monitoring import selectors
+
+    classifier, regressor = versions
+    for version in versions:
+        ModelAlias.objects.create(model=version.model, name="production", version=version)
+    now = START + timedelta(hours=3)
+    PredictionLog.objects.bulk_create(
+        [
+            PredictionLog(model=classifier.model, version=classifier, created_at=START + timedelta(minutes=m), rows=2)
+            for m in range(0, 150, 10)
+        ]  # 15 requests of 2 rows: rolled up below
+        + [PredictionLog(model=classifier.model, version=classifier, created_at=now - timedelta(seconds=20), rows=5)]
+        + [PredictionLog(model=regressor.model, version=regressor, created_at=START, rows=7, source="batch")]
+    )
+    rollups.roll_up(now=now, max_span=timedelta(days=1))
+    assert PredictionRollup.objects.filter(grain="hour", version=classifier).exists()
+    answer = selectors.department(production, START - timedelta(days=1), now)
+    counts = {row["alias"].model_id: row["predictions"] for row in answer["models"]}
+    assert counts == {classifier.model_id: 15 * 2 + 5, regressor.model_id: 0}  # batch jobs are not requests
