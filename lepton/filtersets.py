@@ -1,12 +1,38 @@
 """FilterSets shared by the HTML lists and the API lists (one definition for both)."""
 
+from datetime import UTC, timedelta
+
 import django_filters
+import django_filters.fields
 from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from lepton.jobs.models import Job, JobStatus, Resource
 from lepton.models import AuditEvent
+
+# Real time zones lie within ±14 h; PostgreSQL refuses offsets from ±16 h that Python accepts.
+MAX_OFFSET = timedelta(hours=14)
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, converted to UTC; an impossible offset or a date out of range is a form error (400)."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)  # Django tries parse_datetime before any input format
+        if parsed is None:
+            return None
+        offset = parsed.utcoffset()
+        if offset is not None and abs(offset) > MAX_OFFSET:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class JobFilterSet(django_filters.FilterSet):
@@ -15,8 +41,8 @@ class JobFilterSet(django_filters.FilterSet):
     department = django_filters.CharFilter(field_name="department__slug", label=_("Department"))
     resource = django_filters.ChoiceFilter(choices=Resource.choices, label=_("Resource"))
     mine = django_filters.BooleanFilter(method="filter_mine", label=_("Started by me"))
-    queued_after = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte", label=_("Queued after"))
-    queued_before = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt", label=_("Queued before"))
+    queued_after = IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte", label=_("Queued after"))
+    queued_before = IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt", label=_("Queued before"))
 
     class Meta:
         model = Job
@@ -50,8 +76,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
     object_id = django_filters.CharFilter(field_name="object_id", label=_("Object id"))
     date_from = django_filters.DateFilter(field_name="at", lookup_expr="date__gte", label=_("From (date)"))
     date_to = django_filters.DateFilter(field_name="at", lookup_expr="date__lte", label=_("To (date)"))
-    after = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label=_("After"))
-    before = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", label=_("Before"))
+    after = IsoDateTimeFilter(field_name="at", lookup_expr="gte", label=_("After"))
+    before = IsoDateTimeFilter(field_name="at", lookup_expr="lt", label=_("Before"))
 
     class Meta:
         model = AuditEvent

@@ -36,11 +36,25 @@ def error_403(request, exception=None):
     return render(request, "errors/403.html", status=403)
 
 
+def _api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
 def error_404(request, exception=None):
+    """The 404 page; under /api/ (a path no route matches) the API's JSON error instead."""
+    if _api(request):
+        from django.http import JsonResponse
+        from django.utils.translation import gettext
+
+        return JsonResponse({"error": "not_found", "detail": gettext("Not found."), "fields": {}}, status=404)
     return render(request, "errors/404.html", status=404)
 
 
 def error_500(request):
+    if _api(request):
+        from django.http import JsonResponse
+
+        return JsonResponse({"error": "server_error", "detail": "Server error.", "fields": {}}, status=500)
     try:
         return render(request, "errors/500.html", status=500)
     except Exception:  # noqa: BLE001 - the error page must not fail itself

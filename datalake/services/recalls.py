@@ -15,7 +15,8 @@ from __future__ import annotations
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import CharField, Exists, OuterRef, Q, Value
+from django.db.models.functions import Cast, Replace
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -156,15 +157,29 @@ def visible_impacts(user):
     return RecallImpact.objects.filter(Q(department__in=departments) | Q(recall__version__dataset__department__in=departments))
 
 
+def _blocking():
+    return RecallImpact.objects.filter(object_type=MODEL_VERSION_TYPE, blocking=True, acknowledged_at__isnull=True)
+
+
+def blocked_annotation(version_field: str = "version_id") -> Exists:
+    """Whether a recall blocks the model version in `version_field`, for the query that loads it.
+
+    The predict endpoint reads it with the alias and its version, so that the check costs no
+    query of its own. object_id holds str(uuid); a UUID column cast to text is that on
+    PostgreSQL and 32 bare hex digits on SQLite: both sides are compared without dashes.
+    """
+    bare = Replace(Cast(OuterRef(version_field), CharField()), Value("-"), Value(""))
+    return Exists(_blocking().annotate(bare_id=Replace("object_id", Value("-"), Value(""))).filter(bare_id=bare))
+
+
 def refuse_recalled(version) -> None:
-    """Conflict (409) while a recall blocks this model version's predictions and is not acknowledged."""
-    impact = (
-        RecallImpact.objects.filter(
-            object_type=MODEL_VERSION_TYPE, object_id=str(version.pk), blocking=True, acknowledged_at__isnull=True
-        )
-        .select_related("recall__version__dataset")
-        .first()
-    )
+    """Conflict (409) while a recall blocks this model version's predictions and is not acknowledged.
+
+    A version loaded with `blocked_annotation` as `recall_blocked` that is not blocked costs no query.
+    """
+    if getattr(version, "recall_blocked", None) is False:
+        return
+    impact = _blocking().filter(object_id=str(version.pk)).select_related("recall__version__dataset").first()
     if impact is not None:
         recalled = impact.recall.version
         raise Conflict(

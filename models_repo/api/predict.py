@@ -36,7 +36,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datalake.services.recalls import refuse_recalled
+from datalake.services.recalls import blocked_annotation, refuse_recalled
 from lepton import policy
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
@@ -58,13 +58,16 @@ def _resolve(user, department: str, slug: str, params) -> tuple[RegisteredModel,
     alias = "" if params.get("version") else params.get("alias", "production")
     current = None
     if alias:  # the usual request: the alias, its version and its model in one query
-        found = ModelAlias.objects.select_related("version", "model__department").filter(
-            model__department__slug=department, model__slug=slug, name=alias
+        found = (
+            ModelAlias.objects.select_related("version", "model__department")
+            .filter(model__department__slug=department, model__slug=slug, name=alias)
+            .annotate(recall_blocked=blocked_annotation())  # read by refuse_recalled
         )
         current = next(iter(found.order_by()[:1]), None)  # unique: no ORDER BY needed
     if current is not None:
         model = current.model
         current.version.model = model
+        current.version.recall_blocked = current.recall_blocked
     else:
         model = RegisteredModel.objects.select_related("department").filter(department__slug=department, slug=slug).first()
     if model is None or not policy.can(user, "view", model):

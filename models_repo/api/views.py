@@ -123,6 +123,7 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         request=ModelUpdateSerializer,
         responses={200: RegisteredModelSerializer, **ERRORS},
     ),
+    update=extend_schema(exclude=True),  # PUT answers 405 "Use PATCH" (it stays routed for the aliases' PUT)
 )
 class RegisteredModelViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet

@@ -24,7 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _production_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "SESSION_", "CSRF_"))}
+    # The test process's own switches (DJANGO_ALLOW_ASYNC_UNSAFE for the live-server tests) are not
+    # part of a deployment: check --deploy rightly refuses them (async.E001).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SECURE_", "SESSION_", "CSRF_")) and k != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     env.update(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="lepton.example.com", **extra)
     return env
 

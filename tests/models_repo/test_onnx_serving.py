@@ -83,7 +83,7 @@ def test_a_run_s_version_is_converted_by_the_worker_and_serves_the_native_predic
     assert response.status_code == 200, response.json()
     data = response.json()
     assert data["runtime"] == "onnx"
-    assert set(data) == {"model", "version", "alias", "predictions", "probabilities", "runtime"}
+    assert set(data) == {"model", "version", "alias", "predictions", "probabilities", "runtime", "prediction_id"}
     native = native_answer(version, ROWS)
     assert data["predictions"] == native["predictions"] == [True, False, False, True]
     for got, want in zip(data["probabilities"], native["probabilities"], strict=True):
