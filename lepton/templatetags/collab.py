@@ -55,6 +55,8 @@ def together_panel(context, obj, anchor: str = ""):
         "visible": True,
         "object": obj,
         "anchor": anchor or f"together-{obj.pk}",
+        # A page's own object has the plain heading; a part of it (a version) is named.
+        "named": "" if anchor else str(obj),
         "object_type": label,
         "watching": services.is_watching(user, obj),
         "comments": list(services.comments_of(user, obj)),

@@ -134,6 +134,19 @@ def test_browser_comment_thread(owner, member, dataset):
     assert Comment.objects.count() == 1
 
 
+def test_browser_thread_on_a_model_version_shows_on_the_model_page(owner, member, outsider, production):
+    model = models_services.model_create(actor=owner, department=production, name="Quality predictor")
+    ModelVersion.objects.create(model=model, number=1, flavor="sklearn", task="classification", artifact_sha256="a" * 64)
+    latest = ModelVersion.objects.create(model=model, number=2, flavor="sklearn", task="classification", artifact_sha256="b" * 64)
+    target = {"object_type": "models_repo.modelversion", "object_id": str(latest.pk)}
+    response = browser(member).post("/comments/new/", {**target, "body": "v2 drops the night shift rows? @oscar-owner"})
+    assert response.status_code == 302, response.content
+    page = browser(owner).get(f"/models/{model.pk}/").content.decode()
+    assert f"Discussion and activity: {latest}" in page and "v2 drops the night shift rows?" in page
+    assert browser(outsider).get(f"/models/{model.pk}/").status_code == 404
+    assert Comment.objects.get().object_id == str(latest.pk)
+
+
 def test_browser_anonymous_and_outsider(outsider, dataset):
     target = {"object_type": "datalake.dataset", "object_id": str(dataset.pk)}
     for url in ("/comments/new/", "/watch/"):
