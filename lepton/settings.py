@@ -429,8 +429,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Every operation may answer 404 (an unknown object, a page past the end): lepton/api/schema.py.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "lepton.api.schema.document_not_found"],
+    # Every operation may answer 404 (an unknown object, a page past the end) and 429 (throttled).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "lepton.api.schema.document_common_errors"],
     # Several models have a `status`: name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "lepton.jobs.models.JobStatus",
