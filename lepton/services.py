@@ -317,7 +317,9 @@ def external_login(
                 with transaction.atomic():
                     identity = ExternalIdentity.objects.create(issuer=issuer, subject=subject, user=user)
             except IntegrityError:  # the same person's second tab won the race
-                raise Conflict(_("This sign-in is already being completed in another window; try again.")) from None
+                raise Conflict(
+                    _("This sign-in is already being completed in another window, so nobody was signed in here; try again.")
+                ) from None
             created = True
             audit.record(
                 actor=None,
@@ -328,7 +330,7 @@ def external_login(
             )
         user = identity.user
         if not user.is_active:
-            raise Forbidden(_("This account is disabled in Lepton; ask an administrator to enable it."))
+            raise Forbidden(_("This account is disabled in Lepton, so nobody was signed in; ask an administrator to enable it."))
         if not created:
             profile = {k: v for k, v in _profile_from_claims(claims).items() if v and getattr(user, k) != v}
             if profile:
