@@ -346,6 +346,45 @@ def external_login(
     return result
 
 
+def external_identity_link(*, actor, user, issuer: str, subject: str) -> ExternalIdentity:
+    """Let an existing account sign in through the provider as (issuer, subject) (platform admins only)."""
+    _require_platform_admin(actor)
+    issuer, subject = (issuer or "").strip(), (subject or "").strip()
+    errors = {}
+    if not issuer:
+        errors["issuer"] = [_("Give the provider's issuer, as in LEPTON_OIDC_ISSUER.")]
+    if not subject:
+        errors["subject"] = [_("Give the person's subject (sub) at the provider.")]
+    if errors:
+        raise Invalid(_("The identity cannot be linked."), fields=errors)
+    with transaction.atomic():
+        taken = ExternalIdentity.objects.filter(issuer=issuer, subject=subject).select_related("user").first()
+        if taken is not None:
+            message = _("This identity already belongs to %(user)s.") % {"user": taken.user.get_username()}
+            raise Invalid(message, fields={"subject": [message]}, code="identity_taken")
+        identity = ExternalIdentity.objects.create(issuer=issuer, subject=subject, user=user)
+        audit.record(
+            actor=actor,
+            action="sso.link",
+            obj=identity,
+            changes={"user": user.get_username(), "issuer": issuer, "subject": subject},
+        )
+    return identity
+
+
+def external_identity_unlink(*, actor, identity: ExternalIdentity) -> None:
+    """End sign-in through the provider for this identity; the account and its memberships stay."""
+    _require_platform_admin(actor)
+    with transaction.atomic():
+        audit.record(
+            actor=actor,
+            action="sso.unlink",
+            obj=identity,
+            changes={"user": identity.user.get_username(), "issuer": identity.issuer, "subject": identity.subject},
+        )
+        identity.delete()
+
+
 def _sync_external_memberships(identity, roles: dict[str, str], *, sync: bool, result: ExternalLogin) -> dict:
     """The memberships the provider manages after this sign-in (ExternalIdentity.granted)."""
     user = identity.user

@@ -492,3 +492,58 @@ def test_the_authorize_request_carries_state_nonce_and_pkce(client, idp):
     query = parse_qs(urlsplit(response["Location"]).query)
     assert query["code_challenge_method"] == ["S256"] and query["state"][0] and query["nonce"][0]
     assert query["redirect_uri"] == ["http://testserver/auth/oidc/callback/"]
+
+
+# --- linking an existing account in the admin ----------------------------------------------
+
+
+def test_a_superuser_links_an_existing_account_in_the_admin_and_it_signs_in(client, idp, departments, staff):
+    from django.urls import reverse
+
+    local = UserFactory(username="olga", email="olga@acme.example")
+    client.force_login(staff)
+    add = reverse("admin:lepton_externalidentity_add")
+    response = client.post(add, {"issuer": idp.issuer, "subject": "sub-olga", "user": local.pk})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="sso.link")
+    assert event.actor == staff and event.changes["subject"] == "sub-olga"
+
+    # The same identity a second time is refused with the reason, and nothing is added.
+    other = UserFactory(username="olaf")
+    response = client.post(add, {"issuer": idp.issuer, "subject": "sub-olga", "user": other.pk})
+    assert "External identity with this Issuer and Subject already exists" in response.content.decode()
+    assert ExternalIdentity.objects.count() == 1
+
+    client.logout()
+    idp.sign_in_as("sub-olga", groups=["quality-engineers"], preferred_username="someone-else")
+    sign_in(client, idp)
+    assert signed_in_user(client) == local
+    assert roles_of(local) == {"quality": "member"}
+
+
+def test_unlinking_in_the_admin_is_audited_and_keeps_the_account(client, idp, departments, staff):
+    from django.urls import reverse
+
+    idp.sign_in_as("sub-pia", groups=["quality-engineers"], preferred_username="pia")
+    sign_in(client, idp)
+    pia = signed_in_user(client)
+    identity = ExternalIdentity.objects.get(user=pia)
+    client.force_login(staff)
+    assert client.post(reverse("admin:lepton_externalidentity_delete", args=[identity.pk]), {"post": "yes"}).status_code == 302
+    assert not ExternalIdentity.objects.exists() and User.objects.filter(pk=pia.pk).exists()
+    assert AuditEvent.objects.filter(action="sso.unlink", changes__user="pia").exists()
+
+
+def test_only_superusers_link_identities_and_each_identity_once(db, member, staff):
+    from lepton.errors import Forbidden, Invalid
+
+    with pytest.raises(Forbidden):
+        services.external_identity_link(actor=member, user=member, issuer="https://sso.example", subject="x")
+    assert not ExternalIdentity.objects.exists()
+    services.external_identity_link(actor=staff, user=member, issuer="https://sso.example", subject="x")
+    with pytest.raises(Invalid, match="already belongs to member"):
+        services.external_identity_link(actor=staff, user=staff, issuer="https://sso.example", subject="x")
+    with pytest.raises(Invalid) as caught:
+        services.external_identity_link(actor=staff, user=staff, issuer="https://sso.example", subject=" ")
+    assert "subject" in caught.value.fields
+    assert list(ExternalIdentity.objects.values_list("user__username", flat=True)) == ["member"]
