@@ -23,7 +23,7 @@ from lepton.errors import Invalid, ServiceError
 from lepton.forms import AdminLoginForm
 from lepton.jobs import services as job_services
 from lepton.jobs.models import Job, JobLogLine, WorkerHeartbeat
-from lepton.models import ApiToken, AuditEvent, Department, Membership, Role, Share
+from lepton.models import ApiToken, AuditEvent, Department, ExternalIdentity, Membership, Role, Share
 
 admin.site.site_header = _("Lepton administration")
 admin.site.site_title = _("Lepton admin")
@@ -221,6 +221,36 @@ class MembershipAdmin(ServiceErrorsAsMessages, StaffViewsMixin, admin.ModelAdmin
 
     def delete_model(self, request, obj):
         services.membership_remove(actor=request.user, membership=obj)
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(ServiceErrorsAsMessages, StaffViewsMixin, admin.ModelAdmin):
+    """Who signs in through the provider as which account (single sign-on, lepton/oidc.py).
+
+    Adding one links an existing account (linked and unlinked through the services, audited);
+    an identity is never edited, because re-pointing it would hand the account to another person.
+    """
+
+    list_display = ["user", "subject", "issuer", "last_login", "created_at"]
+    list_filter = ["issuer"]
+    search_fields = ["user__username", "subject", "issuer"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        stamps = ["created_at", "last_login", "groups", "granted"]
+        return ["issuer", "subject", "user", *stamps] if obj is not None else stamps
+
+    def has_change_permission(self, request, obj=None):
+        return False  # shown, never edited: unlink and link again
+
+    def save_model(self, request, obj, form, change):
+        saved = services.external_identity_link(actor=request.user, user=obj.user, issuer=obj.issuer, subject=obj.subject)
+        obj.pk = saved.pk
+        obj.created_at = saved.created_at
+
+    def delete_model(self, request, obj):
+        services.external_identity_unlink(actor=request.user, identity=obj)
 
 
 # --- shares and tokens -------------------------------------------------------------------

@@ -269,5 +269,35 @@ class LineageEdge(models.Model):
         return f"{self.from_type}:{self.from_id} → {self.to_type}:{self.to_id}"
 
 
+class ExternalIdentity(models.Model):
+    """A person's account at an OpenID Connect provider, linked to one Lepton user.
+
+    Found by (issuer, subject) and nothing else: the subject is the provider's stable id for
+    the person, while e-mail addresses and usernames can be chosen, changed or reused at the
+    provider, so matching on them would hand an existing Lepton account to whoever claims its
+    address there (account takeover). A first sign-in creates a new user; an admin may link an
+    existing one by adding this row in the admin.
+    """
+
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_login = models.DateTimeField(null=True, blank=True)
+    # The provider's groups at the last sign-in, as it sent them.
+    groups = models.JSONField(default=list, blank=True)
+    # The memberships the provider made and still manages: {department id: {"membership": id,
+    # "role": role}}. One that a person has since changed or re-made is no longer listed, and
+    # sign-in leaves it alone (lepton.services.memberships_sync_external).
+    granted = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        verbose_name_plural = "external identities"
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="external_identity_unique_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.issuer} → {self.user}"
+
+
 from lepton.collab.models import AccessRequest, Comment, Notice, Watch  # noqa: E402,F401  (lepton.collab's tables)
 from lepton.jobs.models import Job, JobLogLine, WorkerHeartbeat  # noqa: E402,F401  (the job tables live in lepton.jobs)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -21,7 +24,17 @@ from django.utils.translation import gettext as _
 
 from lepton import audit, history, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
-from lepton.models import ApiToken, Department, Membership, Role, Share, ShareLevel, TokenScope
+from lepton.models import (
+    ROLE_RANK,
+    ApiToken,
+    Department,
+    ExternalIdentity,
+    Membership,
+    Role,
+    Share,
+    ShareLevel,
+    TokenScope,
+)
 
 User = get_user_model()
 
@@ -228,6 +241,218 @@ def membership_remove(*, actor, membership: Membership) -> None:
         history.membership_closed(membership)
         membership.delete()
     policy.forget_roles(membership.user)
+
+
+# --- single sign-on ----------------------------------------------------------------------
+
+
+@dataclass
+class ExternalLogin:
+    """What a sign-in through the identity provider did (lepton.oidc shows it to the person)."""
+
+    user: object
+    created: bool = False
+    added: list[str] = dataclass_field(default_factory=list)
+    changed: list[str] = dataclass_field(default_factory=list)
+    removed: list[str] = dataclass_field(default_factory=list)
+    # Department slugs the group map names that do not exist (also a system check error).
+    missing_departments: list[str] = dataclass_field(default_factory=list)
+    # Memberships the provider would have lowered or removed but that keep a department's last admin.
+    kept_last_admin: list[str] = dataclass_field(default_factory=list)
+
+    @property
+    def has_access(self) -> bool:
+        return Membership.objects.filter(user=self.user).exists()
+
+
+_USERNAME_UNSAFE = re.compile(r"[^\w.@+-]+")
+
+
+def _free_username(claims: dict) -> str:
+    """A username for a new account from the provider's claims, never one that exists already."""
+    email = str(claims.get("email") or "")
+    base = str(claims.get("preferred_username") or email.split("@")[0] or "user")
+    base = _USERNAME_UNSAFE.sub("-", base).strip("-.")[:140] or "user"
+    candidate, n = base, 1
+    # An existing local "alice" is not the provider's "alice": the new account gets "alice-2".
+    while User.objects.filter(username__iexact=candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _profile_from_claims(claims: dict) -> dict:
+    return {
+        "email": str(claims.get("email") or "")[:254],
+        "first_name": str(claims.get("given_name") or "")[:150],
+        "last_name": str(claims.get("family_name") or "")[:150],
+    }
+
+
+def external_login(
+    *, issuer: str, subject: str, claims: dict, groups: list[str], roles: dict[str, str], sync: bool
+) -> ExternalLogin:
+    """Find or create the user of a verified provider identity and bring the memberships the
+    provider manages in line with `roles` ({department slug: role}, from the group map).
+
+    The caller (lepton.oidc) has verified the ID token; `issuer` and `subject` are its `iss`
+    and `sub`. The identity is found by those two alone (see ExternalIdentity). Nothing is
+    changed for a disabled account (Forbidden). Membership changes are made by the platform
+    ("system" in the audit log), with `source: sso`, and open and close access-history periods
+    like the membership services above.
+    """
+    for role in roles.values():
+        _check_role(role)
+    now = timezone.now()
+    with transaction.atomic():
+        identity = (
+            ExternalIdentity.objects.select_for_update().select_related("user").filter(issuer=issuer, subject=subject).first()
+        )
+        created = False
+        if identity is None:
+            user = User(username=_free_username(claims), **_profile_from_claims(claims))
+            user.set_unusable_password()
+            user.save()
+            try:
+                with transaction.atomic():
+                    identity = ExternalIdentity.objects.create(issuer=issuer, subject=subject, user=user)
+            except IntegrityError:  # the same person's second tab won the race
+                raise Conflict(
+                    _("This sign-in is already being completed in another window, so nobody was signed in here; try again.")
+                ) from None
+            created = True
+            audit.record(
+                actor=None,
+                action="user.create",
+                obj=user,
+                object_repr=user.get_username(),
+                changes={"username": user.get_username(), "source": "sso", "issuer": issuer, "subject": subject},
+            )
+        user = identity.user
+        if not user.is_active:
+            raise Forbidden(_("This account is disabled in Lepton, so nobody was signed in; ask an administrator to enable it."))
+        if not created:
+            profile = {k: v for k, v in _profile_from_claims(claims).items() if v and getattr(user, k) != v}
+            if profile:
+                for k, v in profile.items():
+                    setattr(user, k, v)
+                user.save(update_fields=list(profile))
+        result = ExternalLogin(user=user, created=created)
+        identity.granted = _sync_external_memberships(identity, roles, sync=sync, result=result)
+        identity.groups = list(groups)
+        identity.last_login = now
+        identity.save(update_fields=["granted", "groups", "last_login"])
+    policy.forget_roles(user)
+    return result
+
+
+def external_identity_link(*, actor, user, issuer: str, subject: str) -> ExternalIdentity:
+    """Let an existing account sign in through the provider as (issuer, subject) (platform admins only)."""
+    _require_platform_admin(actor)
+    issuer, subject = (issuer or "").strip(), (subject or "").strip()
+    errors = {}
+    if not issuer:
+        errors["issuer"] = [_("Give the provider's issuer, as in LEPTON_OIDC_ISSUER.")]
+    if not subject:
+        errors["subject"] = [_("Give the person's subject (sub) at the provider.")]
+    if errors:
+        raise Invalid(_("The identity cannot be linked."), fields=errors)
+    with transaction.atomic():
+        taken = ExternalIdentity.objects.filter(issuer=issuer, subject=subject).select_related("user").first()
+        if taken is not None:
+            message = _("This identity already belongs to %(user)s.") % {"user": taken.user.get_username()}
+            raise Invalid(message, fields={"subject": [message]}, code="identity_taken")
+        identity = ExternalIdentity.objects.create(issuer=issuer, subject=subject, user=user)
+        audit.record(
+            actor=actor,
+            action="sso.link",
+            obj=identity,
+            changes={"user": user.get_username(), "issuer": issuer, "subject": subject},
+        )
+    return identity
+
+
+def external_identity_unlink(*, actor, identity: ExternalIdentity) -> None:
+    """End sign-in through the provider for this identity; the account and its memberships stay."""
+    _require_platform_admin(actor)
+    with transaction.atomic():
+        audit.record(
+            actor=actor,
+            action="sso.unlink",
+            obj=identity,
+            changes={"user": identity.user.get_username(), "issuer": identity.issuer, "subject": identity.subject},
+        )
+        identity.delete()
+
+
+def _sync_external_memberships(identity, roles: dict[str, str], *, sync: bool, result: ExternalLogin) -> dict:
+    """The memberships the provider manages after this sign-in (ExternalIdentity.granted)."""
+    user = identity.user
+    departments = {d.slug: d for d in Department.objects.filter(slug__in=list(roles))}
+    result.missing_departments = sorted(set(roles) - set(departments))
+    wanted = {str(departments[slug].pk): role for slug, role in roles.items() if slug in departments}
+    by_id = {str(d.pk): d for d in departments.values()}
+    memberships = {
+        str(m.department_id): m for m in Membership.objects.select_for_update().select_related("department").filter(user=user)
+    }
+    granted = {}
+    for department_id, mark in (identity.granted or {}).items():
+        membership = memberships.get(department_id)
+        # Still as the provider left it? Otherwise a person changed or re-made it: it is theirs now.
+        if membership is not None and membership.pk == mark.get("membership") and membership.role == mark.get("role"):
+            granted[department_id] = mark
+
+    def audit_change(action, membership, changes):
+        audit.record(
+            actor=None,
+            action=action,
+            obj=membership,
+            department=membership.department,
+            changes={"user": user.get_username(), **changes, "source": "sso", "issuer": identity.issuer},
+        )
+
+    def is_last_admin(membership) -> bool:
+        return membership.role == Role.ADMIN and not _other_admins(membership).exists()
+
+    for department_id, role in wanted.items():
+        membership = memberships.get(department_id)
+        if membership is None:
+            department = by_id[department_id]
+            membership = Membership.objects.create(user=user, department=department, role=role)
+            history.membership_opened(membership)
+            audit_change("membership.add", membership, {"role": role})
+            granted[department_id] = {"membership": membership.pk, "role": role}
+            result.added.append(f"{department.name} ({role})")
+            continue
+        if department_id not in granted or membership.role == role:
+            continue  # made in Lepton: left alone
+        raise_it = ROLE_RANK[role] > ROLE_RANK[membership.role]
+        if not (raise_it or sync):
+            continue
+        if is_last_admin(membership):
+            result.kept_last_admin.append(membership.department.name)
+            continue
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        history.membership_closed(membership)
+        history.membership_opened(membership)
+        audit_change("membership.change_role", membership, {"role": [old, role]})
+        granted[department_id] = {"membership": membership.pk, "role": role}
+        result.changed.append(f"{membership.department.name} ({old} → {role})")
+
+    if sync:
+        for department_id in [d for d in granted if d not in wanted]:
+            membership = memberships[department_id]
+            if is_last_admin(membership):
+                result.kept_last_admin.append(membership.department.name)
+                continue
+            audit_change("membership.remove", membership, {"role": membership.role})
+            history.membership_closed(membership)
+            membership.delete()
+            del granted[department_id]
+            result.removed.append(membership.department.name)
+    return granted
 
 
 # --- shares ------------------------------------------------------------------------------

@@ -187,6 +187,25 @@ LOGOUT_REDIRECT_URL = "login"
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
 
+# Single sign-on with an OpenID Connect provider (lepton/oidc.py; docs/operations.md, "Single
+# sign-on"). Off while LEPTON_OIDC_ISSUER is empty; local accounts keep working either way.
+LEPTON_OIDC_ISSUER = env_str("LEPTON_OIDC_ISSUER", "").rstrip("/")
+LEPTON_OIDC_CLIENT_ID = env_str("LEPTON_OIDC_CLIENT_ID", "")
+LEPTON_OIDC_CLIENT_SECRET = env_secret("LEPTON_OIDC_CLIENT_SECRET", "")
+# The provider's name on the login page's "Sign in with …" button.
+LEPTON_OIDC_NAME = env_str("LEPTON_OIDC_NAME", "single sign-on")
+# The claim (ID token, else userinfo) that lists the person's groups; a dotted path reaches
+# into nested claims ("realm_access.roles").
+LEPTON_OIDC_GROUPS_CLAIM = env_str("LEPTON_OIDC_GROUPS_CLAIM", "groups")
+# Provider group → department role: "group=department:role,…" or a JSON object. Parsed and
+# checked by lepton.oidc.parse_group_map and the system checks (lepton/checks.py).
+LEPTON_OIDC_GROUP_MAP = env_str("LEPTON_OIDC_GROUP_MAP", "")
+# True: memberships the provider granted follow its groups at every sign-in (lowered, removed).
+# False: sign-in only adds or raises them. Memberships made in Lepton are never touched.
+LEPTON_OIDC_SYNC = env_bool("LEPTON_OIDC_SYNC", True)
+# Seconds to wait for the provider (discovery, keys, token, userinfo) before giving up.
+LEPTON_OIDC_TIMEOUT_SECONDS = env_float("LEPTON_OIDC_TIMEOUT_SECONDS", 10.0)
+
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]

@@ -3,13 +3,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from lepton import web_views
+from lepton import oidc, web_views
 from lepton.collab import views as collab_views
 
 urlpatterns = [
     path("", web_views.home, name="home"),
     path("accounts/login/", web_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Single sign-on (lepton/oidc.py): public, like the login page.
+    path("auth/oidc/login/", oidc.oidc_login, name="oidc_login"),
+    path("auth/oidc/callback/", oidc.oidc_callback, name="oidc_callback"),
     path("departments/switch/", web_views.department_switch, name="department_switch"),
     path("departments/<slug:slug>/", web_views.department_home, name="department_home"),
     path("departments/<slug:slug>/members/add/", web_views.membership_add, name="membership_add"),

@@ -27,7 +27,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from lepton import history, policy, selectors, services
+from lepton import history, oidc, policy, selectors, services
 from lepton.context_processors import SESSION_DEPARTMENT, current_department
 from lepton.errors import Forbidden, ServiceError
 from lepton.filtersets import AuditEventFilterSet, JobFilterSet
@@ -95,6 +95,10 @@ class LoginView(auth_views.LoginView):
     authentication_form = LoginForm
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        # The "Sign in with …" link when single sign-on is configured (lepton/oidc.py).
+        return {**super().get_context_data(**kwargs), "sso_name": oidc.provider_name()}
 
 
 # --- department home and members -----------------------------------------------------------

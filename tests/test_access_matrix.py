@@ -38,6 +38,8 @@ PUBLIC = {
     "login": "the login page",
     "admin:login": "the admin's login page",
     "admin:logout": "logging out of the admin; shows no data",
+    "oidc_login": "starts single sign-on at the identity provider (or says it is not set up); shows no data",
+    "oidc_callback": "where the identity provider sends the browser back; signs in only with a verified ID token",
 }
 
 METHODS = ("get", "post", "put", "patch", "delete")

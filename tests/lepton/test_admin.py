@@ -8,9 +8,9 @@ from django.urls import reverse
 from lepton import services
 from lepton.jobs.models import Job, JobLogLine, WorkerHeartbeat
 from lepton.jobs.services import job_submit
-from lepton.models import ApiToken, AuditEvent, Department, Membership, Share
+from lepton.models import ApiToken, AuditEvent, Department, ExternalIdentity, Membership, Share
 
-ADMIN_MODELS = [Department, Membership, Share, ApiToken, AuditEvent, Job, WorkerHeartbeat]
+ADMIN_MODELS = [Department, Membership, Share, ApiToken, AuditEvent, Job, WorkerHeartbeat, ExternalIdentity]
 
 
 def _changelist(model):
@@ -32,6 +32,7 @@ def one_of_each(admin, member, production, quality, staff):
     services.share_grant(actor=staff, obj=job, department=quality)
     services.token_create(actor=member, name="dashboard", scopes=["read"])
     WorkerHeartbeat.objects.create(hostname="celery@node-7", queues=["cpu"], concurrency=2)
+    services.external_identity_link(actor=staff, user=member, issuer="https://sso.example", subject="sub-1")
     return job
 
 
