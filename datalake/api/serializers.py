@@ -112,9 +112,25 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
 
 
 class DatasetVersionDetailSerializer(DatasetVersionSerializer):
+    profile = serializers.SerializerMethodField()
+
     class Meta(DatasetVersionSerializer.Meta):
         fields = [*DatasetVersionSerializer.Meta.fields, "profile"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.JSONField())
+    def get_profile(self, version):
+        """Without the values of sensitive columns for a reader who may not unmask them."""
+        from datalake.services.sensitive import masked_profile
+
+        request = self.context.get("request")
+        return masked_profile(version, getattr(request, "user", None))
+
+
+class ColumnClassificationSerializer(serializers.Serializer):
+    """{column name: {level, mode}}; the service checks the names and values (400 naming the column)."""
+
+    columns = serializers.DictField(child=serializers.JSONField())
 
 
 class UploadSessionStartSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from datalake import selectors, services
 from datalake.api.serializers import (
+    ColumnClassificationSerializer,
     DatabaseImportSerializer,
     DatabaseImportWriteSerializer,
     DatasetCreateSerializer,
@@ -138,7 +139,26 @@ class DatasetViewSet(
         from django.shortcuts import get_object_or_404
 
         version = get_object_or_404(selectors.versions_visible(request.user, self.get_object()), pk=version_id)
-        return Response(DatasetVersionDetailSerializer(version).data)
+        return Response(DatasetVersionDetailSerializer(version, context={"request": request}).data)
+
+    @extend_schema(
+        summary="Sensitive columns: the classification of the dataset's columns (PATCH: maintainers)",
+        description=(
+            'PATCH {"columns": {"email": {"level": "personal", "mode": "hash"}, "city": {"level": "public"}}}. '
+            "Levels: public, personal, confidential; modes: hide, hash. Needs the server's data key."
+        ),
+        parameters=[DATASET_ID],
+        request=ColumnClassificationSerializer,
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get", "patch"], url_path="columns", filter_backends=[], parser_classes=[JSONParser])
+    def columns(self, request, pk=None):
+        dataset = self.get_object()
+        if request.method == "PATCH":
+            serializer = ColumnClassificationSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            dataset = services.columns_classify(actor=request.user, dataset=dataset, columns=serializer.validated_data["columns"])
+        return Response(_classification(request.user, dataset))
 
     @extend_schema(
         summary="Move a dataset to the trash (restorable for 30 days)", parameters=[DATASET_ID], responses={204: None, **ERRORS}
@@ -405,6 +425,14 @@ class DatasetViewSet(
         return download_response(request.user, version, request.query_params.get("as", "parquet"))
 
 
+def _classification(user, dataset) -> dict:
+    """The dataset's sensitive columns and whether the reader sees them in clear."""
+    return {
+        "columns": dataset.sensitive_columns or {},
+        "unmasked": services.may_unmask(user, dataset),
+    }
+
+
 def download_response(user, version, file_format: str):
     """A streamed download of a version (shared by the API and the dataset page)."""
     from django.http import FileResponse, StreamingHttpResponse
@@ -416,9 +444,8 @@ def download_response(user, version, file_format: str):
         return response
     if file_format != "parquet":
         raise Invalid(_("Choose parquet or csv."), fields={"as": [_("Choose parquet or csv.")]})
-    path = services.version_parquet_path(actor=user, version=version)
     return FileResponse(
-        open(path, "rb"),
+        services.version_parquet_open(actor=user, version=version),
         as_attachment=True,
         filename=f"{stem}.parquet",  # noqa: SIM115 (FileResponse closes it)
         content_type="application/vnd.apache.parquet",

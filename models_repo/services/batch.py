@@ -19,7 +19,7 @@ from datalake import selectors as datalake_selectors
 from datalake.models import Dataset, DatasetVersion, VersionStatus
 from datalake.services import dataset_create, lineage_add, version_fail, version_finish
 from lepton import audit, policy
-from lepton.errors import Forbidden, Invalid, NotFound
+from lepton.errors import Forbidden, Invalid, NotFound, ServiceError
 from lepton.jobs.services import job_submit
 from lepton.storage import get_storage
 from models_repo.engine.spec import column_kind
@@ -145,7 +145,10 @@ def batch_predict_execute(output_id, *, progress=lambda pct, msg: None) -> Datas
     names = [c["name"] for c in version.input_schema]
     with tempfile.TemporaryDirectory(prefix="lepton-batch-") as folder:
         progress(5, _("Reading %(dataset)s") % {"dataset": str(data)})
-        source = pq.ParquetFile(_named_parquet(storage, data, folder))
+        try:
+            source = pq.ParquetFile(_named_parquet(storage, data, folder, actor=pending.created_by, purpose="batch"))
+        except ServiceError as exc:
+            return version_fail(pending, exc.message, {"code": exc.code})
         out_path = os.path.join(folder, "predictions.parquet")
         writer = None
         rows = 0
