@@ -272,3 +272,25 @@ class RecipePreviewSerializer(serializers.Serializer):
         child=serializers.DictField(), required=False, help_text="Edited steps to try; default: the saved ones."
     )
     sample_rows = serializers.IntegerField(min_value=1, max_value=100_000, default=1000)
+
+
+class UnmaskGrantSerializer(serializers.Serializer):
+    """A member of a department who reads its sensitive columns in clear (datalake.services.sensitive)."""
+
+    id = serializers.IntegerField(read_only=True)
+    department = serializers.CharField(help_text="The department's slug.")
+    user = serializers.CharField(help_text="The member's username.")
+    granted_by = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, grant):
+        return {
+            "id": grant.pk,
+            "department": grant.department.slug,
+            "user": grant.user.get_username(),
+            "granted_by": grant.granted_by.get_username() if grant.granted_by else None,
+            "created_at": serializers.DateTimeField().to_representation(grant.created_at),
+        }
+
+    def get_granted_by(self, grant):  # presented by to_representation; declared for the schema
+        return None

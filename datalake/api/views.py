@@ -34,6 +34,7 @@ from datalake.api.serializers import (
     SqlExportSerializer,
     SqlQuerySerializer,
     SqlResultSerializer,
+    UnmaskGrantSerializer,
     UploadSerializer,
     UploadSessionSerializer,
     UploadSessionStartSerializer,
@@ -709,3 +710,48 @@ class RecipeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     def run(self, request, pk=None):
         version = services.recipe_run(actor=request.user, recipe=self.get_object())
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Unmask grants of the departments you belong to", responses={200: UnmaskGrantSerializer(many=True)}
+    ),
+    create=extend_schema(
+        summary="Let a member read the department's sensitive columns in clear (maintainers)",
+        request=UnmaskGrantSerializer,
+        responses={201: UnmaskGrantSerializer, **ERRORS},
+    ),
+    destroy=extend_schema(summary="Take an unmask grant back (maintainers)", responses={204: None, **ERRORS}),
+)
+class UnmaskGrantViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    serializer_class = UnmaskGrantSerializer
+
+    def get_queryset(self):
+        from datalake.models import UnmaskGrant
+        from lepton import policy
+
+        departments = policy.departments_for(self.request.user)
+        return UnmaskGrant.objects.filter(department__in=departments).select_related("department", "user", "granted_by")
+
+    def create(self, request, *args, **kwargs):
+        from django.contrib.auth import get_user_model
+
+        from lepton import policy
+        from lepton.models import Department
+
+        serializer = UnmaskGrantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        department = policy.departments_for(request.user).filter(slug=serializer.validated_data["department"]).first()
+        if department is None:
+            raise NotFound(_("No department you belong to has this slug."), fields={"department": [_("Not found.")]})
+        user = get_user_model().objects.filter(username=serializer.validated_data["user"]).first()
+        if user is None:
+            message = _("No such user.")
+            raise Invalid(message, fields={"user": [message]})
+        grant = services.unmask_grant(actor=request.user, department=Department.objects.get(pk=department.pk), user=user)
+        return Response(UnmaskGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        grant = self.get_object()
+        services.unmask_revoke(actor=request.user, department=grant.department, user=grant.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

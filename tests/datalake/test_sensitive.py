@@ -380,6 +380,33 @@ def test_an_unmask_grant_lets_a_member_read_in_clear_until_revoked(owner, member
     assert not UnmaskGrant.objects.exists()
 
 
+def test_unmask_grants_through_the_api(owner, member, viewer, outsider, classified):
+    response = api(owner).post("/api/v1/unmask-grants/", {"department": "production", "user": member.username}, format="json")
+    assert response.status_code == 201 and response.json()["user"] == member.username
+    grant = UnmaskGrant.objects.get()
+    assert (
+        api(viewer)
+        .post("/api/v1/unmask-grants/", {"department": "production", "user": viewer.username}, format="json")
+        .status_code
+        == 403
+    )
+    assert (
+        api(outsider)
+        .post("/api/v1/unmask-grants/", {"department": "production", "user": outsider.username}, format="json")
+        .status_code
+        == 404
+    )
+    body = api(outsider).get("/api/v1/unmask-grants/").json()
+    assert (body["results"] if isinstance(body, dict) else body) == []  # Production's grants are not Quality's business
+    body = api(viewer).get("/api/v1/unmask-grants/").json()
+    assert [g["user"] for g in (body["results"] if isinstance(body, dict) else body)] == [member.username]
+    bad = api(owner).post("/api/v1/unmask-grants/", {"department": "production", "user": "nobody"}, format="json")
+    assert bad.status_code == 400 and "user" in bad.json()["fields"]
+    assert api(member).delete(f"/api/v1/unmask-grants/{grant.pk}/").status_code == 403
+    assert api(owner).delete(f"/api/v1/unmask-grants/{grant.pk}/").status_code == 204
+    assert not UnmaskGrant.objects.exists()
+
+
 def test_a_member_cannot_grant_unmask(member, viewer, production, classified):
     from lepton.errors import Forbidden
 
