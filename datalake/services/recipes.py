@@ -17,7 +17,7 @@ from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import job_submit
 
 from .datasets import dataset_create, lineage_add
-from .sensitive import readable_parquet
+from .sensitive import inherit_classification, readable_parquet
 from .versions import version_fail, version_finish
 
 RECIPE_KIND = "datalake.recipe"
@@ -190,7 +190,7 @@ def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
             )
         except RecipeError as exc:
             return version_fail(version, str(exc), {"code": "invalid_recipe"})
-        _inherit_classification(version, inputs.values(), [c.get("name") for c in result.columns])
+        inherit_classification(version, inputs.values(), [c.get("name") for c in result.columns])
         report = {
             "format": "recipe",
             "rows": result.rows,
@@ -205,27 +205,3 @@ def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
                 lineage_add(from_obj=source, to_obj=published, via=recipe)
 
         return version_finish(version, out, names=result.names, report=report, progress=progress, after_publish=lineage)
-
-
-def _inherit_classification(version: DatasetVersion, inputs, columns: list[str]) -> None:
-    """Classify the output's columns that carry an input's classified column (same name), before it is stored.
-
-    A recipe run by someone who may unmask reads clear values; its output is encrypted and masked
-    like its inputs instead of publishing them in clear. Audited as the platform's doing.
-    """
-    inherited = {}
-    for source in inputs:
-        for name, rule in (source.dataset.sensitive_columns or {}).items():
-            if name in columns:
-                inherited.setdefault(name, rule)
-    if not inherited:
-        return
-    with transaction.atomic():
-        output = Dataset.objects.select_for_update().get(pk=version.dataset_id)
-        rules = dict(output.sensitive_columns or {})
-        added = {n: r for n, r in inherited.items() if n not in rules}
-        if added:
-            output.sensitive_columns = {**rules, **added}
-            output.save(update_fields=["sensitive_columns"])
-            audit.record(actor=None, action="dataset.classify", obj=output, changes={"columns": added, "inherited": "recipe"})
-    version.dataset.sensitive_columns = {**rules, **added}

@@ -246,6 +246,31 @@ def columns_classify(*, actor, dataset: Dataset, columns) -> Dataset:
     return dataset
 
 
+def inherit_classification(version: DatasetVersion, inputs, columns: list[str]) -> None:
+    """Classify the output's columns that carry an input's classified column (same name), before it is stored.
+
+    A recipe or batch prediction run by someone who may unmask reads clear values; its output is
+    encrypted and masked like its inputs instead of publishing them in clear. Audited as the
+    platform's doing.
+    """
+    inherited = {}
+    for source in inputs:
+        for name, rule in (source.dataset.sensitive_columns or {}).items():
+            if name in columns:
+                inherited.setdefault(name, rule)
+    if not inherited:
+        return
+    with transaction.atomic():
+        output = Dataset.objects.select_for_update().get(pk=version.dataset_id)
+        rules = dict(output.sensitive_columns or {})
+        added = {n: r for n, r in inherited.items() if n not in rules}
+        if added:
+            output.sensitive_columns = {**rules, **added}
+            output.save(update_fields=["sensitive_columns"])
+            audit.record(actor=None, action="dataset.classify", obj=output, changes={"columns": added, "inherited": True})
+    version.dataset.sensitive_columns = {**rules, **added}
+
+
 # --- encryption at rest ----------------------------------------------------------------------
 
 

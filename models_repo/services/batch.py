@@ -125,6 +125,7 @@ def batch_predict_execute(output_id, *, progress=lambda pct, msg: None) -> Datas
     import pyarrow.parquet as pq
 
     from datalake.engine.sniff import safe_identifiers
+    from datalake.services.sensitive import inherit_classification
     from models_repo import serving
     from models_repo.services.training import _named_parquet
 
@@ -202,6 +203,8 @@ def batch_predict_execute(output_id, *, progress=lambda pct, msg: None) -> Datas
                 outputs=[{"dataset_version": str(published.pk)}],
             )  # fmt: skip
 
+        # The input's sensitive columns carried into the output stay classified (and encrypted).
+        inherit_classification(pending, [data], original)
         return version_finish(
             pending, out_path, names=dict(zip(identifiers, original, strict=True)), report=report, progress=progress,
             after_publish=lineage,

@@ -278,6 +278,14 @@ def test_profile_hides_the_values_of_sensitive_columns_from_a_viewer(viewer, own
     assert "ann@corp.example" in str(clear)
 
 
+def test_diff_of_two_versions_shows_no_sensitive_value_to_a_viewer(member, viewer, owner, classified):
+    publish(member, classified.dataset, DATA + b"B4,cy@corp.example,9900,late\n", name="staff2.csv")
+    body = api(viewer).get(f"/api/v1/datasets/{classified.dataset_id}/diff/").json()
+    assert "ann@corp.example" not in str(body) and not [s for s in body["shifts"] if s["column"] == "salary"]
+    clear = api(owner).get(f"/api/v1/datasets/{classified.dataset_id}/diff/").json()
+    assert [s["mean"]["to"] for s in clear["shifts"] if s["column"] == "salary"] == [6500.0]
+
+
 def test_sql_console_masks_for_a_member_and_unmasks_for_the_maintainer(member, owner, classified):
     sql = "SELECT * FROM production.staff ORDER BY badge"
     body = services.sql_run(actor=member, sql=sql)
