@@ -8,6 +8,7 @@ class DatalakeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from datalake import checks  # noqa: F401  (system checks: the data key)
         from datalake.models import DatabaseImport, Dataset, DatasetVersion, Recall, RecallImpact, Recipe, SavedQuery
         from lepton import counters, policy
         from lepton.models import Role

@@ -444,3 +444,36 @@ class RecallForm(forms.Form):
     block_predictions = forms.BooleanField(
         label=_("Stop predictions of affected models until their maintainers acknowledge"), required=False
     )
+
+
+class ColumnClassificationForm(forms.Form):
+    """One level and one masking mode per column of the latest version (datalake.services.sensitive)."""
+
+    LEVELS = [("public", _("Public")), ("personal", _("Personal")), ("confidential", _("Confidential"))]
+    MODES = [("hide", _("Hidden")), ("hash", _("Hashed"))]
+
+    def __init__(self, *args, columns: list[str], rules: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.column_names = columns
+        for name in columns:
+            rule = rules.get(name) or {}
+            # Not required: a column left out of the POST keeps its classification.
+            self.fields[f"level-{name}"] = forms.ChoiceField(
+                label=name, choices=self.LEVELS, initial=rule.get("level", "public"), required=False
+            )
+            self.fields[f"mode-{name}"] = forms.ChoiceField(
+                label=_("Masking of %(column)s") % {"column": name},
+                choices=self.MODES,
+                initial=rule.get("mode", "hash"),
+                required=False,
+            )
+
+    def rows(self):
+        return [(name, self[f"level-{name}"], self[f"mode-{name}"]) for name in self.column_names]
+
+    def columns(self) -> dict:
+        return {
+            name: {"level": self.cleaned_data[f"level-{name}"], "mode": self.cleaned_data[f"mode-{name}"] or "hash"}
+            for name in self.column_names
+            if self.cleaned_data.get(f"level-{name}")
+        }

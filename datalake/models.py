@@ -32,6 +32,9 @@ class Dataset(models.Model):
     discoverable = models.BooleanField(default=False)
     # Declared quality checks (see datalake.engine.checks), run on every new version.
     checks = models.JSONField(default=list, blank=True)
+    # Sensitive columns (datalake.services.sensitive): {column name: {"level": personal|confidential,
+    # "mode": hide|hash}}; a column not named is public. Changed only by columns_classify (audited).
+    sensitive_columns = models.JSONField(default=dict, blank=True, editable=False)
     # The column names of the latest published version, one per line, for catalog search.
     columns_text = models.TextField(blank=True, editable=False)
     # Kept at each publication (or failed check) so that the catalog lists and filters without
@@ -95,6 +98,11 @@ class DatasetVersion(models.Model):
     options = models.JSONField(default=dict, blank=True)  # ingest options (encoding, delimiter, sheet…)
     parquet_sha256 = models.CharField(max_length=64, blank=True)
     parquet_bytes = models.BigIntegerField(default=0)
+    # Stored names of the columns encrypted at rest in the Parquet blob (Parquet modular encryption,
+    # footer encrypted too) and the check value of the data key that wrapped them ("" = plain file).
+    # The rows never change; re-encryption (datalake.services.sensitive) replaces the stored blob.
+    encrypted_columns = models.JSONField(default=list, blank=True, editable=False)
+    encryption_key_id = models.CharField(max_length=32, blank=True, db_index=True, editable=False)
     # Image datasets: the bytes of the image and thumbnail blobs the manifest names (VersionBlob rows).
     blob_bytes = models.BigIntegerField(default=0)
     row_count = models.BigIntegerField(null=True, blank=True)
@@ -120,6 +128,37 @@ class DatasetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} v{self.number}" if self.number else f"{self.dataset} ({self.status})"
+
+
+class ColumnLevel(models.TextChoices):
+    PUBLIC = "public", _("Public")
+    PERSONAL = "personal", _("Personal")
+    CONFIDENTIAL = "confidential", _("Confidential")
+
+
+class MaskMode(models.TextChoices):
+    HIDE = "hide", _("Hidden")  # the column is left out
+    HASH = "hash", _("Hashed")  # keyed HMAC-SHA256, truncated: equal values stay equal, unreadable
+
+
+class UnmaskGrant(models.Model):
+    """A member of a department who may read its sensitive columns in clear without being a maintainer.
+
+    Maintainers and admins of the owning department unmask by their role; a grant holds only while
+    the person is still a member of the department (datalake.services.sensitive.may_unmask).
+    """
+
+    department = models.ForeignKey("lepton.Department", on_delete=models.CASCADE, related_name="unmask_grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="unmask_grants")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["department", "user"]
+        constraints = [models.UniqueConstraint(fields=["department", "user"], name="unmask_grant_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user} unmasks {self.department}"
 
 
 class UploadSession(models.Model):

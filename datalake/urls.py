@@ -17,6 +17,7 @@ urlpatterns = [
     path("<uuid:pk>/", views.dataset, name="dataset"),
     path("<uuid:pk>/upload/", views.upload, name="upload"),
     path("<uuid:pk>/settings/", views.dataset_settings, name="settings"),
+    path("<uuid:pk>/columns/", views.dataset_columns, name="columns"),
     path("<uuid:pk>/trash/", views.dataset_trash, name="dataset_trash"),
     path("<uuid:pk>/recipes/", views.recipe_create, name="recipe_create"),
     path("<uuid:pk>/recipes/preview/", views.recipe_preview, name="recipe_preview"),

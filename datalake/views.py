@@ -16,6 +16,7 @@ from datalake import selectors, services
 from datalake.figures import lineage_figure
 from datalake.filtersets import DatasetFilterSet
 from datalake.forms import (
+    ColumnClassificationForm,
     DatabaseImportForm,
     DatasetCreateForm,
     DatasetSettingsForm,
@@ -28,6 +29,7 @@ from datalake.forms import (
     recipe_builder_config,
 )
 from datalake.models import Dataset, DatasetVersion, Recipe, SavedQuery, VersionStatus
+from datalake.services.sensitive import masked_profile
 from lepton import policy
 from lepton.context_processors import current_department
 from lepton.errors import ServiceError, raise_for_access
@@ -136,6 +138,13 @@ def dataset(
     dataset = _dataset_or_404(request, pk)
     versions = list(selectors.versions_visible(request.user, dataset).select_related("recall").order_by("-created_at")[:50])
     latest = next((v for v in versions if v.status == VersionStatus.PUBLISHED), None)
+    if latest is not None:
+        # Only in memory: the page shows no value of a sensitive column the reader may not unmask.
+        latest.profile = masked_profile(latest, request.user)
+        rules = dataset.sensitive_columns or {}
+        if rules and latest.profile.get("columns"):
+            columns = [{**c, "level": rules.get(c.get("name"), {}).get("level")} for c in latest.profile["columns"]]
+            latest.profile = {**latest.profile, "columns": columns}
     preview, preview_error = None, ""
     sort, descending = request.GET.get("sort", ""), request.GET.get("desc") == "1"
     if latest is not None:
@@ -175,6 +184,9 @@ def dataset(
         "may_change": may_change,
         "settings_form": settings_form or (DatasetSettingsForm(dataset=dataset) if may_change else None),
         "may_delete": policy.can(request.user, "delete", dataset),
+        "may_classify": policy.can(request.user, "share", dataset),
+        "sensitive_columns": dataset.sensitive_columns or {},
+        "unmasked": services.may_unmask(request.user, dataset),
         "trash_days": services.TRASH_DAYS,
         "live": any(v.status == VersionStatus.PENDING for v in versions),
         "images": _image_grid(request.user, latest),
@@ -768,3 +780,33 @@ def recall_acknowledge(request: HttpRequest, pk) -> HttpResponse:
     else:
         messages.success(request, _("Acknowledged: %(label)s.") % {"label": impact.label})
     return redirect("datalake:recalls")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dataset_columns(request: HttpRequest, pk) -> HttpResponse:
+    """Classify the columns of a dataset as public, personal or confidential (maintainers)."""
+    dataset = _dataset_or_404(request, pk)
+    if not policy.can(request.user, "share", dataset):
+        raise PermissionDenied
+    latest = dataset.versions.filter(status=VersionStatus.PUBLISHED).order_by("-number").first()
+    names = [c["name"] for c in (latest.schema if latest else [])]
+    form = ColumnClassificationForm(request.POST or None, columns=names, rules=dataset.sensitive_columns or {})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.columns_classify(actor=request.user, dataset=dataset, columns=form.columns())
+            except ServiceError as exc:
+                raise_for_access(exc)
+                for field, errors in exc.fields.items():
+                    name = field.partition(".")[2]
+                    form.add_error(f"level-{name}" if f"level-{name}" in form.fields else None, errors)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("The classification of the columns is saved."))
+                return redirect("datalake:dataset", dataset.pk)
+        status = 400
+    context = {"dataset": dataset, "latest": latest, "form": form}
+    return render(request, "datalake/columns.html", context, status=status)

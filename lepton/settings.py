@@ -359,6 +359,12 @@ LEPTON_IMPORT_MIN_INTERVAL_MINUTES = env_int("LEPTON_IMPORT_MIN_INTERVAL_MINUTES
 # Fernet keys for stored credentials (lepton/crypto.py), comma-separated: the first encrypts,
 # all decrypt (rotation). Empty: one key derived from SECRET_KEY.
 LEPTON_ENCRYPTION_KEYS = [k.strip() for k in env_secret("LEPTON_ENCRYPTION_KEYS", "").split(",") if k.strip()]
+# The data key of sensitive columns (datalake/engine/sensitive.py): 16, 24 or 32 bytes as hex or
+# base64. Empty is fine until a column is classified personal or confidential; then the
+# datalake.E001 check refuses to start without it. LEPTON_DATA_KEY_PREVIOUS (comma-separated)
+# still decrypts after a rotation until `manage.py reencrypt_versions` has run.
+LEPTON_DATA_KEY = env_secret("LEPTON_DATA_KEY", "")
+LEPTON_DATA_KEY_PREVIOUS = [k.strip() for k in env_secret("LEPTON_DATA_KEY_PREVIOUS", "").split(",") if k.strip()]
 
 # A recipe run is stopped after this many seconds.
 LEPTON_RECIPE_TIMEOUT_SECONDS = env_float("LEPTON_RECIPE_TIMEOUT_SECONDS", 1800.0)

@@ -234,10 +234,10 @@ def score_on_holdout(version, reference, metric: str):
     names = [c["name"] for c in version.input_schema]
     with tempfile.TemporaryDirectory(prefix="lepton-gate-") as folder:
         try:
-            parquet = _named_parquet(get_storage(), data, folder)
+            parquet = _named_parquet(get_storage(), data, folder, actor=run.created_by, purpose="promotion gate")
             table = pq.read_table(parquet, columns=list(dict.fromkeys([*names, target])))
             frame = table.take(pa.array(indices, type=pa.int64())).to_pandas(date_as_object=False)
             _runtime, answer = predict_frame(version, frame[names])
-        except (TrainingError, KeyError, ValueError, TypeError, IndexError, pa.ArrowException):
+        except (TrainingError, ServiceError, KeyError, ValueError, TypeError, IndexError, pa.ArrowException):
             return None
     return metric_from_predictions(metric, frame[target].tolist(), answer)

@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from lepton import audit, policy
-from lepton.errors import Conflict, Invalid, NotFound
+from lepton.errors import Conflict, Invalid, NotFound, ServiceError
 from monitoring.engine import drift as engine
 from monitoring.engine import feedback as feedback_engine
 from monitoring.models import ActiveUser, DriftReference, FeatureDrift, PredictionFeedback, ReferenceStatus, TrafficMinute
@@ -252,7 +252,6 @@ def _training_inputs(version) -> tuple[dict[str, object], int, str, object]:
     rows (the windows cover them up to a window's length).
     """
     from datalake.models import VersionStatus
-    from lepton.storage import get_storage
     from models_repo.engine.errors import TrainingError
     from models_repo.engine.spec import parse_spec
     from models_repo.models import VersionSource
@@ -285,10 +284,25 @@ def _training_inputs(version) -> tuple[dict[str, object], int, str, object]:
     if missing:
         raise _Unavailable(DATA_CHANGED, ", ".join(missing))
     stored = {c["name"]: c.get("identifier", c["name"]) for c in data.schema}
+    import tempfile
+
     import pyarrow.parquet as pq
 
-    path = get_storage().verified_local_path(data.parquet_sha256)
-    frame = pq.read_table(path, columns=[stored[n] for n in wanted]).rename_columns(wanted).to_pandas(date_as_object=False)
+    from datalake.services.sensitive import readable_parquet
+
+    # Through the data lake's one read path, as the person whose run fitted the model: the
+    # reference shows what the model was trained on, masked if that person could not unmask.
+    with tempfile.TemporaryDirectory(prefix="lepton-drift-") as folder:
+        try:
+            with readable_parquet(data, run.created_by, purpose="drift reference", check_access=False, folder=folder) as readable:
+                wanted_stored = [stored[n] for n in wanted]
+                missing_stored = [n for n, i in zip(wanted, wanted_stored, strict=True) if i not in readable.names]
+                if missing_stored:
+                    raise _Unavailable(DATA_CHANGED, ", ".join(missing_stored))
+                table = pq.read_table(readable.path, columns=wanted_stored)
+        except ServiceError as exc:
+            raise _Unavailable(DATA_GONE, exc.message) from None
+    frame = table.rename_columns(wanted).to_pandas(date_as_object=False)
     frame = frame.reset_index(drop=True)
     indices = version.holdout.get("indices") if isinstance(version.holdout, dict) else None
     if isinstance(indices, list):

@@ -237,13 +237,12 @@ def _table_instance(build, field_of) -> Instance:
         raise Invalid(message, fields={field: [message]}, code="invalid_problem") from None
 
 
-def _mapped_columns(version, mapping, *, alternatives: bool = False) -> dict[str, list]:
+def _mapped_columns(version, mapping, *, actor, alternatives: bool = False) -> dict[str, list]:
     """{role: the values of its column} of a published version; Invalid naming `mapping.<role>` for a
     role that is unknown or missing (the sequence too, with `alternatives`), a column the version
     lacks, or a column whose type the role cannot take."""
     import pyarrow.parquet as pq
 
-    from lepton.storage import get_storage
     from scheduling.engine.table import REQUIRED_ROLES, ROLES
 
     def refuse(role: str, message: str):
@@ -277,17 +276,24 @@ def _mapped_columns(version, mapping, *, alternatives: bool = False) -> dict[str
                 "column": column, "columns": ", ".join(list(names)[:30]),
             }  # fmt: skip
             raise refuse(role, message)
-    path = get_storage().verified_local_path(version.parquet_sha256)
-    schema = pq.read_schema(path)
-    for role, column in mapping.items():
-        kind = _arrow_kind(schema.field(names[column]).type)
-        kinds, wanted = MAPPING_KINDS[role]
-        if kind not in kinds:
-            message = _("Column '%(column)s' holds %(kind)s; the %(role)s needs %(wanted)s.") % {
-                "column": column, "kind": KIND_NAMES[kind], "role": role, "wanted": wanted,
-            }  # fmt: skip
-            raise refuse(role, message)
-    table = pq.read_table(path, columns=sorted({names[column] for column in mapping.values()}))
+    from datalake.services.sensitive import readable_parquet
+
+    # Through the data lake's one read path: a sensitive column is masked (hidden: not there)
+    # unless the actor may unmask it.
+    with readable_parquet(version, actor, purpose="scheduling", check_access=False) as readable:
+        schema = pq.read_schema(readable.path)
+        for role, column in mapping.items():
+            if names[column] not in schema.names:
+                message = _("Column '%(column)s' is sensitive and hidden from you.") % {"column": column}
+                raise refuse(role, message)
+            kind = _arrow_kind(schema.field(names[column]).type)
+            kinds, wanted = MAPPING_KINDS[role]
+            if kind not in kinds:
+                message = _("Column '%(column)s' holds %(kind)s; the %(role)s needs %(wanted)s.") % {
+                    "column": column, "kind": KIND_NAMES[kind], "role": role, "wanted": wanted,
+                }  # fmt: skip
+                raise refuse(role, message)
+        table = pq.read_table(readable.path, columns=sorted({names[column] for column in mapping.values()}))
     return {role: table.column(names[column]).to_pylist() for role, column in mapping.items()}
 
 
@@ -325,7 +331,7 @@ def problem_from_dataset(
     ):
         if refused:
             raise Invalid(message, fields={"dataset_version": [message]}, code="invalid_dataset")
-    columns = _mapped_columns(dataset_version, mapping, alternatives=alternatives)
+    columns = _mapped_columns(dataset_version, mapping, actor=actor, alternatives=alternatives)
 
     def field_of(place, exc):
         if place is None:

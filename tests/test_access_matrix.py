@@ -20,7 +20,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
-from datalake.models import Dataset, DatasetVersion, Recall, RecallImpact, Recipe, SavedQuery, UploadSession
+from datalake.models import Dataset, DatasetVersion, Recall, RecallImpact, Recipe, SavedQuery, UnmaskGrant, UploadSession
 from lepton import services as core_services
 from lepton.collab.models import AccessRequest
 from lepton.jobs.models import Job
@@ -74,6 +74,7 @@ PARAMETERS = [
     (r"shares/$", "pk", "share"),
     (r"recalls/impacts/$|recall-impacts/$", "pk", "recall_impact"),
     (r"recalls/$", "pk", "recall"),
+    (r"unmask-grants/$", "pk", "unmask_grant"),
     (r"scheduling/runs/$|schedule-runs/$", "pk", "schedule_run"),
     (r"scheduling/problems/$|shop-problems/$", "pk", "problem"),
     (r"models/runs/$|v1/runs/$", "pk", "training_run"),
@@ -179,6 +180,7 @@ def world(owner, member, production, settings):
         "dataset_version": version.pk,
         "recipe": recipe.pk,
         "saved_query": query.pk,
+        "unmask_grant": UnmaskGrant.objects.create(department=production, user=member, granted_by=owner).pk,
         "upload": upload.pk,
         "model": model.pk,
         "model_slug": model.slug,

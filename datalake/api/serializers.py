@@ -112,9 +112,25 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
 
 
 class DatasetVersionDetailSerializer(DatasetVersionSerializer):
+    profile = serializers.SerializerMethodField()
+
     class Meta(DatasetVersionSerializer.Meta):
         fields = [*DatasetVersionSerializer.Meta.fields, "profile"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.JSONField())
+    def get_profile(self, version):
+        """Without the values of sensitive columns for a reader who may not unmask them."""
+        from datalake.services.sensitive import masked_profile
+
+        request = self.context.get("request")
+        return masked_profile(version, getattr(request, "user", None))
+
+
+class ColumnClassificationSerializer(serializers.Serializer):
+    """{column name: {level, mode}}; the service checks the names and values (400 naming the column)."""
+
+    columns = serializers.DictField(child=serializers.JSONField())
 
 
 class UploadSessionStartSerializer(serializers.Serializer):
@@ -256,3 +272,25 @@ class RecipePreviewSerializer(serializers.Serializer):
         child=serializers.DictField(), required=False, help_text="Edited steps to try; default: the saved ones."
     )
     sample_rows = serializers.IntegerField(min_value=1, max_value=100_000, default=1000)
+
+
+class UnmaskGrantSerializer(serializers.Serializer):
+    """A member of a department who reads its sensitive columns in clear (datalake.services.sensitive)."""
+
+    id = serializers.IntegerField(read_only=True)
+    department = serializers.CharField(help_text="The department's slug.")
+    user = serializers.CharField(help_text="The member's username.")
+    granted_by = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, grant):
+        return {
+            "id": grant.pk,
+            "department": grant.department.slug,
+            "user": grant.user.get_username(),
+            "granted_by": grant.granted_by.get_username() if grant.granted_by else None,
+            "created_at": serializers.DateTimeField().to_representation(grant.created_at),
+        }
+
+    def get_granted_by(self, grant):  # presented by to_representation; declared for the schema
+        return None

@@ -11,6 +11,7 @@ router.register("uploads", views.UploadSessionViewSet, basename="upload")
 router.register("recipes", views.RecipeViewSet, basename="recipe")
 router.register("queries", views.SavedQueryViewSet, basename="saved_query")
 router.register("recalls", recalls.RecallViewSet, basename="recall")
+router.register("unmask-grants", views.UnmaskGrantViewSet, basename="unmask_grant")
 
 urlpatterns = [
     path("recall-impacts/<uuid:pk>/acknowledge/", recalls.RecallAcknowledgeView.as_view(), name="recall_acknowledge"),

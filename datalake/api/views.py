@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from datalake import selectors, services
 from datalake.api.serializers import (
+    ColumnClassificationSerializer,
     DatabaseImportSerializer,
     DatabaseImportWriteSerializer,
     DatasetCreateSerializer,
@@ -33,6 +34,7 @@ from datalake.api.serializers import (
     SqlExportSerializer,
     SqlQuerySerializer,
     SqlResultSerializer,
+    UnmaskGrantSerializer,
     UploadSerializer,
     UploadSessionSerializer,
     UploadSessionStartSerializer,
@@ -138,7 +140,26 @@ class DatasetViewSet(
         from django.shortcuts import get_object_or_404
 
         version = get_object_or_404(selectors.versions_visible(request.user, self.get_object()), pk=version_id)
-        return Response(DatasetVersionDetailSerializer(version).data)
+        return Response(DatasetVersionDetailSerializer(version, context={"request": request}).data)
+
+    @extend_schema(
+        summary="Sensitive columns: the classification of the dataset's columns (PATCH: maintainers)",
+        description=(
+            'PATCH {"columns": {"email": {"level": "personal", "mode": "hash"}, "city": {"level": "public"}}}. '
+            "Levels: public, personal, confidential; modes: hide, hash. Needs the server's data key."
+        ),
+        parameters=[DATASET_ID],
+        request=ColumnClassificationSerializer,
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get", "patch"], url_path="columns", filter_backends=[], parser_classes=[JSONParser])
+    def columns(self, request, pk=None):
+        dataset = self.get_object()
+        if request.method == "PATCH":
+            serializer = ColumnClassificationSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            dataset = services.columns_classify(actor=request.user, dataset=dataset, columns=serializer.validated_data["columns"])
+        return Response(_classification(request.user, dataset))
 
     @extend_schema(
         summary="Move a dataset to the trash (restorable for 30 days)", parameters=[DATASET_ID], responses={204: None, **ERRORS}
@@ -405,6 +426,14 @@ class DatasetViewSet(
         return download_response(request.user, version, request.query_params.get("as", "parquet"))
 
 
+def _classification(user, dataset) -> dict:
+    """The dataset's sensitive columns and whether the reader sees them in clear."""
+    return {
+        "columns": dataset.sensitive_columns or {},
+        "unmasked": services.may_unmask(user, dataset),
+    }
+
+
 def download_response(user, version, file_format: str):
     """A streamed download of a version (shared by the API and the dataset page)."""
     from django.http import FileResponse, StreamingHttpResponse
@@ -416,9 +445,8 @@ def download_response(user, version, file_format: str):
         return response
     if file_format != "parquet":
         raise Invalid(_("Choose parquet or csv."), fields={"as": [_("Choose parquet or csv.")]})
-    path = services.version_parquet_path(actor=user, version=version)
     return FileResponse(
-        open(path, "rb"),
+        services.version_parquet_open(actor=user, version=version),
         as_attachment=True,
         filename=f"{stem}.parquet",  # noqa: SIM115 (FileResponse closes it)
         content_type="application/vnd.apache.parquet",
@@ -682,3 +710,48 @@ class RecipeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     def run(self, request, pk=None):
         version = services.recipe_run(actor=request.user, recipe=self.get_object())
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Unmask grants of the departments you belong to", responses={200: UnmaskGrantSerializer(many=True)}
+    ),
+    create=extend_schema(
+        summary="Let a member read the department's sensitive columns in clear (maintainers)",
+        request=UnmaskGrantSerializer,
+        responses={201: UnmaskGrantSerializer, **ERRORS},
+    ),
+    destroy=extend_schema(summary="Take an unmask grant back (maintainers)", responses={204: None, **ERRORS}),
+)
+class UnmaskGrantViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    serializer_class = UnmaskGrantSerializer
+
+    def get_queryset(self):
+        from datalake.models import UnmaskGrant
+        from lepton import policy
+
+        departments = policy.departments_for(self.request.user)
+        return UnmaskGrant.objects.filter(department__in=departments).select_related("department", "user", "granted_by")
+
+    def create(self, request, *args, **kwargs):
+        from django.contrib.auth import get_user_model
+
+        from lepton import policy
+        from lepton.models import Department
+
+        serializer = UnmaskGrantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        department = policy.departments_for(request.user).filter(slug=serializer.validated_data["department"]).first()
+        if department is None:
+            raise NotFound(_("No department you belong to has this slug."), fields={"department": [_("Not found.")]})
+        user = get_user_model().objects.filter(username=serializer.validated_data["user"]).first()
+        if user is None:
+            message = _("No such user.")
+            raise Invalid(message, fields={"user": [message]})
+        grant = services.unmask_grant(actor=request.user, department=Department.objects.get(pk=department.pk), user=user)
+        return Response(UnmaskGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        grant = self.get_object()
+        services.unmask_revoke(actor=request.user, department=grant.department, user=grant.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -37,10 +37,18 @@ from .reading import (
     version_export_csv,
     version_image,
     version_image_grid,
-    version_parquet_path,
+    version_parquet_open,
     version_preview,
 )
 from .recipes import RECIPE_KIND, recipe_create, recipe_execute, recipe_preview, recipe_run
+from .sensitive import (
+    columns_classify,
+    may_unmask,
+    readable_parquet,
+    unmask_grant,
+    unmask_revoke,
+    versions_reencrypt,
+)
 from .versions import (
     INGEST_KIND,
     USER_OPTIONS,
@@ -59,6 +67,12 @@ from .versions import (
 
 __all__ = [
     "EDITABLE_FIELDS",
+    "columns_classify",
+    "may_unmask",
+    "readable_parquet",
+    "unmask_grant",
+    "unmask_revoke",
+    "versions_reencrypt",
     "IMPORT_KIND",
     "database_import_create",
     "database_import_delete",
@@ -102,7 +116,7 @@ __all__ = [
     "version_image",
     "version_image_grid",
     "version_ingest",
-    "version_parquet_path",
+    "version_parquet_open",
     "version_preview",
     "version_publish",
     "version_retry",

@@ -251,7 +251,11 @@ def dataset_diff(*, actor, dataset: Dataset, old=None, new=None) -> dict:
             message = _("There is no published version %(number)s to compare.") % {"number": number if number else "—"}
             raise Invalid(message, fields={field: [message]}, code="no_such_version")
     a, b = published[old_n], published[new_n]
-    result = version_diff({"rows": a.row_count, "profile": a.profile}, {"rows": b.row_count, "profile": b.profile})
+    from .sensitive import masked_profile
+
+    # Profiles without the values of sensitive columns for a reader who may not unmask them.
+    a_profile, b_profile = masked_profile(a, actor), masked_profile(b, actor)
+    result = version_diff({"rows": a.row_count, "profile": a_profile}, {"rows": b.row_count, "profile": b_profile})
     return {"from": old_n, "to": new_n, **result}
 
 

@@ -13,11 +13,11 @@ from datalake import selectors
 from datalake.engine.profile import _jsonable
 from datalake.models import Dataset, DatasetVersion, Recipe, VersionStatus
 from lepton import audit, policy
-from lepton.errors import Forbidden, Invalid, NotFound
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import job_submit
-from lepton.storage import get_storage
 
 from .datasets import dataset_create, lineage_add
+from .sensitive import inherit_classification, readable_parquet
 from .versions import version_fail, version_finish
 
 RECIPE_KIND = "datalake.recipe"
@@ -121,9 +121,8 @@ def recipe_preview(*, actor, recipe: Recipe, steps: list | None = None, sample_r
     policy.require(actor, "view", recipe)
     main, joined = _recipe_inputs(actor, recipe.input_dataset, recipe.joins)
     cleaned = _validate_steps(steps if steps is not None else recipe.steps, main, joined)
-    storage = get_storage()
-    inputs = {"input": _source(storage, main), **{k: _source(storage, v) for k, v in joined.items()}}
     with tempfile.TemporaryDirectory(prefix="lepton-recipe-") as folder:
+        inputs = {"input": _source(main, actor, folder), **{k: _source(v, actor, folder) for k, v in joined.items()}}
         out = os.path.join(folder, "preview.parquet")
         try:
             result = apply_recipe(cleaned, inputs, out, sample_rows=sample_rows, timeout_s=60)
@@ -134,9 +133,10 @@ def recipe_preview(*, actor, recipe: Recipe, steps: list | None = None, sample_r
     return {"rows": result.rows, "parameters": _jsonable(result.parameters), "preview": page}
 
 
-def _source(storage, version: DatasetVersion) -> tuple[str, dict[str, str]]:
-    names = {c["identifier"]: c["name"] for c in version.schema if "identifier" in c}
-    return storage.verified_local_path(version.parquet_sha256), names
+def _source(version: DatasetVersion, actor, folder: str, *, check_access: bool = True) -> tuple[str, dict[str, str]]:
+    """An input's Parquet and names through the one read path: masked unless the actor may unmask."""
+    with readable_parquet(version, actor, purpose="recipe", check_access=check_access, folder=folder) as readable:
+        return readable.path, readable.names
 
 
 def recipe_run(*, actor, recipe: Recipe) -> DatasetVersion:
@@ -173,19 +173,24 @@ def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
     inputs = {k: DatasetVersion.objects.filter(pk=v).first() for k, v in version.options["inputs"].items()}
     if recipe is None or None in inputs.values():
         return version_fail(version, _("The recipe or one of its inputs was deleted before this run started."), {})
-    storage = get_storage()
     with tempfile.TemporaryDirectory(prefix="lepton-recipe-") as folder:
         out = os.path.join(folder, "output.parquet")
         progress(10, _("Applying the recipe"))
         try:
+            # Read as the person who ran it (their access was checked when they asked for the run).
+            sources = {k: _source(v, version.created_by, folder, check_access=False) for k, v in inputs.items()}
+        except (Conflict, NotFound) as exc:
+            return version_fail(version, exc.message, {"code": exc.code or "unreadable"})
+        try:
             result = apply_recipe(
                 recipe.steps,
-                {k: _source(storage, v) for k, v in inputs.items()},
+                sources,
                 out,
                 timeout_s=settings.LEPTON_RECIPE_TIMEOUT_SECONDS,
             )
         except RecipeError as exc:
             return version_fail(version, str(exc), {"code": "invalid_recipe"})
+        inherit_classification(version, inputs.values(), [c.get("name") for c in result.columns])
         report = {
             "format": "recipe",
             "rows": result.rows,

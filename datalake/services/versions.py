@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from datalake.engine.checks import CheckSpecError, blocking_failures, run_checks
 from datalake.engine.profile import _jsonable, profile_parquet
+from datalake.engine.sensitive import DataKeyError
 from datalake.models import Dataset, DatasetVersion, QualityStatus, UploadSession, VersionBlob, VersionStatus
 from lepton import audit, policy
 from lepton.collab.services import watchers_notify
@@ -26,6 +27,7 @@ from lepton.models import Department
 from lepton.storage import get_storage
 
 from .datasets import blobs_in_use, department_storage_used
+from .sensitive import drop_unneeded, encrypt_for_storage, require_data_key
 
 INGEST_KIND = "datalake.ingest"
 # Ingest options a person may set (datalake.engine.types.IngestOptions has more, for the platform).
@@ -43,6 +45,8 @@ def dataset_upload(*, actor, dataset: Dataset, stream: BinaryIO, filename: str, 
     policy.require(actor, "change", dataset)
     if dataset.is_deleted:
         raise Conflict(_("The dataset is in the trash; restore it first."), code="dataset_deleted")
+    # Refused before a byte is kept: a classified dataset's rows are never stored without the key.
+    require_data_key(dataset, _("Uploading into a dataset with sensitive columns"))
     blob = get_storage().put_stream(stream)
     try:
         return _create_pending_version(actor, dataset, blob, filename, options)
@@ -267,18 +271,40 @@ def version_finish(
     if blocking:
         reasons = "; ".join(r.message for r in blocking)
         return version_fail(version, _("Blocking quality checks failed: %(reasons)s") % {"reasons": reasons}, report, results)
-    adding = os.path.getsize(parquet_path) + blob_bytes
+    # Classified columns are stored encrypted (datalake.services.sensitive); without a usable
+    # key the version fails and nothing is stored, never a clear copy instead.
+    try:
+        stored_path, encrypted, key_id = encrypt_for_storage(version, parquet_path, names)
+    except DataKeyError as exc:
+        message = _(
+            "This dataset has sensitive columns and the data key is not usable (%(reason)s); nothing was stored. "
+            "Ask an operator to set LEPTON_DATA_KEY, then retry."
+        ) % {"reason": exc.message}
+        return version_fail(version, message, {**report, "code": exc.code})
+    adding = os.path.getsize(stored_path) + blob_bytes
     refusal = _over_quota(version.dataset.department, adding)
     if refusal is None:
-        with open(parquet_path, "rb") as stream:
+        with open(stored_path, "rb") as stream:
             blob = storage.put_stream(stream)
         with transaction.atomic():
             # Checked again under the department's lock: two versions publishing at once cannot both pass.
             refusal = _over_quota(Department.objects.select_for_update().get(pk=version.dataset.department_id), adding)
             if refusal is None:
-                published = version_publish(version, blob, report, profile, results, blobs=blobs, blob_bytes=blob_bytes)
+                published = version_publish(
+                    version,
+                    blob,
+                    report,
+                    profile,
+                    results,
+                    blobs=blobs,
+                    blob_bytes=blob_bytes,
+                    encryption=(encrypted, key_id),
+                )
                 if after_publish is not None and published.status == VersionStatus.PUBLISHED:
                     after_publish(published)
+                if key_id and published.status == VersionStatus.PUBLISHED:
+                    raw = published.raw_sha256
+                    transaction.on_commit(lambda: drop_unneeded(raw))
                 return published
         _drop_unused([blob.sha256])
     return version_fail(version, refusal, {**report, "code": "quota_exceeded"})
@@ -310,6 +336,7 @@ def version_publish(
     *,
     blobs: list[str] = (),
     blob_bytes: int = 0,
+    encryption: tuple[list[str], str] = ((), ""),
 ) -> DatasetVersion:
     """Make a pending version visible in one transaction: number, files, schema, profile, checks.
 
@@ -327,6 +354,7 @@ def version_publish(
         version.format = str(report.get("format") or version.source)[:20]
         version.parquet_sha256, version.parquet_bytes = blob.sha256, blob.size
         version.blob_bytes = blob_bytes
+        version.encrypted_columns, version.encryption_key_id = list(encryption[0]), encryption[1]
         version.row_count = report.get("rows", report.get("row_count"))
         version.schema = report.get("columns", report.get("schema", []))
         version.profile, version.check_results = profile, check_results
@@ -469,6 +497,7 @@ def upload_session_start(*, actor, dataset: Dataset, filename: str, size: int, o
     policy.require(actor, "change", dataset)
     _check_size(size)
     _check_options(options)
+    require_data_key(dataset, _("Uploading into a dataset with sensitive columns"))
     if not (filename or "").strip():
         raise Invalid(_("Give the file name."), fields={"filename": [_("Give the file name.")]})
     with transaction.atomic():

@@ -19,7 +19,7 @@ from datalake import selectors as datalake_selectors
 from datalake.models import Dataset, DatasetVersion, VersionStatus
 from datalake.services import dataset_create, lineage_add, version_fail, version_finish
 from lepton import audit, policy
-from lepton.errors import Forbidden, Invalid, NotFound
+from lepton.errors import Forbidden, Invalid, NotFound, ServiceError
 from lepton.jobs.services import job_submit
 from lepton.storage import get_storage
 from models_repo.engine.spec import column_kind
@@ -125,6 +125,7 @@ def batch_predict_execute(output_id, *, progress=lambda pct, msg: None) -> Datas
     import pyarrow.parquet as pq
 
     from datalake.engine.sniff import safe_identifiers
+    from datalake.services.sensitive import inherit_classification
     from models_repo import serving
     from models_repo.services.training import _named_parquet
 
@@ -145,7 +146,10 @@ def batch_predict_execute(output_id, *, progress=lambda pct, msg: None) -> Datas
     names = [c["name"] for c in version.input_schema]
     with tempfile.TemporaryDirectory(prefix="lepton-batch-") as folder:
         progress(5, _("Reading %(dataset)s") % {"dataset": str(data)})
-        source = pq.ParquetFile(_named_parquet(storage, data, folder))
+        try:
+            source = pq.ParquetFile(_named_parquet(storage, data, folder, actor=pending.created_by, purpose="batch"))
+        except ServiceError as exc:
+            return version_fail(pending, exc.message, {"code": exc.code})
         out_path = os.path.join(folder, "predictions.parquet")
         writer = None
         rows = 0
@@ -199,6 +203,8 @@ def batch_predict_execute(output_id, *, progress=lambda pct, msg: None) -> Datas
                 outputs=[{"dataset_version": str(published.pk)}],
             )  # fmt: skip
 
+        # The input's sensitive columns carried into the output stay classified (and encrypted).
+        inherit_classification(pending, [data], original)
         return version_finish(
             pending, out_path, names=dict(zip(identifiers, original, strict=True)), report=report, progress=progress,
             after_publish=lineage,

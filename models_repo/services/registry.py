@@ -12,7 +12,7 @@ from datalake.services import lineage_add
 from datalake.services.datasets import clean_tags
 from lepton import audit, policy
 from lepton.collab.services import watchers_notify
-from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from lepton.models import Department
 from models_repo.models import (
     AliasEvent,
@@ -636,13 +636,13 @@ def version_onnx_convert(version_id, *, progress=lambda pct, msg: None) -> Model
             spec = parse_spec(run.spec, _columns(data))
             with tempfile.TemporaryDirectory(prefix="lepton-onnx-") as folder:
                 progress(5, _("Reading the holdout rows"))
-                parquet = _named_parquet(storage, data, folder)
+                parquet = _named_parquet(storage, data, folder, actor=run.created_by, purpose="conversion check")
                 pipeline = tabular.load_model(storage.verified_local_path(version.artifact_sha256))
                 X, y = onnx_engine.read_holdout(parquet, indices, pipeline, spec)
             progress(20, _("Converting and checking on %(rows)s holdout rows") % {"rows": len(X)})
             metric = version.holdout.get("metric") or spec.scoring
             report, models = onnx_engine.prepare(pipeline, X, y, metric=metric, seed=spec.seed)
-        except (TrainingError, CorruptBlob, BlobNotFound, KeyError, ValueError) as exc:
+        except (TrainingError, ServiceError, CorruptBlob, BlobNotFound, KeyError, ValueError) as exc:
             report = {"status": "native", "reason": _("Not converted: %(error)s") % {"error": str(exc)[:300]}}
     progress(90, _("Storing the ONNX model"))
     blobs = {name: storage.put_bytes(blob) for name, blob in models.items()}

@@ -14,7 +14,7 @@ from datalake import selectors as datalake_selectors
 from datalake.models import DatasetVersion, VersionStatus
 from datalake.services import lineage_add
 from lepton import audit, policy
-from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from lepton.jobs.services import job_cancel, job_submit
 from lepton.storage import get_storage
 from models_repo.engine.errors import TrainingError
@@ -198,7 +198,10 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
     cpu_started = time.process_time()
     with tempfile.TemporaryDirectory(prefix="lepton-train-") as folder:
         progress(2, _("Reading %(dataset)s") % {"dataset": run.dataset_label})
-        parquet = _named_parquet(storage, run.dataset_version, folder)
+        try:
+            parquet = _named_parquet(storage, run.dataset_version, folder, actor=run.created_by)
+        except ServiceError as exc:
+            return _finish_failed(run, exc.code, exc.message, epochs=epochs)
         try:
             result = engine_train(
                 run.spec,
@@ -221,12 +224,20 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
         return _finish_succeeded(run, result, blob, epochs, resources)
 
 
-def _named_parquet(storage, version: DatasetVersion, folder: str) -> str:
-    """The version's Parquet with its original column names (the lake stores SQL-safe identifiers)."""
+def _named_parquet(storage, version: DatasetVersion, folder: str, *, actor=None, purpose: str = "training") -> str:
+    """The version's Parquet with its original column names (the lake stores SQL-safe identifiers).
+
+    Read through the data lake's one read path as `actor` (the person who asked for the run):
+    sensitive columns are in clear only if they may unmask (audited), masked otherwise; with no
+    actor (the person was deleted), masked. Access was checked when the run was asked for.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    source = storage.verified_local_path(version.parquet_sha256)
+    from datalake.services.sensitive import readable_parquet
+
+    with readable_parquet(version, actor, purpose=purpose, check_access=False, folder=folder) as readable:
+        source = readable.path
     names = {c.get("identifier", c["name"]): c["name"] for c in version.schema}
     reader = pq.ParquetFile(source)
     stored = reader.schema_arrow
@@ -350,7 +361,7 @@ def training_analyse(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
     spec = parse_spec(run.spec, _columns(run.dataset_version))
     with tempfile.TemporaryDirectory(prefix="lepton-analyse-") as folder:
         progress(2, _("Reading %(dataset)s") % {"dataset": run.dataset_label})
-        parquet = _named_parquet(storage, run.dataset_version, folder)
+        parquet = _named_parquet(storage, run.dataset_version, folder, actor=run.created_by, purpose="analysis")
         model = tabular.load_model(storage.verified_local_path(run.artifact_sha256))
         found = tabular.analyse(spec, parquet, model, run.holdout.get("indices", []), progress=progress, should_stop=should_stop)
     with transaction.atomic():
