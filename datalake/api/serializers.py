@@ -292,5 +292,5 @@ class UnmaskGrantSerializer(serializers.Serializer):
             "created_at": serializers.DateTimeField().to_representation(grant.created_at),
         }
 
-    def get_granted_by(self, grant):  # presented by to_representation; declared for the schema
+    def get_granted_by(self, grant) -> str | None:  # presented by to_representation; declared for the schema
         return None
