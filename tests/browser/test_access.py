@@ -52,3 +52,70 @@ def test_request_approve_then_preview(live_server, browser_page, owner, member, 
     expect(page.locator("#preview-title")).to_contain_text("Rows of v1")
     expect(page.locator("table.small").first).to_contain_text("M2")
     page.screenshot(path=str(SHOTS / "41-shared-preview.png"), full_page=True)
+
+
+def test_request_approve_then_use_with_masked_columns(live_server, browser_page, settings, owner, member, outsider, production):
+    """Production's maintainer classifies two columns in the browser; Quality asks for `use`, gets it,
+    and reads the rows in the preview and the SQL console with the e-mail hashed and the salary absent,
+    while the owner reads them in clear."""
+    from playwright.sync_api import expect
+
+    from datalake import services as datalake_services
+    from tests.datalake.test_sensitive import CLEAR, DATA, KEY, mask, publish
+
+    settings.LEPTON_DATA_KEY = KEY
+    settings.LEPTON_DATA_KEY_PREVIOUS = []
+    dataset = datalake_services.dataset_create(actor=member, department=production, name="Staff", discoverable=True)
+    publish(member, dataset, data=DATA)
+    page = browser_page
+    base = live_server.url
+
+    _login(page, base, owner, f"/data/{dataset.pk}/columns/")
+    expect(page.locator("h1")).to_have_text("Sensitive columns")
+    page.select_option("#id_level-email", "personal")
+    page.select_option("#id_mode-email", "hash")
+    page.select_option("#id_level-salary", "confidential")
+    page.select_option("#id_mode-salary", "hide")
+    page.click("main form button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("The classification of the columns is saved.")
+    dataset.refresh_from_db()
+    assert dataset.sensitive_columns == {
+        "email": {"level": "personal", "mode": "hash"},
+        "salary": {"level": "confidential", "mode": "hide"},
+    }
+    # The maintainer of the owning department reads in clear (an audited unmask).
+    expect(page.locator("#preview-title")).to_contain_text("Rows of v1")
+    expect(page.locator("main")).to_contain_text("ann@corp.example")
+
+    _login(page, base, outsider, "/data/")
+    page.locator("tr", has_text="Staff").locator("text=Request access").click()
+    page.select_option("#id_level", "use")
+    page.fill("#id_purpose", "Join staff badges with inspection records")
+    page.click("#access-request-form button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("Your request was sent")
+    request = AccessRequest.objects.get()
+
+    _login(page, base, owner, "/access/")
+    page.locator(f"#request-{request.pk}").locator("button:has-text('Approve')").click()
+    expect(page.locator(f"#request-{request.pk}")).to_contain_text("Approved")
+
+    _login(page, base, outsider, f"/data/{dataset.pk}/")
+    expect(page.locator("#preview-title")).to_contain_text("Rows of v1")
+    preview = page.locator("main")
+    expect(preview).to_contain_text(mask("ann@corp.example"))
+    expect(preview).to_contain_text("B2")
+    text = preview.inner_text()
+    assert not {value for value in CLEAR if value in text}, "a sensitive value shows in clear"
+    page.screenshot(path=str(SHOTS / "42-shared-preview-masked.png"), full_page=True)
+
+    page.goto(f"{base}/data/sql/")
+    page.fill("#sql", "SELECT badge, email FROM production.staff ORDER BY badge")
+    page.click("#sql-form button:has-text('Run')")
+    result = page.locator("main")
+    expect(result).to_contain_text(mask("bob@corp.example"))
+    assert "bob@corp.example" not in result.inner_text()
+    page.screenshot(path=str(SHOTS / "43-shared-sql-masked.png"), full_page=True)
+    page.fill("#sql", "SELECT salary FROM production.staff")
+    page.click("#sql-form button:has-text('Run')")
+    expect(page.locator("main .error, main [role=alert]").first).to_be_visible()
+    assert "6200" not in page.locator("main").inner_text()
