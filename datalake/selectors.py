@@ -13,7 +13,7 @@ def datasets_visible(user, action: str = "view", *, trash: bool = False):
 
 def versions_visible(user, dataset: Dataset):
     """Every version of a dataset the user may see: published ones, and pending/failed ones for its department."""
-    versions = policy.visible_to(user, DatasetVersion).filter(dataset=dataset).select_related("job", "created_by")
+    versions = policy.visible_to(user, DatasetVersion).filter(dataset=dataset).select_related("job", "created_by", "dataset")
     if policy.can(user, "change", dataset):
         return versions
     return versions.filter(status=VersionStatus.PUBLISHED)

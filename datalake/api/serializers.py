@@ -82,6 +82,8 @@ class RetrySerializer(serializers.Serializer):
 
 class DatasetVersionSerializer(serializers.ModelSerializer):
     job = serializers.SerializerMethodField()
+    check_results = serializers.SerializerMethodField()
+    ingest_report = serializers.SerializerMethodField()
 
     class Meta:
         model = DatasetVersion
@@ -109,6 +111,24 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_job(self, version):
         return str(version.job_id) if version.job_id else None
+
+    def _reports(self, version) -> tuple[list, dict]:
+        """Check samples and ingest examples of sensitive columns masked as the profile is."""
+        from datalake.services.sensitive import masked_reports, may_unmask
+
+        user = getattr(self.context.get("request"), "user", None)
+        known = self.context.setdefault("_may_unmask", {})  # one answer per dataset for a whole page
+        if version.dataset_id not in known:
+            known[version.dataset_id] = may_unmask(user, version.dataset)
+        return masked_reports(version, user, unmask=known[version.dataset_id])
+
+    @extend_schema_field(serializers.ListField(child=serializers.JSONField()))
+    def get_check_results(self, version):
+        return self._reports(version)[0]
+
+    @extend_schema_field(serializers.JSONField())
+    def get_ingest_report(self, version):
+        return self._reports(version)[1]
 
 
 class DatasetVersionDetailSerializer(DatasetVersionSerializer):

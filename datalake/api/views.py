@@ -117,7 +117,7 @@ class DatasetViewSet(
         version = services.dataset_upload(
             actor=request.user, dataset=dataset, stream=upload, filename=upload.name, options=serializer.validated_data["options"]
         )
-        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+        return Response(DatasetVersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Versions of a dataset (newest first)",
@@ -128,7 +128,7 @@ class DatasetViewSet(
     def versions(self, request, pk=None):
         versions = selectors.versions_visible(request.user, self.get_object())
         page = self.paginate_queryset(versions)
-        return self.get_paginated_response(DatasetVersionSerializer(page, many=True).data)
+        return self.get_paginated_response(DatasetVersionSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(
         summary="One version with its profile",
@@ -227,7 +227,7 @@ class DatasetViewSet(
         serializer = RetrySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         version = services.version_retry(actor=request.user, version=version, options=serializer.validated_data.get("options"))
-        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+        return Response(DatasetVersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Discoverable datasets of other departments: metadata only, never rows",
@@ -309,7 +309,7 @@ class DatasetViewSet(
         if current is None:
             raise NotFound(_("This dataset has no database import you may see."))
         version = services.database_import_run(actor=request.user, db_import=current)
-        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+        return Response(DatasetVersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Lineage: what the dataset's versions were made from and what was made from them",
@@ -507,7 +507,7 @@ class UploadSessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], filter_backends=[])
     def complete(self, request, pk=None):
         version = services.upload_session_complete(actor=request.user, session=self.get_object())
-        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+        return Response(DatasetVersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 class SqlView(APIView):
@@ -709,7 +709,7 @@ class RecipeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     @action(detail=True, methods=["post"], filter_backends=[])
     def run(self, request, pk=None):
         version = services.recipe_run(actor=request.user, recipe=self.get_object())
-        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+        return Response(DatasetVersionSerializer(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema_view(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -115,6 +116,32 @@ def masked_profile(version: DatasetVersion, user) -> dict:
             column.update({"histogram": None, "top_values": [], "masked": rules[column["name"]].get("mode", "hide")})
         columns.append(column)
     return {**profile, "columns": columns}
+
+
+_EXAMPLE = re.compile(r" ?\(e\.g\. '.*?'\)")
+
+
+def masked_reports(version: DatasetVersion, user, *, unmask: bool | None = None) -> tuple[list, dict]:
+    """The version's check results and ingest report, without values of classified columns.
+
+    A failed check keeps its message and count but loses its sample of failing values when it
+    looks at a classified column; ingest warnings lose their "(e.g. '…')" examples. A reader
+    who may unmask gets both as stored. `unmask` is may_unmask's answer when the caller knows it.
+    """
+    results, report = version.check_results or [], version.ingest_report or {}
+    rules = version.dataset.sensitive_columns or {}
+    if not rules or (unmask if unmask is not None else may_unmask(user, version.dataset)):
+        return results, report
+    masked_results = []
+    for result in results:
+        check = result.get("check") or {}
+        looked_at = [check.get("column")] + list(check.get("columns") or [])
+        if any(name in rules for name in looked_at if isinstance(name, str)):
+            result = {**result, "sample": [], "masked": True}
+        masked_results.append(result)
+    if report.get("warnings"):
+        report = {**report, "warnings": [_EXAMPLE.sub("", str(w)) for w in report["warnings"]]}
+    return masked_results, report
 
 
 @dataclass

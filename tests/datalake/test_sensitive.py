@@ -486,3 +486,29 @@ def test_the_service_refuses_reading_unpublished_versions(member, classified):
     pending = DatasetVersion.objects.create(dataset=classified.dataset)
     with pytest.raises(Conflict), services.readable_parquet(pending, member, purpose="preview"):
         pass
+
+
+def test_check_samples_and_ingest_examples_of_sensitive_columns_are_masked_in_the_api(owner, viewer, member, production):
+    """A failed check's sample and an ingest warning's example carry values: a viewer gets neither."""
+    rows = "".join(f"B{i},ann@corp.example,1990-01-{i + 10:02d}\n" for i in range(9)) + "B9,bob@corp.example,1990-02-3x\n"
+    dataset = services.dataset_create(actor=member, department=production, name="Badges")
+    services.dataset_update(actor=member, dataset=dataset, checks=[{"type": "unique", "column": None, "columns": ["email"]}])
+    version = publish(member, dataset, data=b"badge,email,born\n" + rows.encode())
+    assert version.check_results[0]["sample"] == ["ann@corp.example"]
+    assert any("1990-02-3x" in w for w in version.ingest_report["warnings"])
+    services.columns_classify(
+        actor=owner,
+        dataset=dataset,
+        columns={"email": {"level": "personal", "mode": "hash"}, "born": {"level": "personal", "mode": "hide"}},
+    )
+    for url in (version_url(version), f"/api/v1/datasets/{dataset.pk}/versions/"):
+        body = api(viewer).get(url).json()
+        shown = body if "check_results" in body else body["results"][0]
+        assert shown["check_results"][0]["sample"] == [] and shown["check_results"][0]["masked"] is True
+        assert shown["check_results"][0]["message"] == version.check_results[0]["message"]
+        text = str(shown)
+        assert "ann@corp.example" not in text and "1990-02-3x" not in text
+        clear = api(owner).get(url).json()
+        clear = clear if "check_results" in clear else clear["results"][0]
+        assert clear["check_results"][0]["sample"] == ["ann@corp.example"]
+        assert any("1990-02-3x" in w for w in clear["ingest_report"]["warnings"])
