@@ -633,7 +633,7 @@ def version_onnx_convert(version_id, *, progress=lambda pct, msg: None) -> Model
         report = {"status": "native", "reason": _("Not converted: the run's holdout rows are not available to check it on.")}
     else:
         try:
-            spec = parse_spec(run.spec, _columns(data))
+            spec = parse_spec(run.spec, _columns(data, run.created_by))
             with tempfile.TemporaryDirectory(prefix="lepton-onnx-") as folder:
                 progress(5, _("Reading the holdout rows"))
                 parquet = _named_parquet(storage, data, folder, actor=run.created_by, purpose="conversion check")

@@ -25,8 +25,23 @@ from models_repo.models import RegisteredModel, RunStatus, TrainingRun
 TRAIN_KINDS = {"cpu": "models_repo.train", "gpu": "models_repo.train_gpu", "gpu_or_cpu": "models_repo.train_gpu_or_cpu"}
 
 
-def _columns(version: DatasetVersion) -> dict[str, str]:
-    return {c["name"]: c["type"] for c in version.schema}
+def _columns(version: DatasetVersion, actor) -> dict[str, str]:
+    """{name: type} of the columns `actor` reads: a hidden sensitive column is not there, a hashed
+    one is text (as in the masked Parquet the run trains on, datalake.services.sensitive)."""
+    from datalake.models import MaskMode
+    from datalake.services.sensitive import may_unmask
+
+    columns = {c["name"]: c["type"] for c in version.schema}
+    rules = version.dataset.sensitive_columns or {}
+    if not rules or may_unmask(actor, version.dataset):
+        return columns
+    for name, rule in rules.items():
+        if name in columns:
+            if rule.get("mode") == MaskMode.HASH:
+                columns[name] = "VARCHAR"
+            else:
+                del columns[name]
+    return columns
 
 
 def _invalid(exc: TrainingError) -> Invalid:
@@ -57,10 +72,11 @@ def _keras_features_numeric(parsed) -> None:
 def training_start(
     *, actor, dataset_version: DatasetVersion, spec: dict, registered_model: RegisteredModel | None = None, name: str = ""
 ) -> TrainingRun:
-    """Validate `spec` against the version's schema and queue a training job in the dataset's department.
+    """Validate `spec` against the version's schema and queue a training job.
 
     The person must be allowed to use the dataset (own department or a `use` share) and to
-    submit jobs in the department that owns the run (the model's, else the dataset's).
+    submit jobs in the department that owns the run (the model's; else the dataset's, or for
+    shared data the trainer's own department, see _run_department).
     """
     from models_repo.engine.spec import parse_spec
     from models_repo.engine.train import deep_spec
@@ -82,11 +98,11 @@ def training_start(
             message = _("%(model)s is archived; restore it before training new versions.") % {"model": registered_model}
             raise Invalid(message, fields={"registered_model": [message]}, code="archived")
         _refuse_external(registered_model, "registered_model")
-    department = registered_model.department if registered_model is not None else dataset.department
+    department = _run_department(actor, dataset, registered_model)
     if not isinstance(spec, dict):
         raise Invalid(_("The spec must be an object."), fields={"spec": [_("Give an object.")]})
     try:
-        parsed = parse_spec(spec, _columns(dataset_version))
+        parsed = parse_spec(spec, _columns(dataset_version, actor))
         if parsed.flavor == "keras":
             deep_spec(parsed)  # the Keras options (window, epochs…), checked here rather than in the worker
             _keras_features_numeric(parsed)
@@ -119,6 +135,25 @@ def training_start(
             changes={"dataset": run.dataset_label, "task": run.task, "device": _device(spec)},
         )
     return run
+
+
+def _run_department(actor, dataset, registered_model: RegisteredModel | None):
+    """Whose run (and whose compute quota): the model's department; without a model, the dataset's
+    for its own people, and for data shared with another department the trainer's own department."""
+    from lepton.models import ROLE_RANK, Role
+
+    if registered_model is not None:
+        return registered_model.department
+    role = policy.role_in(actor, dataset.department_id)
+    if role is not None and ROLE_RANK[role] >= ROLE_RANK[Role.MEMBER]:
+        return dataset.department
+    own = [m.department for m in actor.memberships.select_related("department") if ROLE_RANK[m.role] >= ROLE_RANK[Role.MEMBER]]
+    if len(own) == 1:
+        return own[0]
+    if not own:
+        raise Forbidden(_("Your role does not allow starting jobs in any department (members and above may)."))
+    message = _("You train for several departments: choose a model of the department this run is for.")
+    raise Invalid(message, fields={"registered_model": [message]}, code="department_ambiguous")
 
 
 def _refuse_external(model: RegisteredModel, field: str) -> None:
@@ -205,7 +240,7 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
         try:
             result = engine_train(
                 run.spec,
-                _columns(run.dataset_version),
+                _columns(run.dataset_version, run.created_by),
                 parquet,
                 folder,
                 progress=progress,
@@ -358,7 +393,7 @@ def training_analyse(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
     if run.dataset_version is None:
         raise TrainingError(TrainingError.INVALID_SPEC, _("The dataset version of this run was deleted."))
     storage = get_storage()
-    spec = parse_spec(run.spec, _columns(run.dataset_version))
+    spec = parse_spec(run.spec, _columns(run.dataset_version, run.created_by))
     with tempfile.TemporaryDirectory(prefix="lepton-analyse-") as folder:
         progress(2, _("Reading %(dataset)s") % {"dataset": run.dataset_label})
         parquet = _named_parquet(storage, run.dataset_version, folder, actor=run.created_by, purpose="analysis")

@@ -1,6 +1,7 @@
 """Access-request journey in a real Chromium: a person in Quality finds Production's discoverable
 dataset in the catalog, asks for access with a purpose; a maintainer of Production approves it
-in the /access/ inbox; the Quality person can then open the dataset and read its rows."""
+in the /access/ inbox; the Quality person can then open the dataset and read its rows. With
+sensitive columns (issue 9's journey 4): the same path reads and trains on them masked."""
 
 from lepton.collab.models import AccessRequest
 from tests.browser.conftest import SHOTS
@@ -54,14 +55,33 @@ def test_request_approve_then_preview(live_server, browser_page, owner, member, 
     page.screenshot(path=str(SHOTS / "41-shared-preview.png"), full_page=True)
 
 
-def test_request_approve_then_use_with_masked_columns(live_server, browser_page, settings, owner, member, outsider, production):
-    """Production's maintainer classifies two columns in the browser; Quality asks for `use`, gets it,
-    and reads the rows in the preview and the SQL console with the e-mail hashed and the salary absent,
-    while the owner reads them in clear."""
+def _staff_rows(n: int = 40) -> bytes:
+    """Badges with e-mails (personal), salaries (confidential), hours and the shift to predict."""
+    people = ["ann", "bob", "cho", "dan", "eve"]
+    lines = ["badge,email,salary,hours,shift"]
+    for i in range(n):
+        lines.append(f"B{i},{people[i % 5]}@corp.example,{4800 + 100 * (i % 7)},{30 + i % 11},{'early' if i % 3 else 'late'}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_request_approve_then_use_with_masked_columns(
+    live_server, browser_page, settings, owner, member, outsider, production, celery_worker, dispatcher
+):
+    """Issue 9's journey 4. Production's maintainer classifies two columns in the browser; Quality
+    asks for `use`, gets it, and reads the rows in the preview and the SQL console with the e-mail
+    hashed and the salary absent, while the owner reads them in clear; Quality then trains on the
+    shared data: the salary is not a column it can name, the e-mail reaches the model hashed, and
+    nothing is unmasked for it."""
     from playwright.sync_api import expect
 
     from datalake import services as datalake_services
-    from tests.datalake.test_sensitive import CLEAR, DATA, KEY, mask, publish
+    from lepton.models import AuditEvent
+    from models_repo.models import TrainingRun
+    from tests.conftest import wait_for_job
+    from tests.datalake.test_sensitive import KEY, mask, publish
+
+    DATA = _staff_rows()
+    CLEAR = {f"{p}@corp.example" for p in ("ann", "bob", "cho", "dan", "eve")} | {"4800", "5100", "5400"}
 
     settings.LEPTON_DATA_KEY = KEY
     settings.LEPTON_DATA_KEY_PREVIOUS = []
@@ -118,4 +138,28 @@ def test_request_approve_then_use_with_masked_columns(live_server, browser_page,
     page.fill("#sql", "SELECT salary FROM production.staff")
     page.click("#sql-form button:has-text('Run')")
     expect(page.locator("main .error, main [role=alert]").first).to_be_visible()
-    assert "6200" not in page.locator("main").inner_text()
+    assert "5100" not in page.locator("main").inner_text()
+    unmasked_before = AuditEvent.objects.filter(action="dataset.unmask").count()
+
+    # Training on the shared data: the hidden salary cannot be named; the hashed e-mail can.
+    page.goto(f"{base}/models/train/")
+    page.select_option("#id_dataset_version", label="production.staff v1")
+    page.select_option("#id_task", "classification")
+    page.fill("#id_target", "shift")
+    page.fill("#id_features", "salary, hours")
+    page.select_option("#id_algorithm", "random_forest")
+    page.click("#train-form button[type=submit]")
+    expect(page.locator("#train-form")).to_contain_text("salary")
+    assert not TrainingRun.objects.exists()
+    page.fill("#id_features", "email, hours")
+    page.click("#train-form button[type=submit]")
+    expect(page.locator(".messages, .message").first).to_contain_text("The run is queued")
+    run = TrainingRun.objects.get()
+    assert run.department == outsider.memberships.get().department
+    assert wait_for_job(run.job, timeout=120).status == "succeeded"
+    expect(page.locator("[data-run-status='succeeded']")).to_be_visible(timeout=30_000)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error_message
+    page.screenshot(path=str(SHOTS / "44-shared-training.png"), full_page=True)
+    assert not {value for value in CLEAR if value in page.locator("main").inner_text()}
+    assert AuditEvent.objects.filter(action="dataset.unmask").count() == unmasked_before

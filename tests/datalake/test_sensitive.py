@@ -343,7 +343,7 @@ def test_training_reads_masked_values_for_a_member_and_clear_for_the_maintainer(
     assert [e.changes["purpose"] for e in unmask_events()] == ["training"]
 
 
-def test_a_training_run_of_a_member_sees_no_hidden_column(member, classified):
+def test_a_training_run_of_a_member_sees_no_hidden_column(member, owner, classified):
     from models_repo import services as model_services
 
     spec = {
@@ -356,6 +356,11 @@ def test_a_training_run_of_a_member_sees_no_hidden_column(member, classified):
     run = model_services.training_execute(model_services.training_start(actor=member, dataset_version=classified, spec=spec).pk)
     assert run.status in ("succeeded", "failed")  # three rows may be too few to train; what matters: no unmask
     assert unmask_events() == []
+    # A hidden column cannot be named by someone who reads it hidden; its owner can name it.
+    with pytest.raises(Invalid) as refused:
+        model_services.training_start(actor=member, dataset_version=classified, spec={**spec, "features": ["salary"]})
+    assert "salary" in refused.value.message and any(k.startswith("spec.") for k in refused.value.fields)
+    model_services.training_start(actor=owner, dataset_version=classified, spec={**spec, "features": ["salary"]})
 
 
 def test_scheduling_cannot_map_a_hidden_column_for_a_member(member, production, classified):

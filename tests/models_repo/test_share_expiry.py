@@ -41,6 +41,26 @@ def test_training_on_a_shared_dataset_ends_with_the_share(owner, outsider, quali
         services.training_start(actor=outsider, dataset_version=inspections, spec=SPEC, registered_model=theirs)
 
 
+def test_a_run_on_shared_data_without_a_model_belongs_to_the_trainers_department(
+    owner, outsider, member, production, quality, inspections
+):
+    from lepton.errors import Invalid
+    from lepton.models import Department
+    from models_repo.models import TrainingRun
+
+    share_grant(actor=owner, obj=inspections.dataset, department=quality, level="use")
+    assert services.training_start(actor=member, dataset_version=inspections, spec=SPEC).department == production
+    run = services.training_start(actor=outsider, dataset_version=inspections, spec=SPEC)
+    assert run.department == quality and run.job.department == quality  # Quality's quota pays for it
+    # Someone in two departments (neither the data's) says which one the run is for.
+    third = Department.objects.create(name="Supply chain", slug="supply")
+    MembershipFactory(user=outsider, department=third, role="member")
+    with pytest.raises(Invalid) as refused:
+        services.training_start(actor=outsider, dataset_version=inspections, spec=SPEC)
+    assert "registered_model" in refused.value.fields
+    assert TrainingRun.objects.count() == 2  # the refused start left nothing behind
+
+
 def test_predictions_with_a_shared_model_end_with_the_share(owner, outsider, quality, served, app, settings):
     settings.LEPTON_PREDICT_GRANT_SECONDS = 3600  # the fast path would keep its grant for an hour
     share_grant(actor=owner, obj=served, department=quality, level="use", expires_at=timezone.now() + timedelta(seconds=3))
