@@ -38,11 +38,11 @@ run: migrate
 	$(PY) manage.py load_demo --if-empty
 	exec $(PY) manage.py serve_all
 
-# Chromium and a font with Chinese glyphs (without one the zh-hans pages show empty boxes).
+# Chromium, a font with Chinese glyphs (without one the zh-hans pages show empty boxes) and one with the top bar's emoji.
 chromium:
 	@if [ "$$(id -u)" = 0 ] && { [ ! -x /usr/bin/chromium ] || ! fc-list :lang=zh | grep -q .; }; then \
 		echo "Installing Debian chromium and a Chinese font for the browser tests"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei fonts-noto-color-emoji; \
 	fi
 
 test: install chromium
