@@ -232,6 +232,8 @@ def _start_form(request: HttpRequest, data=None, initial=None) -> JobStartForm:
 
 
 def _jobs_page(request: HttpRequest, start_form: JobStartForm | None = None, status: int = 200) -> HttpResponse:
+    if getattr(request, "htmx", False) and request.GET.get("panel") == "fair-share":
+        return render(request, "lepton/partials/_fair_share.html", {"fair_share": selectors.fair_share(request.user)})
     filterset = JobFilterSet(request.GET, queryset=selectors.jobs_visible(request.user), request=request)
     page = Paginator(filterset.qs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -248,6 +250,8 @@ def _jobs_page(request: HttpRequest, start_form: JobStartForm | None = None, sta
         "departments": policy.visible_to(request.user, Department, "view"),
         "start_form": start_form or _start_form(request),
     }
+    if not getattr(request, "htmx", False):
+        context["fair_share"] = selectors.fair_share(request.user)
     if getattr(request, "htmx", False):
         return render(request, "lepton/partials/_job_rows.html", context, status=status)
     return render(request, "lepton/jobs.html", context, status=status)
