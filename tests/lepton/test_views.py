@@ -327,7 +327,7 @@ def test_the_fair_share_panel_counts_slots_waiting_jobs_and_gpu_minutes_per_visi
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body and 'id="fair-share"' in body
     assert 'data-fair-share="production"' in body and 'data-fair-share="quality"' not in body
-    assert "1 of 2" in body and 'hx-trigger="every 3s"' in body
+    assert "1 of 2" in body and "GPU: 3.0 of 600 min this month" in body and 'hx-trigger="every 3s"' in body
 
 
 def test_member_starts_a_selfcheck_from_the_form(client, member, production):
