@@ -2,6 +2,8 @@
 and changes nothing), then watches fair share on the Jobs page: Production's jobs wait at its limit
 of one while Quality's run beside them, and everything finishes."""
 
+from itertools import pairwise
+
 from lepton.jobs.models import Job
 from lepton.jobs.services import job_submit
 from lepton.models import Department
@@ -59,6 +61,6 @@ def test_admin_sets_a_quota_and_sees_fair_share_on_the_jobs_page(
     jobs = {j.pk: j for j in Job.objects.all()}
     assert all(j.status == "succeeded" for j in jobs.values()), [(j.kind, j.status, j.error_message) for j in jobs.values()]
     spans = sorted((jobs[j.pk].started_at, jobs[j.pk].finished_at) for j in ours)
-    assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:])), "Production ran two jobs at once"
+    assert all(earlier[1] <= later[0] for earlier, later in pairwise(spans)), "Production ran two jobs at once"
     # Fair share: Quality's jobs, queued after Production's, did not wait behind them.
     assert all(jobs[j.pk].started_at < spans[-1][0] for j in theirs)
