@@ -62,8 +62,8 @@ def test_maintenance_engineer_trains_an_lstm_and_watches_the_live_curve(live_ser
     expect(live_curve.first).to_be_visible(timeout=90_000)
     points = "() => document.querySelector(\"[data-plotly-figure='fig-epochs']\").data[0].x.length"
     first = page.evaluate(points)
-    shot(page, "j2-02-live-curve")
     page.wait_for_function(f"() => ({points})() > {first}", timeout=60_000)
+    shot(page, "j2-02-live-curve")  # a few epochs drawn (more to come, unless it has just finished)
     expect(page.locator("#run-live")).to_have_attribute("data-run-status", "succeeded", timeout=120_000)
     assert page.evaluate("window.__stayed === true"), "the run page reloaded instead of updating in place"
     expect(page.locator("[data-plotly-figure='fig-epochs'] svg.main-svg").first).to_be_visible()
