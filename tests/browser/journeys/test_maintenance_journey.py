@@ -68,6 +68,7 @@ def test_maintenance_engineer_trains_an_lstm_and_watches_the_live_curve(live_ser
     assert page.evaluate("window.__stayed === true"), "the run page reloaded instead of updating in place"
     expect(page.locator("[data-plotly-figure='fig-epochs'] svg.main-svg").first).to_be_visible()
     assert page.evaluate(points) == EPOCHS
+    expect(page.locator("#run-cancel button")).to_have_count(0, timeout=60_000)  # nothing left to cancel
     shot(page, "j2-03-lstm-done")
 
     run = TrainingRun.objects.get()

@@ -3,6 +3,7 @@ rules and CP-SAT, reads the Gantt chart and the comparison, then checks how the 
 under machine breakdowns: refused on the file (no machine has an MTBF), so the planner copies the
 problem in the table editor, gives the machines an MTBF and MTTR, and runs the robustness check."""
 
+from lepton.jobs.models import Job
 from scheduling.models import ScheduleRun, ShopProblem
 from tests.browser.journeys.conftest import login, shot
 from tests.browser.test_scheduling import TAILLARD
@@ -38,6 +39,7 @@ def test_planner_compares_methods_on_a_gantt_chart_and_checks_robustness(
     expect(page.locator("[data-plotly-figure='fig-gantt'] svg.main-svg").first).to_be_visible()
     expect(page.locator("[data-plotly-figure='fig-gantt'] .bars path").first).to_be_attached()
     makespan = int(page.locator("[data-makespan]").inner_text())
+    expect(page.locator("#run-cancel button")).to_have_count(0)  # the finished run offers no Cancel
     shot(page, "j3-01-gantt")
 
     def statuses():
@@ -46,7 +48,8 @@ def test_planner_compares_methods_on_a_gantt_chart_and_checks_robustness(
     try:
         wait_for(lambda: [s for _m, s, _e in statuses()] == ["succeeded"] * 8, timeout=90, interval=0.5, what="8 runs")
     except AssertionError as timeout:
-        raise AssertionError(f"the comparison's runs: {statuses()}") from timeout
+        jobs = list(Job.objects.values_list("kind", "status", "released_at", "started_at", "wait_reason", "attempts"))
+        raise AssertionError(f"the comparison's runs: {statuses()}; jobs: {jobs}") from timeout
     page.click("text=← Cell 7")
     table = page.locator("[data-comparison]")
     for method in ("Q-learning", "CP-SAT (exact reference)", "Most work remaining", "Shortest processing time"):

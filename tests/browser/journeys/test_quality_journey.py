@@ -35,7 +35,7 @@ def _text(language: str, english: str, key: str) -> str:
     return ZH[key] if language else english
 
 
-def _train(page, base_url: str, model, version, algorithm: str, params: str) -> TrainingRun:
+def _train(page, base_url: str, language: str, model, version, algorithm: str, params: str) -> TrainingRun:
     from playwright.sync_api import expect
 
     page.goto(f"{base_url}/models/train/?model={model.pk}&version={version.pk}")
@@ -51,6 +51,7 @@ def _train(page, base_url: str, model, version, algorithm: str, params: str) -> 
     run = TrainingRun.objects.exclude(pk__in=before).get()
     # The run page follows the job (htmx) until the run has its metrics.
     expect(page.locator("#run-live")).to_have_attribute("data-run-status", "succeeded", timeout=90_000)
+    expect(page.locator("#status-title .badge")).to_have_text(_text(language, "Succeeded", "succeeded"))
     run.refresh_from_db()
     assert run.status == "succeeded", run.error_message
     return run
@@ -121,10 +122,10 @@ def test_quality_engineer_from_gbk_upload_to_api_prediction(
     cleaned = DatasetVersion.objects.get(dataset=Dataset.objects.get(department=quality, name__endswith="(cleaned)"))
 
     # Two models on the cleaned data, each followed live on its run page.
-    forest = _train(page, base, model, cleaned, "random_forest", '{"n_estimators": 30}')
+    forest = _train(page, base, language, model, cleaned, "random_forest", '{"n_estimators": 30}')
     expect(page.locator("[data-plotly-figure='fig-confusion']")).to_be_visible()
     shot(page, f"{tag}-04-run")
-    logistic = _train(page, base, model, cleaned, "logistic_regression", "{}")
+    logistic = _train(page, base, language, model, cleaned, "logistic_regression", "{}")
     assert {forest.algorithm, logistic.algorithm} == {"random_forest", "logistic_regression"}
 
     # Compare v1 and v2, then ask for v2 in production.
@@ -149,6 +150,7 @@ def test_quality_engineer_from_gbk_upload_to_api_prediction(
     login(page, base, lead, "/models/promotions/", language)
     page.locator("input[name=note]").first.fill("ok")
     page.locator("button", has_text=_text(language, "Approve", "approve")).first.click()
+    expect(page.locator(".messages")).to_contain_text(_text(language, "Approved", "approved"))
     expect(page.locator(".messages")).to_contain_text("v2")
     shot(page, f"{tag}-06-approved")
     assert ModelAlias.objects.get(model=model, name="production").version.number == 2
