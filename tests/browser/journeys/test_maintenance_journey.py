@@ -60,7 +60,11 @@ def test_maintenance_engineer_trains_an_lstm_and_watches_the_live_curve(live_ser
     # The curve is on the page while the run is still running, and it grows from one refresh to the next.
     live_curve = page.locator("#run-live[data-run-status='running'] [data-plotly-figure='fig-epochs'] svg.main-svg")
     expect(live_curve.first).to_be_visible(timeout=90_000)
-    points = "() => document.querySelector(\"[data-plotly-figure='fig-epochs']\").data[0].x.length"
+    # Epochs drawn so far (0 for the moment a refresh has put a new figure in and Plotly has not drawn it yet).
+    points = (
+        "() => { const f = document.querySelector(\"[data-plotly-figure='fig-epochs']\");"
+        " return f && f.data ? f.data[0].x.length : 0; }"
+    )
     first = page.evaluate(points)
     page.wait_for_function(f"() => ({points})() > {first}", timeout=60_000)
     shot(page, "j2-02-live-curve")  # a few epochs drawn (more to come, unless it has just finished)
