@@ -22,6 +22,7 @@ ZH = {
     "data": "数据",
     "models": "模型",
     "jobs": "作业",
+    "ingesting": "正在导入",
     "published": "已发布",
     "versions": "版本",
     "fill_missing": "填充缺失值",

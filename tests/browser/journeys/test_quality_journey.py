@@ -85,6 +85,7 @@ def test_quality_engineer_from_gbk_upload_to_api_prediction(
     upload.write_bytes(inspections_gbk())
     page.set_input_files("#id_file", str(upload))
     page.click("form[data-upload-progress] button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text(_text(language, "it is being ingested", "ingesting"))
     expect(page.locator("#versions")).to_contain_text(_text(language, "Published", "published"), timeout=60_000)
     shot(page, f"{tag}-01-ingested")
     raw = DatasetVersion.objects.get(dataset__department=quality)
