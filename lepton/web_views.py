@@ -250,10 +250,9 @@ def _jobs_page(request: HttpRequest, start_form: JobStartForm | None = None, sta
         "departments": policy.visible_to(request.user, Department, "view"),
         "start_form": start_form or _start_form(request),
     }
-    if not getattr(request, "htmx", False):
-        context["fair_share"] = selectors.fair_share(request.user)
     if getattr(request, "htmx", False):
         return render(request, "lepton/partials/_job_rows.html", context, status=status)
+    context["fair_share"] = selectors.fair_share(request.user)
     return render(request, "lepton/jobs.html", context, status=status)
 
 
