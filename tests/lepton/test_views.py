@@ -329,6 +329,10 @@ def test_the_fair_share_panel_counts_slots_waiting_jobs_and_gpu_minutes_per_visi
     assert 'data-fair-share="production"' in body and 'data-fair-share="quality"' not in body
     assert "1 of 2" in body and "GPU: 3.0 of 600 min this month" in body and 'hx-trigger="every 3s"' in body
 
+    Job.objects.filter(status=JobStatus.QUEUED).update(status=JobStatus.SUCCEEDED)  # all done: the panel stops asking
+    body = client.get(reverse("jobs"), {"panel": "fair-share"}, headers={"HX-Request": "true"}).content.decode()
+    assert "0 of 2" in body and "hx-trigger" not in body and 'data-polling="false"' in body
+
 
 def test_member_starts_a_selfcheck_from_the_form(client, member, production):
     response = login(client, member).post(

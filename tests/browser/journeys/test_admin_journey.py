@@ -55,6 +55,7 @@ def test_admin_sets_a_quota_and_sees_fair_share_on_the_jobs_page(
     expect(page.locator("#job-rows")).to_have_attribute("data-polling", "false", timeout=60_000)
     expect(row.locator("[data-waiting]")).to_have_text("0", timeout=10_000)
     expect(row.locator("[data-active]")).to_contain_text("0 of 1")
+    expect(panel).to_have_attribute("data-polling", "false")  # nothing in flight: the panel stops asking
     assert page.evaluate("window.__stayed === true")
     shot(page, "j5-03-all-done")
 
