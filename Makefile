@@ -3,6 +3,7 @@
 #   make run      venv + requirements (when changed) + migrate + demo (once) + web, worker, dispatcher
 #   make test     venv + requirements + Debian chromium (when root and missing) + the whole test suite
 #   make lint     ruff check and ruff format --check
+#   make screenshots  the browser journeys (tests/browser/journeys), keeping the README's screenshots in docs/screenshots/
 #   make bench    the job-system benchmark (bench/jobs.py; see docs/benchmarks.md)
 #   make migrate  apply database migrations
 #   make clean    remove var/ (the embedded database, broker and lake), caches and collected static files
@@ -15,7 +16,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.sha256
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench migrate clean install chromium
+.PHONY: run test lint format bench migrate clean install chromium screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,14 +39,25 @@ run: migrate
 	$(PY) manage.py load_demo --if-empty
 	exec $(PY) manage.py serve_all
 
+# Chromium, a font with Chinese glyphs (without one the zh-hans pages show empty boxes) and one with the top bar's emoji.
 chromium:
-	@if [ "$$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then \
-		echo "Installing Debian chromium for the browser tests"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	@if [ "$$(id -u)" = 0 ] && { [ ! -x /usr/bin/chromium ] || ! fc-list :lang=zh | grep -q .; }; then \
+		echo "Installing Debian chromium and a Chinese font for the browser tests"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei fonts-noto-color-emoji; \
 	fi
 
 test: install chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The journeys save a PNG at each key step; these are the ones docs/screenshots/ keeps (the README shows them).
+SCREENSHOTS := j1-02-profile j1-03-recipe j1-05-compare j1-07-try-it j2-02-live-curve j3-01-gantt j3-03-robustness \
+	j5-02-fair-share j6-02-profile
+
+screenshots: install chromium
+	mkdir -p docs/screenshots
+	LEPTON_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS) tests/browser/journeys
+	cd docs/screenshots && for f in *.png; do case " $(SCREENSHOTS) " in *" $${f%.png} "*) ;; *) rm -f "$$f" ;; esac; done
+	@ls -l docs/screenshots
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,38 @@ def jobs_visible(user):
     return policy.visible_to(user, Job, "view").select_related("department", "requested_by")
 
 
+def fair_share(user) -> list[dict]:
+    """The Jobs page's fair-share panel: per department the user may see, its jobs holding a slot
+    (released or running) against `max_concurrent_jobs`, those still waiting, and its GPU minutes
+    this month against its quota; counted as lepton.jobs.dispatcher counts them (three queries)."""
+    from django.db.models import Count, Q
+
+    from lepton.jobs.dispatcher import gpu_minutes_used
+
+    departments = list(policy.visible_to(user, Department, "view").order_by("name"))
+    counts = {
+        row["department_id"]: row
+        for row in Job.objects.filter(department__in=departments, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .values("department_id")
+        .annotate(
+            active=Count("pk", filter=Q(status=JobStatus.RUNNING) | Q(released_at__isnull=False)),
+            waiting=Count("pk", filter=Q(status=JobStatus.QUEUED, released_at__isnull=True)),
+        )
+    }
+    gpu = gpu_minutes_used([d.pk for d in departments])
+    return [
+        {
+            "department": d,
+            "active": counts.get(d.pk, {}).get("active", 0),
+            "limit": d.max_concurrent_jobs,
+            "waiting": counts.get(d.pk, {}).get("waiting", 0),
+            "gpu_used": round(gpu.get(d.pk, 0.0), 1),
+            "gpu_limit": d.gpu_minutes_per_month,
+        }
+        for d in departments
+    ]
+
+
 def department_jobs_active(user, department: Department, limit: int = 20):
     return (
         jobs_visible(user)

@@ -231,7 +231,15 @@ def _start_form(request: HttpRequest, data=None, initial=None) -> JobStartForm:
     )
 
 
+def _fair_share_context(user) -> dict:
+    """The fair-share panel's rows; it keeps refreshing itself while a department has work in flight."""
+    rows = selectors.fair_share(user)
+    return {"fair_share": rows, "fair_share_live": any(r["active"] or r["waiting"] for r in rows)}
+
+
 def _jobs_page(request: HttpRequest, start_form: JobStartForm | None = None, status: int = 200) -> HttpResponse:
+    if getattr(request, "htmx", False) and request.GET.get("panel") == "fair-share":
+        return render(request, "lepton/partials/_fair_share.html", _fair_share_context(request.user))
     filterset = JobFilterSet(request.GET, queryset=selectors.jobs_visible(request.user), request=request)
     page = Paginator(filterset.qs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -250,6 +258,7 @@ def _jobs_page(request: HttpRequest, start_form: JobStartForm | None = None, sta
     }
     if getattr(request, "htmx", False):
         return render(request, "lepton/partials/_job_rows.html", context, status=status)
+    context |= _fair_share_context(request.user)
     return render(request, "lepton/jobs.html", context, status=status)
 
 

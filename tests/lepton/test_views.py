@@ -302,6 +302,38 @@ def test_rows_fragment_stops_polling_when_every_job_is_finished(client, member, 
     assert 'data-polling="false"' in response.content.decode()
 
 
+def test_the_fair_share_panel_counts_slots_waiting_jobs_and_gpu_minutes_per_visible_department(
+    client, member, owner, outsider, production, quality, django_assert_num_queries
+):
+    from django.utils import timezone
+
+    production.max_concurrent_jobs = 2
+    production.save()
+    released, waiting, also_waiting = (queued_job(owner, production) for _ in range(3))
+    Job.objects.filter(pk=released.pk).update(released_at=timezone.now(), queue="cpu")
+    gpu = queued_job(owner, production)
+    now = timezone.now()
+    Job.objects.filter(pk=gpu.pk).update(
+        status=JobStatus.SUCCEEDED, queue="gpu", started_at=now - timezone.timedelta(minutes=3), finished_at=now
+    )
+    queued_job(outsider, quality)  # Quality's: not the member's business
+
+    rows = login(client, member).get(reverse("jobs")).context["fair_share"]
+    assert [(r["department"], r["active"], r["limit"], r["waiting"], r["gpu_used"]) for r in rows] == [(production, 1, 2, 2, 3.0)]
+    # Session, user, roles, the current department, then the panel's three (departments, job counts, GPU
+    # minutes) and the unread count: the same for any number of departments and jobs.
+    with django_assert_num_queries(8):
+        response = client.get(reverse("jobs"), {"panel": "fair-share"}, headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body and 'id="fair-share"' in body
+    assert 'data-fair-share="production"' in body and 'data-fair-share="quality"' not in body
+    assert "1 of 2" in body and "GPU: 3.0 of 600 min this month" in body and 'hx-trigger="every 3s"' in body
+
+    Job.objects.filter(status=JobStatus.QUEUED).update(status=JobStatus.SUCCEEDED)  # all done: the panel stops asking
+    body = client.get(reverse("jobs"), {"panel": "fair-share"}, headers={"HX-Request": "true"}).content.decode()
+    assert "0 of 2" in body and "hx-trigger" not in body and 'data-polling="false"' in body
+
+
 def test_member_starts_a_selfcheck_from_the_form(client, member, production):
     response = login(client, member).post(
         reverse("job_start"),

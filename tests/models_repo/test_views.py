@@ -109,11 +109,16 @@ def test_train_form_starts_a_run_and_names_the_bad_field(member, viewer, inspect
     assert "data-resources" in body and "CPU s · peak memory" in body
     # The analysis job is queued: the page says so and keeps polling; once done, its figures appear.
     assert 'data-analysis="running"' in body and 'hx-trigger="every 2s"' in body and "fig-importance" not in body
+    assert 'id="run-cancel"' in body
     services.training_analyse(run.pk)
     Job.objects.filter(pk=run.analysis_job_id).update(status="succeeded")
     body = client.get(f"/models/runs/{run.pk}/").content.decode()
     assert "data-analysis" not in body and "hx-trigger" not in body
     assert "fig-importance" in body and "fig-learning" in body
+    assert 'id="run-cancel"' not in body  # finished: no Cancel in the page head
+    # The live fragment's last refresh takes away the Cancel the page was first drawn with (out of band).
+    fragment = client.get(f"/models/runs/{run.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert '<span id="run-cancel" hx-swap-oob="true"></span>' in fragment and "<html" not in fragment
     assert login(viewer).post("/models/train/", form).status_code in (400, 403)
     assert TrainingRun.objects.count() == 1
 
