@@ -97,9 +97,8 @@ def files_under(root) -> list[str]:
 
 
 def test_round_trip_through_an_empty_database_and_a_new_lake(settings, tmp_path, member, owner, quality, sensors, model_version):
-    Share.objects.create(
-        content_type=ContentType.objects.get_for_model(Dataset), object_id=str(sensors.dataset_id), department=quality, level="view"
-    )
+    dataset_type = ContentType.objects.get_for_model(Dataset)
+    Share.objects.create(content_type=dataset_type, object_id=str(sensors.dataset_id), department=quality, level="view")
     audit.seal_pending()
     before = counts()
     events = list(AuditEvent.objects.order_by("seq").values_list("id", "seq", "at", "hash"))
@@ -168,36 +167,38 @@ def _rewrite(source, target, change):
                 out.addfile(member, io.BytesIO(data))
 
 
-@pytest.mark.parametrize(
-    "damage, message",
-    [
-        ("blob", "does not match its checksum"),
-        ("database", "the database file does not match its checksum"),
-        ("missing", "lacks 1 of the blobs its manifest lists"),
-        ("truncated", "damaged or truncated|no Lepton backup manifest"),
-        ("not_tar", "not a Lepton backup"),
-    ],
-)
-def test_a_damaged_archive_is_refused_before_anything_is_written(settings, tmp_path, sensors, damage, message):
-    good, bad = tmp_path / "good.tar", tmp_path / "bad.tar"
+def test_damaged_archives_are_refused_before_anything_is_written(settings, tmp_path, sensors):
+    good = tmp_path / "good.tar"
     backup(good)
-    if damage == "blob":
-        _rewrite(good, bad, lambda name, data: data[:-1] + b"!" if name.endswith(sensors.parquet_sha256[2:]) else data)
-    elif damage == "database":
-        _rewrite(good, bad, lambda name, data: data.replace("机器".encode(), "机械".encode()) if name.endswith(".jsonl") else data)
-    elif damage == "missing":
-        _rewrite(good, bad, lambda name, data: None if name.endswith(sensors.raw_sha256[2:]) else data)
-    elif damage == "truncated":
-        bad.write_bytes(good.read_bytes()[: os.path.getsize(good) // 2])
-    else:
-        bad.write_bytes(b"sensor,temperature\n1,2\n")
+    parquet, raw = sensors.parquet_sha256[2:], sensors.raw_sha256[2:]
+    damages = {
+        "blob": (lambda name, data: data[:-1] + b"!" if name.endswith(parquet) else data, "does not match its checksum"),
+        "database": (
+            lambda name, data: data.replace("机器".encode(), "机械".encode()) if name.endswith(".jsonl") else data,
+            "the database file does not match its checksum",
+        ),
+        "missing": (lambda name, data: None if name.endswith(raw) else data, "lacks 1 of the blobs its manifest lists"),
+        "no manifest": (lambda name, data: None if name.endswith("manifest.json") else data, "no Lepton backup manifest"),
+    }
     new_lake = wipe(settings, tmp_path)
-
-    with pytest.raises(CommandError, match=message):
-        restore(bad)
+    for case, (change, message) in damages.items():
+        bad = tmp_path / f"{case}.tar"
+        _rewrite(good, bad, change)
+        with pytest.raises(CommandError, match=message):
+            restore(bad)
+    truncated = tmp_path / "truncated.tar"
+    truncated.write_bytes(good.read_bytes()[: os.path.getsize(good) // 2])
+    with pytest.raises(CommandError, match="damaged or truncated|no Lepton backup manifest"):
+        restore(truncated)
+    not_tar = tmp_path / "data.csv"
+    not_tar.write_bytes(b"sensor,temperature\n1,2\n")
+    with pytest.raises(CommandError, match="not a Lepton backup"):
+        restore(not_tar)
 
     assert counts() == {"users": 0, "datasets": 0, "versions": 0, "models": 0, "events": 0}
     assert not files_under(new_lake.root)
+    restore(good)  # the undamaged one still restores
+    assert DatasetVersion.objects.get().pk == sensors.pk
 
 
 def test_a_blob_missing_from_the_lake_fails_the_backup_naming_it(tmp_path, sensors, lake):
