@@ -137,7 +137,8 @@ def lake_backend(request):
     """The lake this test uses: the run's (file://, or s3:// with LEPTON_TEST_STORAGE=s3), or for the
     "s3" parameter of an `s3`-marked test a fresh prefix in a bucket of a local S3 server."""
     if getattr(request, "param", "file") != "s3":
-        return settings.LEPTON_STORAGE_URL
+        yield settings.LEPTON_STORAGE_URL
+        return
     test_settings, monkeypatch = request.getfixturevalue("settings"), request.getfixturevalue("monkeypatch")
     if not _shared_s3:
         from tests import s3
@@ -149,7 +150,9 @@ def lake_backend(request):
     test_settings.LEPTON_STORAGE_OPTIONS = _shared_s3[0].options()
     for name, value in _shared_s3[0].environ(url).items():
         monkeypatch.setenv(name, value)
-    return url
+    yield url
+    # Proof that the test's lake really was the bucket (every `s3` test stores blobs).
+    assert _shared_s3[0].count("lake", url.removeprefix("s3://lake/") + "/blobs/"), f"nothing was stored under {url}"
 
 
 # --- personas ------------------------------------------------------------------------------

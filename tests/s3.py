@@ -33,11 +33,17 @@ class LocalS3:
             "AWS_SECRET_ACCESS_KEY": SECRET,
         }
 
-    def create_bucket(self, name: str) -> None:
-        client = boto3.client(
+    def client(self):
+        return boto3.client(
             "s3", endpoint_url=self.endpoint, aws_access_key_id=KEY, aws_secret_access_key=SECRET, region_name="us-east-1"
         )
-        client.create_bucket(Bucket=name)
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def count(self, bucket: str, prefix: str) -> int:
+        """How many objects the bucket holds under `prefix` (up to 1000)."""
+        return self.client().list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0)
 
     def stop(self) -> None:
         self.server.stop()
