@@ -37,7 +37,7 @@ settings.LEPTON_STORAGE_URL = (RUN_DIR / "lake").as_uri()
 os.environ["LEPTON_STORAGE_URL"] = settings.LEPTON_STORAGE_URL
 (RUN_DIR / "lake").mkdir()
 # LEPTON_TEST_STORAGE=s3: the lake is a bucket on a local S3-compatible server (tests/s3.py) for the
-# whole run, to prove the s3:// path of the suites that use the lake (docs/operations.md, "S3").
+# whole run, to prove the s3:// path of the suites that use the lake (docs/operations.md, "A lake on S3").
 TEST_STORAGE = os.environ.get("LEPTON_TEST_STORAGE", "file")
 LOCAL_S3 = None
 if TEST_STORAGE == "s3":
