@@ -32,14 +32,18 @@ CSV = "机器,温度,time\nM1,70.5,2026-01-01 08:00:00.123456\nM2,90.25,2026-01-
 
 
 @pytest.fixture
-def lake(settings, tmp_path):
-    """A fresh, empty lake for this test (the run's shared lake stays out of it)."""
-    settings.LEPTON_STORAGE_URL = (tmp_path / "lake").as_uri()
+def lake(settings, tmp_path, lake_backend):
+    """A fresh, empty lake for this test: a folder, or for the s3 run a new prefix in the bucket."""
+    if not lake_backend.startswith("s3://"):
+        settings.LEPTON_STORAGE_URL = (tmp_path / "lake").as_uri()
     return get_storage()
 
 
 def use_new_lake(settings, tmp_path):
-    settings.LEPTON_STORAGE_URL = (tmp_path / "lake-after").as_uri()
+    if settings.LEPTON_STORAGE_URL.startswith("s3://"):
+        settings.LEPTON_STORAGE_URL = f"{settings.LEPTON_STORAGE_URL}-after"
+    else:
+        settings.LEPTON_STORAGE_URL = (tmp_path / "lake-after").as_uri()
     return get_storage()
 
 
@@ -92,10 +96,7 @@ def counts() -> dict:
     }
 
 
-def files_under(root) -> list[str]:
-    return [os.path.join(d, f) for d, _dirs, files in os.walk(root) for f in files]
-
-
+@pytest.mark.s3
 def test_round_trip_through_an_empty_database_and_a_new_lake(settings, tmp_path, member, owner, quality, sensors, model_version):
     dataset_type = ContentType.objects.get_for_model(Dataset)
     Share.objects.create(content_type=dataset_type, object_id=str(sensors.dataset_id), department=quality, level="view")
@@ -114,7 +115,7 @@ def test_round_trip_through_an_empty_database_and_a_new_lake(settings, tmp_path,
     assert f"{len(blobs)} blobs" in printed and f"head {head}" in printed
     assert not os.path.exists(f"{archive}.partial")
     new_lake = wipe(settings, tmp_path)
-    assert counts()["users"] == 0 and not files_under(new_lake.root)
+    assert counts()["users"] == 0 and not new_lake.digests()
 
     printed = restore(archive)
 
@@ -196,14 +197,13 @@ def test_damaged_archives_are_refused_before_anything_is_written(settings, tmp_p
         restore(not_tar)
 
     assert counts() == {"users": 0, "datasets": 0, "versions": 0, "models": 0, "events": 0}
-    assert not files_under(new_lake.root)
+    assert not new_lake.digests()
     restore(good)  # the undamaged one still restores
     assert DatasetVersion.objects.get().pk == sensors.pk
 
 
 def test_a_blob_missing_from_the_lake_fails_the_backup_naming_it(tmp_path, sensors, lake):
-    os.chmod(os.path.dirname(lake.path(sensors.parquet_sha256)), 0o755)
-    os.unlink(lake.path(sensors.parquet_sha256))
+    lake.delete(sensors.parquet_sha256)
     archive = tmp_path / "lepton.tar"
 
     with pytest.raises(CommandError, match=f"lacks blob {sensors.parquet_sha256}, which dataset version {sensors.pk}"):
