@@ -4,6 +4,7 @@ new lake, and the archives and targets restore refuses with nothing changed."""
 import io
 import os
 import tarfile
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from lepton.models import AuditEvent, Membership, Share
 from lepton.storage import get_storage
 from models_repo import services as models_services
 from models_repo.models import ModelVersion
+from tests.conftest import TEST_STORAGE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,9 +35,11 @@ CSV = "机器,温度,time\nM1,70.5,2026-01-01 08:00:00.123456\nM2,90.25,2026-01-
 
 @pytest.fixture
 def lake(settings, tmp_path, lake_backend):
-    """A fresh, empty lake for this test: a folder, or for the s3 run a new prefix in the bucket."""
+    """A fresh, empty lake for this test: a folder, or on s3 a new prefix in the bucket."""
     if not lake_backend.startswith("s3://"):
         settings.LEPTON_STORAGE_URL = (tmp_path / "lake").as_uri()
+    elif TEST_STORAGE == "s3":  # the whole run shares one prefix (the `s3` parameter has its own)
+        settings.LEPTON_STORAGE_URL = f"{lake_backend}-{uuid.uuid4().hex[:8]}"
     return get_storage()
 
 
