@@ -385,7 +385,8 @@ def _write_blobs(path: str, manifest: dict, members: dict[str, str], storage: Bl
                         raise BackupError(f"{path} changed while being restored (blob {sha}); the database was not touched.")
                     summary.blobs_written += 1
                 if done == total or done % 100 == 0:
-                    log(f"blobs: {done}/{total} ({summary.blobs_written} written, the others were in the lake)")
+                    kept = done - summary.blobs_written
+                    log(f"blobs: {done}/{total} ({summary.blobs_written} written, {kept} already in the lake)")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise _damaged(path, exc) from None
 

@@ -28,7 +28,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Restored {sum(summary.rows.values())} rows in {len(summary.rows)} tables and {summary.blobs} blobs "
-                f"({_human(summary.blob_bytes)}; {summary.blobs_written} written to the lake, the others were there) "
+                f"({_human(summary.blob_bytes)}; {summary.blobs_written} written to the lake, "
+                f"{summary.blobs - summary.blobs_written} already there) "
                 f"from {archive}. Run `python manage.py verify_audit` and keep its head hash."
             )
         )
