@@ -224,3 +224,18 @@ def test_an_existing_file_is_never_overwritten_and_a_missing_archive_is_named(tm
     assert archive.read_bytes() == b"an older backup"
     with pytest.raises(CommandError, match="is not a file"):
         restore(tmp_path / "nowhere.tar")
+
+
+def test_every_digest_field_is_one_a_backup_copies():
+    # A new *_sha256 field names blobs a backup must copy: add it to its app's blob_references() (and here).
+    from django.apps import apps
+
+    fields = {f"{m._meta.label_lower}.{f.name}" for m in apps.get_models() for f in m._meta.fields if f.name.endswith("sha256")}
+    assert fields == {
+        "datalake.datasetversion.raw_sha256",
+        "datalake.datasetversion.parquet_sha256",
+        "datalake.versionblob.sha256",
+        "models_repo.trainingrun.artifact_sha256",
+        "models_repo.modelversion.artifact_sha256",
+        "models_repo.modelversion.onnx_sha256",
+    }
