@@ -49,6 +49,21 @@ class DatalakeConfig(AppConfig):
             live=lambda qs: qs.filter(dataset__deleted_at__isnull=True),
         )
 
+    def blob_references(self):
+        """(sha256, what names it) for every lake blob the catalog names (lepton.backup copies these)."""
+        from datalake.models import DatasetVersion, UploadSession, VersionBlob
+
+        versions = DatasetVersion._base_manager.values_list("pk", "raw_sha256", "parquet_sha256")
+        for pk, raw, parquet in versions.iterator(chunk_size=2000):
+            yield raw, f"dataset version {pk} (raw upload)"
+            yield parquet, f"dataset version {pk} (Parquet)"
+        for version_id, sha in VersionBlob._base_manager.values_list("version_id", "sha256").iterator(chunk_size=2000):
+            yield sha, f"dataset version {version_id} (image)"
+        # A completed session's chunks are deleted once joined (datalake.services.upload_session_complete).
+        for pk, chunks in UploadSession._base_manager.filter(completed_at__isnull=True).values_list("pk", "chunks"):
+            for sha in chunks:
+                yield sha, f"resumable upload {pk} (chunk)"
+
 
 def _dataset_set_discoverable(actor, dataset, value: bool):
     from datalake.services import dataset_update

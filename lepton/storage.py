@@ -170,6 +170,16 @@ class BlobStorage:
             os.replace(tmp, target)
         return target
 
+    def digests(self) -> set[str]:
+        """The sha256 of every stored blob (a listing of `blobs/`, on either scheme; for checks and tests)."""
+        root = f"{self.root}/blobs"
+        self.fs.invalidate_cache(root)  # s3fs caches listings; a listing must show the store as it is now
+        try:
+            paths = self.fs.find(root)
+        except FileNotFoundError:
+            return set()
+        return {"".join(p.rstrip("/").split("/")[-2:]) for p in paths}
+
     def delete(self, sha256: str) -> None:
         _VERIFIED.discard(sha256)
         try:

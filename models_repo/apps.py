@@ -60,6 +60,21 @@ class ModelsRepoConfig(AppConfig):
         targets.register(ModelVersion, url=lambda v: v.get_absolute_url(), owner=lambda v: v.model)
         targets.register(TrainingRun, url=lambda r: r.get_absolute_url())
 
+    def blob_references(self):
+        """(sha256, what names it) for every lake blob the registry names (lepton.backup copies these)."""
+        from models_repo.models import ModelVersion, TrainingRun
+
+        for pk, sha in TrainingRun._base_manager.values_list("pk", "artifact_sha256").iterator(chunk_size=2000):
+            yield sha, f"training run {pk} (artifact)"
+        versions = ModelVersion._base_manager.values_list("pk", "artifact_sha256", "onnx_sha256", "onnx_report")
+        for pk, artifact, onnx, report in versions.iterator(chunk_size=2000):
+            yield artifact, f"model version {pk} (artifact)"
+            yield onnx, f"model version {pk} (ONNX)"
+            # Reduced-precision ONNX variants (models_repo.services.registry, models_repo.serving).
+            for name, variant in ((report or {}).get("variants") or {}).items():
+                if isinstance(variant, dict) and variant.get("sha256"):
+                    yield variant["sha256"], f"model version {pk} (ONNX {name})"
+
 
 def _model_set_discoverable(actor, model, value: bool):
     from models_repo.services import model_update

@@ -36,6 +36,20 @@ settings.LEPTON_JOB_MODULES = ["tests.jobkinds"]
 settings.LEPTON_STORAGE_URL = (RUN_DIR / "lake").as_uri()
 os.environ["LEPTON_STORAGE_URL"] = settings.LEPTON_STORAGE_URL
 (RUN_DIR / "lake").mkdir()
+# LEPTON_TEST_STORAGE=s3: the lake is a bucket on a local S3-compatible server (tests/s3.py) for the
+# whole run, to prove the s3:// path of the suites that use the lake (docs/operations.md, "A lake on S3").
+TEST_STORAGE = os.environ.get("LEPTON_TEST_STORAGE", "file")
+LOCAL_S3 = None
+if TEST_STORAGE == "s3":
+    from tests import s3
+
+    LOCAL_S3 = s3.start()
+    LOCAL_S3.create_bucket("lake")
+    settings.LEPTON_STORAGE_URL = f"s3://lake/{RUN_ID}"
+    settings.LEPTON_STORAGE_OPTIONS = LOCAL_S3.options()
+    os.environ.update(LOCAL_S3.environ(settings.LEPTON_STORAGE_URL))
+elif TEST_STORAGE != "file":
+    raise pytest.UsageError(f"LEPTON_TEST_STORAGE={TEST_STORAGE!r}: use file (the default) or s3.")
 if settings.REDIS_URL:
     os.environ["LEPTON_BROKER_PREFIX"] = f"lepton-test-{RUN_ID}:"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["LEPTON_BROKER_PREFIX"]
@@ -63,7 +77,14 @@ settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
+def pytest_report_header(config):
+    return f"lake: {settings.LEPTON_STORAGE_URL}" + (f" (moto server {LOCAL_S3.endpoint})" if LOCAL_S3 else "")
+
+
 def pytest_sessionfinish(session, exitstatus):
+    for server in [LOCAL_S3, *_shared_s3]:
+        if server is not None:
+            server.stop()
     shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
@@ -97,6 +118,41 @@ def _clear_cache():
     yield
     prediction_logs.items.clear()
     grants.clear()
+
+
+# --- the lake on s3:// -----------------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc):
+    # A test marked `s3` runs twice: on the run's lake and on a bucket of a local S3 server.
+    if metafunc.definition.get_closest_marker("s3") and TEST_STORAGE != "s3":
+        metafunc.parametrize("lake_backend", ["file", "s3"], indirect=True)
+
+
+_shared_s3 = []  # the moto server the `s3`-marked tests share, started by the first of them
+
+
+@pytest.fixture(autouse=True)
+def lake_backend(request):
+    """The lake this test uses: the run's (file://, or s3:// with LEPTON_TEST_STORAGE=s3), or for the
+    "s3" parameter of an `s3`-marked test a fresh prefix in a bucket of a local S3 server."""
+    if getattr(request, "param", "file") != "s3":
+        yield settings.LEPTON_STORAGE_URL
+        return
+    test_settings, monkeypatch = request.getfixturevalue("settings"), request.getfixturevalue("monkeypatch")
+    if not _shared_s3:
+        from tests import s3
+
+        _shared_s3.append(s3.start())
+        _shared_s3[0].create_bucket("lake")
+    url = f"s3://lake/{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    test_settings.LEPTON_STORAGE_URL = url
+    test_settings.LEPTON_STORAGE_OPTIONS = _shared_s3[0].options()
+    for name, value in _shared_s3[0].environ(url).items():
+        monkeypatch.setenv(name, value)
+    yield url
+    # Proof that the test's lake really was the bucket (every `s3` test stores blobs).
+    assert _shared_s3[0].count("lake", url.removeprefix("s3://lake/") + "/blobs/"), f"nothing was stored under {url}"
 
 
 # --- personas ------------------------------------------------------------------------------

@@ -2,16 +2,15 @@
 
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from rest_framework.test import APIClient
 
 from datalake import services
 from datalake.engine.demo import write_part_images_zip
 from datalake.models import DatasetVersion, VersionBlob
+from lepton.storage import get_storage
 from tests.conftest import wait_for_job
 
 
@@ -26,8 +25,7 @@ def _zip(per_class=5, layout="folders", extra: dict | None = None, seed: int = 7
 
 
 def _blob_files() -> set[str]:
-    root = Path(settings.LEPTON_STORAGE_URL.removeprefix("file://")) / "blobs"
-    return {p.parent.name + p.name for p in root.glob("*/*")} if root.exists() else set()
+    return get_storage().digests()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ def _ingest(member, dataset, data, filename="inspections.csv", options=None):
     return version
 
 
+@pytest.mark.s3
 def test_gbk_csv_with_chinese_headers_is_published_with_profile_and_checks(member, inspections, celery_worker, dispatcher):
     services.dataset_update(
         actor=member,

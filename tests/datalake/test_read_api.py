@@ -32,6 +32,7 @@ def url(version, what):
     return f"/api/v1/datasets/{version.dataset_id}/versions/{version.pk}/{what}/"
 
 
+@pytest.mark.s3
 def test_preview_sorts_filters_and_pages(viewer, published):
     body = api(viewer).get(url(published, "preview"), {"sort": "温度", "desc": "true", "page_size": 2}).json()
     assert body["columns"] == ["机器", "温度", "备注"] and body["total"] == 4 and body["pages"] == 2
@@ -55,6 +56,7 @@ def test_bad_preview_input_is_400_naming_the_parameter(viewer, published, params
     assert response.status_code == 400 and field in response.json()["fields"]
 
 
+@pytest.mark.s3
 def test_csv_download_streams_original_names_with_formulas_escaped(viewer, published):
     response = api(viewer).get(url(published, "download"), {"as": "csv"})
     assert response.status_code == 200 and response["Content-Disposition"].endswith('.csv"')
@@ -66,6 +68,7 @@ def test_csv_download_streams_original_names_with_formulas_escaped(viewer, publi
     assert AuditEvent.objects.filter(action="dataset.download").count() == 1
 
 
+@pytest.mark.s3
 def test_parquet_download_is_the_stored_file(viewer, published, tmp_path):
     response = api(viewer).get(url(published, "download"))
     data = b"".join(response.streaming_content)

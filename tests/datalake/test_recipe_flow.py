@@ -37,6 +37,7 @@ def create(user, dataset, steps=STEPS):
     return api(user).post("/api/v1/recipes/", {"input_dataset": str(dataset.pk), "name": "clean", "steps": steps}, format="json")
 
 
+@pytest.mark.s3
 def test_recipe_preview_and_run_publish_a_new_version_with_lineage(member, sensors, celery_worker, dispatcher):
     response = create(member, sensors)
     assert response.status_code == 201, response.json()

@@ -169,9 +169,9 @@ def test_classification_form_on_the_dataset_page(client, owner, viewer, staff_da
 def test_classified_columns_are_encrypted_at_rest_and_unreadable_without_the_key(classified):
     storage = get_storage()
     assert classified.encryption_key_id and set(classified.encrypted_columns) == {"email", "salary"}
+    raw = storage.read_bytes(classified.parquet_sha256)
     with pytest.raises(OSError, match="encrypted"):
-        pq.ParquetFile(storage.path(classified.parquet_sha256))
-    raw = open(storage.path(classified.parquet_sha256), "rb").read()
+        pq.ParquetFile(io.BytesIO(raw))
     assert b"ann@corp.example" not in raw
     # The raw upload (the last clear copy) is gone; its digest stays for duplicate detection.
     assert classified.raw_sha256 and not storage.exists(classified.raw_sha256)

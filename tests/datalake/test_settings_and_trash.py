@@ -2,10 +2,8 @@
 
 import io
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
@@ -13,6 +11,7 @@ from datalake import services
 from datalake.models import Dataset, Recipe
 from lepton.jobs.dispatcher import run_periodic
 from lepton.models import AuditEvent
+from lepton.storage import get_storage
 
 
 @pytest.fixture
@@ -31,12 +30,11 @@ def login(user):
     return client
 
 
-def _stored(dataset) -> set[Path]:
-    """The files holding the dataset's raw uploads and Parquet that exist now."""
-    root = Path(settings.LEPTON_STORAGE_URL.removeprefix("file://")) / "blobs"
+def _stored(dataset) -> set[str]:
+    """The digests of the dataset's raw uploads and Parquet that are in the lake now."""
     shas = {s for pair in dataset.versions.values_list("raw_sha256", "parquet_sha256") for s in pair if s}
     assert shas
-    return {root / sha[:2] / sha[2:] for sha in shas if (root / sha[:2] / sha[2:]).exists()}
+    return shas & get_storage().digests()
 
 
 # --- settings ----------------------------------------------------------------------------------
@@ -150,7 +148,7 @@ def test_department_admin_purges_for_good_with_the_files(admin, owner, sensors, 
         response = client.post(f"/data/trash/{sensors.pk}/purge/", follow=True)
     assert "deleted for good" in response.content.decode()
     assert not Dataset.objects.filter(pk=sensors.pk).exists()
-    assert not any(f.exists() for f in files)
+    assert not files & get_storage().digests()
     assert AuditEvent.objects.filter(action="dataset.purge", actor=admin).exists()
 
 
@@ -176,6 +174,6 @@ def test_the_dispatchers_periodic_pass_purges_datasets_trashed_over_30_days_ago(
         outcome = run_periodic({})
     assert outcome["datalake.services.trash_expire"] == 1
     assert not Dataset.objects.filter(pk=sensors.pk).exists() and Dataset.objects.filter(pk=recent.pk).exists()
-    assert files and not any(f.exists() for f in files)
+    assert files and not files & get_storage().digests()
     event = AuditEvent.objects.get(action="dataset.expire")
     assert event.actor is None and event.actor_label == "system"

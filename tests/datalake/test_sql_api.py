@@ -26,6 +26,7 @@ def api(user=None):
     return client
 
 
+@pytest.mark.s3
 def test_member_queries_own_dataset_by_original_column_names(member, sensors):
     tables = api(member).get("/api/v1/sql/tables/").json()
     assert tables == {"production.press_sensors": ["机器", "温度"]}
