@@ -240,10 +240,10 @@ def wait_for_job(job, statuses=("succeeded", "failed", "cancelled"), timeout=20.
 class SubprocessWorker:
     """`celery worker` in its own process, pointed at the test database (SIGKILL-able)."""
 
-    def __init__(self, hostname, queues="cpu", pool="solo", concurrency=1):
+    def __init__(self, hostname, queues="cpu", pool="solo", concurrency=1, env=None):
         from django.db import connection
 
-        env = dict(os.environ)
+        overrides, env = env or {}, dict(os.environ)
         db = connection.settings_dict
         if db["ENGINE"].endswith("sqlite3"):
             env.pop("DATABASE_URL", None)
@@ -252,6 +252,7 @@ class SubprocessWorker:
             env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         env["LEPTON_JOB_HEARTBEAT_SECONDS"] = "0.5"
         env["LEPTON_WORKER_HEARTBEAT_SECONDS"] = "0.5"
+        env.update(overrides)
         self.hostname = hostname
         self.log = open(RUN_DIR / f"worker-{hostname}.log", "wb")
         self.proc = subprocess.Popen(
@@ -280,6 +281,8 @@ class SubprocessWorker:
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            # Its own process group: kill_group() takes the prefork pool's children with it.
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout=60):
@@ -292,6 +295,11 @@ class SubprocessWorker:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
+    def kill_group(self):
+        """SIGKILL the worker and its pool children at once, as the OOM killer or a lost node would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -299,6 +307,10 @@ class SubprocessWorker:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        try:  # pool children of a worker stopped or killed above
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.log.close()
 
 
