@@ -119,10 +119,20 @@ class Process:
         self.log.close()
 
 
+def test_database_url() -> str:
+    """The URL of the database this test uses (pytest-django's test_<name>), for subprocesses."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 def platform_env(**overrides) -> dict:
-    """The environment of a platform subprocess: this run's settings, then `overrides` (None removes)."""
+    """The environment of a platform subprocess: this run's settings on the test database, then
+    `overrides` (None removes)."""
     env = dict(os.environ)
     env.update(
+        DATABASE_URL=test_database_url(),
         LEPTON_JOB_HEARTBEAT_SECONDS="0.5",
         LEPTON_WORKER_HEARTBEAT_SECONDS="0.5",
         LEPTON_DISPATCH_INTERVAL="0.05",
