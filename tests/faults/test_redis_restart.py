@@ -93,12 +93,21 @@ def test_a_redis_crash_under_load_loses_no_job_and_reads_keep_working(
             time.sleep(2)  # the worker and the dispatcher notice, and keep trying
         finally:
             redis_server.start()
-        wait_for(
-            lambda: Job.objects.filter(pk__in=[j.pk for j in jobs], status="succeeded").count() == JOBS,
-            timeout=90,
-            interval=0.2,
-            what="every job to succeed after Redis came back",
-        )
+        try:
+            wait_for(
+                lambda: Job.objects.filter(pk__in=[j.pk for j in jobs], status="succeeded").count() == JOBS,
+                timeout=60,
+                interval=0.2,
+                what="every job to succeed after Redis came back",
+            )
+        except AssertionError:
+            left = Job.objects.filter(pk__in=[j.pk for j in jobs]).exclude(status="succeeded")
+            detail = [
+                (j.status, j.attempts, j.queue, str(j.released_at), list(j.log_lines.values_list("message", flat=True)))
+                for j in left
+            ]
+            logs = "\n".join(p.output()[-1500:] for p in started)
+            raise AssertionError(f"not done: {detail}\n{logs}") from None
         assert _get(f"{base}/healthz")[0] in (200, 503)  # answers again (the worker's beat may lag)
     finally:
         for process in started:

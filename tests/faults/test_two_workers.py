@@ -9,9 +9,9 @@ many does not wait for all of those.
 import pytest
 from django.db import transaction
 
-from lepton.jobs.models import Job
+from lepton.jobs.models import Job, WorkerHeartbeat
 from lepton.jobs.services import job_submit
-from tests.conftest import wait_for
+from tests.conftest import RUN_DIR, wait_for
 from tests.factories import DepartmentFactory, MembershipFactory, UserFactory
 from tests.faults.test_worker_kills import terminal_events
 
@@ -47,12 +47,32 @@ def test_gpu_jobs_run_on_the_gpu_worker_only_and_fair_share_holds_on_both_queues
             for kind in ("tests.sleep", "tests.gpu_sleep")
         ]
     every = big_jobs + small_jobs
-    wait_for(
-        lambda: Job.objects.filter(pk__in=[j.pk for j in every], status="succeeded").count() == len(every),
-        timeout=90,
-        interval=0.2,
-        what="every job to succeed",
-    )
+    try:
+        wait_for(
+            lambda: Job.objects.filter(pk__in=[j.pk for j in every], status="succeeded").count() == len(every),
+            timeout=60,
+            interval=0.2,
+            what="every job to succeed",
+        )
+    except AssertionError:
+        states = list(Job.objects.filter(pk__in=[j.pk for j in every]).values_list("kind", "status", "queue", "wait_reason"))
+        beats = list(WorkerHeartbeat.objects.values_list("hostname", "queues", "last_seen"))
+        stuck = [str(j.pk) for j in every if Job.objects.get(pk=j.pk).status != "succeeded"]
+        logs = {w.hostname: (RUN_DIR / f"worker-{w.hostname}.log").read_text() for w in (cpu, gpu)}
+        seen = {h: [line for line in text.splitlines() if any(s in line for s in stuck)] for h, text in logs.items()}
+        tails = {h: text[-600:] for h, text in logs.items()}
+        import redis
+        from django.conf import settings
+
+        r = redis.Redis.from_url(settings.REDIS_URL)
+        prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+        keys = {k: r.type(k) for k in r.keys(prefix + "*")}
+        lists = {k: r.lrange(k, 0, -1) for k, t in keys.items() if t == b"list"}
+        unacked = {k: r.hkeys(k) for k, t in keys.items() if t == b"hash"}
+        tasks = list(Job.objects.filter(pk__in=stuck).values_list("celery_task_id", flat=True))
+        seen = {h: [line for line in text.splitlines() if any(t in line for t in tasks)] for h, text in logs.items()}
+        tails = f"{tails}\nkeys {keys}\nlists {lists}\nunacked {unacked}\ntasks {tasks}"
+        raise AssertionError(f"jobs: {states}\nworkers: {beats}\nstuck {stuck} in logs: {seen}\n{tails}") from None
     for job in every:
         job.refresh_from_db()
         queue, worker = ("gpu", gpu) if job.kind == "tests.gpu_sleep" else ("cpu", cpu)
