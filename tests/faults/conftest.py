@@ -237,3 +237,22 @@ class PostgresServer:
 
 def have_postgres_tools() -> bool:
     return (PG_BIN / "initdb").exists() and shutil.which("runuser") is not None
+
+
+@pytest.fixture
+def own_broker(transactional_db):
+    """A throwaway Redis as broker and cache, and the dispatcher (`manage.py run_dispatcher`) on it.
+
+    Returns the environment overrides that point a subprocess worker at it. The shared Redis is
+    not used: another test run that empties it (FLUSHDB) would take this test's messages along.
+    """
+    server = RedisServer()
+    overrides = {
+        "REDIS_URL": server.url,
+        "LEPTON_JOB_STALE_SECONDS": "2",
+        "LEPTON_RELEASE_TIMEOUT_SECONDS": "600",  # a lost message would show as a timeout, not be papered over
+    }
+    dispatcher = Process("dispatcher", manage("run_dispatcher", "--reap-every", "0.5"), platform_env(**overrides))
+    yield overrides
+    dispatcher.stop()
+    server.kill()

@@ -61,15 +61,14 @@ def terminal_events(job: Job) -> int:
 
 
 def test_workers_killed_mid_training_and_mid_ingest_end_every_job_exactly_once(
-    settings, tmp_path, own_lake, owner, member, production, subprocess_worker_factory, dispatcher
+    tmp_path, own_lake, own_broker, owner, member, production, subprocess_worker_factory
 ):
-    settings.LEPTON_JOB_STALE_SECONDS = 2.0
     production.max_concurrent_jobs = 20
     production.save()
     worker_tmp = tmp_path / "worker-tmp"
     worker_tmp.mkdir()
     # The workers' own scratch space, so what a killed worker leaves there can be looked at.
-    env = {"LEPTON_STORAGE_URL": own_lake.as_uri(), "TMPDIR": str(worker_tmp)}
+    env = {**own_broker, "LEPTON_STORAGE_URL": own_lake.as_uri(), "TMPDIR": str(worker_tmp)}
     predictor = model_services.model_create(actor=owner, department=production, name="Quality predictor")
     dataset = datalake_services.dataset_create(actor=member, department=production, name="Inspections")
     first = datalake_services.dataset_upload(
