@@ -2,7 +2,7 @@
 half-written is left, every stored blob still verifies, and once space is freed a retry works.
 
 The lake is a real 8 MiB tmpfs mounted for the test (we run as root), so the kernel itself
-answers ENOSPC: no write is patched. A worker runs in this process (threads pool).
+answers ENOSPC: no write is patched. The worker and the dispatcher are processes of their own.
 """
 
 import io
@@ -62,8 +62,11 @@ def _readings(rows: int, seed: int) -> bytes:
 
 
 def test_a_full_lake_fails_uploads_ingests_and_trainings_clearly_and_a_retry_works_once_freed(
-    small_lake, member, owner, production, celery_worker, dispatcher
+    small_lake, member, owner, production, own_broker, subprocess_worker_factory
 ):
+    subprocess_worker_factory(
+        "storage", pool="threads", concurrency=2, env={**own_broker, "LEPTON_STORAGE_URL": small_lake.as_uri()}
+    )
     api = APIClient()
     api.force_authenticate(member)
     sensors = datalake_services.dataset_create(actor=member, department=production, name="Sensors")
