@@ -101,13 +101,18 @@ def _scratch_name(pid: int) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process runs; a zombie (killed, not yet reaped by its new parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): trust the signal
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def sweep_scratch(base: Path = _SCRATCH_BASE) -> list[str]:

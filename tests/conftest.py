@@ -312,6 +312,7 @@ class SubprocessWorker:
         """SIGKILL the worker and its pool children at once, as the OOM killer or a lost node would."""
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+        wait_for(lambda: not _group_running(self.proc.pid), timeout=10, what="the killed worker's pool to die")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -325,6 +326,20 @@ class SubprocessWorker:
         except ProcessLookupError:
             pass
         self.log.close()
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies waiting to be reaped do not count)."""
+    from lepton.celery import _alive
+
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid and _alive(int(entry)):
+                    return True
+            except ProcessLookupError:
+                continue
+    return False
 
 
 @pytest.fixture
