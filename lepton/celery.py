@@ -9,9 +9,14 @@ and /healthz knows a worker is alive.
 
 import logging
 import os
+import shutil
+import socket
+import tempfile
 import threading
+from pathlib import Path
 
 from celery import Celery, bootsteps
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lepton.settings")
 
@@ -81,3 +86,64 @@ class WorkerHeartbeatStep(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(WorkerHeartbeatStep)
+
+# Scratch space. Handlers write temporary copies of whole datasets (lepton-ingest-*,
+# lepton-train-*); their `finally` removes them, but a SIGKILLed worker runs no `finally`, and
+# each kill left a copy of its data behind until the disk filled. So every worker process
+# writes its temporary files under its own folder, named for the host and its pid, and a
+# worker starting on the host removes the folders of processes that are gone.
+_SCRATCH_BASE = Path(tempfile.gettempdir())
+SCRATCH_PREFIX = "lepton-worker-"
+
+
+def _scratch_name(pid: int) -> str:
+    return f"{SCRATCH_PREFIX}{socket.gethostname()}-{pid}"
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs; a zombie (killed, not yet reaped by its new parent) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): trust the signal
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def sweep_scratch(base: Path = _SCRATCH_BASE) -> list[str]:
+    """Remove the scratch folders this host's dead worker processes left; returns their names."""
+    removed = []
+    prefix = _scratch_name(0)[:-1]
+    for folder in base.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix) :]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def use_own_scratch(base: Path = _SCRATCH_BASE) -> Path:
+    """Point this process's temporary files (the tempfile module) at its own scratch folder."""
+    folder = base / _scratch_name(os.getpid())
+    folder.mkdir(mode=0o700, exist_ok=True)
+    tempfile.tempdir = str(folder)
+    return folder
+
+
+@worker_init.connect
+def _worker_scratch(**kwargs):
+    removed = sweep_scratch()
+    if removed:
+        log.warning("removed the scratch folders of %d dead worker processes: %s", len(removed), ", ".join(removed))
+    use_own_scratch()  # solo and threads pools run tasks in this process
+
+
+@worker_process_init.connect
+def _pool_process_scratch(**kwargs):
+    sweep_scratch()  # a pool child killed alone (out of memory) is replaced by one that sweeps
+    use_own_scratch()

@@ -53,18 +53,28 @@ def rate_hit(ident: str, rate: str, *, with_generation: bool = False) -> tuple[f
 
     Returns (wait, generation): wait is None when the request is allowed, else the seconds
     until its window ends; generation is the access generation when asked for (else None).
+    While Redis is unreachable the request is allowed and the generation is None: every API
+    request passes here, and a broker restart must not turn reads from the database into
+    errors (tests/faults/test_redis_restart.py). None makes the predict fast path hand the
+    request to Django, which checks access in the database.
     """
     limit, window = parse_rate(rate)
     now = time.time()
     start = int(now // window) * window
     key = cache.make_key(f"rate:{ident}:{window}:{start}")
     if settings.REDIS_URL:
+        import redis
+
         pipe = _redis().pipeline(transaction=False)
         pipe.set(key, 0, ex=window + 1, nx=True)
         pipe.incr(key)
         if with_generation:
             pipe.get(cache.make_key(GENERATION_KEY))
-        replies = pipe.execute()
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            logger.error("rate limit not counted, Redis is unreachable: %s", exc)
+            return None, None
         count = replies[1]
         generation = int(replies[2] or 0) if with_generation else None
     else:
@@ -80,10 +90,16 @@ def rate_hit(ident: str, rate: str, *, with_generation: bool = False) -> tuple[f
     return wait, generation
 
 
-def generation_current() -> int:
-    """The access generation now (0 before the first change)."""
+def generation_current() -> int | None:
+    """The access generation now (0 before the first change; None while Redis is unreachable)."""
     if settings.REDIS_URL:
-        return int(_redis().get(cache.make_key(GENERATION_KEY)) or 0)
+        import redis
+
+        try:
+            return int(_redis().get(cache.make_key(GENERATION_KEY)) or 0)
+        except redis.RedisError as exc:
+            logger.error("access generation unknown, Redis is unreachable: %s", exc)
+            return None
     return int(cache.get(GENERATION_KEY) or 0)
 
 

@@ -149,7 +149,15 @@ TEMPLATES = [
 # Database: DATABASE_URL (PostgreSQL in production), else SQLite under var/.
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    # Health checks: a kept connection is tested before a request or task reuses it, so after a
+    # PostgreSQL restart no request fails on a dead connection (tests/faults/test_postgres_restart.py).
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+            conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
+        )
+    }
 else:
     DATABASES = {
         "default": {

@@ -104,6 +104,19 @@ def django_db_setup(django_db_setup, django_db_blocker):
                 )
 
 
+def _clear_this_runs_cache(cache) -> None:
+    """Delete this run's cache keys. On Redis, cache.clear() is FLUSHDB: it also emptied the
+    broker's queues and bindings in the same database, this run's and every other run's sharing
+    the server, so released jobs vanished before a worker took them (tests/faults/)."""
+    if not settings.REDIS_URL:
+        cache.clear()
+        return
+    client = cache._cache.get_client(None, write=True)
+    keys = list(client.scan_iter(match=cache.make_key("*"), count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     from django.core.cache import cache
@@ -111,7 +124,7 @@ def _clear_cache():
     from models_repo.api.fastpath import grants
     from models_repo.api.predict import prediction_logs
 
-    cache.clear()
+    _clear_this_runs_cache(cache)
     prediction_logs.background = False  # a test writes its logs with flush(): its rows are in its transaction
     prediction_logs.items.clear()  # sampled logs of an earlier test name versions its rollback removed
     grants.clear()  # the predict fast path's grants name rows an earlier test's rollback removed
@@ -296,10 +309,10 @@ def wait_for_job(job, statuses=("succeeded", "failed", "cancelled"), timeout=20.
 class SubprocessWorker:
     """`celery worker` in its own process, pointed at the test database (SIGKILL-able)."""
 
-    def __init__(self, hostname, queues="cpu", pool="solo", concurrency=1):
+    def __init__(self, hostname, queues="cpu", pool="solo", concurrency=1, env=None):
         from django.db import connection
 
-        env = dict(os.environ)
+        overrides, env = env or {}, dict(os.environ)
         db = connection.settings_dict
         if db["ENGINE"].endswith("sqlite3"):
             env.pop("DATABASE_URL", None)
@@ -308,6 +321,7 @@ class SubprocessWorker:
             env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         env["LEPTON_JOB_HEARTBEAT_SECONDS"] = "0.5"
         env["LEPTON_WORKER_HEARTBEAT_SECONDS"] = "0.5"
+        env.update(overrides)
         self.hostname = hostname
         self.log = open(RUN_DIR / f"worker-{hostname}.log", "wb")
         self.proc = subprocess.Popen(
@@ -336,6 +350,8 @@ class SubprocessWorker:
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            # Its own process group: kill_group() takes the prefork pool's children with it.
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout=60):
@@ -348,6 +364,12 @@ class SubprocessWorker:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
+    def kill_group(self):
+        """SIGKILL the worker and its pool children at once, as the OOM killer or a lost node would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        wait_for(lambda: not _group_running(self.proc.pid), timeout=10, what="the killed worker's pool to die")
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -355,7 +377,25 @@ class SubprocessWorker:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        try:  # pool children of a worker stopped or killed above
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.log.close()
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies waiting to be reaped do not count)."""
+    from lepton.celery import _alive
+
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid and _alive(int(entry)):
+                    return True
+            except ProcessLookupError:
+                continue
+    return False
 
 
 @pytest.fixture

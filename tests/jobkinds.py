@@ -59,6 +59,12 @@ def gpu_only(ctx, params):
     return {"ran": "gpu"}
 
 
+@job_kind("tests.gpu_sleep", resource="gpu", params=SleepParams, time_limit=120, user_startable=True)
+def gpu_sleep(ctx, params):
+    """tests.sleep on the `gpu` queue (tests/faults/test_two_workers.py)."""
+    return sleep(ctx, params)
+
+
 @job_kind("tests.gpu_or_cpu", resource="gpu", cpu_fallback=True, time_limit=30, user_startable=True)
 def gpu_or_cpu(ctx, params):
     return {"ran": "anywhere"}

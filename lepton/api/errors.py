@@ -1,8 +1,12 @@
 """One error shape for the whole API: {"error": code, "detail": message, "fields": {...}}."""
 
+import errno
+
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -31,9 +35,20 @@ def error_response(code: str, detail: str, fields: dict | None = None, status_co
     return Response({"error": code, "detail": detail, "fields": fields or {}}, status=status_code, headers=headers)
 
 
+# Faults outside the request's control, answered with the reason instead of a bare 500
+# (tests/faults/test_storage_full.py, tests/faults/test_postgres_restart.py).
+STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         return error_response(exc.code, exc.message, exc.fields, exc.status)
+    if isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS:
+        detail = _("The platform's storage is full, so this could not be stored. Ask an operator to free space, then try again.")
+        return error_response("storage_full", detail, status_code=507)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        detail = _("The database cannot be reached at the moment. Try again in a minute.")
+        return error_response("unavailable", detail, status_code=503, headers={"Retry-After": "30"})
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return error_response("invalid", "The request is not valid.", fields, 400)

@@ -62,3 +62,14 @@ def test_rates_read_like_drfs(backend):
     assert counters.parse_rate("10/s") == (10, 1)
     assert counters.parse_rate("1000/hour") == (1000, 3600)
     assert counters.parse_rate("5/day") == (5, 86400)
+
+
+def test_an_unreachable_redis_allows_the_request_and_gives_no_generation(settings, caplog):
+    from tests.faults.conftest import free_port
+
+    # A port nothing listens on: Redis is down (tests/faults/test_redis_restart.py restarts a real one).
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    assert counters.rate_hit("token:1", "1/min", with_generation=True) == (None, None)
+    assert counters.rate_hit("token:1", "1/min") == (None, None)  # not counted: still allowed
+    assert counters.generation_current() is None
+    assert "Redis is unreachable" in caplog.text

@@ -1,6 +1,9 @@
 """The job system against real workers: lifecycle, duplicate delivery, lost workers, fair share,
 quotas, GPU waiting, cancel, retries and time limits."""
 
+import os
+import subprocess
+import tempfile
 import time
 from datetime import timedelta
 
@@ -451,3 +454,28 @@ def test_requeue_a_failed_job(member, production):
     assert job.max_attempts > job.attempts
     with pytest.raises(Conflict):
         job_requeue(actor=member, job=job)
+
+
+# --- a worker's scratch space --------------------------------------------------------------------
+
+
+def test_a_starting_worker_removes_only_the_scratch_folders_of_dead_processes(tmp_path):
+    from lepton.celery import _scratch_name, sweep_scratch, use_own_scratch
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / _scratch_name(gone.pid)
+    (dead / "lepton-ingest-x").mkdir(parents=True)
+    (dead / "lepton-ingest-x" / "copy.csv").write_bytes(b"a,b\n" * 1000)
+    living = tmp_path / _scratch_name(os.getppid())  # pytest's parent runs
+    living.mkdir()
+    other_host = tmp_path / "lepton-worker-elsewhere-1"
+    other_host.mkdir()
+    before = tempfile.tempdir
+    try:
+        assert sweep_scratch(tmp_path) == [dead.name]
+        assert use_own_scratch(tmp_path) == tmp_path / _scratch_name(os.getpid())
+        assert tempfile.mkdtemp().startswith(str(tmp_path / _scratch_name(os.getpid())))
+    finally:
+        tempfile.tempdir = before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([living.name, other_host.name, _scratch_name(os.getpid())])
