@@ -9,6 +9,7 @@ identifiers (with a digit, `_`, `.`, `/`, `@`, `:`, `=`, quotes or brackets). Wh
 of two or more Latin letters must be in ALLOWED.
 """
 
+import json
 import re
 import socket
 from html.parser import HTMLParser
@@ -55,9 +56,18 @@ class VisibleText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.skipping: list[str] = []
         self.texts: list[str] = []
+        # Plotly figures travel as JSON in <script type="application/json" id=…> (json_script) and are drawn
+        # where data-plotly-figure names that id: their titles, axis titles, legends and hover texts are read.
+        self.scripts: dict[str, str] = {}
+        self.figures: list[str] = []
+        self._script_id: str | None = None
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
+        if attributes.get("data-plotly-figure"):
+            self.figures.append(attributes["data-plotly-figure"])
+        if tag == "script" and attributes.get("type") == "application/json":
+            self._script_id = attributes.get("id")
         if tag in SKIPPED_ELEMENTS or attributes.get("translate") == "no":
             if tag not in ("input", "img", "br", "meta", "link"):
                 self.skipping.append(tag)
@@ -69,18 +79,43 @@ class VisibleText(HTMLParser):
             self.texts.append(attributes["value"])
 
     def handle_endtag(self, tag):
+        if tag == "script":
+            self._script_id = None
         if self.skipping and self.skipping[-1] == tag:
             self.skipping.pop()
 
     def handle_data(self, data):
-        if not self.skipping and data.strip():
+        if self._script_id:
+            self.scripts[self._script_id] = self.scripts.get(self._script_id, "") + data
+        elif not self.skipping and data.strip():
             self.texts.append(data)
+
+    def close(self):
+        super().close()
+        for figure_id in self.figures:
+            if figure_id in self.scripts:
+                self.texts.extend(figure_texts(json.loads(self.scripts[figure_id])))
+
+
+FIGURE_TEXT_KEYS = {"title", "text", "name", "hovertemplate", "texttemplate"}
+
+
+def figure_texts(node, key: str = "") -> list[str]:
+    """The words a Plotly figure puts on screen (not its data arrays: x, y, z, customdata, ids)."""
+    if isinstance(node, dict):
+        return [text for k, value in node.items() for text in figure_texts(value, k)]
+    if isinstance(node, list):
+        return [text for value in node for text in figure_texts(value, key)] if key in FIGURE_TEXT_KEYS else []
+    if isinstance(node, str) and key in FIGURE_TEXT_KEYS:
+        return [node]
+    return []
 
 
 def english_words(html: str, user_data: tuple[str, ...]) -> dict[str, str]:
     """Each English word left on the page, with the text it was found in (to find its template or message)."""
     parser = VisibleText()
     parser.feed(html)
+    parser.close()
     # User data is taken out as whole words only: "no" (a value of the test data) must not eat "normalise".
     names = re.compile("|".join(rf"(?<![A-Za-z]){re.escape(n)}(?![A-Za-z])" for n in sorted(user_data, key=len, reverse=True)))
     found: dict[str, str] = {}
@@ -166,8 +201,11 @@ def test_the_reader_finds_english_and_skips_code_and_user_data():
     html = (
         '<p title="Open it">数据集 <b>Inspections</b> 已发布</p><script>var english = 1;</script>'
         "<code>SELECT name</code><p>file_name.csv 2026-01-02 Parquet</p>"
+        '<script id="f1" type="application/json">{"data": [{"x": ["Monday"], "name": "温度"}],'
+        ' "layout": {"title": {"text": "Latency"}, "xaxis": {"title": {"text": "时间"}}}}</script>'
+        '<div data-plotly-figure="f1"></div>'
     )
-    assert set(english_words(html, ("Inspections",))) == {"Open", "it"}
+    assert set(english_words(html, ("Inspections",))) == {"Open", "it", "Latency"}
 
 
 @pytest.mark.xfail(
