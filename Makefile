@@ -1,7 +1,8 @@
 # Lepton: the two commands are `make run` and `make test`. Nothing needs configuring first.
 #
-#   make run      venv + requirements (when changed) + migrate + demo (once) + web, worker, dispatcher
-#   make test     venv + requirements + Debian chromium (when root and missing) + the whole test suite
+#   make run      venv + requirements (when changed) + translations + migrate + demo (once) + web, worker, dispatcher
+#   make test     venv + requirements + translations + Debian chromium (when root and missing) + the whole test suite
+#   make translations  compile locale/*/LC_MESSAGES/*.po into the .mo files Django reads (when missing or stale)
 #   make lint     ruff check and ruff format --check
 #   make bench    the job-system benchmark (bench/jobs.py; see docs/benchmarks.md)
 #   make migrate  apply database migrations
@@ -15,7 +16,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.sha256
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench migrate clean install chromium
+.PHONY: run test lint format bench migrate clean install chromium translations
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +30,12 @@ install: $(PY)
 		&& echo "$$want" > $(STAMP); \
 	fi
 
-migrate: install
+# The .mo catalogues are built, not committed: manage.py compile_translations is pure Python (polib), so a
+# machine without GNU gettext builds them too; only a missing or stale one is rebuilt.
+translations: install
+	$(PY) manage.py compile_translations
+
+migrate: install translations
 	@# Names an unreachable DATABASE_URL (password hidden) instead of a driver traceback.
 	$(PY) manage.py check --database default --fail-level ERROR
 	$(PY) manage.py migrate --noinput
@@ -44,7 +50,7 @@ chromium:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi
 
-test: install chromium
+test: install translations chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from lepton.management.commands.compile_translations import catalogues, compile_catalogue
 from tests.factories import DepartmentFactory, MembershipFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,10 @@ else:
 if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: subprocess workers must open the same test database.
     settings.DATABASES["default"]["TEST"]["NAME"] = str(RUN_DIR / "test.sqlite3")
+# The .mo catalogues are built, not committed (`make translations`): the run builds a missing or stale one
+# itself, so that `pytest` alone tests the Chinese interface `make run` serves.
+for _po in catalogues():
+    compile_catalogue(_po)
 # Timings short enough for tests; tests that need others use the `settings` fixture.
 settings.LEPTON_JOB_HEARTBEAT_SECONDS = 0.5
 settings.LEPTON_WORKER_HEARTBEAT_SECONDS = 0.5
