@@ -45,9 +45,11 @@ RUN useradd --create-home --uid 10001 --user-group lepton \
 
 COPY --chown=lepton:lepton . .
 
-# collectstatic needs settings that import; these values are used for this one step only.
-# (Importing the settings also creates folders under /data, hence the chown after it.)
+# collectstatic and compile_translations need settings that import; these values are used for this one step only.
+# (Importing the settings also creates folders under /data, hence the chown after it.) The .mo message
+# catalogues are built here, not committed (pure Python, polib: the slim image has no GNU gettext).
 RUN DEBUG=false SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput \
+    && DEBUG=false SECRET_KEY=collectstatic-only-not-a-secret python manage.py compile_translations --force \
     && chown -R lepton:lepton /app/staticfiles /data
 
 USER lepton

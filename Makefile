@@ -1,7 +1,8 @@
 # Lepton: the two commands are `make run` and `make test`. Nothing needs configuring first.
 #
-#   make run      venv + requirements (when changed) + migrate + demo (once) + web, worker, dispatcher
-#   make test     venv + requirements + Debian chromium (when root and missing) + the whole test suite
+#   make run      venv + requirements (when changed) + translations + migrate + demo (once) + web, worker, dispatcher
+#   make test     venv + requirements + translations + Debian chromium (when root and missing) + the whole test suite
+#   make translations  compile locale/*/LC_MESSAGES/*.po into the .mo files Django reads (when missing or stale)
 #   make lint     ruff check and ruff format --check
 #   make screenshots  the browser journeys (tests/browser/journeys), keeping the README's screenshots in docs/screenshots/
 #   make bench    the job-system benchmark (bench/jobs.py; see docs/benchmarks.md)
@@ -16,7 +17,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.sha256
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench migrate clean install chromium screenshots
+.PHONY: run test lint format bench migrate clean install chromium translations screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +31,12 @@ install: $(PY)
 		&& echo "$$want" > $(STAMP); \
 	fi
 
-migrate: install
+# The .mo catalogues are built, not committed: manage.py compile_translations is pure Python (polib), so a
+# machine without GNU gettext builds them too; only a missing or stale one is rebuilt.
+translations: install
+	$(PY) manage.py compile_translations
+
+migrate: install translations
 	@# Names an unreachable DATABASE_URL (password hidden) instead of a driver traceback.
 	$(PY) manage.py check --database default --fail-level ERROR
 	$(PY) manage.py migrate --noinput
@@ -46,14 +52,14 @@ chromium:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei fonts-noto-color-emoji; \
 	fi
 
-test: install chromium
+test: install translations chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The journeys save a PNG at each key step; these are the ones docs/screenshots/ keeps (the README shows them).
 SCREENSHOTS := j1-02-profile j1-03-recipe j1-05-compare j1-07-try-it j2-02-live-curve j3-01-gantt j3-03-robustness \
 	j5-02-fair-share j6-02-profile
 
-screenshots: install chromium
+screenshots: install translations chromium
 	mkdir -p docs/screenshots
 	LEPTON_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS) tests/browser/journeys
 	cd docs/screenshots && for f in *.png; do case " $(SCREENSHOTS) " in *" $${f%.png} "*) ;; *) rm -f "$$f" ;; esac; done

@@ -459,7 +459,10 @@ class ColumnClassificationForm(forms.Form):
             rule = rules.get(name) or {}
             # Not required: a column left out of the POST keeps its classification.
             self.fields[f"level-{name}"] = forms.ChoiceField(
-                label=name, choices=self.LEVELS, initial=rule.get("level", "public"), required=False
+                label=_("Classification of %(column)s") % {"column": name},
+                choices=self.LEVELS,
+                initial=rule.get("level", "public"),
+                required=False,
             )
             self.fields[f"mode-{name}"] = forms.ChoiceField(
                 label=_("Masking of %(column)s") % {"column": name},

@@ -5,6 +5,7 @@ a worker picks it up, touches the database, writes and reads back storage, and r
 import time
 
 from django.db import connection
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from lepton.jobs.registry import job_kind
@@ -12,16 +13,27 @@ from lepton.storage import get_storage
 
 
 class SelfCheckParams(serializers.Serializer):
-    steps = serializers.IntegerField(min_value=1, max_value=20, default=5, help_text="How many probe rounds to run.")
+    # Labels and help are shown on the Jobs page's start form (lepton.forms.JobStartForm), in the reader's language.
+    steps = serializers.IntegerField(
+        min_value=1, max_value=20, default=5, label=_("Steps"), help_text=_("How many probe rounds to run.")
+    )
     pause_seconds = serializers.FloatField(
-        min_value=0, max_value=10, default=0.3, help_text="Pause between rounds, so progress can be watched."
+        min_value=0,
+        max_value=10,
+        default=0.3,
+        label=_("Pause seconds"),
+        help_text=_("Pause between rounds, so progress can be watched."),
     )
     probe_bytes = serializers.IntegerField(
-        min_value=1, max_value=16 * 1024 * 1024, default=64 * 1024, help_text="Size of the storage probe written each round."
+        min_value=1,
+        max_value=16 * 1024 * 1024,
+        default=64 * 1024,
+        label=_("Probe bytes"),
+        help_text=_("Size of the storage probe written each round."),
     )
 
 
-@job_kind("lepton.selfcheck", params=SelfCheckParams, time_limit=300, label="Platform self-check", user_startable=True)
+@job_kind("lepton.selfcheck", params=SelfCheckParams, time_limit=300, label=_("Platform self-check"), user_startable=True)
 def selfcheck(ctx, params):
     import os
 

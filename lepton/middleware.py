@@ -1,7 +1,9 @@
-"""Per-request context for the audit log (client IP and user agent), and the request size limit."""
+"""Per-request context for the audit log (client IP and user agent), the request size limit, and the language
+kept on a signed-in person's profile."""
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from lepton.audit import RequestContext, reset_request_context, set_request_context
@@ -60,3 +62,55 @@ class RequestSizeLimitMiddleware:
                 return JsonResponse({"error": "too_large", "detail": message, "fields": {}}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+# The profile's language, read once per session: "" when the person keeps none. lepton.web_views.language_set
+# writes it when the person picks a language; a new session (a sign-in on another device) reads the profile again.
+LANGUAGE_SESSION_KEY = "lepton_language"
+
+
+def profile_language(request) -> str:
+    """The language kept on the signed-in person's profile ("" for none, or for an anonymous request)."""
+    from lepton.models import Profile
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return ""
+    if LANGUAGE_SESSION_KEY not in request.session:
+        language = Profile.objects.filter(user_id=user.pk).values_list("language", flat=True).first() or ""
+        request.session[LANGUAGE_SESSION_KEY] = language
+    language = request.session[LANGUAGE_SESSION_KEY]
+    return language if language in dict(settings.LANGUAGES) else ""
+
+
+class UserLanguageMiddleware:
+    """A signed-in person sees the language kept on their profile, on any device, whatever the browser asks for.
+
+    Sits after AuthenticationMiddleware (it needs request.user) and after LocaleMiddleware, whose choice it
+    overrides; the language cookie is set to match, so that the sign-in page shows the same language after a
+    sign-out.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        language = profile_language(request)
+        if language:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        response = self.get_response(request)
+        # The language switcher's own answer sets the cookie to the new choice: left as it is.
+        stale = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) != language
+        if language and stale and settings.LANGUAGE_COOKIE_NAME not in response.cookies:
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                language,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                secure=settings.LANGUAGE_COOKIE_SECURE,
+                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
+        return response

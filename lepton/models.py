@@ -301,3 +301,20 @@ class ExternalIdentity(models.Model):
 
 from lepton.collab.models import AccessRequest, Comment, Notice, Watch  # noqa: E402,F401  (lepton.collab's tables)
 from lepton.jobs.models import Job, JobLogLine, WorkerHeartbeat  # noqa: E402,F401  (the job tables live in lepton.jobs)
+
+
+class Profile(models.Model):
+    """A person's own settings that follow them to any device they sign in on: the interface language.
+
+    At most one per user, made by the first change (lepton.services.profile_set_language); without one, or with
+    an empty language, the browser decides (LocaleMiddleware: the language cookie, then Accept-Language).
+    lepton.middleware.UserLanguageMiddleware applies it to every page the person opens.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lepton_profile")
+    # A code of settings.LANGUAGES ("en", "zh-hans"), or "" for the browser's choice.
+    language = models.CharField(max_length=16, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language or 'browser language'})"

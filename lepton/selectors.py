@@ -74,3 +74,14 @@ def may_audit(user) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     return user.is_staff or user.is_superuser or Role.ADMIN in policy.user_roles(user).values()
+
+
+def languages_of(user_ids) -> dict[int, str]:
+    """The interface language of each user (lepton.models.Profile), the site's default where none is kept:
+    what an e-mail to them is written in."""
+    from django.conf import settings
+
+    from lepton.models import Profile
+
+    kept = dict(Profile.objects.filter(user_id__in=list(user_ids)).exclude(language="").values_list("user_id", "language"))
+    return {user_id: kept.get(user_id, settings.LANGUAGE_CODE) for user_id in user_ids}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
@@ -30,6 +31,7 @@ from lepton.models import (
     Department,
     ExternalIdentity,
     Membership,
+    Profile,
     Role,
     Share,
     ShareLevel,
@@ -598,6 +600,34 @@ def token_revoke(*, actor, token: ApiToken) -> ApiToken:
         token.save(update_fields=["revoked_at"])
         audit.record(actor=actor, action="token.revoke", obj=token, changes={"name": token.name})
     return token
+
+
+# --- profile -----------------------------------------------------------------------------
+
+
+def profile_set_language(*, actor, language: str) -> Profile:
+    """Keep `language` (a code of settings.LANGUAGES, or "" for the browser's own) as the actor's interface language.
+
+    It follows the person to every device they sign in on (lepton.middleware.UserLanguageMiddleware).
+    An unknown code is refused and changes nothing.
+    """
+    if not (actor and actor.is_authenticated):
+        raise Forbidden(_("Log in to keep a language."))
+    codes = [code for code, _name in settings.LANGUAGES]
+    if language not in ("", *codes):
+        raise Invalid(
+            _("Unknown language “%(language)s”; choose one of %(choices)s.")
+            % {"language": language, "choices": ", ".join(codes)},
+            fields={"language": [_("Choose a language from the list.")]},
+        )
+    with transaction.atomic():
+        profile, _created = Profile.objects.select_for_update().get_or_create(user=actor)
+        before = profile.language
+        if before != language:
+            profile.language = language
+            profile.save(update_fields=["language", "updated_at"])
+            audit.record(actor=actor, action="profile.language", obj=profile, changes={"language": [before, language]})
+    return profile
 
 
 class TokenError(Exception):

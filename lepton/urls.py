@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from lepton import views
+from lepton import views, web_views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # The language switcher: Django's set_language, which also keeps the choice on a signed-in person's profile.
+    path("i18n/setlang/", web_views.language_set, name="set_language"),
     path("admin/", admin.site.urls),
     path("api/", include("lepton.api.urls")),
     path("data/", include("datalake.urls")),

@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views import i18n as i18n_views
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -43,6 +44,7 @@ from lepton.forms import (
 from lepton.jobs import services as job_services
 from lepton.jobs.models import Job, JobStatus
 from lepton.jobs.registry import all_kinds
+from lepton.middleware import LANGUAGE_SESSION_KEY
 from lepton.models import ApiToken, Department, Membership, Role
 
 JOBS_PER_PAGE = 25
@@ -99,6 +101,21 @@ class LoginView(auth_views.LoginView):
     def get_context_data(self, **kwargs):
         # The "Sign in with …" link when single sign-on is configured (lepton/oidc.py).
         return {**super().get_context_data(**kwargs), "sso_name": oidc.provider_name()}
+
+
+@require_POST
+def language_set(request: HttpRequest) -> HttpResponse:
+    """The language switcher: Django's set_language (the cookie, a safe `next`); a signed-in person's choice is
+    also kept on their profile, so it follows them to any device (lepton.middleware.UserLanguageMiddleware)."""
+    language = request.POST.get("language", "")
+    response = i18n_views.set_language(request)
+    if language not in dict(settings.LANGUAGES):
+        messages.error(request, _("Unknown language; choose one from the list."))
+        return response
+    if request.user.is_authenticated:
+        services.profile_set_language(actor=request.user, language=language)
+        request.session[LANGUAGE_SESSION_KEY] = language
+    return response
 
 
 # --- department home and members -----------------------------------------------------------

@@ -1,8 +1,16 @@
-"""Plotly figures of a training run (plain dicts for json_script; static/js/lepton.js draws them)."""
+"""Plotly figures of a training run (plain dicts for json_script; static/js/lepton.js draws them).
+
+No Django import: the builders take `_`, the translation function of the reader's language (the views pass
+django.utils.translation.gettext; the default leaves the English); `_("…")` keeps the words in the catalogue.
+"""
 
 from __future__ import annotations
 
 BLUE, ORANGE, GREY = "#2f4aa8", "#d9822b", "#9aa3b5"
+
+
+def _untranslated(message: str) -> str:
+    return message
 
 
 def _figure(fid: str, title: str, data: list, layout: dict | None = None) -> dict:
@@ -20,7 +28,11 @@ def _figure(fid: str, title: str, data: list, layout: dict | None = None) -> dic
     }
 
 
-def run_figures(run) -> list[dict]:
+def _confusion_axes(_) -> dict:
+    return {"xaxis": {"title": {"text": _("predicted")}}, "yaxis": {"title": {"text": _("actual")}, "autorange": "reversed"}}
+
+
+def run_figures(run, *, _=_untranslated) -> list[dict]:
     """Per-epoch loss, confusion matrix, ROC, PR, residuals, learning curve and importance, where recorded."""
     curves = run.curves or {}
     figures = []
@@ -29,15 +41,15 @@ def run_figures(run) -> list[dict]:
         x = [e.get("epoch", i + 1) for i, e in enumerate(epochs)]
         keys = [k for k in epochs[-1] if k != "epoch" and isinstance(epochs[-1][k], int | float)]
         data = [{"type": "scatter", "mode": "lines+markers", "name": k, "x": x, "y": [e.get(k) for e in epochs]} for k in keys]
-        figures.append(_figure("fig-epochs", "Epochs", data, {"xaxis": {"title": {"text": "epoch"}}}))
+        figures.append(_figure("fig-epochs", _("Epochs"), data, {"xaxis": {"title": {"text": _("epoch")}}}))
     episodes = curves.get("episodes") or []
     if episodes:  # a scheduling policy (scheduling.policies): its gap on the training shops as it learnt
         figures.append(
             _figure(
-                "fig-episodes", "Mean gap to the best rule on the training shops",
-                [{"type": "scatter", "mode": "lines+markers", "name": "gap", "x": [e["episodes"] for e in episodes],
+                "fig-episodes", _("Mean gap to the best rule on the training shops"),
+                [{"type": "scatter", "mode": "lines+markers", "name": _("gap"), "x": [e["episodes"] for e in episodes],
                   "y": [e["training_gap"] for e in episodes], "line": {"color": BLUE}}],
-                {"xaxis": {"title": {"text": "episodes"}}, "yaxis": {"tickformat": ".1%"}},
+                {"xaxis": {"title": {"text": _("episodes")}}, "yaxis": {"tickformat": ".1%"}},
             )
         )  # fmt: skip
     matrix = curves.get("confusion_matrix")
@@ -46,10 +58,10 @@ def run_figures(run) -> list[dict]:
         figures.append(
             _figure(
                 "fig-confusion",
-                "Confusion matrix (holdout)",
+                _("Confusion matrix (holdout)"),
                 [{"type": "heatmap", "z": matrix["matrix"], "x": labels, "y": labels, "colorscale": "Blues", "showscale": False,
                   "text": matrix["matrix"], "texttemplate": "%{text}"}],
-                {"xaxis": {"title": {"text": "predicted"}}, "yaxis": {"title": {"text": "actual"}, "autorange": "reversed"}},
+                _confusion_axes(_),
             )
         )  # fmt: skip
     roc = curves.get("roc")
@@ -70,13 +82,13 @@ def run_figures(run) -> list[dict]:
                     {
                         "type": "scatter",
                         "mode": "lines",
-                        "name": "chance",
+                        "name": _("chance"),
                         "x": [0, 1],
                         "y": [0, 1],
                         "line": {"color": GREY, "dash": "dot"},
                     },
                 ],
-                {"xaxis": {"title": {"text": "false positive rate"}}, "yaxis": {"title": {"text": "true positive rate"}}},
+                {"xaxis": {"title": {"text": _("false positive rate")}}, "yaxis": {"title": {"text": _("true positive rate")}}},
             )
         )
     pr = curves.get("pr")
@@ -84,9 +96,9 @@ def run_figures(run) -> list[dict]:
         figures.append(
             _figure(
                 "fig-pr",
-                "Precision–recall",
+                _("Precision–recall"),
                 [{"type": "scatter", "mode": "lines", "x": pr["recall"], "y": pr["precision"], "line": {"color": ORANGE}}],
-                {"xaxis": {"title": {"text": "recall"}}, "yaxis": {"title": {"text": "precision"}}},
+                {"xaxis": {"title": {"text": _("recall")}}, "yaxis": {"title": {"text": _("precision")}}},
             )
         )
     residuals = curves.get("residuals")
@@ -95,10 +107,11 @@ def run_figures(run) -> list[dict]:
         figures.append(
             _figure(
                 "fig-residuals",
-                "Residuals (holdout)",
+                _("Residuals (holdout)"),
                 [{"type": "scatter", "mode": "markers", "x": residuals["predicted"], "y": errors,
                   "marker": {"color": BLUE, "size": 5, "opacity": 0.6}}],
-                {"xaxis": {"title": {"text": "predicted"}}, "yaxis": {"title": {"text": "actual − predicted"}}},
+                {"xaxis": {"title": {"text": _("predicted")}},
+                 "yaxis": {"title": {"text": _("actual − predicted")}}},
             )
         )  # fmt: skip
     learning = curves.get("learning")
@@ -106,17 +119,18 @@ def run_figures(run) -> list[dict]:
         data = [
             {"type": "scatter", "mode": "lines+markers", "name": name, "x": learning["train_sizes"], "y": learning[key],
              "error_y": {"type": "data", "array": [s or 0 for s in learning.get(std) or []]}}
-            for name, key, std in (("training", "train_scores", "train_std"), ("cross-validation", "test_scores", "test_std"))
+            for name, key, std in ((_("training"), "train_scores", "train_std"),
+                                   (_("cross-validation"), "test_scores", "test_std"))
             if learning.get(key)
         ]  # fmt: skip
-        layout = {"xaxis": {"title": {"text": "training rows"}}, "yaxis": {"title": {"text": learning.get("scoring", "")}}}
-        figures.append(_figure("fig-learning", "Learning curve", data, layout))
+        layout = {"xaxis": {"title": {"text": _("training rows")}}, "yaxis": {"title": {"text": learning.get("scoring", "")}}}
+        figures.append(_figure("fig-learning", _("Learning curve"), data, layout))
     if run.importance:
         top = run.importance[:15][::-1]
         figures.append(
             _figure(
                 "fig-importance",
-                "Permutation importance (holdout)",
+                _("Permutation importance (holdout)"),
                 [{"type": "bar", "orientation": "h", "x": [i.get("mean") for i in top], "y": [str(i.get("feature")) for i in top],
                   "error_x": {"type": "data", "array": [i.get("std", 0) for i in top]}, "marker": {"color": BLUE}}],
                 {"height": max(220, 24 * len(top) + 80), "margin": {"l": 140, "t": 40, "r": 10, "b": 40}},
@@ -128,12 +142,13 @@ def run_figures(run) -> list[dict]:
 COMPARE_COLOURS = (BLUE, ORANGE, "#2b9a66", "#a8326e")
 
 
-def compare_figures(versions) -> list[dict]:
+def compare_figures(versions, *, _=_untranslated) -> list[dict]:
     """ROC and PR curves of several versions overlaid, and their confusion matrices side by side."""
     figures = []
     named = [(f"v{v.number}", (v.run.curves if v.run else {}) or {}, COMPARE_COLOURS[i % 4]) for i, v in enumerate(versions)]
-    for fid, title, key, x, y in (("cmp-roc", "ROC (holdout)", "roc", "fpr", "tpr"),
-                                  ("cmp-pr", "Precision–recall (holdout)", "pr", "recall", "precision")):  # fmt: skip
+    axes = {"fpr": _("false positive rate"), "tpr": _("true positive rate"), "recall": _("recall"), "precision": _("precision")}
+    for fid, title, key, x, y in (("cmp-roc", _("ROC (holdout)"), "roc", "fpr", "tpr"),
+                                  ("cmp-pr", _("Precision–recall (holdout)"), "pr", "recall", "precision")):  # fmt: skip
         data = [
             {
                 "type": "scatter",
@@ -147,7 +162,9 @@ def compare_figures(versions) -> list[dict]:
             if curves.get(key) and curves[key].get(x)
         ]
         if len(data) > 1:
-            figures.append(_figure(fid, title, data, {"xaxis": {"title": {"text": x}}, "yaxis": {"title": {"text": y}}}))
+            figures.append(
+                _figure(fid, title, data, {"xaxis": {"title": {"text": axes[x]}}, "yaxis": {"title": {"text": axes[y]}}})
+            )
     for name, curves, _colour in named:
         matrix = curves.get("confusion_matrix")
         if matrix and matrix.get("matrix"):
@@ -155,10 +172,10 @@ def compare_figures(versions) -> list[dict]:
             figures.append(
                 _figure(
                     f"cmp-confusion-{name}",
-                    f"{name}: confusion matrix",
+                    _("%(version)s: confusion matrix") % {"version": name},
                     [{"type": "heatmap", "z": matrix["matrix"], "x": labels, "y": labels, "colorscale": "Blues",
                       "showscale": False, "text": matrix["matrix"], "texttemplate": "%{text}"}],
-                    {"xaxis": {"title": {"text": "predicted"}}, "yaxis": {"title": {"text": "actual"}, "autorange": "reversed"}},
+                    _confusion_axes(_),
                 )
             )  # fmt: skip
     importance = [
@@ -176,7 +193,7 @@ def compare_figures(versions) -> list[dict]:
         ]  # fmt: skip
         figures.append(
             _figure(
-                "cmp-importance", "Permutation importance", data, {"barmode": "group", "height": max(260, 40 * len(features))}
+                "cmp-importance", _("Permutation importance"), data, {"barmode": "group", "height": max(260, 40 * len(features))}
             )
         )
     return figures

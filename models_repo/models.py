@@ -112,7 +112,7 @@ class TrainingRun(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return self.name or f"run {str(self.pk)[:8]}"
+        return self.name or _("run %(id)s") % {"id": str(self.pk)[:8]}
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse

@@ -1,6 +1,7 @@
 """Read queries of the model repository, always filtered by what the user may see."""
 
 from django.db.models import Prefetch
+from django.utils.translation import gettext
 
 from lepton import policy
 from models_repo.models import AliasEvent, ModelAlias, PromotionRequest, RegisteredModel, TrainingRun
@@ -127,6 +128,6 @@ def aliases_at(model: RegisteredModel, at) -> list[dict]:
                 "alias": event.alias,
                 "version": event.to_version.number if event.to_version else None,
                 "since": event.created_at,
-                "by": event.actor.get_username() if event.actor else "system",
+                "by": event.actor.get_username() if event.actor else gettext("system"),
             }
     return [held[name] for name in sorted(held) if held[name]["version"] is not None]

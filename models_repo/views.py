@@ -123,7 +123,7 @@ def run(request: HttpRequest, pk) -> HttpResponse:
         "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING) or analysing,
         "analysing": analysing,
         "analysis_failed": analysis is not None and analysis.status in (JobStatus.FAILED, JobStatus.CANCELLED),
-        "figures": run_figures(run),
+        "figures": run_figures(run, _=_),
         "versions": list(run.versions.select_related("model")),
         "may_rerun": policy.can(request.user, "submit", run.department),
     }
@@ -443,7 +443,7 @@ def compare(request: HttpRequest, pk) -> HttpResponse:
             comparison = None
         else:
             shown = {v.number: v for v in model.versions.filter(number__in=numbers).select_related("run")}
-            figures = compare_figures([shown[n] for n in numbers])
+            figures = compare_figures([shown[n] for n in numbers], _=_)
     context = {"model": model, "all_versions": all_versions, "numbers": numbers, "comparison": comparison,
                "figures": figures, "error": error}  # fmt: skip
     return render(request, "models_repo/compare.html", context, status=400 if error else 200)

@@ -170,7 +170,7 @@ def scheduling(request: HttpRequest) -> HttpResponse:
         )
     figs, comparison = [], []
     if latest is not None:
-        figs = run_figures(latest.problem, latest)
+        figs = run_figures(latest.problem, latest, _=_)
         if not latest.info.get("robustness"):  # the latest robustness study of the department, when there is one
             studied = (
                 runs_visible(request.user)
@@ -180,7 +180,7 @@ def scheduling(request: HttpRequest) -> HttpResponse:
                 .first()
             )
             if studied is not None:
-                figs.append(robustness(studied.info["robustness"]))
+                figs.append(robustness(studied.info["robustness"], _=_))
         comparison = method_comparison(latest.problem)
         if comparison:
             figs.insert(

@@ -119,7 +119,7 @@ class ScheduleRun(models.Model):
         indexes = [models.Index(fields=["problem", "-created_at"], name="schedule_run_problem_idx")]
 
     def __str__(self) -> str:
-        return f"{self.problem} · {self.method} ({self.status})"
+        return f"{self.problem} · {self.method} ({self.get_status_display()})"
 
 
 class ScheduledOperation(models.Model):

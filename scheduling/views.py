@@ -262,7 +262,7 @@ def run(request: HttpRequest, pk) -> HttpResponse:
         "run": run,
         "problem": run.problem,
         "live": live,
-        "figures": run_figures(run.problem, run) if run.status == RunStatus.SUCCEEDED else [],
+        "figures": run_figures(run.problem, run, _=_) if run.status == RunStatus.SUCCEEDED else [],
         "gap": (run.makespan - run.lower_bound) / run.makespan if run.makespan and run.lower_bound is not None else None,
     }
     template = "scheduling/partials/_run_live.html" if request.htmx else "scheduling/run.html"

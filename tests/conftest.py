@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from lepton.management.commands.compile_translations import catalogues, compile_catalogue
 from tests.factories import DepartmentFactory, MembershipFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,10 @@ else:
 if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: subprocess workers must open the same test database.
     settings.DATABASES["default"]["TEST"]["NAME"] = str(RUN_DIR / "test.sqlite3")
+# The .mo catalogues are built, not committed (`make translations`): the run builds a missing or stale one
+# itself, so that `pytest` alone tests the Chinese interface `make run` serves.
+for _po in catalogues():
+    compile_catalogue(_po)
 # Timings short enough for tests; tests that need others use the `settings` fixture.
 settings.LEPTON_JOB_HEARTBEAT_SECONDS = 0.5
 settings.LEPTON_WORKER_HEARTBEAT_SECONDS = 0.5
@@ -115,6 +120,17 @@ def _clear_this_runs_cache(cache) -> None:
     keys = list(client.scan_iter(match=cache.make_key("*"), count=1000))
     for start in range(0, len(keys), 500):
         client.delete(*keys[start : start + 500])
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the site's language: a request in zh-hans (LocaleMiddleware, the profile's language)
+    leaves its language active in the thread, which would word the next test's service messages in Chinese."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -18,10 +18,10 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mass_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from lepton import audit, policy, services
+from lepton import audit, policy, selectors, services
 from lepton.collab import targets
 from lepton.collab.models import AccessRequest, AccessRequestStatus, Comment, Notice, Watch
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
@@ -63,12 +63,14 @@ def notice_emails_send(notice_ids: list[int]) -> int:
     Each notice is marked before its message goes, so a retried job does not send it twice.
     """
     notices = list(Notice.objects.filter(pk__in=notice_ids, emailed=False).select_related("user").order_by("pk"))
+    languages = selectors.languages_of({notice.user_id for notice in notices})
     messages = []
     for notice in notices:
         if not notice.user.email:
             continue
         body = notice.message + (f"\n\n{notice.url}\n" if notice.url else "\n")
-        subject = _("[Lepton] %(message)s") % {"message": notice.message.splitlines()[0][:120]}
+        with translation.override(languages[notice.user_id]):  # in the language the person reads Lepton in
+            subject = _("[Lepton] %(message)s") % {"message": notice.message.splitlines()[0][:120]}
         messages.append((subject, body, settings.DEFAULT_FROM_EMAIL, [notice.user.email]))
     Notice.objects.filter(pk__in=[n.pk for n in notices]).update(emailed=True)
     return send_mass_mail(messages, fail_silently=False) if messages else 0

@@ -23,10 +23,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mass_mail
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from lepton import audit, policy
+from lepton import audit, policy, selectors
 from lepton.crypto import CredentialError
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import platform_job_submit
@@ -410,13 +410,16 @@ def alert_emails_send(alert_ids: list) -> int:
     messages = []
     for alert in alerts:
         rule = alert.rule
-        addresses = [p.email for p in _recipients(alert.department_id) if p.email]
-        subject = _("[Lepton] %(rule)s") % {"rule": rule.name}
-        body = _("%(message)s\n\nDepartment: %(department)s\nRule: %(rule)s\nFirst seen: %(at)s\n") % {
-            "message": alert.message, "department": alert.department.name, "rule": rule.name,
-            "at": f"{alert.first_seen_at:%Y-%m-%d %H:%M} UTC",
-        }  # fmt: skip
-        messages.extend((subject, body, settings.DEFAULT_FROM_EMAIL, [address]) for address in addresses)
+        people = [p for p in _recipients(alert.department_id) if p.email]
+        languages = selectors.languages_of({p.pk for p in people})
+        for person in people:
+            with translation.override(languages[person.pk]):  # in the language the person reads Lepton in
+                subject = _("[Lepton] %(rule)s") % {"rule": rule.name}
+                body = _("%(message)s\n\nDepartment: %(department)s\nRule: %(rule)s\nFirst seen: %(at)s\n") % {
+                    "message": alert.message, "department": alert.department.name, "rule": rule.name,
+                    "at": f"{alert.first_seen_at:%Y-%m-%d %H:%M} UTC",
+                }  # fmt: skip
+            messages.append((subject, body, settings.DEFAULT_FROM_EMAIL, [person.email]))
     return send_mass_mail(messages, fail_silently=False) if messages else 0
 
 

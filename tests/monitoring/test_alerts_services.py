@@ -395,3 +395,21 @@ def test_a_rule_whose_webhook_host_left_the_allow_list_can_be_disabled_not_repoi
     with pytest.raises(Invalid) as refused:
         services.rule_update(actor=owner, rule=r, webhook_url="https://hooks.example.com/b")
     assert "Webhooks are turned off here" in refused.value.fields["webhook_url"][0]
+
+
+def test_each_person_gets_the_alert_e_mail_in_the_language_kept_on_their_profile(
+    deployed, owner, member, production, django_capture_on_commit_callbacks
+):
+    from lepton.services import profile_set_language
+
+    profile_set_language(actor=member, language="zh-hans")
+    _model, version = deployed
+    drift_row(version, "x", 0.5, end=timezone.now())
+    rule(owner, production, kind="drift_psi", threshold=0.25, notify_email=True, notify_in_app=False, name="Drift watch")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.alerts_evaluate()
+    [job] = Job.objects.filter(kind=services.EMAIL_KIND)
+    assert services.alert_emails_send(job.params["alerts"]) == 2
+    bodies = {m.to[0]: m.body for m in mail.outbox}
+    assert "部门：Production" in bodies["mia-member@example.com"], bodies["mia-member@example.com"]
+    assert "Department: Production" in bodies["oscar-owner@example.com"]

@@ -1,0 +1,71 @@
+"""The interface language is kept per person: chosen once with the switcher, it follows them to any device they
+sign in on; dates in the chosen language's formats."""
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from datalake import services as datalake_services
+from lepton.models import AuditEvent, Profile
+
+
+def _sign_in(client: Client, user) -> None:
+    response = client.post("/accounts/login/", {"username": user.username, "password": "password"})
+    assert response.status_code == 302, response.content.decode()[:500]
+
+
+def test_the_chosen_language_follows_the_person_to_another_device(client, member):
+    client.force_login(member)
+    response = client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/jobs/"})
+    assert response.status_code == 302 and response["Location"] == "/jobs/"
+    assert Profile.objects.get(user=member).language == "zh-hans"
+    event = AuditEvent.objects.get(action="profile.language")
+    assert event.actor == member and event.changes == {"language": ["", "zh-hans"]}
+    assert client.get("/jobs/")["Content-Language"] == "zh-hans"
+
+    # Another device: no cookie, a browser that asks for English.
+    laptop = Client(HTTP_ACCEPT_LANGUAGE="en")
+    assert "Log in" in laptop.get("/accounts/login/").content.decode()
+    _sign_in(laptop, member)
+    home = laptop.get("/")
+    assert home["Content-Language"] == "zh-hans"
+    assert "作业" in home.content.decode() and ">Jobs<" not in home.content.decode()
+    assert home.cookies[settings.LANGUAGE_COOKIE_NAME].value == "zh-hans"
+    # After signing out, the sign-in page keeps the person's language (the cookie was set to match).
+    laptop.post("/accounts/logout/")
+    assert laptop.get("/accounts/login/")["Content-Language"] == "zh-hans"
+
+    # Switching back to English on the laptop is kept too.
+    _sign_in(laptop, member)
+    laptop.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    assert Profile.objects.get(user=member).language == "en"
+    assert laptop.get("/")["Content-Language"] == "en"
+
+
+def test_an_unknown_language_is_refused_and_changes_nothing(client, member):
+    client.force_login(member)
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    events = AuditEvent.objects.count()
+    response = client.post("/i18n/setlang/", {"language": "klingon", "next": "/"}, follow=True)
+    assert "未知的语言" in response.content.decode()
+    assert Profile.objects.get(user=member).language == "zh-hans"
+    assert AuditEvent.objects.count() == events
+
+
+def test_an_anonymous_choice_is_only_a_cookie(client, db):
+    response = client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/accounts/login/"})
+    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "zh-hans"
+    assert not Profile.objects.exists()
+    assert "登录" in client.get("/accounts/login/").content.decode()
+
+
+@pytest.mark.parametrize(("language", "month_marker", "ago"), [("zh-hans", "年", "分钟"), ("en", ",", "minutes")])
+def test_dates_follow_the_language(client, member, production, language, month_marker, ago):
+    datalake_services.dataset_create(actor=member, department=production, name="Inspections")
+    client.force_login(member)
+    client.post("/i18n/setlang/", {"language": language, "next": "/"})
+    page = client.get("/").content.decode()
+    # The department's activity: "0 minutes" ago, and the full date in the language's own format on hover.
+    assert f"0\xa0{ago}" in page, page[page.find("<time") : page.find("<time") + 300]
+    start = page.find("<time")
+    assert month_marker in page[start : page.find("</time>", start)]
