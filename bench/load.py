@@ -75,9 +75,10 @@ def main() -> int:
     parser.add_argument("--browsers", type=int, default=50, help="browsing people (log in, catalog, datasets, dashboards)")
     parser.add_argument("--predictors", type=int, default=20, help="prediction clients, one token each")
     parser.add_argument("--uploaders", type=int, default=1, help="uploader/trainer clients")
-    parser.add_argument("--browse-wait", type=float, default=5.0, help="mean think time between a browser's pages (s)")
+    parser.add_argument("--browse-wait", type=float, default=10.0, help="mean think time between a browser's pages (s)")
     parser.add_argument("--predict-wait", type=float, default=1.0, help="mean wait between a client's predictions (s)")
     parser.add_argument("--upload-every", type=float, default=60.0, help="seconds between an uploader's upload + training")
+    parser.add_argument("--warmup", type=int, default=30, help="seconds of a small unmeasured load first (0: none)")
     parser.add_argument("--spawn-rate", type=float, default=5.0, help="users started per second")
     parser.add_argument("--datasets", type=int, default=6, help="datasets in the catalog besides the uploads")
     parser.add_argument("--rows", type=int, default=2000, help="rows of each generated dataset and upload")
@@ -90,6 +91,7 @@ def main() -> int:
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432", help="server for the scratch database")
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server", help="redis-server binary")
     parser.add_argument("--json", help="also write the results as JSON to this file")
+    parser.add_argument("--logs", help="copy the logs of web, worker, dispatcher and locust into this folder at the end")
     parser.add_argument("--child", choices=["setup", "locust", "jobs"], help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
@@ -106,6 +108,8 @@ def main() -> int:
         parser.error("--uploaders must be 0..5, and there must be at least one user")
     if not 1 <= args.datasets <= 50 or not 100 <= args.rows <= 100_000 or not 1 <= args.trees <= 500:
         parser.error("--datasets must be 1..50, --rows 100..100000 and --trees 1..500")
+    if not 0 <= args.warmup <= 600:
+        parser.error("--warmup must be 0..600")
     if min(args.browse_wait, args.predict_wait) < 0 or args.upload_every < 1 or args.spawn_rate <= 0:
         parser.error("--browse-wait and --predict-wait must be ≥ 0, --upload-every ≥ 1 and --spawn-rate > 0")
     if shutil.which(args.redis_server) is None:
@@ -157,7 +161,7 @@ def run(args) -> int:
         procs["web"] = _spawn(
             [sys.executable, "-m", "gunicorn", "lepton.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
              "--workers", str(args.web_workers), "--threads", str(args.web_threads), "--graceful-timeout", "10",
-             "--no-control-socket", "--log-level", "warning"], env, work / "web.log",
+             "--no-control-socket", "--log-level", "info"], env, work / "web.log",
         )  # fmt: skip
         procs["worker"] = _spawn(
             [sys.executable, "-m", "celery", "-A", "lepton", "worker", "-Q", "cpu", "--concurrency",
@@ -170,38 +174,24 @@ def run(args) -> int:
         sys.path.insert(0, str(ROOT))
         from bench.jobs import _cpu_seconds
 
+        warm = None
+        if args.warmup:
+            # Every gunicorn worker imports its views, templates and the model before anything is measured.
+            counts = (min(args.browsers, 3), min(args.predictors, 3), 0)
+            print(f"warm-up: {counts[0]} browsers and {counts[1]} predictors for {args.warmup} s (not measured)", flush=True)
+            warm, _cpu = _locust(args, procs, work, web_port, "warmup", args.warmup, counts, (0.5, 0.2))
+            print(f"warm-up: {warm['total']['requests']} requests, {warm['total']['failures']} failures", flush=True)
         cpu_before = {name: _cpu_seconds(p.pid) for name, p in procs.items()}
         load_start = os.getloadavg()
-        out = work / "locust.json"
-        locust_argv = [
-            sys.executable, __file__, "--child", "locust", "--plan", str(work / "plan.json"),
-            "--host", f"http://127.0.0.1:{web_port}", "--out", str(out), "--duration", str(args.duration),
-            "--browsers", str(args.browsers), "--predictors", str(args.predictors), "--uploaders", str(args.uploaders),
-            "--browse-wait", str(args.browse_wait), "--predict-wait", str(args.predict_wait),
-            "--upload-every", str(args.upload_every), "--spawn-rate", str(args.spawn_rate),
-        ]  # fmt: skip
         print(f"locust: {args.browsers} browsers, {args.predictors} predictors, {args.uploaders} uploader(s) "
               f"for {args.duration} s against http://127.0.0.1:{web_port}", flush=True)  # fmt: skip
-        locust = _spawn(locust_argv, {**os.environ, "PYTHONPATH": str(ROOT)}, work / "locust.log")
-        procs["locust"] = locust
-        cpu_before["locust"] = 0.0
-        cpu_locust = 0.0
-        deadline = time.monotonic() + args.duration + 120
-        while locust.poll() is None and time.monotonic() < deadline:
-            cpu_locust = max(cpu_locust, _cpu_seconds(locust.pid))
-            for name in ("web", "worker", "dispatcher", "redis"):
-                if procs[name].poll() is not None:
-                    raise RuntimeError(f"the {name} process exited {procs[name].returncode} under load:\n"
-                                       f"{(work / f'{name}.log').read_text(errors='replace')[-3000:]}")  # fmt: skip
-            time.sleep(1)
-        if locust.poll() is None:
-            raise RuntimeError(f"locust did not finish within {args.duration + 120} s")
-        if locust.returncode or not out.exists():
-            raise RuntimeError(f"locust exited {locust.returncode}:\n{(work / 'locust.log').read_text(errors='replace')[-4000:]}")
-        cpu = {name: _cpu_seconds(p.pid) - cpu_before[name] for name, p in procs.items() if name not in ("locust",)}
+        counts = (args.browsers, args.predictors, args.uploaders)
+        result, cpu_locust = _locust(
+            args, procs, work, web_port, "load", args.duration, counts, (args.browse_wait, args.predict_wait)
+        )
+        cpu = {name: _cpu_seconds(p.pid) - cpu_before[name] for name, p in procs.items()}
         cpu["locust"] = cpu_locust
         load_end = os.getloadavg()
-        result = json.loads(out.read_text())
         # Jobs still running when the load stops get a moment to finish before they are counted.
         wait_until = time.monotonic() + 60
         while True:
@@ -215,6 +205,7 @@ def run(args) -> int:
             "web tracebacks": web_log.count("Traceback"),
             "web workers replaced": max(0, web_log.count("Booting worker") - args.web_workers),
             "worker tracebacks": worker_log.count("Traceback"),
+            "failed warm-up requests": warm["total"]["failures"] + len(warm["exceptions"]) if warm else 0,
         }
         code = report(result, jobs, problems, cpu, args, load_start, load_end, time.monotonic() - started)
         if code:
@@ -235,6 +226,10 @@ def run(args) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stop_all(procs)
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for log in work.glob("*.log"):
+                shutil.copy(log, Path(args.logs) / log.name)
         try:
             with psycopg.connect(admin_url, autocommit=True) as con:
                 con.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
@@ -242,6 +237,37 @@ def run(args) -> int:
             print(f"could not drop the database {args.database}: {exc}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _locust(args, procs: dict, work: Path, web_port: int, name: str, duration: int, counts: tuple, waits: tuple):
+    """One locust child for `duration` seconds; its results and the CPU seconds it used."""
+    from bench.jobs import _cpu_seconds
+
+    out = work / f"{name}.json"
+    argv = [
+        sys.executable, __file__, "--child", "locust", "--plan", str(work / "plan.json"),
+        "--host", f"http://127.0.0.1:{web_port}", "--out", str(out), "--duration", str(duration),
+        "--browsers", str(counts[0]), "--predictors", str(counts[1]), "--uploaders", str(counts[2]),
+        "--browse-wait", str(waits[0]), "--predict-wait", str(waits[1]),
+        "--upload-every", str(args.upload_every), "--spawn-rate", str(args.spawn_rate),
+    ]  # fmt: skip
+    log = work / f"{name}.log"
+    locust = procs["locust"] = _spawn(argv, {**os.environ, "PYTHONPATH": str(ROOT)}, log)
+    used = 0.0
+    deadline = time.monotonic() + duration + 120
+    while locust.poll() is None and time.monotonic() < deadline:
+        used = max(used, _cpu_seconds(locust.pid))
+        for part in ("web", "worker", "dispatcher", "redis"):
+            if procs[part].poll() is not None:
+                raise RuntimeError(f"the {part} process exited {procs[part].returncode} under load:\n"
+                                   f"{(work / f'{part}.log').read_text(errors='replace')[-3000:]}")  # fmt: skip
+        time.sleep(1)
+    if locust.poll() is None:
+        raise RuntimeError(f"locust did not finish within {duration + 120} s")
+    if locust.returncode or not out.exists():
+        raise RuntimeError(f"locust exited {locust.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
+    del procs["locust"]
+    return json.loads(out.read_text()), used
 
 
 def _server_env(args, work: Path, redis_port: int, web_port: int) -> dict:
@@ -422,7 +448,7 @@ def user_classes(plan: dict, *, browse_wait: float, predict_wait: float, upload_
         def page(self, path: str, name: str, headers: dict | None = None):
             with self.client.get(path, name=name, headers=headers, catch_response=True) as response:
                 if response.status_code != 200:
-                    response.failure(f"status {response.status_code}")
+                    response.failure(f"status {response.status_code} {response.error or ''}")
                 elif "/accounts/login/" in response.url:
                     response.failure("landed on the login form (session lost)")
 
@@ -476,7 +502,7 @@ def user_classes(plan: dict, *, browse_wait: float, predict_wait: float, upload_
             with self.client.post(plan["predict_path"], data=body, headers=self.headers, name="POST predict (5 rows)",
                                   catch_response=True) as response:  # fmt: skip
                 if response.status_code != 200:
-                    response.failure(f"status {response.status_code}: {response.text[:300]}")
+                    response.failure(f"status {response.status_code}: {response.error or response.text[:300]}")
                 elif len(response.json().get("predictions", [])) != PREDICT_ROWS:
                     response.failure(f"not {PREDICT_ROWS} predictions: {response.text[:300]}")
 
@@ -493,7 +519,7 @@ def user_classes(plan: dict, *, browse_wait: float, predict_wait: float, upload_
 
         def expect(self, response, status: int):
             if response.status_code != status:
-                response.failure(f"status {response.status_code} (not {status}): {response.text[:300]}")
+                response.failure(f"status {response.status_code} (not {status}): {response.error or response.text[:300]}")
                 return None
             return response.json()
 
@@ -655,7 +681,7 @@ def setup_data(*, browsers: int, predictors: int, datasets: int, rows: int, tree
     runtime = "native"
     if onnx:  # what the conversion job queued at registration does (no worker runs during the setup)
         version = registry.version_onnx_convert(version.pk)
-        runtime = "onnx" if version.onnx_report.get("status") == "passed" else f"native ({version.onnx_report.get('status')})"
+        runtime = "onnx" if version.onnx_report.get("status") == "used" else f"native ({version.onnx_report.get('reason', '')})"
     services.promotion_settings_update(actor=admin, department=department, require_second_approver=False)
     services.promotion_approve(actor=admin, request=services.promotion_request(actor=admin, version=version))
     predict_tokens = [
