@@ -79,7 +79,7 @@ def main() -> int:
     parser.add_argument("--predict-wait", type=float, default=1.0, help="mean wait between a client's predictions (s)")
     parser.add_argument("--upload-every", type=float, default=60.0, help="seconds between an uploader's upload + training")
     parser.add_argument("--warmup", type=int, default=30, help="seconds of a small unmeasured load first (0: none)")
-    parser.add_argument("--spawn-rate", type=float, default=5.0, help="users started per second")
+    parser.add_argument("--spawn-rate", type=float, default=1.0, help="users started per second")
     parser.add_argument("--datasets", type=int, default=6, help="datasets in the catalog besides the uploads")
     parser.add_argument("--rows", type=int, default=2000, help="rows of each generated dataset and upload")
     parser.add_argument("--trees", type=int, default=50, help="trees of the production forest")
