@@ -204,6 +204,7 @@ def run(args) -> int:
         problems = {
             "web tracebacks": web_log.count("Traceback"),
             "web workers replaced": max(0, web_log.count("Booting worker") - args.web_workers),
+            "web worker timeouts": web_log.count("WORKER TIMEOUT"),
             "worker tracebacks": worker_log.count("Traceback"),
             "failed warm-up requests": warm["total"]["failures"] + len(warm["exceptions"]) if warm else 0,
         }
