@@ -16,7 +16,7 @@ with a time limit:
    services, and a random forest trained by `training_start` + `training_execute`, converted
    to ONNX as the platform's conversion job does, and promoted to `production`;
 3. the platform as deployed (Dockerfile / docker-compose.yml): `gunicorn lepton.wsgi:application
-   --workers 3 --threads 4` with DEBUG off, one Celery worker on the `cpu` queue
+   --workers 3 --threads 4 --keep-alive 75` with DEBUG off, one Celery worker on the `cpu` queue
    (`--concurrency 1`) and the dispatcher (`manage.py run_dispatcher`);
 4. a locust child (locust's Python API, headless) runs for `--duration` seconds:
    - `Browser` ×`--browsers`: logs in through the login form (CSRF token from the form), then
@@ -85,6 +85,7 @@ def main() -> int:
     parser.add_argument("--trees", type=int, default=50, help="trees of the production forest")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn --workers (Dockerfile: 3)")
     parser.add_argument("--web-threads", type=int, default=4, help="gunicorn --threads (Dockerfile: 4)")
+    parser.add_argument("--keep-alive", type=int, default=75, help="gunicorn --keep-alive seconds (Dockerfile: 75)")
     parser.add_argument("--worker-concurrency", type=int, default=1, help="Celery worker --concurrency")
     parser.add_argument("--api-rate-limit", default="100000/min", help="API_RATE_LIMIT of the server")
     parser.add_argument("--database", default="bench_load")
@@ -161,7 +162,8 @@ def run(args) -> int:
         procs["web"] = _spawn(
             [sys.executable, "-m", "gunicorn", "lepton.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
              "--workers", str(args.web_workers), "--threads", str(args.web_threads), "--graceful-timeout", "10",
-             "--no-control-socket", "--log-level", "info"], env, work / "web.log",
+             "--no-control-socket", "--log-level", "info",
+             "--keep-alive", str(args.keep_alive)], env, work / "web.log",
         )  # fmt: skip
         procs["worker"] = _spawn(
             [sys.executable, "-m", "celery", "-A", "lepton", "worker", "-Q", "cpu", "--concurrency",
