@@ -135,6 +135,8 @@ def run(args) -> int:
         raise Stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C raises KeyboardInterrupt even where the shell started us with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     admin_url = f"{args.postgres.rstrip('/')}/postgres"
     work = Path(tempfile.mkdtemp(prefix="lepton-bench-load-"))
     procs: dict[str, subprocess.Popen] = {}
