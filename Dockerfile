@@ -56,4 +56,7 @@ USER lepton
 
 EXPOSE 8000
 
-CMD ["gunicorn", "lepton.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--no-control-socket", "--access-logfile", "-"]
+# --keep-alive 75: an API client that reuses its connection after about gunicorn's default 2 s
+# of idle time races the server closing it and gets a connection reset (bench/load.py found 114
+# in 9 047 predictions; docs/benchmarks.md, "Load"). Idle connections cost a gthread worker nothing.
+CMD ["gunicorn", "lepton.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--keep-alive", "75", "--no-control-socket", "--access-logfile", "-"]

@@ -96,6 +96,10 @@ class Command(BaseCommand):
                     str(web_threads),
                     "--graceful-timeout",
                     "10",
+                    # As the Dockerfile: longer than a client's pause between calls, so that a
+                    # reused connection is not closed under it (a connection reset otherwise).
+                    "--keep-alive",
+                    "75",
                     # The control socket lives at one path per user: a second instance would take it over.
                     "--no-control-socket",
                     "--access-logfile",
