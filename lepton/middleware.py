@@ -73,6 +73,10 @@ def profile_language(request) -> str:
     """The language kept on the signed-in person's profile ("" for none, or for an anonymous request)."""
     from lepton.models import Profile
 
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        # No session, so nobody signed in through the browser (an API call with a token, a first
+        # visit): do not touch request.user, which would load the session and add "Vary: Cookie".
+        return ""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return ""

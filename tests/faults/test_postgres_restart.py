@@ -67,7 +67,7 @@ def _call(url: str, *, token: str = "", body: dict | None = None) -> tuple[int, 
 def cluster():
     # A short path: the server's Unix socket lives there (at most 107 bytes), and the
     # `postgres` user must reach it (pytest's tmp_path is private to root).
-    server = PostgresServer(Path(tempfile.mkdtemp(prefix="lepton-pg-")))
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="lepton-pg-", dir="/tmp")))
     yield server
     server.destroy()
 
