@@ -282,11 +282,12 @@ def from_columns(columns: dict[str, list], *, alternatives: bool = False) -> Bui
     if n == 0:
         raise TableError(gettext_noop("The table has no rows: the problem is empty."), table="operations", row=None, column="job")
     if n > MAX_OPERATIONS:
-        what = gettext_noop("one per operation and machine") if alternatives else gettext_noop("operations")
-        raise TableError(
-            gettext_noop("%(n)s rows (%(what)s) are above the limit of %(max)s."),
-            table="operations", row=None, column="job", n=n, what=what, max=MAX_OPERATIONS,
-        )  # fmt: skip
+        template = (
+            gettext_noop("%(n)s rows (one per operation and machine) are above the limit of %(max)s.")
+            if alternatives
+            else gettext_noop("%(n)s rows (operations) are above the limit of %(max)s.")
+        )
+        raise TableError(template, table="operations", row=None, column="job", n=n, max=MAX_OPERATIONS)  # fmt: skip
     jobs = [_label(_required(value, "job", row)) for row, value in enumerate(columns["job"])]
     job_first = _distinct(jobs, "job", MAX_JOBS)
     job_index = {name: j for j, name in enumerate(job_first)}
