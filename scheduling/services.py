@@ -14,12 +14,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import job_submit
-from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, from_dict, to_dict
+from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, Phrase, from_dict, to_dict
 from scheduling.models import Method, ProblemSource, RunStatus, ScheduledOperation, ScheduleRun, ShopProblem
 
 SOLVE_KIND = "scheduling.solve"
@@ -30,6 +30,27 @@ MAX_SIZE_TEXT = 5 * 1024 * 1024  # bytes of an uploaded problem file
 # --- problems ---------------------------------------------------------------------------------------
 
 
+def _translated(value):
+    """A Phrase of the engine in the active language (its own phrases first); other values as they are."""
+    if not isinstance(value, Phrase):
+        return value
+    params = {key: _translated(v) for key, v in value.params.items()}
+    text = _(value.template) if value.plural is None else ngettext(value.template, value.plural, value.n)
+    return text % params if params else text
+
+
+def instance_error_text(exc: InstanceError) -> str:
+    """`exc`'s message in the active language (the request's): the engine words it in English, with
+    a gettext_noop template and parameters, so that it is translated here (engine.instance.Phrase)."""
+    params = {key: _translated(value) for key, value in exc.params.items()}
+    text = _(exc.template) % params if params else _(exc.template)
+    if exc.line is None:
+        return text
+    if exc.column is None:
+        return _("line %(line)s: ") % {"line": exc.line} + text
+    return _("line %(line)s, column %(column)s: ") % {"line": exc.line, "column": exc.column} + text
+
+
 def instance_of(problem: ShopProblem) -> Instance:
     """The engine's view of a stored problem (stored in engine.instance.to_dict's shape)."""
     return from_dict({"name": problem.name, "best_known": problem.best_known, "machines": problem.machines, "jobs": problem.jobs})
@@ -38,31 +59,35 @@ def instance_of(problem: ShopProblem) -> Instance:
 def instance_from_data(machines, jobs) -> Instance:
     """An Instance from the API's JSON (the shape ShopProblem stores); InstanceError naming the field."""
     if not isinstance(machines, list) or not isinstance(jobs, list):
-        raise InstanceError("machines and jobs must be lists.", field="machines" if not isinstance(machines, list) else "jobs")
+        raise InstanceError(
+            gettext_noop("machines and jobs must be lists."), field="machines" if not isinstance(machines, list) else "jobs"
+        )
     built_machines = []
     for m, machine in enumerate(machines):
         if not isinstance(machine, dict) or not str(machine.get("name", "")).strip():
-            raise InstanceError("Each machine needs a name.", field=f"machines.{m}.name")
+            raise InstanceError(gettext_noop("Each machine needs a name."), field=f"machines.{m}.name")
         rates = []
         for key in ("mtbf", "mttr"):
             value = machine.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
-                raise InstanceError(f"{key} must be a number.", field=f"machines.{m}.{key}")
+                raise InstanceError(gettext_noop("%(key)s must be a number."), field=f"machines.{m}.{key}", key=key)
             rates.append(value)
         built_machines.append(Machine(str(machine["name"]).strip()[:100], *rates))
     built_jobs = []
     for j, job in enumerate(jobs):
         if not isinstance(job, dict):
-            raise InstanceError("Each job must be an object.", field=f"jobs.{j}")
+            raise InstanceError(gettext_noop("Each job must be an object."), field=f"jobs.{j}")
         operations = job.get("operations")
         if not isinstance(operations, list):
-            raise InstanceError("operations must be a list.", field=f"jobs.{j}.operations")
+            raise InstanceError(gettext_noop("operations must be a list."), field=f"jobs.{j}.operations")
         built_ops = []
         for k, options in enumerate(operations):
             if isinstance(options, dict):  # {"machine": m, "duration": d} for a single machine
                 options = [[options.get("machine"), options.get("duration")]]
             if not isinstance(options, list) or not options:
-                raise InstanceError("An operation is a list of [machine, duration] pairs.", field=f"jobs.{j}.operations.{k}")
+                raise InstanceError(
+                    gettext_noop("An operation is a list of [machine, duration] pairs."), field=f"jobs.{j}.operations.{k}"
+                )
             pairs = []
             for pair in options:
                 if (
@@ -71,17 +96,18 @@ def instance_from_data(machines, jobs) -> Instance:
                     or any(isinstance(v, bool) or not isinstance(v, int) for v in pair)
                 ):
                     raise InstanceError(
-                        "Each option is [machine, duration], two whole numbers.", field=f"jobs.{j}.operations.{k}"
+                        gettext_noop("Each option is [machine, duration], two whole numbers."),
+                        field=f"jobs.{j}.operations.{k}",
                     )
                 pairs.append((pair[0], pair[1]))
             built_ops.append(Operation(tuple(pairs)))
         for key in ("release", "due"):
             value = job.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise InstanceError(f"{key} must be a whole number.", field=f"jobs.{j}.{key}")
+                raise InstanceError(gettext_noop("%(key)s must be a whole number."), field=f"jobs.{j}.{key}", key=key)
         weight = job.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
-            raise InstanceError("weight must be a number.", field=f"jobs.{j}.weight")
+            raise InstanceError(gettext_noop("weight must be a number."), field=f"jobs.{j}.weight")
         built_jobs.append(
             Job(
                 name=str(job.get("name") or f"J{j}")[:100],
@@ -103,7 +129,8 @@ def _may_add(actor, department) -> None:
 
 
 def _invalid(exc: InstanceError) -> Invalid:
-    return Invalid(exc.message, fields={exc.field: [exc.message]}, code="invalid_problem")
+    message = instance_error_text(exc)
+    return Invalid(message, fields={exc.field: [message]}, code="invalid_problem")
 
 
 def problem_create(
@@ -174,7 +201,8 @@ def problem_upload(*, actor, department, name: str, text: str, format: str | Non
     try:
         instance = formats.read(text, format=format or None, name=name)
     except InstanceError as exc:
-        raise Invalid(exc.message, fields={"file": [exc.message]}, code="invalid_problem") from None
+        message = instance_error_text(exc)
+        raise Invalid(message, fields={"file": [message]}, code="invalid_problem") from None
     return problem_create(
         actor=actor, department=department, name=name, instance=instance, source=ProblemSource.UPLOAD,
         source_format=instance.meta.get("format", format or ""),
@@ -335,11 +363,11 @@ def problem_from_dataset(
 
     def field_of(place, exc):
         if place is None:
-            return "dataset_version", exc.message
+            return "dataset_version", instance_error_text(exc)
         where, row, column = place
         role = {"jobs": "job", "machines": "machine"}.get(where, column) if column == "name" else column
         prefix = "" if isinstance(exc, table.TableError) else _("row %(row)s: ") % {"row": row + 1}
-        return f"mapping.{role}", prefix + exc.message
+        return f"mapping.{role}", prefix + instance_error_text(exc)
 
     instance = _table_instance(lambda: table.from_columns(columns, alternatives=alternatives), field_of)
     dataset = dataset_version.dataset
@@ -373,7 +401,7 @@ def problem_from_tables(
     _may_add(actor, department)
 
     def field_of(place, exc):
-        return ("problem" if place is None else "{}.{}.{}".format(*place)), exc.message
+        return ("problem" if place is None else "{}.{}.{}".format(*place)), instance_error_text(exc)
 
     instance = _table_instance(lambda: table.from_tables(machines, jobs, operations), field_of)
     origin = {"kind": "copy", "problem": str(copy_of.pk), "name": copy_of.name} if copy_of is not None else None

@@ -83,7 +83,8 @@ class ShopProblemViewSet(
             try:
                 instance = services.instance_from_data(data["machines"], data["jobs"])
             except InstanceError as exc:
-                raise Invalid(exc.message, fields={exc.field: [exc.message]}, code="invalid_problem") from None
+                message = services.instance_error_text(exc)
+                raise Invalid(message, fields={exc.field: [message]}, code="invalid_problem") from None
             problem = services.problem_create(
                 actor=request.user, department=department, name=data["name"], instance=instance,
                 source=ProblemSource.API, description=data.get("description", ""),

@@ -45,6 +45,9 @@ from scheduling.engine.instance import (
     Job,
     Machine,
     Operation,
+    gettext_noop,
+    ngettext,
+    phrase,
 )
 
 FORMATS = ("orlib", "taillard", "csv")
@@ -67,10 +70,12 @@ class _Token:
         return _INT.fullmatch(self.text) is not None
 
 
-def _error(message: str, at: _Token | None = None, *, line: int | None = None, column: int | None = None) -> InstanceError:
+def _error(
+    template: str, at: _Token | None = None, *, line: int | None = None, column: int | None = None, **params
+) -> InstanceError:
     if at is not None:
         line, column = at.line, at.column
-    return InstanceError(message, field="file", line=line, column=column)
+    return InstanceError(template, field="file", line=line, column=column, **params)
 
 
 def _lines(text: str) -> list[tuple[int, str]]:
@@ -86,62 +91,86 @@ def _tokens(number: int, line: str) -> list[_Token]:
 
 def _int(token: _Token, what: str) -> int:
     if not token.is_int:
-        raise _error(f"expected {what}, found {token.text!r}", token)
+        raise _error(gettext_noop("expected %(what)s, found %(found)s"), token, what=what, found=repr(token.text))
     return int(token.text)
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+def _jobs(n: int) -> str:
+    return ngettext("%(n)s job", "%(n)s jobs", n)
 
 
-def _follow(n: int) -> str:
-    return "follows" if n == 1 else "follow"
+def _machines(n: int) -> str:
+    return ngettext("%(n)s machine", "%(n)s machines", n)
+
+
+def _numbers(n: int) -> str:
+    return ngettext("%(n)s number", "%(n)s numbers", n)
 
 
 def _check_duration(value: int, token: _Token) -> int:
     if value < 0:
-        raise _error(f"the duration {value} is negative", token)
+        raise _error(gettext_noop("the duration %(duration)s is negative"), token, duration=value)
     if value > MAX_DURATION:
-        raise _error(f"the duration {value} is above the limit of {MAX_DURATION}", token)
+        raise _error(
+            gettext_noop("the duration %(duration)s is above the limit of %(max)s"), token, duration=value, max=MAX_DURATION
+        )
     return value
 
 
 def _check_header(n_token: _Token, m_token: _Token) -> tuple[int, int]:
     """The numbers of jobs and machines a header states, within the size limits."""
-    n, m = _int(n_token, "the number of jobs"), _int(m_token, "the number of machines")
-    for value, token, word in ((n, n_token, "jobs"), (m, m_token, "machines")):
+    n_what, m_what = gettext_noop("the number of jobs"), gettext_noop("the number of machines")
+    n, m = _int(n_token, n_what), _int(m_token, m_what)
+    for value, token, what, empty in (
+        (n, n_token, n_what, gettext_noop("the header says 0 jobs: the problem is empty")),
+        (m, m_token, m_what, gettext_noop("the header says 0 machines: the problem is empty")),
+    ):
         if value < 0:
-            raise _error(f"expected the number of {word}, found {token.text!r}", token)
+            raise _error(gettext_noop("expected %(what)s, found %(found)s"), token, what=what, found=repr(token.text))
         if value == 0:
-            raise _error(f"the header says 0 {word}: the problem is empty", token)
+            raise _error(empty, token)
     if n > MAX_JOBS:
-        raise _error(f"{n} jobs are above the limit of {MAX_JOBS} jobs", n_token)
+        raise _error(gettext_noop("%(n)s jobs are above the limit of %(max)s jobs"), n_token, n=n, max=MAX_JOBS)
     if m > MAX_MACHINES:
-        raise _error(f"{m} machines are above the limit of {MAX_MACHINES} machines", m_token)
+        raise _error(gettext_noop("%(n)s machines are above the limit of %(max)s machines"), m_token, n=m, max=MAX_MACHINES)
     if n * m > MAX_OPERATIONS:
-        raise _error(f"{n} jobs × {m} machines = {n * m} operations, above the limit of {MAX_OPERATIONS}", n_token)
+        raise _error(
+            gettext_noop("%(n)s jobs × %(m)s machines = %(operations)s operations, above the limit of %(max)s"),
+            n_token, n=n, m=m, operations=n * m, max=MAX_OPERATIONS,
+        )  # fmt: skip
     return n, m
 
 
 def _no_header(lines: list[tuple[int, str]], what: str) -> InstanceError:
     if not any(text.strip() for _no, text in lines):
-        return InstanceError("The file is empty.", field="file")
-    return InstanceError(f"No line gives the numbers of jobs and machines ({what}); is this the right format?", field="file")
+        return InstanceError(gettext_noop("The file is empty."), field="file")
+    return InstanceError(
+        gettext_noop("No line gives the numbers of jobs and machines (%(what)s); is this the right format?"),
+        field="file", what=what,
+    )  # fmt: skip
 
 
 def _row_width(tokens: list[_Token], expected: int, what: str, line: str) -> None:
     """Refuses a row that does not have `expected` numbers, pointing where one is missing or extra."""
     if len(tokens) > expected:
         raise _error(
-            f"{what} has {_count(len(tokens), 'number')}, {len(tokens) - expected} more than the {expected} expected",
+            gettext_noop("%(what)s has %(numbers)s, %(more)s more than the %(expected)s expected"),
             tokens[expected],
+            what=what,
+            numbers=_numbers(len(tokens)),
+            more=len(tokens) - expected,
+            expected=expected,
         )
     if len(tokens) < expected:
         column = len(line.split("#", 1)[0].rstrip()) + 1
         raise _error(
-            f"{what} has {_count(len(tokens), 'number')}, {expected - len(tokens)} fewer than the {expected} expected",
+            gettext_noop("%(what)s has %(numbers)s, %(fewer)s fewer than the %(expected)s expected"),
             line=tokens[0].line if tokens else None,
             column=column,
+            what=what,
+            numbers=_numbers(len(tokens)),
+            fewer=expected - len(tokens),
+            expected=expected,
         )
 
 
@@ -169,7 +198,7 @@ def read_orlib(text: str, name: str = "") -> Instance:
         if comment and not _SEPARATOR.fullmatch(comment):
             comments.append(comment)
     if header is None:
-        raise _no_header(lines, "a line of two whole numbers, like '6 6'")
+        raise _no_header(lines, gettext_noop("a line of two whole numbers, like '6 6'"))
     n, m = _check_header(*header)
 
     rows: list[list[tuple[int, int]]] = []
@@ -180,16 +209,19 @@ def read_orlib(text: str, name: str = "") -> Instance:
             if tokens[0].is_int:
                 job_lines = n + sum(1 for _no, _line, more in body[position:] if more[0].is_int)
                 raise _error(
-                    f"the header (line {header[0].line}) says {_count(n, 'job')} but {job_lines} job lines follow", tokens[0]
-                )
+                    gettext_noop("the header (line %(header)s) says %(jobs)s but %(lines)s job lines follow"),
+                    tokens[0], header=header[0].line, jobs=_jobs(n), lines=job_lines,
+                )  # fmt: skip
             raise _error(
-                f"the file goes on after the {_count(n, 'job')} the header announced ({line.strip()[:40]!r}); "
-                "give one problem per file",
-                tokens[0],
-            )
+                gettext_noop("the file goes on after the %(jobs)s the header announced (%(text)s); give one problem per file"),
+                tokens[0], jobs=_jobs(n), text=repr(line.strip()[:40]),
+            )  # fmt: skip
         rows.append(_orlib_job(len(rows), tokens, m, line))
     if len(rows) < n:
-        raise _error(f"the header says {_count(n, 'job')} but {_count(len(rows), 'job line')} {_follow(len(rows))}", header[0])
+        raise _error(
+            gettext_noop("the header says %(jobs)s but %(lines)s"), header[0],
+            jobs=_jobs(n), lines=ngettext("%(n)s job line follows", "%(n)s job lines follow", len(rows)),
+        )  # fmt: skip
     return _classic(rows, m, name=name, best_known=None, meta={"format": "orlib", "comments": comments})
 
 
@@ -197,27 +229,33 @@ def _orlib_job(job: int, tokens: list[_Token], m: int, line: str) -> list[tuple[
     operations = []
     for k in range(0, len(tokens), 2):
         machine_token = tokens[k]
-        machine = _int(machine_token, "a machine number")
+        machine = _int(machine_token, gettext_noop("a machine number"))
         if k + 1 == len(tokens):
             raise _error(
-                f"job {job} ends with machine {machine} but no duration after it",
-                line=machine_token.line,
-                column=machine_token.column + len(machine_token.text),
-            )
+                gettext_noop("job %(job)s ends with machine %(machine)s but no duration after it"),
+                line=machine_token.line, column=machine_token.column + len(machine_token.text), job=job, machine=machine,
+            )  # fmt: skip
         if not 0 <= machine < m:
             raise _error(
-                f"machine {machine} does not exist: the header says {_count(m, 'machine')}, numbered 0 to {m - 1}", machine_token
-            )
-        duration = _check_duration(_int(tokens[k + 1], "a duration"), tokens[k + 1])
+                gettext_noop("machine %(machine)s does not exist: the header says %(machines)s, numbered 0 to %(last)s"),
+                machine_token, machine=machine, machines=_machines(m), last=m - 1,
+            )  # fmt: skip
+        duration = _check_duration(_int(tokens[k + 1], gettext_noop("a duration")), tokens[k + 1])
         operations.append((machine, duration))
     if len(operations) != m:
         first_extra = tokens[2 * m] if len(operations) > m else None
         raise _error(
-            f"job {job} has {_count(len(operations), 'operation')} but the header says {_count(m, 'machine')}: "
-            f"a job line is {m} pairs of machine and duration",
+            gettext_noop(
+                "job %(job)s has %(operations)s but the header says %(machines)s: "
+                "a job line is %(m)s pairs of machine and duration"
+            ),
             first_extra,
             line=tokens[0].line,
             column=None if first_extra else len(line.split("#", 1)[0].rstrip()) + 1,
+            job=job,
+            operations=ngettext("%(n)s operation", "%(n)s operations", len(operations)),
+            machines=_machines(m),
+            m=m,
         )
     return operations
 
@@ -229,13 +267,16 @@ def write_orlib(instance: Instance) -> str:
     name goes in a `#` comment. Job and machine names, release and due dates are not kept.
     """
     if instance.flexible:
-        raise InstanceError("A flexible job shop cannot be written as OR-Library text: it has one machine per operation.")
+        raise InstanceError(
+            gettext_noop("A flexible job shop cannot be written as OR-Library text: it has one machine per operation.")
+        )
     m = instance.n_machines
     for job in instance.jobs:
         if len(job.operations) != m:
             raise InstanceError(
-                f"Job {job.name} has {_count(len(job.operations), 'operation')}; OR-Library text needs one per machine ({m})."
-            )
+                gettext_noop("Job %(job)s has %(operations)s; OR-Library text needs one per machine (%(m)s)."),
+                job=job.name, operations=ngettext("%(n)s operation", "%(n)s operations", len(job.operations)), m=m,
+            )  # fmt: skip
     out = [f"# {instance.name}"] if instance.name else []
     out.append(f"{instance.n_jobs} {m}")
     out.extend("  ".join(f"{op.machine} {op.duration}" for op in job.operations) for job in instance.jobs)
@@ -259,9 +300,9 @@ def read_taillard(text: str, name: str = "") -> Instance:
         if line.strip():
             labels = [label.strip().lower() for label in line.split("#", 1)[0].split(",")]
     if header is None:
-        raise _no_header(lines, "a line starting with two whole numbers, like '15 15'")
+        raise _no_header(lines, gettext_noop("a line starting with two whole numbers, like '15 15'"))
     n, m = _check_header(header[0], header[1])
-    extras = [_int(t, "a number") for t in header[2:]]
+    extras = [_int(t, gettext_noop("a number")) for t in header[2:]]
 
     # Rows, each tagged with the section a "Times" or "Machines" line opened (None before any).
     rows: list[tuple[str | None, str, list[_Token]]] = []
@@ -292,57 +333,68 @@ def read_taillard(text: str, name: str = "") -> Instance:
         body = rows[len(leading) :]
         if len(body) < 2 * n:
             raise _error(
-                f"the header says {_count(n, 'job')}: {n} rows of processing times then {n} rows of machines "
-                f"are expected, but {_count(len(body), 'row')} {_follow(len(body))}",
+                gettext_noop(
+                    "the header says %(jobs)s: %(n)s rows of processing times then %(n)s rows of machines "
+                    "are expected, but %(rows)s"
+                ),
                 header[0],
+                jobs=_jobs(n),
+                n=n,
+                rows=ngettext("%(n)s row follows", "%(n)s rows follow", len(body)),
             )
         times, machines = body[:n], body[n:]
     if leading:
         if len(header) > 2 or len(leading) > 1:
-            raise _error("expected 'Times' or a row of processing times", leading[-1][2][0])
-        extras = [_int(t, "a seed or bound (a whole number)") for t in leading[0][2]]
+            raise _error(gettext_noop("expected 'Times' or a row of processing times"), leading[-1][2][0])
+        extras = [_int(t, gettext_noop("a seed or bound (a whole number)")) for t in leading[0][2]]
     if len(times) > n:
-        raise _error(f"the header says {_count(n, 'job')} but {len(times)} rows of processing times follow", times[n][2][0])
+        raise _error(
+            gettext_noop("the header says %(jobs)s but %(rows)s rows of processing times follow"), times[n][2][0],
+            jobs=_jobs(n), rows=len(times),
+        )  # fmt: skip
     if len(times) < n:
         raise _error(
-            f"the header says {_count(n, 'job')} but {_count(len(times), 'row')} of processing times {_follow(len(times))}",
-            header[0],
-        )
+            gettext_noop("the header says %(jobs)s but %(rows)s"), header[0], jobs=_jobs(n),
+            rows=ngettext(
+                "%(n)s row of processing times follows", "%(n)s rows of processing times follow", len(times)
+            ),
+        )  # fmt: skip
     if len(machines) > n:
         extra = machines[n]
         if extra[2][0].is_int:
             raise _error(
-                f"the header says {_count(n, 'job')}: {n} rows of processing times and {n} rows of machines, "
-                "and this is one row more",
-                extra[2][0],
-            )
-        raise _error(f"the file goes on after the problem ({extra[1].strip()[:40]!r}); give one problem per file", extra[2][0])
+                gettext_noop(
+                    "the header says %(jobs)s: %(n)s rows of processing times and %(n)s rows of machines, "
+                    "and this is one row more"
+                ),
+                extra[2][0], jobs=_jobs(n), n=n,
+            )  # fmt: skip
+        raise _error(_GOES_ON, extra[2][0], text=repr(extra[1].strip()[:40]))
     if len(machines) < n:
         raise _error(
-            f"the header says {_count(n, 'job')} but {_count(len(machines), 'row')} of machines {_follow(len(machines))}",
-            header[0],
-        )
+            gettext_noop("the header says %(jobs)s but %(rows)s"), header[0], jobs=_jobs(n),
+            rows=ngettext("%(n)s row of machines follows", "%(n)s rows of machines follow", len(machines)),
+        )  # fmt: skip
     if trailing is not None:
-        raise _error(
-            f"the file goes on after the problem ({trailing[1].strip()[:40]!r}); give one problem per file", trailing[2][0]
-        )
+        raise _error(_GOES_ON, trailing[2][0], text=repr(trailing[1].strip()[:40]))
 
     result = []
     for j, ((_tag, time_line, time_tokens), (_tag2, machine_line, machine_tokens)) in enumerate(
         zip(times, machines, strict=True)
     ):
-        durations = [_check_duration(_int(t, "a processing time"), t) for t in time_tokens]
-        _row_width(time_tokens, m, f"the row of processing times of job {j}", time_line)
+        durations = [_check_duration(_int(t, gettext_noop("a processing time")), t) for t in time_tokens]
+        _row_width(time_tokens, m, phrase(gettext_noop("the row of processing times of job %(job)s"), job=j), time_line)
         ops = []
         for k, token in enumerate(machine_tokens):
-            machine = _int(token, "a machine number")
+            machine = _int(token, gettext_noop("a machine number"))
             if not 1 <= machine <= m:
                 raise _error(
-                    f"machine {machine} does not exist: a Taillard file numbers the {_count(m, 'machine')} from 1 to {m}", token
-                )
+                    gettext_noop("machine %(machine)s does not exist: a Taillard file numbers the %(machines)s from 1 to %(m)s"),
+                    token, machine=machine, machines=_machines(m), m=m,
+                )  # fmt: skip
             if k < len(durations):
                 ops.append((machine - 1, durations[k]))
-        _row_width(machine_tokens, m, f"the row of machines of job {j}", machine_line)
+        _row_width(machine_tokens, m, phrase(gettext_noop("the row of machines of job %(job)s"), job=j), machine_line)
         result.append(ops)
 
     best_known = None
@@ -350,6 +402,9 @@ def read_taillard(text: str, name: str = "") -> Instance:
         named = dict(zip(labels[2:], extras, strict=False))
         best_known = named.get("upper bound")
     return _classic(result, m, name=name, best_known=best_known, meta={"format": "taillard", "header_numbers": extras})
+
+
+_GOES_ON = gettext_noop("the file goes on after the problem (%(text)s); give one problem per file")
 
 
 # --- CSV ----------------------------------------------------------------------------------
@@ -384,7 +439,7 @@ def _csv_fields(line: str, number: int, delimiter: str) -> list[_Token]:
             i, value = start + 1, []
             while True:
                 if i >= end:
-                    raise _error("a quoted field is not closed on its line", line=number, column=start + 1)
+                    raise _error(gettext_noop("a quoted field is not closed on its line"), line=number, column=start + 1)
                 if line[i] == '"':
                     if line[i + 1 : i + 2] == '"':
                         value.append('"')
@@ -397,7 +452,10 @@ def _csv_fields(line: str, number: int, delimiter: str) -> list[_Token]:
             while i < end and line[i] == " " and delimiter != " ":
                 i += 1
             if i < end and line[i] != delimiter:
-                raise _error(f"expected {delimiter!r} after the closing quote, found {line[i]!r}", line=number, column=i + 1)
+                raise _error(
+                    gettext_noop("expected %(delimiter)s after the closing quote, found %(found)s"),
+                    line=number, column=i + 1, delimiter=repr(delimiter), found=repr(line[i]),
+                )  # fmt: skip
             fields.append(_Token("".join(value).strip(), number, start + 1))
         else:
             i = line.find(delimiter, start)
@@ -410,11 +468,13 @@ def _csv_fields(line: str, number: int, delimiter: str) -> list[_Token]:
 
 def _csv_int(token: _Token, what: str) -> int:
     if token.text == "":
-        raise _error(f"expected {what}, found an empty cell", token)
+        raise _error(gettext_noop("expected %(what)s, found an empty cell"), token, what=what)
     if _DECIMAL_INT.fullmatch(token.text):
         return int(token.text.split(".")[0])
     if not token.is_int:
-        raise _error(f"expected {what} (a whole number), found {token.text!r}", token)
+        raise _error(
+            gettext_noop("expected %(what)s (a whole number), found %(found)s"), token, what=what, found=repr(token.text)
+        )
     return int(token.text)
 
 
@@ -422,12 +482,12 @@ def read_csv(text: str, name: str = "") -> Instance:
     """The CSV of operations `text` as a checked Instance (see the module docstring for names)."""
     lines = [(number, line) for number, line in _lines(text) if line.strip()]
     if not lines:
-        raise InstanceError("The file is empty.", field="file")
+        raise InstanceError(gettext_noop("The file is empty."), field="file")
     header_no, header_line = lines[0]
     delimiter = next((d for d in (",", ";", "\t") if d in header_line), None)
     if delimiter is None:
         raise _error(
-            "the first line must name the columns job, sequence, machine and duration, separated by commas",
+            gettext_noop("the first line must name the columns job, sequence, machine and duration, separated by commas"),
             line=header_no,
             column=1,
         )
@@ -438,16 +498,23 @@ def read_csv(text: str, name: str = "") -> Instance:
         if key is None:
             continue
         if key in columns:
-            raise _error(f"the columns {columns[key][1].text!r} and {token.text!r} both give the {key}", token)
+            raise _error(
+                gettext_noop("the columns %(first)s and %(second)s both give the %(key)s"),
+                token, first=repr(columns[key][1].text), second=repr(token.text), key=key,
+            )  # fmt: skip
         columns[key] = (index, token)
     missing = [key for key in _CSV_REQUIRED if key not in columns]
     if missing:
+        names = repr(missing[0])
+        for key in missing[1:]:
+            names = phrase(gettext_noop("%(these)s or %(that)s"), these=names, that=repr(key))
         raise _error(
-            f"the header has no {' or '.join(repr(k) for k in missing)} column "
-            "(the columns are job, sequence, machine, duration and, optionally, due_date)",
-            line=header_no,
-            column=1,
-        )
+            gettext_noop(
+                "the header has no %(names)s column "
+                "(the columns are job, sequence, machine, duration and, optionally, due_date)"
+            ),
+            line=header_no, column=1, names=names,
+        )  # fmt: skip
     header_width = len(header_fields)
 
     job_index: dict[str, int] = {}
@@ -464,7 +531,9 @@ def read_csv(text: str, name: str = "") -> Instance:
             continue  # a spreadsheet's empty row: ",,,"
         surplus = next((f for f in fields[header_width:] if f.text != ""), None)
         if surplus is not None:
-            raise _error(f"this row has more cells than the header has columns ({header_width})", surplus)
+            raise _error(
+                gettext_noop("this row has more cells than the header has columns (%(width)s)"), surplus, width=header_width
+            )
         fields += [_Token("", number, len(line) + 1)] * (header_width - len(fields))
 
         def cell(key: str, fields: list[_Token] = fields) -> _Token:
@@ -472,76 +541,92 @@ def read_csv(text: str, name: str = "") -> Instance:
 
         job_cell = cell("job")
         if job_cell.text == "":
-            raise _error("expected a job name, found an empty cell", job_cell)
+            raise _error(gettext_noop("expected a job name, found an empty cell"), job_cell)
         j = job_index.get(job_cell.text)
         if j is None:
             if len(job_index) == MAX_JOBS:
-                raise _error(f"job {job_cell.text!r} is one more than the limit of {MAX_JOBS} jobs", job_cell)
+                raise _error(
+                    gettext_noop("job %(job)s is one more than the limit of %(max)s jobs"),
+                    job_cell, job=repr(job_cell.text), max=MAX_JOBS,
+                )  # fmt: skip
             j = job_index[job_cell.text] = len(job_index)
             job_first_line.append(number)
             job_ops.append({})
             job_due.append(None)
 
         if "due" in columns and (due_cell := cell("due")).text != "":
-            due = _csv_int(due_cell, "a due date")
+            due = _csv_int(due_cell, gettext_noop("a due date"))
             if due < 0:
-                raise _error(f"the due date {due} is negative", due_cell)
+                raise _error(gettext_noop("the due date %(due)s is negative"), due_cell, due=due)
             earlier = job_due[j]
             if earlier is not None and earlier[0] != due:
-                raise _error(f"job {job_cell.text!r} has due date {due} here but {earlier[0]} on line {earlier[1]}", due_cell)
+                raise _error(
+                    gettext_noop("job %(job)s has due date %(due)s here but %(earlier)s on line %(earlier_line)s"),
+                    due_cell, job=repr(job_cell.text), due=due, earlier=earlier[0], earlier_line=earlier[1],
+                )  # fmt: skip
             job_due[j] = (due, number)
 
         sequence_cell, machine_cell, duration_cell = cell("sequence"), cell("machine"), cell("duration")
         if sequence_cell.text == machine_cell.text == duration_cell.text == "":
             continue  # the job is listed without an operation; refused below if it has none at all
-        sequence = _csv_int(sequence_cell, "a sequence number")
+        sequence = _csv_int(sequence_cell, gettext_noop("a sequence number"))
         if sequence in job_ops[j]:
             raise _error(
-                f"job {job_cell.text!r} has sequence {sequence} twice (also on line {job_ops[j][sequence][2]}): "
-                "each operation of a job needs its own",
-                sequence_cell,
-            )
+                gettext_noop(
+                    "job %(job)s has sequence %(sequence)s twice (also on line %(other)s): "
+                    "each operation of a job needs its own"
+                ),
+                sequence_cell, job=repr(job_cell.text), sequence=sequence, other=job_ops[j][sequence][2],
+            )  # fmt: skip
         if machine_cell.text == "":
-            raise _error("expected a machine, found an empty cell", machine_cell)
+            raise _error(gettext_noop("expected a machine, found an empty cell"), machine_cell)
         if machines_are_numbers is None:
             machines_are_numbers, first_machine_line = machine_cell.is_int, number
         if machines_are_numbers:
             if not machine_cell.is_int:
                 raise _error(
-                    f"expected a machine number (machines are numbers in this file, from line {first_machine_line}), "
-                    f"found {machine_cell.text!r}",
-                    machine_cell,
-                )
+                    gettext_noop(
+                        "expected a machine number (machines are numbers in this file, from line %(first)s), "
+                        "found %(found)s"
+                    ),
+                    machine_cell, first=first_machine_line, found=repr(machine_cell.text),
+                )  # fmt: skip
             machine = int(machine_cell.text)
             if machine < 0:
-                raise _error(f"machine {machine} does not exist: machine numbers start at 0", machine_cell)
+                raise _error(
+                    gettext_noop("machine %(machine)s does not exist: machine numbers start at 0"), machine_cell, machine=machine
+                )
             if machine >= MAX_MACHINES:
                 raise _error(
-                    f"machine {machine} is above the limit of {MAX_MACHINES} machines (numbered 0 to {MAX_MACHINES - 1})",
-                    machine_cell,
-                )
+                    gettext_noop("machine %(machine)s is above the limit of %(max)s machines (numbered 0 to %(last)s)"),
+                    machine_cell, machine=machine, max=MAX_MACHINES, last=MAX_MACHINES - 1,
+                )  # fmt: skip
         else:
             machine = machine_index.get(machine_cell.text)
             if machine is None:
                 if len(machine_index) == MAX_MACHINES:
                     raise _error(
-                        f"machine {machine_cell.text!r} is one more than the limit of {MAX_MACHINES} machines", machine_cell
-                    )
+                        gettext_noop("machine %(machine)s is one more than the limit of %(max)s machines"),
+                        machine_cell, machine=repr(machine_cell.text), max=MAX_MACHINES,
+                    )  # fmt: skip
                 machine = machine_index[machine_cell.text] = len(machine_index)
-        duration = _check_duration(_csv_int(duration_cell, "a duration"), duration_cell)
+        duration = _check_duration(_csv_int(duration_cell, gettext_noop("a duration")), duration_cell)
         n_operations += 1
         if n_operations > MAX_OPERATIONS:
-            raise _error(f"this operation is one more than the limit of {MAX_OPERATIONS} operations", job_cell)
+            raise _error(
+                gettext_noop("this operation is one more than the limit of %(max)s operations"), job_cell, max=MAX_OPERATIONS
+            )
         job_ops[j][sequence] = (machine, duration, number)
 
     if not job_index:
-        raise _error("the header is followed by no operations: the problem is empty", line=header_no)
+        raise _error(gettext_noop("the header is followed by no operations: the problem is empty"), line=header_no)
     names = list(job_index)
     for j, ops in enumerate(job_ops):
         if not ops:
             raise _error(
-                f"job {names[j]!r} visits no machine: its rows give no sequence, machine or duration", line=job_first_line[j]
-            )
+                gettext_noop("job %(job)s visits no machine: its rows give no sequence, machine or duration"),
+                line=job_first_line[j], job=repr(names[j]),
+            )  # fmt: skip
     if machines_are_numbers:
         n_machines = 1 + max(machine for ops in job_ops for machine, _d, _line in ops.values())
         machines = tuple(Machine(name=f"M{m}") for m in range(n_machines))
@@ -581,7 +666,10 @@ def read(text: str, format: str | None = None, name: str = "") -> Instance:
     if format is not None:
         reader = _READERS.get(format)
         if reader is None:
-            raise InstanceError(f"Unknown format {format!r}: use one of {', '.join(FORMATS)}.", field="format")
+            raise InstanceError(
+                gettext_noop("Unknown format %(format)s: use one of %(formats)s."),
+                field="format", format=repr(format), formats=", ".join(FORMATS),
+            )  # fmt: skip
         return reader(text, name=name)
     return _READERS[detect(text)](text, name=name)
 
@@ -592,8 +680,8 @@ def detect(text: str) -> str:
     content = [(number, line) for number, line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not content:
         if any(line.strip() for _no, line in lines):
-            raise InstanceError("The file holds only comments: no problem in it.", field="file")
-        raise InstanceError("The file is empty.", field="file")
+            raise InstanceError(gettext_noop("The file holds only comments: no problem in it."), field="file")
+        raise InstanceError(gettext_noop("The file is empty."), field="file")
     first = content[0][1]
     for delimiter in (",", ";", "\t"):
         if delimiter in first and "job" in {_csv_name(part.strip('"')) for part in first.split(delimiter)}:
@@ -607,8 +695,10 @@ def detect(text: str) -> str:
     start = next((i for i, tokens in enumerate(rows) if len(tokens) >= 2 and all(t.is_int for t in tokens)), None)
     if start is None:
         raise InstanceError(
-            "Cannot tell the format: no line gives the numbers of jobs and machines, and the first line names no 'job' "
-            "column. Give the format (--format orlib, taillard or csv).",
+            gettext_noop(
+                "Cannot tell the format: no line gives the numbers of jobs and machines, and the first line names no 'job' "
+                "column. Give the format (--format orlib, taillard or csv)."
+            ),
             field="format",
         )
     header = rows[start]
@@ -630,11 +720,12 @@ def detect(text: str) -> str:
         return "orlib" if all(orlib) else "taillard"
     row = after[0][0]
     raise InstanceError(
-        f"cannot tell whether this is an OR-Library or a Taillard file: after the header '{n} {m}' this row has "
-        f"{_count(width, 'number')} and {_count(count, 'row')} follow; an OR-Library file has {n} job lines of {2 * m} "
-        f"numbers (machine and duration pairs), a Taillard file {2 * n} rows of {m}. "
-        "Check the rows, or give the format (--format orlib or taillard).",
-        field="format",
-        line=row.line,
-        column=row.column,
-    )
+        gettext_noop(
+            "cannot tell whether this is an OR-Library or a Taillard file: after the header '%(n)s %(m)s' this row has "
+            "%(numbers)s and %(rows)s follow; an OR-Library file has %(n)s job lines of %(width)s "
+            "numbers (machine and duration pairs), a Taillard file %(taillard_rows)s rows of %(m)s. "
+            "Check the rows, or give the format (--format orlib or taillard)."
+        ),
+        field="format", line=row.line, column=row.column,
+        n=n, m=m, numbers=_numbers(width), rows=ngettext("%(n)s row", "%(n)s rows", count), width=2 * m, taillard_rows=2 * n,
+    )  # fmt: skip

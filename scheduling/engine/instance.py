@@ -17,16 +17,58 @@ MAX_OPERATIONS = 50_000
 MAX_DURATION = 10**7
 
 
+class Phrase(str):
+    """English words put into a message's template ("a duration", "2 jobs"), which a reader in
+    another language needs translated before they are put in (scheduling.services.instance_error_text).
+
+    `template` (and `plural`, chosen by `n`) is the marked English, `params` what goes into it;
+    the str is the English text.
+    """
+
+    template: str
+    plural: str | None
+    n: int | None
+    params: dict
+
+    def __new__(cls, template: str, plural: str | None = None, n: int | None = None, **params) -> Phrase:
+        params = params | ({"n": n} if plural is not None else {})
+        english = plural if plural is not None and n != 1 else template
+        self = super().__new__(cls, english % params if params else english)
+        self.template, self.plural, self.n, self.params = str(template), plural, n, params
+        return self
+
+
+def gettext_noop(message: str) -> Phrase:
+    """Marks `message` for translation without importing Django (makemessages extracts this name).
+
+    The engine speaks English; scheduling.services translates its templates and phrases.
+    """
+    return Phrase(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> Phrase:
+    """'%(n)s job' or '%(n)s jobs' in English, marked for translation (makemessages extracts this name)."""
+    return Phrase(singular, plural, n)
+
+
+def phrase(template: str, **params) -> Phrase:
+    """Marked words with parameters of their own, e.g. phrase(gettext_noop("the row of machines of job %(job)s"), job=3)."""
+    return Phrase(template, **params)
+
+
 class InstanceError(ValueError):
     """A problem that cannot be scheduled, or a file that cannot be read; `field` names the place.
 
     `line` and `column` (1-based) point into the file it was read from, where there was one.
+    `template` (marked with gettext_noop) and `params` let scheduling.services word the message
+    in the reader's language; `message` is the English one.
     """
 
-    def __init__(self, message: str, *, field: str = "problem", line: int | None = None, column: int | None = None):
+    def __init__(self, template: str, *, field: str = "problem", line: int | None = None, column: int | None = None, **params):
         self.field, self.line, self.column = field, line, column
+        self.template, self.params = str(template), params
         where = f"line {line}" + (f", column {column}" if column is not None else "") + ": " if line is not None else ""
-        super().__init__(where + message)
+        super().__init__(where + (self.template % params if params else self.template))
         self.message = str(self)
 
 
@@ -95,56 +137,96 @@ class Instance:
     def check(self) -> Instance:
         """Self, when it can be scheduled; InstanceError naming the first problem otherwise."""
         if not self.jobs or not self.machines:
-            raise InstanceError("The problem is empty: it needs at least one machine and one job.")
+            raise InstanceError(gettext_noop("The problem is empty: it needs at least one machine and one job."))
         if len(self.jobs) > MAX_JOBS or len(self.machines) > MAX_MACHINES:
             raise InstanceError(
-                f"{len(self.jobs)} jobs on {len(self.machines)} machines is above the limits "
-                f"({MAX_JOBS} jobs, {MAX_MACHINES} machines)."
+                gettext_noop(
+                    "%(jobs)s jobs on %(machines)s machines is above the limits (%(max_jobs)s jobs, %(max_machines)s machines)."
+                ),
+                jobs=len(self.jobs),
+                machines=len(self.machines),
+                max_jobs=MAX_JOBS,
+                max_machines=MAX_MACHINES,
             )
         if self.n_operations > MAX_OPERATIONS:
-            raise InstanceError(f"{self.n_operations} operations are above the limit of {MAX_OPERATIONS}.")
+            raise InstanceError(
+                gettext_noop("%(n)s operations are above the limit of %(max)s."), n=self.n_operations, max=MAX_OPERATIONS
+            )
         for m, machine in enumerate(self.machines):
             for name, value in (("mtbf", machine.mtbf), ("mttr", machine.mttr)):
                 if value is not None and not value > 0:
-                    raise InstanceError(f"Machine {machine.name}: {name} must be positive.", field=f"machines.{m}.{name}")
+                    raise InstanceError(
+                        gettext_noop("Machine %(machine)s: %(key)s must be positive."),
+                        field=f"machines.{m}.{name}",
+                        machine=machine.name,
+                        key=name,
+                    )
             if (machine.mtbf is None) != (machine.mttr is None):
-                raise InstanceError(f"Machine {machine.name}: give both mtbf and mttr, or neither.", field=f"machines.{m}.mtbf")
+                raise InstanceError(
+                    gettext_noop("Machine %(machine)s: give both mtbf and mttr, or neither."),
+                    field=f"machines.{m}.mtbf",
+                    machine=machine.name,
+                )
         for j, job in enumerate(self.jobs):
             where = f"jobs.{j}"
             if not job.operations:
-                raise InstanceError(f"Job {job.name} visits no machine.", field=f"{where}.operations")
+                raise InstanceError(gettext_noop("Job %(job)s visits no machine."), field=f"{where}.operations", job=job.name)
             if job.release < 0:
-                raise InstanceError(f"Job {job.name}: the release time is negative.", field=f"{where}.release")
+                raise InstanceError(
+                    gettext_noop("Job %(job)s: the release time is negative."), field=f"{where}.release", job=job.name
+                )
             if job.due is not None and job.due < 0:
-                raise InstanceError(f"Job {job.name}: the due date is negative.", field=f"{where}.due")
+                raise InstanceError(gettext_noop("Job %(job)s: the due date is negative."), field=f"{where}.due", job=job.name)
             if not job.weight >= 0:
-                raise InstanceError(f"Job {job.name}: the weight must be 0 or more.", field=f"{where}.weight")
+                raise InstanceError(
+                    gettext_noop("Job %(job)s: the weight must be 0 or more."), field=f"{where}.weight", job=job.name
+                )
             for k, op in enumerate(job.operations):
                 if not op.options:
-                    raise InstanceError(f"Job {job.name}, operation {k}: no machine.", field=f"{where}.operations.{k}")
+                    raise InstanceError(
+                        gettext_noop("Job %(job)s, operation %(k)s: no machine."),
+                        field=f"{where}.operations.{k}",
+                        job=job.name,
+                        k=k,
+                    )
                 seen = set()
                 for machine, duration in op.options:
                     if not 0 <= machine < len(self.machines):
                         raise InstanceError(
-                            f"Job {job.name}, operation {k}: machine {machine} does not exist "
-                            f"(machines are 0 to {len(self.machines) - 1}).",
+                            gettext_noop(
+                                "Job %(job)s, operation %(k)s: machine %(machine)s does not exist (machines are 0 to %(last)s)."
+                            ),
                             field=f"{where}.operations.{k}.machine",
+                            job=job.name,
+                            k=k,
+                            machine=machine,
+                            last=len(self.machines) - 1,
                         )
                     if machine in seen:
                         raise InstanceError(
-                            f"Job {job.name}, operation {k}: machine {machine} is named twice.",
+                            gettext_noop("Job %(job)s, operation %(k)s: machine %(machine)s is named twice."),
                             field=f"{where}.operations.{k}.machine",
+                            job=job.name,
+                            k=k,
+                            machine=machine,
                         )
                     seen.add(machine)
                     if duration < 0:
                         raise InstanceError(
-                            f"Job {job.name}, operation {k}: the duration {duration} is negative.",
+                            gettext_noop("Job %(job)s, operation %(k)s: the duration %(duration)s is negative."),
                             field=f"{where}.operations.{k}.duration",
+                            job=job.name,
+                            k=k,
+                            duration=duration,
                         )
                     if duration > MAX_DURATION:
                         raise InstanceError(
-                            f"Job {job.name}, operation {k}: the duration {duration} is above {MAX_DURATION}.",
+                            gettext_noop("Job %(job)s, operation %(k)s: the duration %(duration)s is above %(max)s."),
                             field=f"{where}.operations.{k}.duration",
+                            job=job.name,
+                            k=k,
+                            duration=duration,
+                            max=MAX_DURATION,
                         )
         return self
 

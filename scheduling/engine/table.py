@@ -34,7 +34,15 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from scheduling.engine.instance import MAX_DURATION, MAX_JOBS, MAX_MACHINES, MAX_OPERATIONS, InstanceError
+from scheduling.engine.instance import (
+    MAX_DURATION,
+    MAX_JOBS,
+    MAX_MACHINES,
+    MAX_OPERATIONS,
+    InstanceError,
+    gettext_noop,
+    phrase,
+)
 
 ROLES = ("job", "sequence", "machine", "duration", "due", "release", "weight")
 REQUIRED_ROLES = ("job", "machine", "duration")
@@ -44,8 +52,8 @@ JOB_ROLES = ("due", "release", "weight")  # per job: the same on every row that 
 class TableError(InstanceError):
     """A refused cell or row: `table`, `row` (0-based; None for the whole column) and `column` name it."""
 
-    def __init__(self, message: str, *, table: str, row: int | None, column: str):
-        super().__init__(message, field=column if row is None else f"{table}.{row}.{column}")
+    def __init__(self, template: str, *, table: str, row: int | None, column: str, **params):
+        super().__init__(template, field=column if row is None else f"{table}.{row}.{column}", **params)
         self.table, self.row, self.column = table, row, column
 
 
@@ -116,20 +124,24 @@ def _route(
         for row, sequence, _options in steps:
             if sequence is None:
                 raise TableError(
-                    f"{where(row)}the sequence is missing: with alternative machines, the rows of one operation "
-                    "share its job and sequence.",
-                    table=table, row=row, column="sequence",
+                    gettext_noop(
+                        "%(where)sthe sequence is missing: with alternative machines, the rows of one operation "
+                        "share its job and sequence."
+                    ),
+                    table=table, row=row, column="sequence", where=where(row),
                 )  # fmt: skip
     elif any(sequence is not None for _row, sequence, _o in steps):
         seen: dict[int, int] = {}
         for row, sequence, _o in steps:
             if sequence is None:
-                raise TableError(f"{where(row)}the other operations of this job give a sequence; give one here too.",
-                                 table=table, row=row, column="sequence")  # fmt: skip
+                raise TableError(
+                    gettext_noop("%(where)sthe other operations of this job give a sequence; give one here too."),
+                    table=table, row=row, column="sequence", where=where(row),
+                )  # fmt: skip
             if sequence in seen:
                 raise TableError(
-                    f"{where(row)}sequence {sequence} is given twice for this job (also on row {seen[sequence] + 1}).",
-                    table=table, row=row, column="sequence",
+                    gettext_noop("%(where)ssequence %(sequence)s is given twice for this job (also on row %(other)s)."),
+                    table=table, row=row, column="sequence", where=where(row), sequence=sequence, other=seen[sequence] + 1,
                 )  # fmt: skip
             seen[sequence] = row
     if any(sequence is not None for _row, sequence, _o in steps):
@@ -148,9 +160,12 @@ def _route(
             for machine, duration, cell in step_options:
                 if grouped and machine in rows_of:
                     raise TableError(
-                        f"{where(row)}machine {machine_names[machine]!r} is given twice for sequence {sequence} of this "
-                        f"job (also on row {rows_of[machine] + 1}); give each machine once per operation.",
-                        table=table, row=row, column="machine",
+                        gettext_noop(
+                            "%(where)smachine %(machine)s is given twice for sequence %(sequence)s of this "
+                            "job (also on row %(other)s); give each machine once per operation."
+                        ),
+                        table=table, row=row, column="machine", where=where(row),
+                        machine=repr(machine_names[machine]), sequence=sequence, other=rows_of[machine] + 1,
                     )  # fmt: skip
                 rows_of[machine] = row
                 option_places[f"jobs.{job}.operations.{k}.{len(options)}"] = (table, row, cell)
@@ -163,7 +178,19 @@ def _route(
 
 
 def _dataset_row(row: int) -> str:
-    return f"row {row + 1}: "
+    return phrase(gettext_noop("row %(row)s: "), row=row + 1)
+
+
+# The roles' names as messages say them ("duration must be a whole number").
+_ROLE_WORDS = {
+    "job": gettext_noop("job"),
+    "sequence": gettext_noop("sequence"),
+    "machine": gettext_noop("machine"),
+    "duration": gettext_noop("duration"),
+    "due": gettext_noop("due"),
+    "release": gettext_noop("release"),
+    "weight": gettext_noop("weight"),
+}
 
 
 def _label(value) -> str:
@@ -178,14 +205,16 @@ def _whole(value, role: str, row: int) -> int | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise TableError(f"{_dataset_row(row)}{role} must be a whole number, not {value!r}.",
-                         table="operations", row=row, column=role)  # fmt: skip
+        raise TableError(
+            gettext_noop("%(where)s%(role)s must be a whole number, not %(value)s."),
+            table="operations", row=row, column=role, where=_dataset_row(row), role=_ROLE_WORDS[role], value=repr(value),
+        )  # fmt: skip
     if isinstance(value, int):
         return value
     if not math.isfinite(value) or value != int(value):
         raise TableError(
-            f"{_dataset_row(row)}{role} {value} is not a whole number (durations and times are whole units).",
-            table="operations", row=row, column=role,
+            gettext_noop("%(where)s%(role)s %(value)s is not a whole number (durations and times are whole units)."),
+            table="operations", row=row, column=role, where=_dataset_row(row), role=_ROLE_WORDS[role], value=value,
         )  # fmt: skip
     return int(value)
 
@@ -194,15 +223,19 @@ def _number(value, role: str, row: int) -> float | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not math.isfinite(value):
-        raise TableError(f"{_dataset_row(row)}{role} must be a number, not {value!r}.",
-                         table="operations", row=row, column=role)  # fmt: skip
+        raise TableError(
+            gettext_noop("%(where)s%(role)s must be a number, not %(value)s."),
+            table="operations", row=row, column=role, where=_dataset_row(row), role=_ROLE_WORDS[role], value=repr(value),
+        )  # fmt: skip
     return float(value)
 
 
 def _required(value, role: str, row: int):
     if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip()):
-        raise TableError(f"{_dataset_row(row)}the {role} is missing (a value is needed on every row).",
-                         table="operations", row=row, column=role)  # fmt: skip
+        raise TableError(
+            gettext_noop("%(where)sthe %(role)s is missing (a value is needed on every row)."),
+            table="operations", row=row, column=role, where=_dataset_row(row), role=_ROLE_WORDS[role],
+        )  # fmt: skip
     return value
 
 
@@ -212,10 +245,13 @@ def _distinct(values: list, role: str, limit: int) -> dict:
     for row, value in enumerate(values):
         if value not in first:
             if len(first) == limit:
+                template = {
+                    "job": gettext_noop("%(where)sjob %(value)s is one more than the limit of %(limit)s jobs."),
+                    "machine": gettext_noop("%(where)smachine %(value)s is one more than the limit of %(limit)s machines."),
+                }[role]
                 raise TableError(
-                    f"{_dataset_row(row)}{role} {value!r} is one more than the limit of {limit} {role}s.",
-                    table="operations", row=row, column=role,
-                )  # fmt: skip
+                    template, table="operations", row=row, column=role, where=_dataset_row(row), value=repr(value), limit=limit
+                )
             first[value] = row
     return first
 
@@ -230,20 +266,28 @@ def from_columns(columns: dict[str, list], *, alternatives: bool = False) -> Bui
     """
     for role in REQUIRED_ROLES:
         if role not in columns:
-            raise TableError(f"Choose the column that gives the {role}.", table="operations", row=None, column=role)
+            raise TableError(
+                gettext_noop("Choose the column that gives the %(role)s."),
+                table="operations", row=None, column=role, role=_ROLE_WORDS[role],
+            )  # fmt: skip
     if alternatives and "sequence" not in columns:
         raise TableError(
-            "With alternative machines, choose the column that gives the sequence: the rows of one operation "
-            "share its job and sequence.",
+            gettext_noop(
+                "With alternative machines, choose the column that gives the sequence: the rows of one operation "
+                "share its job and sequence."
+            ),
             table="operations", row=None, column="sequence",
         )  # fmt: skip
     n = len(columns["job"])
     if n == 0:
-        raise TableError("The table has no rows: the problem is empty.", table="operations", row=None, column="job")
+        raise TableError(gettext_noop("The table has no rows: the problem is empty."), table="operations", row=None, column="job")
     if n > MAX_OPERATIONS:
-        what = "one per operation and machine" if alternatives else "operations"
-        raise TableError(f"{n} rows ({what}) are above the limit of {MAX_OPERATIONS}.",
-                         table="operations", row=None, column="job")  # fmt: skip
+        template = (
+            gettext_noop("%(n)s rows (one per operation and machine) are above the limit of %(max)s.")
+            if alternatives
+            else gettext_noop("%(n)s rows (operations) are above the limit of %(max)s.")
+        )
+        raise TableError(template, table="operations", row=None, column="job", n=n, max=MAX_OPERATIONS)  # fmt: skip
     jobs = [_label(_required(value, "job", row)) for row, value in enumerate(columns["job"])]
     job_first = _distinct(jobs, "job", MAX_JOBS)
     job_index = {name: j for j, name in enumerate(job_first)}
@@ -270,9 +314,12 @@ def from_columns(columns: dict[str, list], *, alternatives: bool = False) -> Bui
             earlier = attributes[job_index[jobs[row]]].get(role)
             if earlier is not None and earlier[0] != value:
                 raise TableError(
-                    f"{_dataset_row(row)}job {jobs[row]!r} has {role} {value} here but {earlier[0]} on row {earlier[1] + 1}: "
-                    f"a job's {role} must be the same on each of its rows.",
-                    table="operations", row=row, column=role,
+                    gettext_noop(
+                        "%(where)sjob %(job)s has %(role)s %(value)s here but %(earlier)s on row %(other)s: "
+                        "a job's %(role)s must be the same on each of its rows."
+                    ),
+                    table="operations", row=row, column=role, where=_dataset_row(row), job=repr(jobs[row]),
+                    role=_ROLE_WORDS[role], value=value, earlier=earlier[0], other=earlier[1] + 1,
                 )  # fmt: skip
             attributes[job_index[jobs[row]]].setdefault(role, (value, row))
 
@@ -313,8 +360,10 @@ def _names(rows: list[dict | None], table: str) -> dict[str, int]:
             continue
         name = str(cells.get("name") or "").strip()
         if name in index:
-            raise TableError(f"“{name}” is already the name of row {first[name] + 1}; each needs its own.",
-                             table=table, row=row, column="name")  # fmt: skip
+            raise TableError(
+                gettext_noop("“%(name)s” is already the name of row %(other)s; each needs its own."),
+                table=table, row=row, column="name", name=name, other=first[name] + 1,
+            )  # fmt: skip
         index[name], first[name] = len(index), row
     return index
 
@@ -331,9 +380,12 @@ def from_tables(machines: list[dict | None], jobs: list[dict | None], operations
     job_index = _names(jobs, "jobs")
 
     def unknown(column: str, index: dict, table: str, name, row: int, cell: str | None = None) -> TableError:
-        known = ", ".join(f"“{other}”" for other in list(index)[:8]) or "none yet"
-        return TableError(f"No {column} is named “{name}” in the {table} table ({known}).",
-                          table="operations", row=row, column=cell or column)  # fmt: skip
+        known = ", ".join(f"“{other}”" for other in list(index)[:8]) or gettext_noop("none yet")
+        template = {
+            "jobs": gettext_noop("No job is named “%(name)s” in the jobs table (%(known)s)."),
+            "machines": gettext_noop("No machine is named “%(name)s” in the machines table (%(known)s)."),
+        }[table]
+        return TableError(template, table="operations", row=row, column=cell or column, name=name, known=known)
 
     steps: list[list] = [[] for _ in job_index]
     for row, cells in enumerate(operations):
@@ -351,8 +403,10 @@ def from_tables(machines: list[dict | None], jobs: list[dict | None], operations
                 raise unknown("machine", machine_index, "machines", name, row, "alternatives")
             if machine_index[name] in named:
                 raise TableError(
-                    f"Machine “{name}” is named twice for this operation; name each machine once, with its duration.",
-                    table="operations", row=row, column="alternatives",
+                    gettext_noop(
+                        "Machine “%(name)s” is named twice for this operation; name each machine once, with its duration."
+                    ),
+                    table="operations", row=row, column="alternatives", name=name,
                 )  # fmt: skip
             named.add(machine_index[name])
             options.append((machine_index[name], duration, "alternatives"))

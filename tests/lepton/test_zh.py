@@ -208,11 +208,6 @@ def test_the_reader_finds_english_and_skips_code_and_user_data():
     assert set(english_words(html, ("Inspections",))) == {"Open", "it", "Latency"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scheduling engine (no Django import) words its file errors in English; they need message ids and "
-    "parameters so that scheduling.services can translate them",
-)
 def test_a_malformed_shop_file_is_explained_in_chinese(zh_client, member):
     _sign_in(zh_client, member)
     response = zh_client.post("/scheduling/", {"name": "x", "file": SimpleUploadedFile("b.txt", b"2 2\n0 x 1 2\n")})
