@@ -573,7 +573,7 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
         from scheduling.engine import qlearning
         from scheduling.engine import robustness as breakdowns
 
-        progress(99, f"robustness: {run.params['replications']} replications of breakdowns")
+        progress(99, _("Robustness: %(count)s replications of breakdowns") % {"count": run.params["replications"]})
         policy = result.extra.get("policy")
         learnt = learnt or (qlearning.Policy.from_json(json.dumps(policy)) if policy else None)
         robustness = breakdowns.evaluate(

@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from lepton import audit
 from lepton.jobs.models import Job, JobLogLine, JobStatus
@@ -48,6 +48,8 @@ class JobContext:
 
     def progress(self, percent: float, message: str = "") -> None:
         percent = max(0, min(100, int(percent)))
+        # An engine's fixed English step names (marked with gettext_noop there) in the job's language.
+        message = translation.gettext(message) if message else message
         self._fenced().update(progress=percent, progress_message=message[:300], heartbeat_at=timezone.now())
 
     def log(self, message: str, level: str = "info") -> None:
@@ -193,6 +195,18 @@ def _retry_or_fail(job: Job, attempt: int, exc: BaseException) -> str:
     return "failed"
 
 
+def job_language(job: Job) -> str:
+    """The language a job writes its progress, log lines and errors in: the language kept by the
+    person who asked for it (lepton.models.Profile), else the installation's default."""
+    from lepton.models import Profile
+
+    if job.requested_by_id is not None:
+        language = Profile.objects.filter(user_id=job.requested_by_id).values_list("language", flat=True).first()
+        if language and language in dict(settings.LANGUAGES):
+            return language
+    return settings.LANGUAGE_CODE
+
+
 def run(job_id, *, hostname: str = "worker") -> str:
     """Run one job to its end. Returns what happened (for logs and tests).
 
@@ -210,7 +224,8 @@ def run(job_id, *, hostname: str = "worker") -> str:
     ctx = JobContext(job, attempt, kind.time_limit)
     heartbeats.add(job.pk, attempt)
     try:
-        result = kind.handler(ctx, job.params) or {}
+        with translation.override(job_language(job)):
+            result = kind.handler(ctx, job.params) or {}
     except JobCancelled:
         JobLogLine.objects.create(job_id=job.pk, level="warning", message="Stopped on request.")
         _finish(job, attempt, JobStatus.CANCELLED)

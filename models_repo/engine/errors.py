@@ -7,6 +7,12 @@ Services turn it into the platform's error shape (`{"error": code, "detail": mes
 from __future__ import annotations
 
 
+def gettext_noop(message: str) -> str:
+    """Marks a fixed English text (a progress step) for the translation catalogue; the job runner
+    translates it when it is reported (lepton.jobs.runner.JobContext.progress). No Django here."""
+    return message
+
+
 class TrainingError(Exception):
     """Bad spec or data: nothing was trained or written."""
 

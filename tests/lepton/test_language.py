@@ -69,3 +69,25 @@ def test_dates_follow_the_language(client, member, production, language, month_m
     assert f"0\xa0{ago}" in page, page[page.find("<time") : page.find("<time") + 300]
     start = page.find("<time")
     assert month_marker in page[start : page.find("</time>", start)]
+
+
+def test_a_job_reports_its_fixed_steps_in_the_language_of_who_asked(member, owner, production):
+    """The runner runs a job in its requester's kept language; an engine's step name marked with
+    gettext_noop (no Django in the engine) is stored translated."""
+    from django.utils import translation
+
+    from lepton.jobs import runner
+    from lepton.jobs.models import Job
+    from lepton.services import profile_set_language
+    from models_repo.engine.errors import gettext_noop
+
+    profile_set_language(actor=member, language="zh-hans")
+    asked = Job.objects.create(kind="tests.noop", department=production, requested_by=member, status="running", attempts=1)
+    other = Job.objects.create(kind="tests.noop", department=production, requested_by=owner, status="running", attempts=1)
+    assert runner.job_language(asked) == "zh-hans" and runner.job_language(other) == settings.LANGUAGE_CODE
+    for job in (asked, other):
+        with translation.override(runner.job_language(job)):
+            runner.JobContext(job, 1, 60).progress(98, gettext_noop("Writing the model"))
+    asked.refresh_from_db()
+    other.refresh_from_db()
+    assert asked.progress_message == "正在保存模型" and other.progress_message == "Writing the model"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop
 from ..result import TrainResult
 from .builders import _build_model
 from .constants import PROGRESS_PREPARED, PROGRESS_TRAINED, SEQUENCE_TASKS, STOP_POLL_SECONDS
@@ -99,7 +99,7 @@ def train(
     started = time.monotonic()
     options = validate_keras_options(spec.options, spec.task, spec.algorithm)
     warnings: list[dict[str, str]] = []
-    progress(0, "Reading the data")
+    progress(0, gettext_noop("Reading the data"))
     if spec.task == "image_classification":
         data = _image_data(spec, parquet_path, options, image_loader, should_stop, progress, warnings)
     elif spec.task in SEQUENCE_TASKS:
@@ -178,7 +178,7 @@ def train(
     os.makedirs(out_dir, exist_ok=True)
     artifact = os.path.join(out_dir, "model.keras")
     model.save(artifact)
-    progress(100, "Done")
+    progress(100, gettext_noop("Done"))
     return TrainResult(
         artifact_path=artifact,
         flavor="keras",

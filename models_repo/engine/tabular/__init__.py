@@ -51,7 +51,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop
 from ..result import TrainResult
 from ..spec import DENSE_ONLY, TrainingSpec, estimator_class, estimator_params
 from .checks import _check_target, _cv, _data_warnings, _read, _split, _target, _usable_features  # noqa: F401
@@ -209,7 +209,7 @@ def train(
             {"task": ["Use a Keras algorithm for this task."]},
         )
     started = time.monotonic()
-    progress(3, "Reading the data")
+    progress(3, gettext_noop("Reading the data"))
     frame = _read(parquet_path, spec)
     notes: list[dict[str, str]] = []
     features = _usable_features(spec, frame, notes)
@@ -301,10 +301,10 @@ def train(
     best = max(finished, key=lambda f: -math.inf if f.score is None else f.score) if selecting else finished[0]
     model = best.pipeline
 
-    progress(86, "Evaluating on the holdout")
+    progress(86, gettext_noop("Evaluating on the holdout"))
     X_test, y_test = X.iloc[test_rows], y[test_rows]
     metrics, curves = _evaluate(spec, model, X_test, y_test)
-    progress(98, "Writing the model")
+    progress(98, gettext_noop("Writing the model"))
     os.makedirs(out_dir, exist_ok=True)
     artifact = os.path.join(out_dir, ARTIFACT_NAME)
     joblib.dump(model, artifact, compress=3)
@@ -409,13 +409,13 @@ def analyse(
     groups = split.groups[train_rows] if split.groups is not None else None
     out: dict[str, Any] = {"learning": None, "importance": [], "stopped": False}
     if len(train_rows) <= LEARNING_CURVE_MAX_ROWS:
-        progress(10, "Learning curve")
+        progress(10, gettext_noop("Learning curve"))
         folds = min(spec.cv_folds or INNER_CV_FOLDS, INNER_CV_FOLDS)
         out["learning"] = _learning_curve(spec, model, X.iloc[train_rows], y[train_rows], groups, folds)
     if should_stop():
         out["stopped"] = True
         return out
-    progress(70, "Permutation importance")
+    progress(70, gettext_noop("Permutation importance"))
     out["importance"] = _importance(spec, model, X.iloc[test_rows], y[test_rows])
     return out
 
