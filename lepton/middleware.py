@@ -71,8 +71,6 @@ LANGUAGE_SESSION_KEY = "lepton_language"
 
 def profile_language(request) -> str:
     """The language kept on the signed-in person's profile ("" for none, or for an anonymous request)."""
-    from lepton.models import Profile
-
     if settings.SESSION_COOKIE_NAME not in request.COOKIES:
         # No session, so nobody signed in through the browser (an API call with a token, a first
         # visit): do not touch request.user, which would load the session and add "Vary: Cookie".
@@ -81,8 +79,9 @@ def profile_language(request) -> str:
     if user is None or not user.is_authenticated:
         return ""
     if LANGUAGE_SESSION_KEY not in request.session:
-        language = Profile.objects.filter(user_id=user.pk).values_list("language", flat=True).first() or ""
-        request.session[LANGUAGE_SESSION_KEY] = language
+        from lepton.selectors import kept_language
+
+        request.session[LANGUAGE_SESSION_KEY] = kept_language(user.pk)
     language = request.session[LANGUAGE_SESSION_KEY]
     return language if language in dict(settings.LANGUAGES) else ""
 

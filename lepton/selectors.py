@@ -1,8 +1,10 @@
 """Reused reads of the core, always starting from what the user may see."""
 
+from django.conf import settings
+
 from lepton import policy
 from lepton.jobs.models import Job, JobStatus
-from lepton.models import AuditEvent, Department, Membership, Role
+from lepton.models import AuditEvent, Department, Membership, Profile, Role
 
 
 def jobs_visible(user):
@@ -85,3 +87,9 @@ def languages_of(user_ids) -> dict[int, str]:
 
     kept = dict(Profile.objects.filter(user_id__in=list(user_ids)).exclude(language="").values_list("user_id", "language"))
     return {user_id: kept.get(user_id, settings.LANGUAGE_CODE) for user_id in user_ids}
+
+
+def kept_language(user_id) -> str:
+    """The interface language a person keeps on their profile ("" for none or one no longer offered)."""
+    language = Profile.objects.filter(user_id=user_id).values_list("language", flat=True).first() or ""
+    return language if language in dict(settings.LANGUAGES) else ""

@@ -198,12 +198,10 @@ def _retry_or_fail(job: Job, attempt: int, exc: BaseException) -> str:
 def job_language(job: Job) -> str:
     """The language a job writes its progress, log lines and errors in: the language kept by the
     person who asked for it (lepton.models.Profile), else the installation's default."""
-    from lepton.models import Profile
+    from lepton.selectors import kept_language
 
     if job.requested_by_id is not None:
-        language = Profile.objects.filter(user_id=job.requested_by_id).values_list("language", flat=True).first()
-        if language and language in dict(settings.LANGUAGES):
-            return language
+        return kept_language(job.requested_by_id) or settings.LANGUAGE_CODE
     return settings.LANGUAGE_CODE
 
 

@@ -3,28 +3,15 @@ training form and watches its learning curve grow on the run page while it train
 
 import io
 
-import numpy as np
-
 from datalake import services as datalake_services
 from models_repo import services
 from models_repo.models import ModelVersion, TrainingRun
 from tests.browser.journeys.conftest import login, shot
 from tests.browser.test_smoke import pytestmark  # noqa: F401  (the browser marks)
 from tests.factories import DepartmentFactory, MembershipFactory, UserFactory
+from tests.models_repo.test_training import _sensor_csv  # presses, a reading a minute, vibration high before failures
 
 EPOCHS = 30
-
-
-def sensor_csv(machines: int = 3, rows: int = 120, seed: int = 5) -> bytes:
-    """Three presses, a reading a minute; vibration runs high during the 20-minute spells before a failure."""
-    rng = np.random.default_rng(seed)
-    lines = ["machine,ts,vibration,temperature,failure"]
-    for m in range(machines):
-        for i in range(rows):
-            fault = (i // 20) % 2 == 1
-            vibration = rng.normal(4.0 if fault else 1.0, 0.3)
-            lines.append(f"P{m},2024-01-01 {i // 60:02d}:{i % 60:02d}:00,{vibration:.3f},{rng.normal(60, 2):.2f},{int(fault)}")
-    return ("\n".join(lines) + "\n").encode()
 
 
 def test_maintenance_engineer_trains_an_lstm_and_watches_the_live_curve(live_server, browser_page, celery_worker, dispatcher):
@@ -35,7 +22,7 @@ def test_maintenance_engineer_trains_an_lstm_and_watches_the_live_curve(live_ser
     MembershipFactory(user=engineer, department=maintenance, role="member")
     MembershipFactory(user=lead, department=maintenance, role="maintainer")
     dataset = datalake_services.dataset_create(actor=engineer, department=maintenance, name="Press sensors")
-    upload = datalake_services.dataset_upload(actor=engineer, dataset=dataset, stream=io.BytesIO(sensor_csv()), filename="s.csv")
+    upload = datalake_services.dataset_upload(actor=engineer, dataset=dataset, stream=io.BytesIO(_sensor_csv()), filename="s.csv")
     sensors = datalake_services.version_ingest(upload.pk)
     model = services.model_create(actor=lead, department=maintenance, name="Press fault")
 
