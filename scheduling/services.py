@@ -19,7 +19,8 @@ from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.services import job_submit
-from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, Phrase, from_dict, to_dict
+from lepton.i18n import translated
+from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, from_dict, to_dict
 from scheduling.models import Method, ProblemSource, RunStatus, ScheduledOperation, ScheduleRun, ShopProblem
 
 SOLVE_KIND = "scheduling.solve"
@@ -30,19 +31,10 @@ MAX_SIZE_TEXT = 5 * 1024 * 1024  # bytes of an uploaded problem file
 # --- problems ---------------------------------------------------------------------------------------
 
 
-def _translated(value):
-    """A Phrase of the engine in the active language (its own phrases first); other values as they are."""
-    if not isinstance(value, Phrase):
-        return value
-    params = {key: _translated(v) for key, v in value.params.items()}
-    text = _(value.template) if value.plural is None else ngettext(value.template, value.plural, value.n)
-    return text % params if params else text
-
-
 def instance_error_text(exc: InstanceError) -> str:
     """`exc`'s message in the active language (the request's): the engine words it in English, with
     a gettext_noop template and parameters, so that it is translated here (engine.instance.Phrase)."""
-    params = {key: _translated(value) for key, value in exc.params.items()}
+    params = {key: translated(value) for key, value in exc.params.items()}
     text = _(exc.template) % params if params else _(exc.template)
     if exc.line is None:
         return text

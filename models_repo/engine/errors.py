@@ -7,10 +7,7 @@ Services turn it into the platform's error shape (`{"error": code, "detail": mes
 from __future__ import annotations
 
 
-def gettext_noop(message: str) -> str:
-    """Marks a fixed English text (a progress step) for the translation catalogue; the job runner
-    translates it when it is reported (lepton.jobs.runner.JobContext.progress). No Django here."""
-    return message
+from phrases import gettext_noop, ngettext, phrase  # noqa: F401  (the engine's modules import the markers from here)
 
 
 class TrainingError(Exception):

@@ -10,50 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The engine's modules import the markers from here (phrases: the words every engine shares).
+from phrases import Phrase, gettext_noop, ngettext, phrase  # noqa: F401
+
 # Size limits of one problem: a stated refusal, not a worker that runs out of memory.
 MAX_JOBS = 1000
 MAX_MACHINES = 200
 MAX_OPERATIONS = 50_000
 MAX_DURATION = 10**7
-
-
-class Phrase(str):
-    """English words put into a message's template ("a duration", "2 jobs"), which a reader in
-    another language needs translated before they are put in (scheduling.services.instance_error_text).
-
-    `template` (and `plural`, chosen by `n`) is the marked English, `params` what goes into it;
-    the str is the English text.
-    """
-
-    template: str
-    plural: str | None
-    n: int | None
-    params: dict
-
-    def __new__(cls, template: str, plural: str | None = None, n: int | None = None, **params) -> Phrase:
-        params = params | ({"n": n} if plural is not None else {})
-        english = plural if plural is not None and n != 1 else template
-        self = super().__new__(cls, english % params if params else english)
-        self.template, self.plural, self.n, self.params = str(template), plural, n, params
-        return self
-
-
-def gettext_noop(message: str) -> Phrase:
-    """Marks `message` for translation without importing Django (makemessages extracts this name).
-
-    The engine speaks English; scheduling.services translates its templates and phrases.
-    """
-    return Phrase(message)
-
-
-def ngettext(singular: str, plural: str, n: int) -> Phrase:
-    """'%(n)s job' or '%(n)s jobs' in English, marked for translation (makemessages extracts this name)."""
-    return Phrase(singular, plural, n)
-
-
-def phrase(template: str, **params) -> Phrase:
-    """Marked words with parameters of their own, e.g. phrase(gettext_noop("the row of machines of job %(job)s"), job=3)."""
-    return Phrase(template, **params)
 
 
 class InstanceError(ValueError):

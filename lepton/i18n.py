@@ -1,0 +1,27 @@
+"""Engine words (phrases.Phrase) in the active language: the request's, or the job's (lepton.jobs.runner)."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext, ngettext
+
+from phrases import Phrase
+
+
+def translated(value):
+    """`value` in the active language when it is a Phrase (its own phrases first) or a marked plain
+    str; other values (numbers, names) as they are. A str the catalogue lacks comes back unchanged."""
+    if isinstance(value, Phrase):
+        params = {key: translated(v) for key, v in value.params.items()}
+        text = gettext(value.template) if value.plural is None else ngettext(value.template, value.plural, value.n)
+        try:
+            return text % params if params else text
+        except (KeyError, ValueError, TypeError):  # a translation that lost a placeholder: the English is right
+            return str(value)
+    if isinstance(value, str) and value:
+        return gettext(value)
+    return value
+
+
+def translated_fields(fields: dict) -> dict:
+    """An error's {field: [reason, …]} with each reason in the active language."""
+    return {key: [translated(reason) for reason in reasons] for key, reasons in fields.items()}
