@@ -14,12 +14,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop, ngettext
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
-from lepton.jobs.services import job_submit
 from lepton.i18n import translated
+from lepton.jobs.services import job_submit
 from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, from_dict, to_dict
 from scheduling.models import Method, ProblemSource, RunStatus, ScheduledOperation, ScheduleRun, ShopProblem
 
