@@ -87,9 +87,9 @@ def solve(
     while reader.is_alive():
         reader.join(POLL_SECONDS)
         for line in lines[seen:]:
-            message = json.loads(line)
-            if "progress" in message and progress:
-                fraction, words = message["progress"]
+            sent = json.loads(line)
+            if "progress" in sent and progress:
+                fraction, words = sent["progress"]
                 progress(fraction, _from_json(words))
         seen = len(lines)
         if not stopped_sent and should_stop and should_stop():
