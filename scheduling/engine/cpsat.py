@@ -146,7 +146,7 @@ def solve(
                 value=_show(value),
                 bound=_show(bound),
                 seconds=f"{wall:.1f}",
-            ),  # fmt: skip
+            ),
         )
     return CpSatResult(
         schedule=schedule,

@@ -354,7 +354,7 @@ def _check_layout(policy: qlearning.Policy) -> None:
                 actions=", ".join(policy.actions),
                 ours=qlearning.FAMILY_FEATURES,
                 our_actions=", ".join(qlearning.ACTIONS),
-            )  # fmt: skip
+            )
         )
     width = len(qlearning.FAMILY_FEATURES.split(","))
     for state, values in policy.table.items():

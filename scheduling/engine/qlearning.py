@@ -104,7 +104,7 @@ class Policy:
                     actions=", ".join(data.get("actions", [])),
                     states=" or ".join(STATES),
                     ours=", ".join(ACTIONS),
-                )  # fmt: skip
+                )
             )
         return cls(
             table={tuple(state): list(values) for state, values in data["table"]},
