@@ -82,9 +82,11 @@ def _analyse(ctx, params) -> dict:
     return {"run": str(run.pk), "result_ref": f"models_repo.trainingrun:{run.pk}"}
 
 
+# Two attempts, as a training: a run's analysis is written whole at its end (training_analyse), so an
+# attempt after a lost worker just computes it again.
 job_kind(
     "models_repo.analyse", label="Learning curve and importance of a run", params=RunParams, time_limit=3 * 3600,
-    max_attempts=1,
+    max_attempts=2,
 )(_analyse)  # fmt: skip
 
 

@@ -62,8 +62,8 @@ def _lose(ctx, run) -> None:
     assert reap()["queued"] == [ctx.job.pk]
 
 
-def test_training_kinds_have_two_attempts():
-    kinds = ("models_repo.train", "models_repo.train_gpu", "models_repo.train_gpu_or_cpu")
+def test_trainings_and_their_analysis_have_two_attempts():
+    kinds = ("models_repo.train", "models_repo.train_gpu", "models_repo.train_gpu_or_cpu", "models_repo.analyse")
     assert {get_kind(name).max_attempts for name in kinds} == {2}
 
 
