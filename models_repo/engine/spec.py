@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import TrainingError
+from .errors import TrainingError, gettext_noop, ngettext, phrase
 
 TASKS = ("classification", "regression", "forecasting", "sequence_classification", "image_classification")
 TABULAR_TASKS = ("classification", "regression")
@@ -234,6 +234,23 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# A column given twice a role: the reasons, one marked sentence each (a word spliced into a
+# sentence would not translate).
+TARGET_IS_ALSO = {
+    "time_column": gettext_noop("The target cannot also be the time column."),
+    "group_column": gettext_noop("The target cannot also be the group column."),
+}
+FEATURE_IS_ALSO = {
+    "target": gettext_noop("Column %(name)s is the target; it cannot also be a feature."),
+    "time_column": gettext_noop("Column %(name)s is the time column; it cannot also be a feature."),
+    "group_column": gettext_noop("Column %(name)s is the group column; it cannot also be a feature."),
+}
+
+
+def _no_column(name: Any):
+    return phrase(gettext_noop("No column named %(name)s in this dataset version."), name=repr(name))
+
+
 class _Errors:
     """Collects every problem so one answer names them all; the first specific code wins."""
 
@@ -243,6 +260,7 @@ class _Errors:
         self.code_key: str | None = None
 
     def add(self, key: str, reason: str, code: str | None = None) -> None:
+        """`reason` is marked for translation (gettext_noop or phrase), or scikit-learn's own words."""
         self.fields.setdefault(key, []).append(reason)
         if code and self.code is None:
             self.code, self.code_key = code, key
@@ -254,9 +272,10 @@ class _Errors:
         first_key = self.code_key or next(iter(self.fields))
         first = self.fields[first_key]
         more = len(self.fields) - 1
-        message = f"The training spec is not valid: {first_key}: {first[0]}"
+        message = phrase(gettext_noop("The training spec is not valid: %(field)s: %(reason)s"), field=first_key, reason=first[0])
         if more:
-            message += f" (and {more} more problem{'s' if more > 1 else ''})"
+            others = ngettext("(and %(n)s more problem)", "(and %(n)s more problems)", more)
+            message = phrase(gettext_noop("%(message)s %(others)s"), message=message, others=others)
         raise TrainingError(code, message, self.fields)
 
 
@@ -267,15 +286,22 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
     bad field. Keras options are only checked to be an object here: deep/options.py validates them.
     """
     if not isinstance(raw, dict):
-        raise TrainingError(TrainingError.INVALID_SPEC, "The training spec must be an object.", {"spec": ["Give an object."]})
+        raise TrainingError(
+            TrainingError.INVALID_SPEC,
+            gettext_noop("The training spec must be an object."),
+            {"spec": [gettext_noop("Give an object.")]},
+        )
     err = _Errors()
     unknown = sorted(str(k) for k in raw if k not in KNOWN_KEYS)
     for key in unknown:
-        err.add(key, f"Unknown key {key!r}; the spec knows: {', '.join(KNOWN_KEYS)}.")
+        err.add(
+            key,
+            phrase(gettext_noop("Unknown key %(key)s; the spec knows: %(known)s."), key=repr(key), known=", ".join(KNOWN_KEYS)),
+        )
 
     task = raw.get("task")
     if task not in TASKS:
-        err.add("task", f"Choose one of: {', '.join(TASKS)}.")
+        err.add("task", phrase(gettext_noop("Choose one of: %(choices)s."), choices=", ".join(TASKS)))
         task = None
 
     kinds = {name: column_kind(t) for name, t in columns.items()}
@@ -285,16 +311,23 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
     if task == "image_classification" and target is None:
         target = ""  # image datasets carry their labels in the manifest; deep/images.py reads them
     elif not isinstance(target, str) or not target:
-        err.add("target", "Give the name of the column to predict.")
+        err.add("target", gettext_noop("Give the name of the column to predict."))
         target = ""
     elif target not in columns:
-        err.add("target", f"No column named {target!r} in this dataset version.", TrainingError.TARGET_MISSING)
+        err.add("target", _no_column(target), TrainingError.TARGET_MISSING)
     else:
         target_kind = kinds[target]
         if task in ("regression", "forecasting") and target_kind not in ("integer", "number"):
             err.add(
                 "target",
-                f"Column {target!r} is {columns[target]}, not a number: {task} predicts numbers (use classification for labels).",
+                phrase(
+                    gettext_noop(
+                        "Column %(name)s is %(type)s, not a number: %(task)s predicts numbers (use classification for labels)."
+                    ),
+                    name=repr(target),
+                    type=columns[target],
+                    task=task,
+                ),
                 TrainingError.TARGET_NOT_NUMERIC,
             )
         elif task in ("classification", "sequence_classification") and target_kind not in (
@@ -303,35 +336,50 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
             "boolean",
             "string",
         ):
-            err.add("target", f"Column {target!r} is {columns[target]}; a class label must be text, a number or a boolean.")
+            err.add(
+                "target",
+                phrase(
+                    gettext_noop("Column %(name)s is %(type)s; a class label must be text, a number or a boolean."),
+                    name=repr(target),
+                    type=columns[target],
+                ),
+            )
 
     def optional_column(key: str, allowed_kinds: tuple[str, ...] | None = None) -> str | None:
         value = raw.get(key)
         if value is None:
             return None
         if not isinstance(value, str) or not value:
-            err.add(key, "Give a column name.")
+            err.add(key, gettext_noop("Give a column name."))
             return None
         if value not in columns:
-            err.add(key, f"No column named {value!r} in this dataset version.")
+            err.add(key, _no_column(value))
             return None
         if value == target:
-            err.add(key, "The target cannot also be the " + key.replace("_", " ") + ".")
+            err.add(key, TARGET_IS_ALSO[key])
             return None
         if allowed_kinds and kinds[value] not in allowed_kinds:
-            err.add(key, f"Column {value!r} is {columns[value]}; it must be a date, a timestamp or a number.")
+            err.add(
+                key,
+                phrase(
+                    gettext_noop("Column %(name)s is %(type)s; it must be a date, a timestamp or a number."),
+                    name=repr(value),
+                    type=columns[value],
+                ),
+            )
             return None
         return value
 
     time_column = optional_column("time_column", ("datetime", "integer", "number"))
     group_column = optional_column("group_column")
     if group_column is not None and group_column == time_column:
-        err.add("group_column", "The group column cannot also be the time column.")
+        err.add("group_column", gettext_noop("The group column cannot also be the time column."))
 
     text_features = _names(raw, "text_features", columns, err)
     for i, name in enumerate(text_features):
         if name in columns and kinds[name] != "string":
-            err.add(f"text_features.{i}", f"Column {name!r} is {columns[name]}; only text columns can be TF-IDF features.")
+            reason = gettext_noop("Column %(name)s is %(type)s; only text columns can be TF-IDF features.")
+            err.add(f"text_features.{i}", phrase(reason, name=repr(name), type=columns[name]))
 
     reserved = {target, time_column, group_column}
     skipped: list[str] = []
@@ -350,16 +398,17 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
             if name not in columns:
                 continue
             if name in reserved:
-                role = "target" if name == target else "time column" if name == time_column else "group column"
-                err.add(f"features.{i}", f"Column {name!r} is the {role}; it cannot also be a feature.")
+                role = "target" if name == target else "time_column" if name == time_column else "group_column"
+                err.add(f"features.{i}", phrase(FEATURE_IS_ALSO[role], name=repr(name)))
             elif kinds[name] == "other":
-                err.add(f"features.{i}", f"Column {name!r} is {columns[name]}; that type cannot be a feature.")
+                reason = gettext_noop("Column %(name)s is %(type)s; that type cannot be a feature.")
+                err.add(f"features.{i}", phrase(reason, name=repr(name), type=columns[name]))
         for i, name in enumerate(text_features):
             if name not in features:
-                err.add(f"text_features.{i}", f"Column {name!r} is not among the features.")
+                err.add(f"text_features.{i}", phrase(gettext_noop("Column %(name)s is not among the features."), name=repr(name)))
     features = [f for f in features if f in columns and f not in reserved and kinds[f] != "other"]
     if task in TABULAR_TASKS and not features and not any(k.split(".")[0] == "features" for k in err.fields):
-        err.add("features", "No column is left to learn from.", TrainingError.NO_FEATURES)
+        err.add("features", gettext_noop("No column is left to learn from."), TrainingError.NO_FEATURES)
     text_set = set(text_features)
     feature_kinds = {name: ("text" if name in text_set else kinds[name]) for name in features}
 
@@ -367,13 +416,14 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
 
     split_method, holdout = _split(raw.get("split"), task, time_column, err)
     if task in ("forecasting", "sequence_classification") and time_column is None and "time_column" not in err.fields:
-        err.add("time_column", f"{task} needs a time_column to order the rows into windows.")
+        err.add("time_column", phrase(gettext_noop("%(task)s needs a time_column to order the rows into windows."), task=task))
 
     cv_folds = raw.get("cv_folds", 0)
     if cv_folds is None:
         cv_folds = 0
     if not _is_int(cv_folds) or not (cv_folds == 0 or CV_RANGE[0] <= cv_folds <= CV_RANGE[1]):
-        err.add("cv_folds", f"Give 0 (holdout only) or a whole number from {CV_RANGE[0]} to {CV_RANGE[1]}.")
+        reason = gettext_noop("Give 0 (holdout only) or a whole number from %(low)s to %(high)s.")
+        err.add("cv_folds", phrase(reason, low=CV_RANGE[0], high=CV_RANGE[1]))
         cv_folds = 0
 
     search_method, budget = _search(raw.get("search"), algorithms, positions, err)
@@ -382,7 +432,7 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
     if seed is None:
         seed = 42
     if not _is_int(seed) or not 0 <= seed < 2**32:
-        err.add("seed", "Give a whole number from 0 to 4294967295.")
+        err.add("seed", phrase(gettext_noop("Give a whole number from %(low)s to %(high)s."), low=0, high=2**32 - 1))
         seed = 42
 
     scoring = raw.get("scoring")
@@ -390,16 +440,17 @@ def parse_spec(raw: dict, columns: dict[str, str]) -> TrainingSpec:
         if scoring is None:
             scoring = DEFAULT_SCORING[task]
         elif scoring not in SCORINGS[task]:
-            err.add("scoring", f"Unknown metric {scoring!r} for {task}; choose one of: {', '.join(SCORINGS[task])}.")
+            reason = gettext_noop("Unknown metric %(metric)s for %(task)s; choose one of: %(choices)s.")
+            err.add("scoring", phrase(reason, metric=repr(scoring), task=task, choices=", ".join(SCORINGS[task])))
     elif scoring is not None and not isinstance(scoring, str):
-        err.add("scoring", "Give a metric name.")
+        err.add("scoring", gettext_noop("Give a metric name."))
     scoring = scoring if isinstance(scoring, str) else ""
 
     keras = raw.get("keras", {})
     if keras is None:
         keras = {}
     if not isinstance(keras, dict):
-        err.add("keras", "Keras options must be an object.")
+        err.add("keras", gettext_noop("Keras options must be an object."))
         keras = {}
 
     err.raise_if_any()
@@ -431,15 +482,15 @@ def _names(raw: dict, key: str, columns: dict[str, str], err: _Errors) -> list[s
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        err.add(key, "Give a list of column names.")
+        err.add(key, gettext_noop("Give a list of column names."))
         return []
     seen: set[str] = set()
     names: list[str] = []
     for i, name in enumerate(value):
         if name not in columns:
-            err.add(f"{key}.{i}", f"No column named {name!r} in this dataset version.")
+            err.add(f"{key}.{i}", _no_column(name))
         elif name in seen:
-            err.add(f"{key}.{i}", f"Column {name!r} is listed twice.")
+            err.add(f"{key}.{i}", phrase(gettext_noop("Column %(name)s is listed twice."), name=repr(name)))
         else:
             seen.add(name)
         names.append(name)
@@ -450,9 +501,8 @@ def _algorithms(value: Any, task: str | None, err: _Errors) -> tuple[list[Algori
     """The parsed algorithms, their flavor, and each one's position in the spec's list (for field keys)."""
     known = sorted(SKLEARN_ALGORITHMS) + sorted(KERAS_ALGORITHMS)
     if not isinstance(value, list) or not value:
-        err.add(
-            "algorithms", f'Give a list of one or more algorithms, e.g. [{{"name": "random_forest"}}]; known: {", ".join(known)}.'
-        )
+        reason = gettext_noop('Give a list of one or more algorithms, e.g. [{"name": "random_forest"}]; known: %(known)s.')
+        err.add("algorithms", phrase(reason, known=", ".join(known)))
         return [], "sklearn", []
     parsed: list[AlgorithmSpec] = []
     positions: list[int] = []
@@ -463,30 +513,34 @@ def _algorithms(value: Any, task: str | None, err: _Errors) -> tuple[list[Algori
         if isinstance(item, str):
             item = {"name": item}
         if not isinstance(item, dict):
-            err.add(key, 'Give an object such as {"name": "random_forest", "params": {}, "search": {}}.')
+            err.add(key, gettext_noop('Give an object such as {"name": "random_forest", "params": {}, "search": {}}.'))
             continue
         for extra in sorted(str(k) for k in item if k not in ("name", "params", "search")):
-            err.add(f"{key}.{extra}", f"Unknown key {extra!r}; an algorithm has name, params and search.")
+            reason = gettext_noop("Unknown key %(key)s; an algorithm has name, params and search.")
+            err.add(f"{key}.{extra}", phrase(reason, key=repr(extra)))
         name = item.get("name")
         if name not in SKLEARN_ALGORITHMS and name not in KERAS_ALGORITHMS:
-            err.add(f"{key}.name", f"Unknown algorithm {name!r}; known: {', '.join(known)}.")
+            reason = gettext_noop("Unknown algorithm %(name)s; known: %(known)s.")
+            err.add(f"{key}.name", phrase(reason, name=repr(name), known=", ".join(known)))
             continue
         if name in seen:
-            err.add(f"{key}.name", f"Algorithm {name!r} is listed twice; give one entry with a search space instead.")
+            reason = gettext_noop("Algorithm %(name)s is listed twice; give one entry with a search space instead.")
+            err.add(f"{key}.name", phrase(reason, name=repr(name)))
             continue
         seen.add(name)
         params = item.get("params") or {}
         search = item.get("search") or {}
         if not isinstance(params, dict):
-            err.add(f"{key}.params", "Give an object of parameter values.")
+            err.add(f"{key}.params", gettext_noop("Give an object of parameter values."))
             params = {}
         if not isinstance(search, dict):
-            err.add(f"{key}.search", "Give an object {parameter: [values to try]}.")
+            err.add(f"{key}.search", gettext_noop("Give an object {parameter: [values to try]}."))
             search = {}
         if name in KERAS_ALGORITHMS:
             flavors.add("keras")
             if task is not None and task not in KERAS_ALGORITHMS[name]:
-                err.add(f"{key}.name", f"{name} does not do {task}; it does: {', '.join(KERAS_ALGORITHMS[name])}.")
+                reason = gettext_noop("%(name)s does not do %(task)s; it does: %(tasks)s.")
+                err.add(f"{key}.name", phrase(reason, name=name, task=task, tasks=", ".join(KERAS_ALGORITHMS[name])))
             parsed.append(AlgorithmSpec(name, dict(params), {k: list(v) for k, v in search.items() if isinstance(v, list)}))
             positions.append(i)
             continue
@@ -495,16 +549,18 @@ def _algorithms(value: Any, task: str | None, err: _Errors) -> tuple[list[Algori
             continue
         if task not in TABULAR_TASKS:
             keras_names = [n for n, tasks in KERAS_ALGORITHMS.items() if task in tasks]
-            err.add(f"{key}.name", f"{task} is trained with Keras; choose one of: {', '.join(keras_names)}.")
+            reason = gettext_noop("%(task)s is trained with Keras; choose one of: %(choices)s.")
+            err.add(f"{key}.name", phrase(reason, task=task, choices=", ".join(keras_names)))
             continue
         if task not in SKLEARN_ALGORITHMS[name]:
             fits = [n for n, tasks in SKLEARN_ALGORITHMS.items() if task in tasks]
-            err.add(f"{key}.name", f"{name} does not do {task}; for {task} choose one of: {', '.join(fits)}.")
+            reason = gettext_noop("%(name)s does not do %(task)s; for %(task)s choose one of: %(choices)s.")
+            err.add(f"{key}.name", phrase(reason, name=name, task=task, choices=", ".join(fits)))
             continue
         parsed.append(_sklearn_algorithm(name, task, params, search, key, err))
         positions.append(i)
     if len(flavors) > 1:
-        err.add("algorithms", "Do not mix scikit-learn and Keras algorithms in one run; start one run for each.")
+        err.add("algorithms", gettext_noop("Do not mix scikit-learn and Keras algorithms in one run; start one run for each."))
     return parsed, (flavors.pop() if len(flavors) == 1 else "sklearn"), positions
 
 
@@ -515,17 +571,20 @@ def _sklearn_algorithm(name: str, task: str, params: dict, search: dict, key: st
     space: dict[str, list[Any]] = {}
     for p, values in search.items():
         if not isinstance(values, list) or not values:
-            err.add(f"{key}.search.{p}", "Give a non-empty list of values to try.")
+            err.add(f"{key}.search.{p}", gettext_noop("Give a non-empty list of values to try."))
             continue
         space[p] = [_param_value(v) for v in values]
     for where, names in (("params", fixed), ("search", space)):
         for p in names:
             if p not in known:
-                err.add(f"{key}.{where}.{p}", f"{cls.__name__} has no parameter {p!r}; it has: {', '.join(sorted(known))}.")
+                reason = gettext_noop("%(estimator)s has no parameter %(param)s; it has: %(known)s.")
+                err.add(
+                    f"{key}.{where}.{p}", phrase(reason, estimator=cls.__name__, param=repr(p), known=", ".join(sorted(known)))
+                )
             elif p == "random_state":
-                err.add(f"{key}.{where}.{p}", "Set the spec's seed instead; it is used everywhere.")
+                err.add(f"{key}.{where}.{p}", gettext_noop("Set the spec's seed instead; it is used everywhere."))
             elif where == "search" and p in fixed:
-                err.add(f"{key}.search.{p}", "This parameter is also fixed in params; give it in one place.")
+                err.add(f"{key}.search.{p}", gettext_noop("This parameter is also fixed in params; give it in one place."))
     base = estimator_params(name, task, {k: v for k, v in fixed.items() if k in known and k != "random_state"}, 0)
     for p, v in fixed.items():
         if p in known and p != "random_state":
@@ -542,13 +601,15 @@ def _sklearn_algorithm(name: str, task: str, params: dict, search: dict, key: st
 
 
 def _check_value(cls, base: dict, param: str, value: Any) -> str | None:
-    """scikit-learn's own parameter check, on the defaults with this one value; None when fine."""
+    """scikit-learn's own parameter check, on the defaults with this one value; None when fine.
+
+    scikit-learn words its refusal in English only; ours are marked for translation."""
     if isinstance(value, float) and not math.isfinite(value):
-        return "Give a finite number."
+        return gettext_noop("Give a finite number.")
     if param == "hidden_layer_sizes":
         sizes = value if isinstance(value, tuple) else (value,)
         if not sizes or not all(_is_int(v) and v > 0 for v in sizes):
-            return "Give the layer widths as positive whole numbers, e.g. [64, 32]."
+            return gettext_noop("Give the layer widths as positive whole numbers, e.g. [64, 32].")
     try:
         estimator = cls(**{**base, param: value})
         validate = getattr(estimator, "_validate_params", None)
@@ -566,23 +627,25 @@ def _split(value: Any, task: str | None, time_column: str | None, err: _Errors) 
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        err.add("split", 'Give an object such as {"method": "random", "holdout": 0.2}.')
+        err.add("split", gettext_noop('Give an object such as {"method": "random", "holdout": 0.2}.'))
         return default, 0.2
     for extra in sorted(str(k) for k in value if k not in ("method", "holdout")):
-        err.add(f"split.{extra}", f"Unknown key {extra!r}; a split has method and holdout.")
+        err.add(f"split.{extra}", phrase(gettext_noop("Unknown key %(key)s; a split has method and holdout."), key=repr(extra)))
     method = value.get("method") or default
     if method not in SPLIT_METHODS:
-        err.add("split.method", f"Choose one of: {', '.join(SPLIT_METHODS)}.")
+        err.add("split.method", phrase(gettext_noop("Choose one of: %(choices)s."), choices=", ".join(SPLIT_METHODS)))
         method = default
     elif method == "stratified" and task in ("regression", "forecasting"):
-        err.add("split.method", f"A stratified split needs classes; {task} predicts numbers (use random or time).")
+        reason = gettext_noop("A stratified split needs classes; %(task)s predicts numbers (use random or time).")
+        err.add("split.method", phrase(reason, task=task))
     elif method == "time" and time_column is None:
-        err.add("split.method", "A time split needs a time_column.")
+        err.add("split.method", gettext_noop("A time split needs a time_column."))
     holdout = value.get("holdout", 0.2)
     if holdout is None:
         holdout = 0.2
     if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not HOLDOUT_RANGE[0] <= holdout <= HOLDOUT_RANGE[1]:
-        err.add("split.holdout", f"Give the held-out fraction, from {HOLDOUT_RANGE[0]} to {HOLDOUT_RANGE[1]}.")
+        reason = gettext_noop("Give the held-out fraction, from %(low)s to %(high)s.")
+        err.add("split.holdout", phrase(reason, low=HOLDOUT_RANGE[0], high=HOLDOUT_RANGE[1]))
         holdout = 0.2
     return method, float(holdout)
 
@@ -591,30 +654,32 @@ def _search(value: Any, algorithms: list[AlgorithmSpec], positions: list[int], e
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        err.add("search", 'Give an object such as {"method": "grid", "budget": 20}.')
+        err.add("search", gettext_noop('Give an object such as {"method": "grid", "budget": 20}.'))
         return "grid", DEFAULT_BUDGET
     for extra in sorted(str(k) for k in value if k not in ("method", "budget")):
-        err.add(f"search.{extra}", f"Unknown key {extra!r}; a search has method and budget.")
+        err.add(f"search.{extra}", phrase(gettext_noop("Unknown key %(key)s; a search has method and budget."), key=repr(extra)))
     method = value.get("method") or "grid"
     if method not in SEARCH_METHODS:
-        err.add("search.method", f"Choose one of: {', '.join(SEARCH_METHODS)}.")
+        err.add("search.method", phrase(gettext_noop("Choose one of: %(choices)s."), choices=", ".join(SEARCH_METHODS)))
         method = "grid"
     budget = value.get("budget", DEFAULT_BUDGET)
     if budget is None:
         budget = DEFAULT_BUDGET
     if not _is_int(budget) or not 1 <= budget <= MAX_BUDGET:
-        err.add("search.budget", f"Give the number of candidates to try per algorithm, from 1 to {MAX_BUDGET}.")
+        reason = gettext_noop("Give the number of candidates to try per algorithm, from 1 to %(high)s.")
+        err.add("search.budget", phrase(reason, high=MAX_BUDGET))
         budget = DEFAULT_BUDGET
     for i, algorithm in zip(positions, algorithms, strict=True):
         if algorithm.name not in SKLEARN_ALGORITHMS or not algorithm.search:
             continue
         size = math.prod(len(v) for v in algorithm.search.values())
         if method == "grid" and size > budget:
-            err.add(
-                f"algorithms.{i}.search",
-                f"The grid has {size} candidates, over the budget of {budget}: raise search.budget, "
-                "shrink the grid, or use the random or halving method.",
+            reason = gettext_noop(
+                "The grid has %(size)s candidates, over the budget of %(budget)s: raise search.budget, "
+                "shrink the grid, or use the random or halving method."
             )
+            err.add(f"algorithms.{i}.search", phrase(reason, size=size, budget=budget))
         elif method == "halving" and size > MAX_HALVING_CANDIDATES:
-            err.add(f"algorithms.{i}.search", f"The grid has {size} candidates; halving takes at most {MAX_HALVING_CANDIDATES}.")
+            reason = gettext_noop("The grid has %(size)s candidates; halving takes at most %(most)s.")
+            err.add(f"algorithms.{i}.search", phrase(reason, size=size, most=MAX_HALVING_CANDIDATES))
     return method, budget

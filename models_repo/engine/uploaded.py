@@ -26,13 +26,20 @@ from typing import Any
 
 import numpy as np
 
+from phrases import gettext_noop, phrase
+
 ONNX, KERAS, SKOPS = "onnx", "keras", "skops"
 SCHEMA_TYPES = ("number", "integer", "string", "boolean", "datetime")
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".jbl", ".sav", ".pt", ".pth", ".bin", ".dill", ".cloudpickle")
-PICKLE_REFUSED = (
+# The refusals are marked for translation (phrases): the services put them in the reader's language.
+PICKLE_REFUSED = gettext_noop(
     "Pickle files are not accepted because unpickling runs code; export to ONNX or skops (or save a Keras model as .keras)."
 )
-NOT_A_MODEL = "This file is not an ONNX graph, a .keras archive or a skops file; those are the formats accepted."
+PICKLE_IN_ARCHIVE = gettext_noop(
+    "Pickle files are not accepted because unpickling runs code; export to ONNX or skops (or save a Keras model as .keras)."
+    " This archive holds a pickle."
+)
+NOT_A_MODEL = gettext_noop("This file is not an ONNX graph, a .keras archive or a skops file; those are the formats accepted.")
 # Types outside skops' default trust that a scikit-learn pipeline commonly needs. Each is a
 # plain data holder; the tree types index arrays without bounds checks (skops warns about it),
 # so `load_skops` checks every node index of them before the model may serve.
@@ -63,7 +70,9 @@ ONNX_DTYPES = {
 
 
 class UploadRefused(ValueError):
-    """The file is not accepted; `field` is the upload field it is about (file, input_schema, output)."""
+    """The file is not accepted; `field` is the upload field it is about (file, input_schema, output).
+
+    `message` is marked for translation (gettext_noop or phrase); the services translate it."""
 
     def __init__(self, message: str, field: str = "file", code: str = "invalid_model_file"):
         super().__init__(message)
@@ -89,7 +98,7 @@ def detect(path: str, filename: str = "") -> str:
     if name.endswith(PICKLE_SUFFIXES) or _is_compressed(head):
         raise UploadRefused(PICKLE_REFUSED, code="pickle_refused")
     if name.endswith(".onnx"):
-        raise UploadRefused("This is not a valid ONNX model: it does not start like one (is it complete?).")
+        raise UploadRefused(gettext_noop("This is not a valid ONNX model: it does not start like one (is it complete?)."))
     raise UploadRefused(NOT_A_MODEL, code="unknown_format")
 
 
@@ -144,15 +153,19 @@ def _zip_kind(path: str) -> str:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UploadRefused(f"This zip archive cannot be read ({exc}); upload the file again.") from None
+        raise UploadRefused(
+            phrase(gettext_noop("This zip archive cannot be read (%(error)s); upload the file again."), error=str(exc))
+        ) from None
     if any(n.endswith((".pkl", ".pickle")) for n in names):  # e.g. a PyTorch checkpoint
-        raise UploadRefused(PICKLE_REFUSED + " This archive holds a pickle.", code="pickle_refused")
+        raise UploadRefused(PICKLE_IN_ARCHIVE, code="pickle_refused")
     if "config.json" in names and "model.weights.h5" in names:
         return KERAS
     if "schema.json" in names:
         return SKOPS
     if "config.json" in names:
-        raise UploadRefused("This .keras archive lacks model.weights.h5; save the model with model.save('x.keras').")
+        raise UploadRefused(
+            gettext_noop("This .keras archive lacks model.weights.h5; save the model with model.save('x.keras').")
+        )
     raise UploadRefused(NOT_A_MODEL, code="unknown_format")
 
 
@@ -167,25 +180,38 @@ def clean_schema(schema: Any) -> list[dict] | None:
         try:
             schema = json.loads(schema)
         except json.JSONDecodeError as exc:
-            raise UploadRefused(f"input_schema is not valid JSON: {exc.msg} (line {exc.lineno}).", "input_schema") from None
+            message = phrase(
+                gettext_noop("input_schema is not valid JSON: %(error)s (line %(line)s)."), error=exc.msg, line=exc.lineno
+            )
+            raise UploadRefused(message, "input_schema") from None
     if not isinstance(schema, list) or not schema:
-        raise UploadRefused('input_schema must be a list like [{"name": "temp", "type": "number"}].', "input_schema")
+        raise UploadRefused(
+            gettext_noop('input_schema must be a list like [{"name": "temp", "type": "number"}].'), "input_schema"
+        )
     cleaned, seen = [], set()
     for index, column in enumerate(schema):
         if not isinstance(column, dict) or not isinstance(column.get("name"), str) or not column["name"].strip():
-            raise UploadRefused(f"input_schema item {index} needs a name (text).", "input_schema")
+            raise UploadRefused(
+                phrase(gettext_noop("input_schema item %(index)s needs a name (text)."), index=index), "input_schema"
+            )
         name = column["name"].strip()
         if name in seen:
-            raise UploadRefused(f"input_schema names {name!r} twice; names must be unique.", "input_schema")
+            message = phrase(gettext_noop("input_schema names %(name)s twice; names must be unique."), name=repr(name))
+            raise UploadRefused(message, "input_schema")
         seen.add(name)
         kind = column.get("type", "number")
         if kind not in SCHEMA_TYPES:
-            raise UploadRefused(
-                f"input_schema column {name!r} has type {kind!r}; use one of {', '.join(SCHEMA_TYPES)}.", "input_schema"
+            message = phrase(
+                gettext_noop("input_schema column %(name)s has type %(type)s; use one of %(types)s."),
+                name=repr(name),
+                type=repr(kind),
+                types=", ".join(SCHEMA_TYPES),
             )
+            raise UploadRefused(message, "input_schema")
         nullable = column.get("nullable", False)
         if not isinstance(nullable, bool):
-            raise UploadRefused(f"input_schema column {name!r}: nullable must be true or false.", "input_schema")
+            message = phrase(gettext_noop("input_schema column %(name)s: nullable must be true or false."), name=repr(name))
+            raise UploadRefused(message, "input_schema")
         cleaned.append({"name": name, "type": kind, "nullable": nullable})
     return cleaned
 
@@ -198,24 +224,26 @@ def clean_classes(output: Any) -> list | None:
         try:
             output = json.loads(output)
         except json.JSONDecodeError as exc:
-            raise UploadRefused(f"output is not valid JSON: {exc.msg}.", "output") from None
+            raise UploadRefused(phrase(gettext_noop("output is not valid JSON: %(error)s."), error=exc.msg), "output") from None
     if not isinstance(output, dict) or set(output) - {"classes"}:
-        raise UploadRefused('output must be an object like {"classes": ["no", "yes"]}.', "output")
+        raise UploadRefused(gettext_noop('output must be an object like {"classes": ["no", "yes"]}.'), "output")
     classes = output.get("classes")
     if classes is None:
         return None
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str | int | bool) for c in classes):
-        raise UploadRefused("output.classes must list at least two labels (text or whole numbers).", "output")
+        raise UploadRefused(gettext_noop("output.classes must list at least two labels (text or whole numbers)."), "output")
     if len({json.dumps(c) for c in classes}) != len(classes):
-        raise UploadRefused("output.classes names a label twice.", "output")
+        raise UploadRefused(gettext_noop("output.classes names a label twice."), "output")
     return classes
 
 
-def _numeric_schema(schema: list[dict], what: str) -> None:
+def _numeric_schema(schema: list[dict]) -> None:
+    """Refuses a schema with text or dates: a Keras model takes numbers only."""
     text = [c["name"] for c in schema if c["type"] in ("string", "datetime")]
     if text:
         kind = _type_of(schema, text[0])
-        raise UploadRefused(f"{what} takes numbers only; input_schema makes {text[0]!r} {kind}.", "input_schema")
+        message = gettext_noop("A Keras model takes numbers only; input_schema makes %(name)s %(type)s.")
+        raise UploadRefused(phrase(message, name=repr(text[0]), type=kind), "input_schema")
 
 
 def _type_of(schema: list[dict], name: str) -> str:
@@ -240,21 +268,24 @@ def _onnx_session(path: str):
     try:
         proto = onnx.load(path, load_external_data=False)
     except (DecodeError, ValueError, OSError) as exc:
-        raise UploadRefused(f"This is not a valid ONNX model: {exc}.", code="corrupt_model") from None
+        message = phrase(gettext_noop("This is not a valid ONNX model: %(error)s."), error=str(exc))
+        raise UploadRefused(message, code="corrupt_model") from None
     from onnx.external_data_helper import uses_external_data
 
     if any(uses_external_data(t) for t in proto.graph.initializer):
-        raise UploadRefused("This ONNX model keeps its weights in separate files; save it as one file.")
+        raise UploadRefused(gettext_noop("This ONNX model keeps its weights in separate files; save it as one file."))
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as exc:
-        raise UploadRefused(f"This ONNX model fails onnx.checker: {str(exc).splitlines()[0]}", code="corrupt_model") from None
+        message = phrase(gettext_noop("This ONNX model fails onnx.checker: %(error)s"), error=str(exc).splitlines()[0])
+        raise UploadRefused(message, code="corrupt_model") from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one request, one core: web workers serve many at once
     try:
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-        raise UploadRefused(f"onnxruntime cannot run this graph: {str(exc).splitlines()[0]}", code="corrupt_model") from None
+        message = phrase(gettext_noop("onnxruntime cannot run this graph: %(error)s"), error=str(exc).splitlines()[0])
+        raise UploadRefused(message, code="corrupt_model") from None
     return proto, session
 
 
@@ -276,38 +307,42 @@ class _OnnxPlan:
         inputs = session.get_inputs()
         for item in inputs:
             if item.type not in ONNX_DTYPES:
-                message = f"The graph input {item.name!r} is {item.type}; tabular models take numbers, text or booleans."
-                raise UploadRefused(message)
+                message = gettext_noop("The graph input %(name)s is %(type)s; tabular models take numbers, text or booleans.")
+                raise UploadRefused(phrase(message, name=repr(item.name), type=item.type))
         names = [i.name for i in inputs]
         if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].shape[1] != 1:
             self.layout = "matrix"  # one 2-D tensor, columns in schema order
             width = inputs[0].shape[1]
             if schema is None:
-                size = f"{width} columns" if isinstance(width, int) else "its columns"
-                raise UploadRefused(
-                    f"The graph takes one tensor of {size}; give input_schema naming them in order.", "input_schema"
-                )
+                if isinstance(width, int):
+                    message = gettext_noop(
+                        "The graph takes one tensor of %(width)s columns; give input_schema naming them in order."
+                    )
+                else:
+                    message = gettext_noop("The graph takes one tensor of its columns; give input_schema naming them in order.")
+                raise UploadRefused(phrase(message, width=width), "input_schema")
             if isinstance(width, int) and len(schema) != width:
-                raise UploadRefused(f"The graph takes {width} columns; input_schema names {len(schema)}.", "input_schema")
+                message = gettext_noop("The graph takes %(width)s columns; input_schema names %(named)s.")
+                raise UploadRefused(phrase(message, width=width, named=len(schema)), "input_schema")
             self.schema = schema
         else:
             self.layout = "columns"  # one tensor per column, named as the schema's columns
             for item in inputs:
                 if len(item.shape) not in (1, 2) or (len(item.shape) == 2 and item.shape[1] != 1):
-                    raise UploadRefused(
-                        f"The graph input {item.name!r} has shape {item.shape}; give one 2-D tensor for the table "
+                    message = gettext_noop(
+                        "The graph input %(name)s has shape %(shape)s; give one 2-D tensor for the table "
                         "or one column tensor ([N] or [N, 1]) per column."
                     )
+                    raise UploadRefused(phrase(message, name=repr(item.name), shape=str(item.shape)))
             if schema is None:
                 schema = [
                     {"name": i.name, "type": ONNX_DTYPES[i.type][1], "nullable": i.type in ("tensor(float)", "tensor(double)")}
                     for i in inputs
                 ]
             elif sorted(c["name"] for c in schema) != sorted(names):
-                raise UploadRefused(
-                    f"The graph's inputs are {', '.join(names)}; input_schema names {', '.join(c['name'] for c in schema)}.",
-                    "input_schema",
-                )
+                message = gettext_noop("The graph's inputs are %(inputs)s; input_schema names %(named)s.")
+                named = ", ".join(c["name"] for c in schema)
+                raise UploadRefused(phrase(message, inputs=", ".join(names), named=named), "input_schema")
             self.schema = schema
         self.inputs = inputs
         outputs = session.get_outputs()
@@ -316,7 +351,7 @@ class _OnnxPlan:
             (o.name for o in outputs if o.type.startswith("seq(map(") or o.type in ("tensor(float)", "tensor(double)")), None
         )
         if self.scores is None:
-            raise UploadRefused("The graph has no numeric output to read predictions from.")
+            raise UploadRefused(gettext_noop("The graph has no numeric output to read predictions from."))
         self.classes = classes or graph_classes
         self.session = session
 
@@ -406,15 +441,19 @@ def _onnx_model(session, proto, schema, classes):
     try:
         probe = plan.run(_probe_frame(plan.schema))
     except ValueError as exc:
-        raise UploadRefused(f"The graph cannot be used as uploaded: {exc}.", "output") from None
+        raise UploadRefused(
+            phrase(gettext_noop("The graph cannot be used as uploaded: %(error)s."), error=str(exc)), "output"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors (shape, type)
-        raise UploadRefused(f"The graph fails on a row of the input schema: {str(exc).splitlines()[0]}", "input_schema") from None
+        message = phrase(gettext_noop("The graph fails on a row of the input schema: %(error)s"), error=str(exc).splitlines()[0])
+        raise UploadRefused(message, "input_schema") from None
     if "values" in probe:
         return OnnxRegressor(plan)
     labels = probe.get("classes") or plan.classes
     if labels is None:
         raise UploadRefused(
-            "The graph gives labels but does not store its classes; give output.classes naming them in order.", "output"
+            gettext_noop("The graph gives labels but does not store its classes; give output.classes naming them in order."),
+            "output",
         )
     return OnnxClassifier(plan, [_plain(c) for c in labels])
 
@@ -435,14 +474,15 @@ def _skops_trusted(path: str) -> list[str]:
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # noqa: BLE001 - skops raises many kinds for a damaged file
-        raise UploadRefused(f"This skops file cannot be read: {exc}.", code="corrupt_model") from None
+        message = phrase(gettext_noop("This skops file cannot be read: %(error)s."), error=str(exc))
+        raise UploadRefused(message, code="corrupt_model") from None
     refused = [t for t in untrusted if t not in SKOPS_ALLOWED]
     if refused:
-        raise UploadRefused(
-            f"This skops file holds types that are not trusted: {', '.join(refused)}. Only scikit-learn, numpy and "
-            "scipy types on the platform's list load; export the model to ONNX instead.",
-            code="untrusted_types",
+        message = gettext_noop(
+            "This skops file holds types that are not trusted: %(types)s. Only scikit-learn, numpy and "
+            "scipy types on the platform's list load; export the model to ONNX instead."
         )
+        raise UploadRefused(phrase(message, types=", ".join(refused)), code="untrusted_types")
     return untrusted
 
 
@@ -454,9 +494,11 @@ def load_skops(path: str):
     try:
         model = sio.load(path, trusted=trusted)
     except Exception as exc:  # noqa: BLE001 - a damaged or inconsistent file
-        raise UploadRefused(f"This skops file cannot be loaded: {exc}.", code="corrupt_model") from None
+        message = phrase(gettext_noop("This skops file cannot be loaded: %(error)s."), error=str(exc))
+        raise UploadRefused(message, code="corrupt_model") from None
     if not hasattr(model, "predict"):
-        raise UploadRefused(f"The skops file holds a {type(model).__name__}, which cannot predict; upload a fitted model.")
+        message = gettext_noop("The skops file holds a %(type)s, which cannot predict; upload a fitted model.")
+        raise UploadRefused(phrase(message, type=type(model).__name__))
     _check_trees(model, set())
     return model
 
@@ -482,7 +524,7 @@ def _check_trees(obj: Any, seen: set[int], n_features: int | None = None) -> Non
         _check_nodes(left, right, np.where(leaf, -2, nodes["feature_idx"].astype(np.int64)), n_features or 0, leaf=-1)
         categorical = nodes["is_categorical"].astype(bool) & ~leaf
         if categorical.any() and (nodes["bitset_idx"][categorical] >= len(obj.raw_left_cat_bitsets)).any():
-            raise UploadRefused("A tree in this file points at categories it does not hold; it was not loaded.")
+            raise UploadRefused(gettext_noop("A tree in this file points at categories it does not hold; it was not loaded."))
         return
     if isinstance(obj, dict):
         children = list(obj.values())
@@ -510,7 +552,9 @@ def _check_nodes(left, right, feature, n_features: int, *, leaf: int) -> None:
         or (inner & ((feature < 0) | (feature >= max(n_features, 0)))).any()
     )
     if bad:
-        raise UploadRefused("A tree in this file has nodes that point outside it; it was not loaded.", code="corrupt_model")
+        raise UploadRefused(
+            gettext_noop("A tree in this file has nodes that point outside it; it was not loaded."), code="corrupt_model"
+        )
 
 
 def inspect_skops(path: str, schema: list[dict] | None) -> dict[str, Any]:
@@ -519,21 +563,22 @@ def inspect_skops(path: str, schema: list[dict] | None) -> dict[str, Any]:
     names = [str(n) for n in getattr(model, "feature_names_in_", [])]
     if names:
         if schema is not None and sorted(c["name"] for c in schema) != sorted(names):
-            raise UploadRefused(
-                f"The model was fitted on {', '.join(names)}; input_schema names {', '.join(c['name'] for c in schema)}.",
-                "input_schema",
-            )
+            message = gettext_noop("The model was fitted on %(columns)s; input_schema names %(named)s.")
+            named = ", ".join(c["name"] for c in schema)
+            raise UploadRefused(phrase(message, columns=", ".join(names), named=named), "input_schema")
         schema = schema or [{"name": n, "type": _guess_type(model, n), "nullable": True} for n in names]
     elif schema is None:
         width = getattr(model, "n_features_in_", None)
-        raise UploadRefused(
-            f"The model was fitted without column names; give input_schema naming its {width or ''} columns in order.".replace(
-                "  ", " "
-            ),
-            "input_schema",
-        )
+        if width:
+            message = gettext_noop(
+                "The model was fitted without column names; give input_schema naming its %(width)s columns in order."
+            )
+        else:
+            message = gettext_noop("The model was fitted without column names; give input_schema naming its columns in order.")
+        raise UploadRefused(phrase(message, width=width), "input_schema")
     elif getattr(model, "n_features_in_", len(schema)) != len(schema):
-        raise UploadRefused(f"The model takes {model.n_features_in_} columns; input_schema names {len(schema)}.", "input_schema")
+        message = gettext_noop("The model takes %(width)s columns; input_schema names %(named)s.")
+        raise UploadRefused(phrase(message, width=model.n_features_in_, named=len(schema)), "input_schema")
     return _summary(model, schema)
 
 
@@ -566,18 +611,22 @@ def _has_encoder(transformer) -> bool:
 def inspect_keras_archive(path: str, schema: list[dict] | None, classes: list | None) -> dict[str, Any]:
     """What can be checked of a .keras archive without TensorFlow; the load itself runs in a worker."""
     if schema is None:
-        raise UploadRefused("A .keras model does not name its columns; give input_schema naming them in order.", "input_schema")
-    _numeric_schema(schema, "A Keras model")
+        raise UploadRefused(
+            gettext_noop("A .keras model does not name its columns; give input_schema naming them in order."), "input_schema"
+        )
+    _numeric_schema(schema)
     try:
         with zipfile.ZipFile(path) as archive:
             info = archive.getinfo("config.json")
             if info.file_size > 50 * 1024 * 1024:
-                raise UploadRefused("config.json of this .keras archive is too large to be a model configuration.")
+                raise UploadRefused(gettext_noop("config.json of this .keras archive is too large to be a model configuration."))
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UploadRefused(f"This .keras archive is damaged: {exc}.", code="corrupt_model") from None
+        message = phrase(gettext_noop("This .keras archive is damaged: %(error)s."), error=str(exc))
+        raise UploadRefused(message, code="corrupt_model") from None
     if not isinstance(config, dict) or "class_name" not in config:
-        raise UploadRefused("config.json of this .keras archive is not a Keras model configuration.", code="corrupt_model")
+        message = gettext_noop("config.json of this .keras archive is not a Keras model configuration.")
+        raise UploadRefused(message, code="corrupt_model")
     return {
         "input_schema": schema,
         "task": "classification" if classes else "regression",
@@ -595,17 +644,24 @@ def validate_keras(path: str, schema: list[dict], classes: list | None) -> None:
     try:
         model = deep.load_model(path)
     except Exception as exc:  # noqa: BLE001 - Keras raises ValueError, TypeError… for refused files
-        raise UploadRefused(f"Keras refused to load the model with safe_mode: {str(exc).splitlines()[0]}") from None
+        message = phrase(
+            gettext_noop("Keras refused to load the model with safe_mode: %(error)s"), error=str(exc).splitlines()[0]
+        )
+        raise UploadRefused(message) from None
     meta = {"task": "classification" if classes else "regression", "classes": classes, "input_schema": schema}
     try:
         out = deep.predict(model, _probe_frame(schema).astype("float32"), meta)
     except Exception as exc:  # noqa: BLE001 - a shape that does not fit the schema or the classes
-        raise UploadRefused(
-            f"The model does not take {len(schema)} columns and give "
-            f"{f'{len(classes)} class scores' if classes else 'one number'} per row: {str(exc).splitlines()[0]}"
-        ) from None
+        if classes:
+            message = gettext_noop(
+                "The model does not take %(columns)s columns and give %(classes)s class scores per row: %(error)s"
+            )
+        else:
+            message = gettext_noop("The model does not take %(columns)s columns and give one number per row: %(error)s")
+        error = str(exc).splitlines()[0]
+        raise UploadRefused(phrase(message, columns=len(schema), classes=len(classes or []), error=error)) from None
     if not classes and len(out["predictions"]) != 1:
-        raise UploadRefused("The model gives more than one number per row; give output.classes for a classifier.")
+        raise UploadRefused(gettext_noop("The model gives more than one number per row; give output.classes for a classifier."))
 
 
 # --- serving ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop, phrase
 from .constants import IMBALANCE_SHARE, MIN_HOLDOUT, MIN_TRAIN, VALIDATION_FRACTION
 from .options import DeepSpec
 
@@ -41,16 +41,17 @@ def _read_columns(parquet_path: str, spec: DeepSpec, wanted: list[str]) -> pd.Da
     if spec.target not in names:
         raise TrainingError(
             TrainingError.TARGET_MISSING,
-            f"The target column '{spec.target}' is not in the data.",
-            {"target": [f"No column '{spec.target}'."]},
+            phrase(gettext_noop("The target column '%(name)s' is not in the data."), name=spec.target),
+            {"target": [phrase(gettext_noop("No column '%(name)s'."), name=spec.target)]},
         )
     missing = [c for c in wanted if c not in names]
     if missing:
         fields: dict[str, list[str]] = {}
         for column in missing:
             key = "time_column" if column == spec.time_column else "group_column" if column == spec.group_column else "features"
-            fields.setdefault(key, []).append(f"No column '{column}'.")
-        raise TrainingError(TrainingError.INVALID_SPEC, f"Columns not in the data: {', '.join(missing)}.", fields)
+            fields.setdefault(key, []).append(phrase(gettext_noop("No column '%(name)s'."), name=column))
+        message = phrase(gettext_noop("Columns not in the data: %(columns)s."), columns=", ".join(missing))
+        raise TrainingError(TrainingError.INVALID_SPEC, message, fields)
     frame = pd.read_parquet(parquet_path, columns=list(dict.fromkeys([*wanted, spec.target])))
     # A file written by pandas may bring its own index back; the holdout indices are row positions.
     return frame.reset_index(drop=True)
@@ -58,19 +59,25 @@ def _read_columns(parquet_path: str, spec: DeepSpec, wanted: list[str]) -> pd.Da
 
 def _check_features(spec: DeepSpec, frame: pd.DataFrame, *, target_allowed: bool) -> None:
     if not spec.features:
-        raise TrainingError(TrainingError.NO_FEATURES, "Choose at least one numeric feature column.", {"features": ["Empty."]})
+        raise TrainingError(
+            TrainingError.NO_FEATURES,
+            gettext_noop("Choose at least one numeric feature column."),
+            {"features": [gettext_noop("Empty.")]},
+        )
     if spec.target in spec.features and not target_allowed:
         raise TrainingError(
             TrainingError.INVALID_SPEC,
-            f"The target '{spec.target}' cannot also be a feature: the model would read the answer.",
-            {"features": [f"Remove '{spec.target}'."]},
+            phrase(
+                gettext_noop("The target '%(name)s' cannot also be a feature: the model would read the answer."), name=spec.target
+            ),
+            {"features": [phrase(gettext_noop("Remove '%(name)s'."), name=spec.target)]},
         )
     text = [c for c in spec.features if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     if text:
         raise TrainingError(
             TrainingError.INVALID_SPEC,
-            f"Keras models take numeric features only; not numeric: {', '.join(text)}.",
-            {"features": [f"'{c}' is not numeric." for c in text]},
+            phrase(gettext_noop("Keras models take numeric features only; not numeric: %(columns)s."), columns=", ".join(text)),
+            {"features": [phrase(gettext_noop("'%(name)s' is not numeric."), name=c) for c in text]},
         )
 
 
@@ -84,8 +91,14 @@ def _drop_missing(frame: pd.DataFrame, columns: list[str], warnings: list[dict[s
         warnings.append(
             {
                 "code": "rows_dropped",
-                "message": f"{dropped} of {len(frame)} rows have a missing or infinite value in {', '.join(columns)} "
-                "and were left out.",
+                "message": phrase(
+                    gettext_noop(
+                        "%(dropped)s of %(rows)s rows have a missing or infinite value in %(columns)s and were left out."
+                    ),
+                    dropped=dropped,
+                    rows=len(frame),
+                    columns=", ".join(columns),
+                ),
             }
         )
     return frame.loc[~bad]
@@ -95,24 +108,69 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+# What a classifier learns from, as the refusals below name it: one marked sentence per kind of
+# sample (a noun spliced into a sentence would not translate).
+ONE_CLASS = {
+    "row": gettext_noop("Every row has the same label (%(label)s); a classifier needs at least two classes."),
+    "window": gettext_noop("Every window has the same label (%(label)s); a classifier needs at least two classes."),
+    "image": gettext_noop("Every image has the same label (%(label)s); a classifier needs at least two classes."),
+}
+SINGLE_SAMPLE = {
+    "row": gettext_noop(
+        "These classes have a single row, too few to train and evaluate: %(classes)s. Add examples or merge the classes."
+    ),
+    "window": gettext_noop(
+        "These classes have a single window, too few to train and evaluate: %(classes)s. Add examples or merge the classes."
+    ),
+    "image": gettext_noop(
+        "These classes have a single image, too few to train and evaluate: %(classes)s. Add examples or merge the classes."
+    ),
+}
+CLASS_HAS_ONE = {
+    "row": gettext_noop("Class %(label)s has one row."),
+    "window": gettext_noop("Class %(label)s has one window."),
+    "image": gettext_noop("Class %(label)s has one image."),
+}
+TOO_FEW = {
+    "row": gettext_noop(
+        "Too few rows: %(train)s for training and %(test)s for the holdout; at least %(min_train)s and "
+        "%(min_test)s are needed. Add data or lower the holdout."
+    ),
+    "window": gettext_noop(
+        "Too few windows: %(train)s for training and %(test)s for the holdout; at least %(min_train)s and "
+        "%(min_test)s are needed. Add data or lower the holdout."
+    ),
+    "image": gettext_noop(
+        "Too few images: %(train)s for training and %(test)s for the holdout; at least %(min_train)s and "
+        "%(min_test)s are needed. Add data or lower the holdout."
+    ),
+}
+TOO_FEW_FIELD = {
+    "row": gettext_noop("%(total)s rows are too few."),
+    "window": gettext_noop("%(total)s windows are too few."),
+    "image": gettext_noop("%(total)s images are too few."),
+}
+
+
 def _encode_classes(labels: pd.Series | np.ndarray, what: str) -> tuple[np.ndarray, list[Any]]:
-    """Label indices and the sorted classes; refuses one class, or a class with a single sample."""
+    """Label indices and the sorted classes; refuses one class, or a class with a single sample.
+
+    `what` is "row", "window" or "image"."""
     values = pd.Series(labels)
     counts = values.value_counts()
     if len(counts) < 2:
         only = _plain(counts.index[0]) if len(counts) else None
         raise TrainingError(
             TrainingError.TARGET_CONSTANT,
-            f"Every {what} has the same label ({only!r}); a classifier needs at least two classes.",
-            {"target": ["Only one class."]},
+            phrase(ONE_CLASS[what], label=repr(only)),
+            {"target": [gettext_noop("Only one class.")]},
         )
     single = [_plain(c) for c, n in counts.items() if n < 2]
     if single:
         raise TrainingError(
             TrainingError.CLASS_TOO_SMALL,
-            f"These classes have a single {what}, too few to train and evaluate: {', '.join(map(repr, single[:10]))}. "
-            "Add examples or merge the classes.",
-            {"target": [f"Class {c!r} has one {what}." for c in single[:10]]},
+            phrase(SINGLE_SAMPLE[what], classes=", ".join(map(repr, single[:10]))),
+            {"target": [phrase(CLASS_HAS_ONE[what], label=repr(c)) for c in single[:10]]},
         )
     classes = sorted(_plain(c) for c in counts.index)
     index = {c: i for i, c in enumerate(classes)}
@@ -123,9 +181,8 @@ def _check_counts(n_train: int, n_test: int, what: str) -> None:
     if n_train < MIN_TRAIN or n_test < MIN_HOLDOUT:
         raise TrainingError(
             TrainingError.TOO_FEW_ROWS,
-            f"Too few {what}s: {n_train} for training and {n_test} for the holdout; at least {MIN_TRAIN} and "
-            f"{MIN_HOLDOUT} are needed. Add data or lower the holdout.",
-            {"holdout": [f"{n_train + n_test} {what}s are too few."]},
+            phrase(TOO_FEW[what], train=n_train, test=n_test, min_train=MIN_TRAIN, min_test=MIN_HOLDOUT),
+            {"holdout": [phrase(TOO_FEW_FIELD[what], total=n_train + n_test)]},
         )
 
 
@@ -193,15 +250,19 @@ def _regression_target(values: pd.Series, spec: DeepSpec) -> np.ndarray:
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         raise TrainingError(
             TrainingError.TARGET_NOT_NUMERIC,
-            f"The target '{spec.target}' is not numeric, so {spec.task} cannot predict it.",
-            {"target": ["Not numeric."]},
+            phrase(
+                gettext_noop("The target '%(name)s' is not numeric, so %(task)s cannot predict it."),
+                name=spec.target,
+                task=spec.task,
+            ),
+            {"target": [gettext_noop("Not numeric.")]},
         )
     y = values.to_numpy(dtype="float32")
     if len(y) and float(np.nanstd(y)) == 0.0:
         raise TrainingError(
             TrainingError.TARGET_CONSTANT,
-            f"The target '{spec.target}' has the same value in every row.",
-            {"target": ["Constant."]},
+            phrase(gettext_noop("The target '%(name)s' has the same value in every row."), name=spec.target),
+            {"target": [gettext_noop("Constant.")]},
         )
     return y
 
@@ -213,13 +274,17 @@ def _class_warnings(y_train: np.ndarray, classes: list[Any], warnings: list[dict
         warnings.append(
             {
                 "code": "class_missing_in_training",
-                "message": f"No training example of {', '.join(map(repr, absent))}: those appear only in the holdout.",
+                "message": phrase(
+                    gettext_noop("No training example of %(classes)s: those appear only in the holdout."),
+                    classes=", ".join(map(repr, absent)),
+                ),
             }
         )
     share = counts / max(counts.sum(), 1)
     rare = [f"{classes[i]!r} ({share[i]:.1%})" for i in np.flatnonzero((share > 0) & (share < IMBALANCE_SHARE))]
     if rare:
-        warnings.append({"code": "class_imbalance", "message": f"Rare classes in the training data: {', '.join(rare)}."})
+        message = phrase(gettext_noop("Rare classes in the training data: %(classes)s."), classes=", ".join(rare))
+        warnings.append({"code": "class_imbalance", "message": message})
 
 
 def _tabular_data(spec: DeepSpec, parquet_path: str, warnings: list[dict[str, str]]) -> _Data:

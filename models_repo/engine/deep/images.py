@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop, phrase
 from .constants import GRAYSCALE_MODES, PROGRESS_PREPARED
 from .data import (
     _assemble,
@@ -41,8 +41,8 @@ def _image_data(
     if digest_column is None:
         raise TrainingError(
             TrainingError.INVALID_SPEC,
-            "This is not an image manifest: it has no sha256 (or checksum) column.",
-            {"task": ["image_classification needs an image dataset."]},
+            gettext_noop("This is not an image manifest: it has no sha256 (or checksum) column."),
+            {"task": [gettext_noop("image_classification needs an image dataset.")]},
         )
     wanted = [digest_column, *(c for c in ("path", "mode") if c in names)]
     frame = _read_columns(parquet_path, spec, wanted)
@@ -56,8 +56,9 @@ def _image_data(
     for i, (position, digest) in enumerate(zip(frame.index, frame[digest_column], strict=True)):
         if i % 50 == 0:
             if should_stop():
-                raise TrainingError(TrainingError.CANCELLED, "Training was cancelled before the first epoch.")
-            progress(int(PROGRESS_PREPARED * i / max(len(frame), 1)), f"Decoding images ({i} of {len(frame)})")
+                raise TrainingError(TrainingError.CANCELLED, gettext_noop("Training was cancelled before the first epoch."))
+            message = phrase(gettext_noop("Decoding images (%(done)s of %(total)s)"), done=i, total=len(frame))
+            progress(int(PROGRESS_PREPARED * i / max(len(frame), 1)), message)
         try:
             pixels.append(decode_image(image_loader(digest), size, color))
             kept.append(position)
@@ -68,11 +69,17 @@ def _image_data(
         warnings.append(
             {
                 "code": "images_skipped",
-                "message": f"{len(bad)} images could not be decoded and were left out: {'; '.join(bad[:5])}",
+                "message": phrase(
+                    gettext_noop("%(bad)s images could not be decoded and were left out: %(names)s"),
+                    bad=len(bad),
+                    names="; ".join(bad[:5]),
+                ),
             }
         )
     if not pixels:
-        raise TrainingError(TrainingError.TOO_FEW_ROWS, "No image could be decoded.", {"holdout": ["No images."]})
+        raise TrainingError(
+            TrainingError.TOO_FEW_ROWS, gettext_noop("No image could be decoded."), {"holdout": [gettext_noop("No images.")]}
+        )
     x = np.stack(pixels)
     positions = np.array(kept)
     y, classes = _encode_classes(frame.loc[kept, spec.target], "image")

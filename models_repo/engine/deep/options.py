@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop, phrase
 from .constants import (
     ALGORITHMS,
     ALGORITHMS_FOR_TASK,
@@ -62,25 +62,45 @@ def validate_keras_options(options: dict, task: str, algorithm: str) -> dict:
     """
     if task not in TASKS:
         raise TrainingError(
-            TrainingError.INVALID_SPEC, f"Unknown task '{task}'.", {"task": [f"Choose one of: {', '.join(TASKS)}."]}
+            TrainingError.INVALID_SPEC,
+            phrase(gettext_noop("Unknown task '%(task)s'."), task=task),
+            {"task": [phrase(gettext_noop("Choose one of: %(choices)s."), choices=", ".join(TASKS))]},
         )
     if algorithm not in ALGORITHMS:
         raise TrainingError(
             TrainingError.INVALID_SPEC,
-            f"Unknown Keras algorithm '{algorithm}'.",
-            {"algorithm": [f"Choose one of: {', '.join(ALGORITHMS)}."]},
+            phrase(gettext_noop("Unknown Keras algorithm '%(algorithm)s'."), algorithm=algorithm),
+            {"algorithm": [phrase(gettext_noop("Choose one of: %(choices)s."), choices=", ".join(ALGORITHMS))]},
         )
     allowed = ALGORITHMS_FOR_TASK[task]
     if algorithm not in allowed:
         raise TrainingError(
             TrainingError.INVALID_SPEC,
-            f"{algorithm} cannot learn a {task} task; use {' or '.join(allowed)}.",
-            {"algorithm": [f"{algorithm} does not fit {task}; use {' or '.join(allowed)}."]},
+            phrase(
+                gettext_noop("%(algorithm)s cannot learn a %(task)s task; use %(allowed)s."),
+                algorithm=algorithm,
+                task=task,
+                allowed=" or ".join(allowed),
+            ),
+            {
+                "algorithm": [
+                    phrase(
+                        gettext_noop("%(algorithm)s does not fit %(task)s; use %(allowed)s."),
+                        algorithm=algorithm,
+                        task=task,
+                        allowed=" or ".join(allowed),
+                    )
+                ]
+            },
         )
     if options is None:
         options = {}
     if not isinstance(options, dict):
-        raise TrainingError(TrainingError.INVALID_SPEC, "Keras options must be an object.", {"keras": ["Must be an object."]})
+        raise TrainingError(
+            TrainingError.INVALID_SPEC,
+            gettext_noop("Keras options must be an object."),
+            {"keras": [gettext_noop("Must be an object.")]},
+        )
 
     applicable = list(COMMON_OPTIONS)
     if task in SEQUENCE_TASKS:
@@ -95,9 +115,12 @@ def validate_keras_options(options: dict, task: str, algorithm: str) -> dict:
     errors: dict[str, list[str]] = {}
     for key in options:
         if key not in OPTION_NAMES:
-            errors[f"keras.{key}"] = [f"Unknown option; the Keras options are: {', '.join(OPTION_NAMES)}."]
+            reason = gettext_noop("Unknown option; the Keras options are: %(names)s.")
+            errors[f"keras.{key}"] = [phrase(reason, names=", ".join(OPTION_NAMES))]
         elif key not in applicable:
-            errors[f"keras.{key}"] = [f"Does not apply to {algorithm} on {task}."]
+            errors[f"keras.{key}"] = [
+                phrase(gettext_noop("Does not apply to %(algorithm)s on %(task)s."), algorithm=algorithm, task=task)
+            ]
 
     values = {key: options.get(key, DEFAULTS.get(key)) for key in applicable}
     checks = {
@@ -121,7 +144,8 @@ def validate_keras_options(options: dict, task: str, algorithm: str) -> dict:
     cleaned: dict[str, Any] = {}
     for key in applicable:
         if key == "window" and values[key] is None:
-            errors["keras.window"] = [f"Required for {task}: the number of consecutive rows in each window (2..2000)."]
+            reason = gettext_noop("Required for %(task)s: the number of consecutive rows in each window (2..2000).")
+            errors["keras.window"] = [phrase(reason, task=task)]
             continue
         value, reason = checks[key](values[key])
         if reason:
@@ -132,38 +156,48 @@ def validate_keras_options(options: dict, task: str, algorithm: str) -> dict:
         span = cleaned.get("window") if algorithm == "keras_cnn1d" else cleaned.get("image_size")
         if span is not None and cleaned["kernel_size"] > span:
             what = "window" if algorithm == "keras_cnn1d" else "image_size"
-            errors["keras.kernel_size"] = [f"Must not be larger than {what} ({span})."]
+            errors["keras.kernel_size"] = [
+                phrase(gettext_noop("Must not be larger than %(what)s (%(span)s)."), what=what, span=span)
+            ]
     if errors:
         first = next(iter(errors))
-        raise TrainingError(TrainingError.INVALID_SPEC, f"Invalid Keras option {first}: {errors[first][0]}", errors)
+        message = phrase(gettext_noop("Invalid Keras option %(option)s: %(reason)s"), option=first, reason=errors[first][0])
+        raise TrainingError(TrainingError.INVALID_SPEC, message, errors)
     return cleaned
 
 
 def _whole(value: Any, low: int, high: int) -> tuple[Any, str | None]:
     # JSON gives 64.0 as often as 64; both are accepted, "64" and True are not.
     if isinstance(value, bool) or not isinstance(value, int | float) or (isinstance(value, float) and not value.is_integer()):
-        return None, f"Must be a whole number from {low} to {high}."
+        return None, phrase(gettext_noop("Must be a whole number from %(low)s to %(high)s."), low=low, high=high)
     if not low <= value <= high:
-        return None, f"Must be from {low} to {high}; got {value:g}."
+        return None, phrase(
+            gettext_noop("Must be from %(low)s to %(high)s; got %(value)s."), low=low, high=high, value=f"{value:g}"
+        )
     return int(value), None
 
 
 def _number(value: Any, low: float, high: float, *, low_open: bool = False) -> tuple[Any, str | None]:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None, f"Must be a number from {low:g} to {high:g}."
+        return None, phrase(gettext_noop("Must be a number from %(low)s to %(high)s."), low=f"{low:g}", high=f"{high:g}")
     if value > high or value < low or (low_open and value <= low):
-        bound = f"greater than {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
-        return None, f"Must be {bound}; got {value:g}."
+        if low_open:
+            reason = gettext_noop("Must be greater than %(low)s and at most %(high)s; got %(value)s.")
+        else:
+            reason = gettext_noop("Must be from %(low)s to %(high)s; got %(value)s.")
+        return None, phrase(reason, low=f"{low:g}", high=f"{high:g}", value=f"{value:g}")
     return float(value), None
 
 
 def _choice(value: Any, choices: tuple[str, ...]) -> tuple[Any, str | None]:
     if value not in choices:
-        return None, f"Must be one of: {', '.join(choices)}; got {value!r}."
+        return None, phrase(
+            gettext_noop("Must be one of: %(choices)s; got %(value)s."), choices=", ".join(choices), value=repr(value)
+        )
     return value, None
 
 
 def _boolean(value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, bool):
-        return None, f"Must be true or false; got {value!r}."
+        return None, phrase(gettext_noop("Must be true or false; got %(value)s."), value=repr(value))
     return value, None

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TrainingError, gettext_noop
+from ..errors import TrainingError, gettext_noop, phrase
 from ..result import TrainResult
 from .builders import _build_model
 from .constants import PROGRESS_PREPARED, PROGRESS_TRAINED, SEQUENCE_TASKS, STOP_POLL_SECONDS
@@ -51,11 +51,16 @@ def _reporter(keras, *, epochs: int, on_epoch, progress, should_stop):
             self.history.append(row)
             on_epoch(epoch + 1, {k: v for k, v in row.items() if k != "epoch"})
             span = PROGRESS_TRAINED - PROGRESS_PREPARED
-            loss = f", val_loss {row['val_loss']:.4g}" if "val_loss" in row else ""
-            progress(
-                PROGRESS_PREPARED + int(span * (epoch + 1) / epochs),
-                f"Epoch {epoch + 1} of {epochs}: loss {row['loss']:.4g}{loss}",
-            )
+            numbers = {"epoch": epoch + 1, "epochs": epochs, "loss": f"{row['loss']:.4g}"}
+            if "val_loss" in row:
+                message = phrase(
+                    gettext_noop("Epoch %(epoch)s of %(epochs)s: loss %(loss)s, val_loss %(val_loss)s"),
+                    **numbers,
+                    val_loss=f"{row['val_loss']:.4g}",
+                )
+            else:
+                message = phrase(gettext_noop("Epoch %(epoch)s of %(epochs)s: loss %(loss)s"), **numbers)
+            progress(PROGRESS_PREPARED + int(span * (epoch + 1) / epochs), message)
             self.last_poll = time.monotonic()
             if should_stop():
                 self.cancelled = True
@@ -69,7 +74,7 @@ def _pick_device(tf, requested: str, warnings: list[dict[str, str]]) -> str:
         return "cpu"
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
-        warnings.append({"code": "cpu_fallback", "message": "No GPU was visible to this worker; trained on CPU."})
+        warnings.append({"code": "cpu_fallback", "message": gettext_noop("No GPU was visible to this worker; trained on CPU.")})
         return "cpu"
     for gpu in gpus:
         try:  # take GPU memory as needed: several workers may share a card
@@ -107,8 +112,8 @@ def train(
     else:
         data = _tabular_data(spec, parquet_path, warnings)
     if should_stop():
-        raise TrainingError(TrainingError.CANCELLED, "Training was cancelled before the first epoch.")
-    progress(PROGRESS_PREPARED, f"Training on {len(data.x_train)} samples")
+        raise TrainingError(TrainingError.CANCELLED, gettext_noop("Training was cancelled before the first epoch."))
+    progress(PROGRESS_PREPARED, phrase(gettext_noop("Training on %(samples)s samples"), samples=len(data.x_train)))
 
     import keras
     import tensorflow as tf
@@ -155,8 +160,8 @@ def train(
             callbacks=callbacks,
         )
         if not reporter.history:
-            raise TrainingError(TrainingError.CANCELLED, "Training was cancelled before the first epoch finished.")
-        progress(PROGRESS_TRAINED + 2, "Evaluating on the holdout")
+            raise TrainingError(TrainingError.CANCELLED, gettext_noop("Training was cancelled before the first epoch finished."))
+        progress(PROGRESS_TRAINED + 2, gettext_noop("Evaluating on the holdout"))
         predicted = _predict_arrays(model, data.x_test, batch_size)
         metrics, curves = _evaluate(data, predicted)
         importance = _importance(model, data, predicted, batch_size, spec.seed) if data.channels else []
@@ -170,11 +175,15 @@ def train(
         warnings.append(
             {
                 "code": "cancelled",
-                "message": f"Training was stopped after {epochs_run} of {epochs} epochs; the model from those epochs is kept.",
+                "message": phrase(
+                    gettext_noop("Training was stopped after %(run)s of %(epochs)s epochs; the model from those epochs is kept."),
+                    run=epochs_run,
+                    epochs=epochs,
+                ),
             }
         )
     curves["epochs"] = reporter.history
-    progress(PROGRESS_TRAINED + 7, "Saving the model")
+    progress(PROGRESS_TRAINED + 7, gettext_noop("Saving the model"))
     os.makedirs(out_dir, exist_ok=True)
     artifact = os.path.join(out_dir, "model.keras")
     model.save(artifact)

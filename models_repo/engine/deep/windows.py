@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop, phrase
 from .data import (
     _assemble,
     _check_counts,
@@ -51,7 +51,12 @@ def _sequence_data(spec: DeepSpec, parquet_path: str, options: dict, warnings: l
         warnings.append(
             {
                 "code": "short_groups",
-                "message": f"{short} of {len(sizes)} groups have fewer than {needed} rows and give no window.",
+                "message": phrase(
+                    gettext_noop("%(short)s of %(groups)s groups have fewer than %(needed)s rows and give no window."),
+                    short=short,
+                    groups=len(sizes),
+                    needed=needed,
+                ),
             }
         )
 
@@ -102,16 +107,39 @@ def _sequence_data(spec: DeepSpec, parquet_path: str, options: dict, warnings: l
 
 def _bad_window(spec: DeepSpec, window: int, ahead: int, sizes: list[int]) -> None:
     needed = window + ahead
-    what = f"window {window}" + (f" + horizon {ahead}" if ahead else "")
+    if ahead:
+        what = phrase(gettext_noop("window %(window)s + horizon %(horizon)s"), window=window, horizon=ahead)
+    else:
+        what = phrase(gettext_noop("window %(window)s"), window=window)
     if not sizes:
-        shown = "there are no rows"
+        shown = gettext_noop("there are no rows")
     elif len(sizes) == 1:
-        shown = f"the data has {sizes[0]} rows"
+        shown = phrase(gettext_noop("the data has %(rows)s rows"), rows=sizes[0])
     else:
         listed = ", ".join(map(str, sorted(sizes, reverse=True)[:10])) + (", …" if len(sizes) > 10 else "")
-        shown = f"the {len(sizes)} groups of '{spec.group_column}' have {listed} rows"
+        shown = phrase(
+            gettext_noop("the %(groups)s groups of '%(column)s' have %(listed)s rows"),
+            groups=len(sizes),
+            column=spec.group_column,
+            listed=listed,
+        )
     raise TrainingError(
         TrainingError.BAD_WINDOW,
-        f"The {what} needs at least {needed} consecutive rows in one group, but {shown}. Choose a smaller window.",
-        {"keras.window": [f"Larger than every group: {needed} rows needed, at most {max(sizes, default=0)} available."]},
+        phrase(
+            gettext_noop(
+                "The %(what)s needs at least %(needed)s consecutive rows in one group, but %(shown)s. Choose a smaller window."
+            ),
+            what=what,
+            needed=needed,
+            shown=shown,
+        ),
+        {
+            "keras.window": [
+                phrase(
+                    gettext_noop("Larger than every group: %(needed)s rows needed, at most %(most)s available."),
+                    needed=needed,
+                    most=max(sizes, default=0),
+                )
+            ]
+        },
     )

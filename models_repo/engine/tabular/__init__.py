@@ -51,7 +51,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from ..errors import TrainingError, gettext_noop
+from ..errors import TrainingError, gettext_noop, phrase
 from ..result import TrainResult
 from ..spec import DENSE_ONLY, TrainingSpec, estimator_class, estimator_params
 from .checks import _check_target, _cv, _data_warnings, _read, _split, _target, _usable_features  # noqa: F401
@@ -205,8 +205,12 @@ def train(
     if spec.flavor != "sklearn" or spec.task not in ("classification", "regression"):
         raise TrainingError(
             TrainingError.INVALID_SPEC,
-            f"The scikit-learn trainer does classification and regression, not {spec.task} with {spec.flavor}.",
-            {"task": ["Use a Keras algorithm for this task."]},
+            phrase(
+                gettext_noop("The scikit-learn trainer does classification and regression, not %(task)s with %(flavor)s."),
+                task=spec.task,
+                flavor=spec.flavor,
+            ),
+            {"task": [gettext_noop("Use a Keras algorithm for this task.")]},
         )
     started = time.monotonic()
     progress(3, gettext_noop("Reading the data"))
@@ -218,8 +222,10 @@ def train(
     if classes is not None and spec.scoring == "roc_auc" and len(classes) > 2:
         raise TrainingError(
             TrainingError.INVALID_SPEC,
-            f"roc_auc scores two classes and the target has {len(classes)}; use roc_auc_ovr.",
-            {"scoring": ["Use roc_auc_ovr for more than two classes."]},
+            phrase(
+                gettext_noop("roc_auc scores two classes and the target has %(classes)s; use roc_auc_ovr."), classes=len(classes)
+            ),
+            {"scoring": [gettext_noop("Use roc_auc_ovr for more than two classes.")]},
         )
     split = _split(spec, frame, y, classes)
     notes.extend(_data_warnings(spec, frame, features, y))
@@ -245,7 +251,7 @@ def train(
                 break
             base = 5 + position * share
             label = f"{algorithm.name} ({position + 1}/{len(spec.algorithms)})"
-            progress(int(base), f"Fitting {label}")
+            progress(int(base), phrase(gettext_noop("Fitting %(label)s"), label=label))
             try:
                 if not selecting:
                     pipe = build_pipeline(spec, algorithm.name, algorithm.params, features)
@@ -282,20 +288,28 @@ def train(
                     candidates.extend(watch.complete_candidates())
                 break
             except (ValueError, TypeError, ArithmeticError, MemoryError, np.linalg.LinAlgError) as exc:
-                failures.append(f"{algorithm.name}: {_short(exc)}")
+                failures.append(phrase(gettext_noop("%(algorithm)s: %(error)s"), algorithm=algorithm.name, error=_short(exc)))
         notes.extend(_caught_warnings(caught))
 
     if not finished:
         if stopped:
-            raise TrainingError(TrainingError.CANCELLED, "Training was stopped before any candidate finished.")
-        raise TrainingError(TrainingError.FIT_FAILED, "No algorithm could be fitted: " + "; ".join(failures))
+            raise TrainingError(TrainingError.CANCELLED, gettext_noop("Training was stopped before any candidate finished."))
+        raise TrainingError(
+            TrainingError.FIT_FAILED,
+            phrase(gettext_noop("No algorithm could be fitted: %(failures)s"), failures=_joined(failures)),
+        )
     for failure in failures:
-        notes.append({"code": "algorithm_failed", "message": f"Left out after an error: {failure}"})
+        notes.append(
+            {"code": "algorithm_failed", "message": phrase(gettext_noop("Left out after an error: %(failure)s"), failure=failure)}
+        )
     if stopped:
         notes.append(
             {
                 "code": "cancelled",
-                "message": f"Stopped on request; kept the best of the {len(finished)} algorithm(s) that finished.",
+                "message": phrase(
+                    gettext_noop("Stopped on request; kept the best of the %(finished)s algorithm(s) that finished."),
+                    finished=len(finished),
+                ),
             }
         )
     best = max(finished, key=lambda f: -math.inf if f.score is None else f.score) if selecting else finished[0]
@@ -402,7 +416,8 @@ def analyse(
     split = _split(spec, frame, y, _check_target(spec, y))
     if [int(i) for i in split.test] != [int(i) for i in holdout_indices]:
         raise TrainingError(
-            TrainingError.INVALID_SPEC, "The data no longer gives the run's holdout; the analysis would not describe it."
+            TrainingError.INVALID_SPEC,
+            gettext_noop("The data no longer gives the run's holdout; the analysis would not describe it."),
         )
     X = frame[features]
     train_rows, test_rows = split.train, split.test
@@ -487,7 +502,10 @@ class _Watch:
         self.params[key] = chosen
         self.done += 1
         fraction = min(self.done / self.total, 1.0)
-        self.progress(fraction, f"{self.label}: fold {len(bucket)}/{self.folds}, {self.done}/{self.total} fits")
+        message = gettext_noop("%(label)s: fold %(fold)s/%(folds)s, %(done)s/%(total)s fits")
+        self.progress(
+            fraction, phrase(message, label=self.label, fold=len(bucket), folds=self.folds, done=self.done, total=self.total)
+        )
         if self.should_stop():
             raise _Stopped()
         return value
@@ -540,13 +558,21 @@ def _search_candidates(algorithm, search) -> list[dict[str, Any]]:
     return list(by_key.values())
 
 
+def _joined(parts: list) -> str:
+    """Phrases joined with "; " (each translated: a Phrase of phrases, as "%(a)s; %(b)s")."""
+    template = "; ".join(f"%(p{i})s" for i in range(len(parts)))
+    return phrase(template, **{f"p{i}": part for i, part in enumerate(parts)})
+
+
 def _caught_warnings(caught) -> list[dict[str, str]]:
     notes = []
     if any(issubclass(w.category, ConvergenceWarning) for w in caught):
         notes.append(
             {
                 "code": "not_converged",
-                "message": "An iterative estimator stopped before converging; raise max_iter or scale the features.",
+                "message": gettext_noop(
+                    "An iterative estimator stopped before converging; raise max_iter or scale the features."
+                ),
             }
         )
     failed = [w for w in caught if "fits failed" in str(w.message) or "scores are non-finite" in str(w.message)]
@@ -554,7 +580,9 @@ def _caught_warnings(caught) -> list[dict[str, str]]:
         notes.append(
             {
                 "code": "candidates_failed",
-                "message": "Some candidates failed to fit and were skipped: " + _short(failed[0].message),
+                "message": phrase(
+                    gettext_noop("Some candidates failed to fit and were skipped: %(error)s"), error=_short(failed[0].message)
+                ),
             }
         )
     return notes

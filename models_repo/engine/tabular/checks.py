@@ -18,7 +18,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop, phrase
 from ..spec import TrainingSpec
 from .common import _names, _py
 from .constants import (
@@ -41,10 +41,15 @@ def _read(parquet_path: str, spec: TrainingSpec) -> pd.DataFrame:
     missing = [c for c in wanted if c not in present]
     if missing:
         code = TrainingError.TARGET_MISSING if spec.target in missing else TrainingError.INVALID_SPEC
+        if len(missing) > 1:
+            message = phrase(
+                gettext_noop("The data has no column %(name)s (and %(more)s more)."), name=repr(missing[0]), more=len(missing) - 1
+            )
+        else:
+            message = phrase(gettext_noop("The data has no column %(name)s."), name=repr(missing[0]))
+        reason = gettext_noop("No column named %(name)s in the data.")
         raise TrainingError(
-            code,
-            f"The data has no column {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + ".",
-            {"target" if c == spec.target else "features": [f"No column named {c!r} in the data."] for c in missing},
+            code, message, {"target" if c == spec.target else "features": [phrase(reason, name=repr(c))] for c in missing}
         )
     return pq.read_table(parquet_path, columns=wanted).to_pandas(date_as_object=False)
 
@@ -63,21 +68,26 @@ def _usable_features(spec: TrainingSpec, frame: pd.DataFrame, notes: list[dict[s
     empty = [f for f in spec.features if frame[f].isna().all()]
     features = [f for f in spec.features if f not in empty]
     if empty:
-        notes.append({"code": "empty_feature", "message": f"Left out columns with no values: {', '.join(empty)}."})
+        message = phrase(gettext_noop("Left out columns with no values: %(columns)s."), columns=", ".join(empty))
+        notes.append({"code": "empty_feature", "message": message})
     if spec.skipped:
         notes.append(
             {
                 "code": "skipped_columns",
-                "message": f"Columns of types that cannot be features were left out: {', '.join(spec.skipped)}.",
+                "message": phrase(
+                    gettext_noop("Columns of types that cannot be features were left out: %(columns)s."),
+                    columns=", ".join(spec.skipped),
+                ),
             }
         )
     informative = [f for f in features if frame[f].nunique(dropna=False) > 1]
     if not informative:
-        detail = "every feature column is empty or holds one value" if spec.features else "there are no feature columns"
+        if spec.features:
+            message = gettext_noop("Nothing to learn from: every feature column is empty or holds one value.")
+        else:
+            message = gettext_noop("Nothing to learn from: there are no feature columns.")
         raise TrainingError(
-            TrainingError.NO_FEATURES,
-            f"Nothing to learn from: {detail}.",
-            {"features": ["Give at least one column with varying values."]},
+            TrainingError.NO_FEATURES, message, {"features": [gettext_noop("Give at least one column with varying values.")]}
         )
     return features
 
@@ -89,15 +99,26 @@ def _check_target(spec: TrainingSpec, y: np.ndarray) -> pd.Series | None:
     if nulls:
         raise TrainingError(
             TrainingError.TARGET_HAS_NULLS,
-            f"The target {spec.target!r} is empty in {nulls} of {len(values)} rows; filter or fill those rows before training.",
-            {"target": [f"{nulls} rows have no value."]},
+            phrase(
+                gettext_noop(
+                    "The target %(name)s is empty in %(nulls)s of %(rows)s rows; filter or fill those rows before training."
+                ),
+                name=repr(spec.target),
+                nulls=nulls,
+                rows=len(values),
+            ),
+            {"target": [phrase(gettext_noop("%(nulls)s rows have no value."), nulls=nulls)]},
         )
     if values.nunique() < 2:
         only = values.iloc[0] if len(values) else None
         raise TrainingError(
             TrainingError.TARGET_CONSTANT,
-            f"The target {spec.target!r} has a single value ({_py(only)!r}); there is nothing to learn.",
-            {"target": ["All rows have the same value."]},
+            phrase(
+                gettext_noop("The target %(name)s has a single value (%(value)s); there is nothing to learn."),
+                name=repr(spec.target),
+                value=repr(_py(only)),
+            ),
+            {"target": [gettext_noop("All rows have the same value.")]},
         )
     if spec.task != "classification":
         return None
@@ -117,12 +138,20 @@ def _split(spec: TrainingSpec, frame: pd.DataFrame, y: np.ndarray, classes: pd.S
     min_train = max(MIN_TRAIN_ROWS, 2 * folds_needed)
     if n_test < MIN_HOLDOUT_ROWS or n - n_test < min_train:
         need = math.ceil(max(MIN_HOLDOUT_ROWS / spec.holdout, min_train / (1 - spec.holdout)))
+        if folds_needed:
+            message = gettext_noop(
+                "%(rows)s rows are too few: a %(share)s holdout keeps %(test)s and leaves %(train)s to train "
+                "with %(folds)s-fold cross-validation; give at least %(need)s rows."
+            )
+        else:
+            message = gettext_noop(
+                "%(rows)s rows are too few: a %(share)s holdout keeps %(test)s and leaves %(train)s to train; "
+                "give at least %(need)s rows."
+            )
         raise TrainingError(
             TrainingError.TOO_FEW_ROWS,
-            f"{n} rows are too few: a {spec.holdout:.0%} holdout keeps {n_test} and leaves {n - n_test} to train"
-            + (f" with {folds_needed}-fold cross-validation" if folds_needed else "")
-            + f"; give at least {need} rows.",
-            {"split.holdout": [f"Needs at least {need} rows."]},
+            phrase(message, rows=n, share=f"{spec.holdout:.0%}", test=n_test, train=n - n_test, folds=folds_needed, need=need),
+            {"split.holdout": [phrase(gettext_noop("Needs at least %(need)s rows."), need=need)]},
         )
     stratify = spec.split_method == "stratified"
     if classes is not None:
@@ -130,22 +159,45 @@ def _split(spec: TrainingSpec, frame: pd.DataFrame, y: np.ndarray, classes: pd.S
             lonely = [c for c, count in classes.items() if count < 2]
             raise TrainingError(
                 TrainingError.CLASS_TOO_SMALL,
-                f"Class {_names(lonely)} has a single row; a stratified split needs at least 2 per class "
-                "(add rows, merge the class, or use a random split).",
-                {"target": [f"Too few rows for class {_names(lonely)}."]},
+                phrase(
+                    gettext_noop(
+                        "Class %(classes)s has a single row; a stratified split needs at least 2 per class "
+                        "(add rows, merge the class, or use a random split)."
+                    ),
+                    classes=_names(lonely),
+                ),
+                {"target": [phrase(gettext_noop("Too few rows for class %(classes)s."), classes=_names(lonely))]},
             )
         if spec.cv_folds and spec.split_method != "time" and int(classes.min()) < spec.cv_folds:
             small = [c for c, count in classes.items() if count < spec.cv_folds]
             raise TrainingError(
                 TrainingError.CLASS_TOO_SMALL,
-                f"Class {_names(small)} has fewer rows than the {spec.cv_folds} CV folds; lower cv_folds or add rows.",
-                {"cv_folds": [f"Class {_names(small)} has only {int(classes[small[0]])} rows."]},
+                phrase(
+                    gettext_noop("Class %(classes)s has fewer rows than the %(folds)s CV folds; lower cv_folds or add rows."),
+                    classes=_names(small),
+                    folds=spec.cv_folds,
+                ),
+                {
+                    "cv_folds": [
+                        phrase(
+                            gettext_noop("Class %(classes)s has only %(rows)s rows."),
+                            classes=_names(small),
+                            rows=int(classes[small[0]]),
+                        )
+                    ]
+                },
             )
         if stratify and n_test < len(classes):
             raise TrainingError(
                 TrainingError.TOO_FEW_ROWS,
-                f"The holdout keeps {n_test} rows, fewer than the {len(classes)} classes; raise the holdout or add rows.",
-                {"split.holdout": [f"Needs at least {len(classes)} rows held out."]},
+                phrase(
+                    gettext_noop(
+                        "The holdout keeps %(test)s rows, fewer than the %(classes)s classes; raise the holdout or add rows."
+                    ),
+                    test=n_test,
+                    classes=len(classes),
+                ),
+                {"split.holdout": [phrase(gettext_noop("Needs at least %(classes)s rows held out."), classes=len(classes))]},
             )
     positions = np.arange(n)
     groups = None
@@ -157,8 +209,12 @@ def _split(spec: TrainingSpec, frame: pd.DataFrame, y: np.ndarray, classes: pd.S
         if nulls:
             raise TrainingError(
                 TrainingError.TIME_HAS_NULLS,
-                f"The time column {spec.time_column!r} is empty in {nulls} rows; a time split needs every row dated.",
-                {"time_column": [f"{nulls} rows have no time."]},
+                phrase(
+                    gettext_noop("The time column %(name)s is empty in %(nulls)s rows; a time split needs every row dated."),
+                    name=repr(spec.time_column),
+                    nulls=nulls,
+                ),
+                {"time_column": [phrase(gettext_noop("%(nulls)s rows have no time."), nulls=nulls)]},
             )
         order = np.argsort(when.to_numpy(), kind="stable")
         return _Split(order[: n - n_test], np.sort(order[n - n_test :]), groups, "time")
@@ -168,9 +224,13 @@ def _split(spec: TrainingSpec, frame: pd.DataFrame, y: np.ndarray, classes: pd.S
         if n_groups < max(splits if stratify else 2, folds_needed or 2):
             raise TrainingError(
                 TrainingError.TOO_FEW_ROWS,
-                f"The group column {spec.group_column!r} has {n_groups} groups; splitting by group needs at least "
-                f"{max(splits if stratify else 2, folds_needed or 2)}.",
-                {"group_column": [f"Only {n_groups} groups."]},
+                phrase(
+                    gettext_noop("The group column %(name)s has %(groups)s groups; splitting by group needs at least %(need)s."),
+                    name=repr(spec.group_column),
+                    groups=n_groups,
+                    need=max(splits if stratify else 2, folds_needed or 2),
+                ),
+                {"group_column": [phrase(gettext_noop("Only %(groups)s groups."), groups=n_groups)]},
             )
         if stratify:
             splitter = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=spec.seed)
@@ -202,7 +262,9 @@ def _data_warnings(spec: TrainingSpec, frame: pd.DataFrame, features: list[str],
     notes: list[dict[str, str]] = []
     n = len(frame)
     if n < FEW_ROWS:
-        notes.append({"code": "few_rows", "message": f"Only {n} rows: the metrics will be noisy."})
+        notes.append(
+            {"code": "few_rows", "message": phrase(gettext_noop("Only %(rows)s rows: the metrics will be noisy."), rows=n)}
+        )
     target = pd.Series(y)
     if spec.task == "classification":
         counts = target.value_counts()
@@ -212,20 +274,34 @@ def _data_warnings(spec: TrainingSpec, frame: pd.DataFrame, features: list[str],
             notes.append(
                 {
                     "code": "class_imbalance",
-                    "message": f"Class {_names(small)} has under {IMBALANCE_RATIO:.0%} of the rows of the largest class "
-                    f"({_py(counts.index[0])!r}, {largest} rows); prefer f1_macro or balanced_accuracy, "
-                    "or class_weight='balanced'.",
+                    "message": phrase(
+                        gettext_noop(
+                            "Class %(classes)s has under %(share)s of the rows of the largest class (%(largest)s, "
+                            "%(rows)s rows); prefer f1_macro or balanced_accuracy, or class_weight='balanced'."
+                        ),
+                        classes=_names(small),
+                        share=f"{IMBALANCE_RATIO:.0%}",
+                        largest=repr(_py(counts.index[0])),
+                        rows=largest,
+                    ),
                 }
             )
         few = [c for c, count in counts.items() if count < FEW_ROWS_PER_CLASS]
         if few:
-            notes.append({"code": "few_rows", "message": f"Class {_names(few)} has fewer than {FEW_ROWS_PER_CLASS} rows."})
+            message = phrase(
+                gettext_noop("Class %(classes)s has fewer than %(rows)s rows."), classes=_names(few), rows=FEW_ROWS_PER_CLASS
+            )
+            notes.append({"code": "few_rows", "message": message})
         if spec.target_kind in ("integer", "number") and counts.size > 50 and counts.size > 0.5 * n:
             notes.append(
                 {
                     "code": "continuous_target",
-                    "message": f"The target has {counts.size} distinct numbers; "
-                    "regression may fit it better than classification.",
+                    "message": phrase(
+                        gettext_noop(
+                            "The target has %(distinct)s distinct numbers; regression may fit it better than classification."
+                        ),
+                        distinct=counts.size,
+                    ),
                 }
             )
     sample = np.random.default_rng(spec.seed).choice(n, size=CHECK_SAMPLE_ROWS, replace=False) if n > CHECK_SAMPLE_ROWS else None
@@ -237,7 +313,11 @@ def _data_warnings(spec: TrainingSpec, frame: pd.DataFrame, features: list[str],
             notes.append(
                 {
                     "code": "leakage",
-                    "message": f"Column {name!r} {reason}; it may leak the answer (is it known at prediction time?).",
+                    "message": phrase(
+                        gettext_noop("Column %(name)s %(reason)s; it may leak the answer (is it known at prediction time?)."),
+                        name=repr(name),
+                        reason=reason,
+                    ),
                 }
             )
         elif spec.feature_kinds[name] == "string":
@@ -246,20 +326,27 @@ def _data_warnings(spec: TrainingSpec, frame: pd.DataFrame, features: list[str],
                 notes.append(
                     {
                         "code": "id_like",
-                        "message": f"Column {name!r} differs on almost every row (an id?); one-hot keeps only its "
-                        f"{MAX_CATEGORIES} most frequent values. Leave it out, or list it in text_features.",
+                        "message": phrase(
+                            gettext_noop(
+                                "Column %(name)s differs on almost every row (an id?); one-hot keeps only its %(most)s most "
+                                "frequent values. Leave it out, or list it in text_features."
+                            ),
+                            name=repr(name),
+                            most=MAX_CATEGORIES,
+                        ),
                     }
                 )
     return notes
 
 
 def _leak_reason(spec: TrainingSpec, feature: pd.Series, target: pd.Series) -> str | None:
+    """Why this column may leak the target (a marked clause: "equals the target"), or None."""
     both = feature.notna().to_numpy()
     if both.sum() < 10:
         return None
     f, t = feature[both], target[both]
     if (f.astype(str).to_numpy() == t.astype(str).to_numpy()).mean() >= 0.99:
-        return "equals the target"
+        return gettext_noop("equals the target")
     kind = spec.feature_kinds[feature.name] if feature.name in spec.feature_kinds else ""
     if spec.task == "regression" and kind in ("integer", "number", "boolean"):
         a = pd.to_numeric(f, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -269,7 +356,7 @@ def _leak_reason(spec: TrainingSpec, feature: pd.Series, target: pd.Series) -> s
             with np.errstate(invalid="ignore", divide="ignore"):
                 corr = float(np.corrcoef(a[ok], b[ok])[0, 1])
             if abs(corr) >= 0.999:
-                return f"has a correlation of {corr:.4f} with the target"
+                return phrase(gettext_noop("has a correlation of %(corr)s with the target"), corr=f"{corr:.4f}")
     keys = f.astype(str).to_numpy()
     distinct = len(set(keys))
     # Repeated values (≤ half the rows distinct) that each always go with one target value: the
@@ -277,5 +364,7 @@ def _leak_reason(spec: TrainingSpec, feature: pd.Series, target: pd.Series) -> s
     if 2 <= distinct <= len(keys) / 2:
         per_value = pd.DataFrame({"f": keys, "t": t.astype(str).to_numpy()}).groupby("f")["t"].nunique()
         if int(per_value.max()) == 1 and pd.Series(t).nunique() > 1:
-            return f"determines the target ({distinct} values, each always with the same target)"
+            return phrase(
+                gettext_noop("determines the target (%(distinct)s values, each always with the same target)"), distinct=distinct
+            )
     return None

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (makes HalvingGridSearchCV importable)
 
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop, phrase
 from .constants import CURVE_POINTS
 
 # --- small helpers ------------------------------------------------------------------------
@@ -21,10 +21,14 @@ def _model_input(model, frame: pd.DataFrame) -> pd.DataFrame:
     needed = list(getattr(model, "feature_names_in_", frame.columns))
     missing = [c for c in needed if c not in frame.columns]
     if missing:
+        if len(missing) > 1:
+            message = gettext_noop("The input lacks column %(name)s and %(more)s more.")
+        else:
+            message = gettext_noop("The input lacks column %(name)s.")
         raise TrainingError(
             TrainingError.BAD_INPUT,
-            f"The input lacks column {missing[0]!r}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "") + ".",
-            {name: ["This column is required (it may be empty)."] for name in missing},
+            phrase(message, name=repr(missing[0]), more=len(missing) - 1),
+            {name: [gettext_noop("This column is required (it may be empty).")] for name in missing},
         )
     return frame[needed]
 
