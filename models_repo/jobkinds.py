@@ -1,10 +1,17 @@
 """Job kinds of the model repository: training (one handler on three queues, the person's choice),
-the run analysis, batch prediction, the promotion gate, ONNX conversion and upload validation."""
+the run analysis, batch prediction, the promotion gate, ONNX conversion and upload validation.
+
+A handler runs in the language of the person who asked (lepton.jobs.runner), so what it logs or
+raises for them is written with gettext here and the engines' phrases are translated (translated).
+"""
 
 from functools import partial
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
+from lepton.i18n import translated
 from lepton.jobs.registry import JobCancelled, JobError, JobTimedOut, job_kind
 
 
@@ -48,17 +55,19 @@ def training_job(ctx, params, execute) -> dict:
         # A transient error with an attempt left is tried again (lepton.jobs.runner): the run stays
         # running for the next attempt to take over. Otherwise it fails, unless another attempt has it.
         if not (isinstance(exc, TRANSIENT_ERRORS) and ctx.attempt < ctx.job.max_attempts):
-            training_abandon(params["run"], f"The training failed ({type(exc).__name__}: {exc}).", attempt=ctx.attempt)
+            message = _("The training failed (%(error)s).") % {"error": f"{type(exc).__name__}: {exc}"}
+            training_abandon(params["run"], message, attempt=ctx.attempt)
         raise
     if run.status == RunStatus.CANCELLED:
         if stopped and isinstance(stopped[0], JobTimedOut):
-            raise JobError(f"The training passed its time limit of {ctx.time_limit:.0f} s before it had anything to keep.")
+            message = _("The training passed its time limit of %(seconds)s s before it had anything to keep.")
+            raise JobError(message % {"seconds": f"{ctx.time_limit:.0f}"})
         raise JobCancelled()
     if run.status == RunStatus.FAILED:
         raise JobError(run.error_message)
     for warning in run.warnings:
         ctx.log(f"{warning.get('code')}: {warning.get('message')}", level="warning")
-    ctx.log(f"{run.algorithm}: {run.metrics}")
+    ctx.log(_("%(algorithm)s trained; holdout metrics: %(metrics)s") % {"algorithm": run.algorithm, "metrics": run.metrics})
     return {"run": str(run.pk), "metrics": run.metrics, "result_ref": f"models_repo.trainingrun:{run.pk}"}
 
 
@@ -77,8 +86,12 @@ def _analyse(ctx, params) -> dict:
     try:
         run = training_analyse(params["run"], progress=ctx.progress, should_stop=_stopper(ctx))
     except TrainingError as exc:
-        raise JobError(exc.message) from None
-    ctx.log(f"learning curve: {'yes' if 'learning' in run.curves else 'no'}; importance of {len(run.importance)} features")
+        raise JobError(translated(exc.message)) from None
+    if "learning" in run.curves:
+        line = _("Learning curve drawn; importance of %(n)s features.")
+    else:
+        line = _("No learning curve (too many rows); importance of %(n)s features.")
+    ctx.log(line % {"n": len(run.importance)})
     return {"run": str(run.pk), "result_ref": f"models_repo.trainingrun:{run.pk}"}
 
 
@@ -102,11 +115,13 @@ def _batch_predict(ctx, params) -> dict:
     try:
         version = batch_predict_execute(params["version"], progress=ctx.progress)
     except Exception as exc:
-        version_abandon(params["version"], f"The batch prediction failed ({type(exc).__name__}: {exc}).")
+        version_abandon(
+            params["version"], _("The batch prediction failed (%(error)s).") % {"error": f"{type(exc).__name__}: {exc}"}
+        )
         raise
     if version.status != "published":
         raise JobError(version.error_message)
-    ctx.log(f"published {version} ({version.row_count} rows)")
+    ctx.log(_("Published %(version)s (%(rows)s rows).") % {"version": version, "rows": version.row_count})
     return {"version": str(version.pk), "result_ref": f"datalake.datasetversion:{version.pk}"}
 
 
@@ -124,7 +139,7 @@ def _gate(ctx, params) -> dict:
     from models_repo.services.registry import promotion_gate_run
 
     request = promotion_gate_run(params["request"])
-    ctx.log(f"gate: {request.status}: {request.gate.get('reason')}")
+    ctx.log(_("Gate: %(status)s: %(reason)s") % {"status": request.get_status_display(), "reason": request.gate.get("reason")})
     return {"request": str(request.pk), "status": request.status}
 
 
@@ -152,7 +167,11 @@ def _validate_upload(ctx, params) -> dict:
     from models_repo.services.uploads import version_validate
 
     version = version_validate(params["version"])
-    ctx.log(f"v{version.number}: {version.status}{f' ({version.status_reason})' if version.status_reason else ''}")
+    if version.status_reason:
+        line = _("v%(number)s: %(status)s (%(reason)s)")
+    else:
+        line = _("v%(number)s: %(status)s")
+    ctx.log(line % {"number": version.number, "status": version.get_status_display(), "reason": version.status_reason})
     return {"version": str(version.pk), "status": version.status}
 
 
@@ -160,6 +179,13 @@ job_kind(
     "models_repo.validate_upload", label="Validate an uploaded Keras model", params=UploadParams, time_limit=600,
     max_attempts=2,
 )(_validate_upload)  # fmt: skip
+
+
+# What an ONNX report's status means for the person reading the job's log.
+ONNX_STATUS = {
+    "used": gettext_lazy("converted, the ONNX model serves"),
+    "native": gettext_lazy("not converted, the native model serves"),
+}
 
 
 class OnnxParams(serializers.Serializer):
@@ -172,9 +198,15 @@ def _onnx_convert(ctx, params) -> dict:
 
     version = version_onnx_convert(params["version"], progress=ctx.progress)
     report = version.onnx_report
-    ctx.log(f"ONNX: {report.get('status')} — {report.get('reason', '')}")
+    ctx.log(
+        _("ONNX: %(status)s — %(reason)s")
+        % {"status": ONNX_STATUS.get(report.get("status"), report.get("status")), "reason": report.get("reason", "")}
+    )
     for name, variant in (report.get("variants") or {}).items():
-        ctx.log(f"{name}: {'offered' if variant.get('offered') else variant.get('reason', '')}")
+        ctx.log(
+            _("%(variant)s: %(reason)s")
+            % {"variant": name, "reason": _("offered") if variant.get("offered") else variant.get("reason", "")}
+        )
     return {"version": str(version.pk), "status": report.get("status"), "result_ref": f"models_repo.modelversion:{version.pk}"}
 
 

@@ -31,7 +31,7 @@ def continuous_set(
     if dataset is None:
         values = {"retrain_dataset": None, "retrain_spec": {}, "retrain_by": None, "auto_promote": False}
     else:
-        from .training import _refuse_external
+        from .training import _invalid, _refuse_external
 
         _refuse_external(model, "retrain_dataset")
         if not policy.can(actor, "use", dataset):
@@ -43,8 +43,7 @@ def continuous_set(
             try:
                 parse_spec(spec, {c["name"]: c["type"] for c in latest.schema})
             except TrainingError as exc:
-                fields = {f"spec.{k}": v for k, v in exc.fields.items()} or {"spec": [exc.message]}
-                raise Invalid(exc.message, fields=fields, code=exc.code) from None
+                raise _invalid(exc) from None
         values = {"retrain_dataset": dataset, "retrain_spec": spec, "retrain_by": actor, "auto_promote": bool(auto_promote)}
     with transaction.atomic():
         RegisteredModel.objects.filter(pk=model.pk).update(**values)

@@ -13,6 +13,7 @@ from datalake.services.datasets import clean_tags
 from lepton import audit, policy
 from lepton.collab.services import watchers_notify
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from lepton.i18n import translated
 from lepton.models import Department
 from models_repo.models import (
     AliasEvent,
@@ -604,6 +605,12 @@ def version_onnx_queue(version_id) -> None:
     ModelVersion.objects.filter(pk=version.pk, onnx_sha256="").update(onnx_report={"status": "pending", "job": str(job.pk)})
 
 
+def _report_in_language(report: dict) -> dict:
+    """An ONNX report as stored for the version page: the engine's reasons in the job's language."""
+    variants = {name: {**v, "reason": translated(v.get("reason", ""))} for name, v in (report.get("variants") or {}).items()}
+    return {**report, "reason": translated(report.get("reason", "")), **({"variants": variants} if variants else {})}
+
+
 def version_onnx_convert(version_id, *, progress=lambda pct, msg: None) -> ModelVersion:
     """Convert a scikit-learn version to ONNX, check it on the run's holdout, store what is used.
 
@@ -643,7 +650,9 @@ def version_onnx_convert(version_id, *, progress=lambda pct, msg: None) -> Model
             metric = version.holdout.get("metric") or spec.scoring
             report, models = onnx_engine.prepare(pipeline, X, y, metric=metric, seed=spec.seed)
         except (TrainingError, ServiceError, CorruptBlob, BlobNotFound, KeyError, ValueError) as exc:
-            report = {"status": "native", "reason": _("Not converted: %(error)s") % {"error": str(exc)[:300]}}
+            error = translated(exc.message) if isinstance(exc, TrainingError) else str(exc)
+            report = {"status": "native", "reason": _("Not converted: %(error)s") % {"error": error[:300]}}
+    report = _report_in_language(report)
     progress(90, _("Storing the ONNX model"))
     blobs = {name: storage.put_bytes(blob) for name, blob in models.items()}
     for name, blob in blobs.items():

@@ -16,10 +16,11 @@ from datalake.models import DatasetVersion, VersionStatus
 from datalake.services import lineage_add
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from lepton.i18n import translated, translated_fields
 from lepton.jobs.models import JobStatus
 from lepton.jobs.services import job_cancel, job_submit
 from lepton.storage import get_storage
-from models_repo.engine.errors import TrainingError
+from models_repo.engine.errors import TrainingError, gettext_noop, phrase
 from models_repo.external import by_flavor, by_task
 from models_repo.models import RegisteredModel, RunStatus, TrainingRun
 
@@ -47,8 +48,20 @@ def _columns(version: DatasetVersion, actor) -> dict[str, str]:
 
 
 def _invalid(exc: TrainingError) -> Invalid:
-    fields = {f"spec.{k}": v for k, v in exc.fields.items()} or {"spec": [exc.message]}
-    return Invalid(exc.message, fields=fields, code=exc.code)
+    """The engine's refusal as the API's 400, in the request's language."""
+    message = translated(exc.message)
+    fields = {f"spec.{k}": v for k, v in translated_fields(exc.fields).items()} or {"spec": [message]}
+    return Invalid(message, fields=fields, code=exc.code)
+
+
+def _in_language(progress):
+    """The job's progress callback, given the engine's words (phrases) in the job's language."""
+    return lambda pct, msg: progress(pct, translated(msg))
+
+
+def _warnings_in_language(warnings: list[dict]) -> list[dict]:
+    """The engine's warnings as stored on a run: the message in the job's language, the code as it is."""
+    return [{**w, "message": translated(w.get("message", ""))} for w in warnings]
 
 
 def _device(spec: dict) -> str:
@@ -63,11 +76,15 @@ def _keras_features_numeric(parsed) -> None:
         return
     bad = [name for name, kind in parsed.feature_kinds.items() if kind not in ("integer", "number", "boolean")]
     if bad:
+        message = gettext_noop(
+            "Keras models take numeric features only; not numeric: %(columns)s "
+            "(use a scikit-learn algorithm, which encodes categories, text and dates)."
+        )
+        reason = gettext_noop("'%(name)s' is %(kind)s, not numeric.")
         raise TrainingError(
             TrainingError.INVALID_SPEC,
-            f"Keras models take numeric features only; not numeric: {', '.join(bad)} "
-            "(use a scikit-learn algorithm, which encodes categories, text and dates).",
-            {"features": [f"'{name}' is {parsed.feature_kinds[name]}, not numeric." for name in bad]},
+            phrase(message, columns=", ".join(bad)),
+            {"features": [phrase(reason, name=name, kind=parsed.feature_kinds[name]) for name in bad]},
         )
 
 
@@ -230,6 +247,7 @@ def training_execute(
     """
     from models_repo.engine.train import train as engine_train
 
+    progress = _in_language(progress)
     run = TrainingRun.objects.select_related("dataset_version__dataset", "registered_model").get(pk=run_id)
     if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
         return run
@@ -313,8 +331,10 @@ def _named_parquet(storage, version: DatasetVersion, folder: str, *, actor=None,
 
 
 def _finish_failed(run: TrainingRun, code: str, message: str, *, status=RunStatus.FAILED, epochs=None, rows=None) -> TrainingRun:
-    """End the run with `status` and the reason; `rows` (_attempt_rows) fences it on a job attempt."""
+    """End the run with `status` and the reason (an engine's phrase or words, stored in the active
+    language); `rows` (_attempt_rows) fences it on a job attempt."""
     rows = rows if rows is not None else TrainingRun.objects.filter(pk=run.pk)
+    message = translated(message)
     with transaction.atomic():
         ended = rows.update(
             status=status,
@@ -369,7 +389,7 @@ def _finish_succeeded(
             input_schema=result.input_schema,
             output=result.output,
             holdout=result.holdout,
-            warnings=result.warnings,
+            warnings=_warnings_in_language(result.warnings),
             packages=result.packages,
             seconds=result.seconds,
             resources=resources or {},
@@ -439,6 +459,7 @@ def training_analyse(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
     from models_repo.engine import tabular
     from models_repo.engine.spec import parse_spec
 
+    progress = _in_language(progress)
     run = TrainingRun.objects.select_related("dataset_version__dataset").get(pk=run_id)
     if run.status != RunStatus.SUCCEEDED or run.flavor != "sklearn" or "learning" in run.curves or run.importance:
         return run

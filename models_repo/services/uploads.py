@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from lepton import audit, policy
 from lepton.collab.services import watchers_notify
 from lepton.errors import Conflict, Forbidden, Invalid
+from lepton.i18n import translated
 from lepton.jobs.services import job_submit
 from lepton.storage import CHUNK, BlobNotFound, CorruptBlob, get_storage
 from models_repo.engine import uploaded
@@ -36,7 +37,9 @@ FLAVORS = {uploaded.ONNX: "onnx", uploaded.SKOPS: "sklearn", uploaded.KERAS: "ke
 
 
 def _refused(exc: UploadRefused) -> Invalid:
-    return Invalid(exc.message, fields={exc.field: [exc.message]}, code=exc.code)
+    """The engine's refusal (a phrase) as the API's 400, in the request's language."""
+    message = translated(exc.message)
+    return Invalid(message, fields={exc.field: [message]}, code=exc.code)
 
 
 def _spool(stream, path: str, limit: int) -> int:
@@ -158,7 +161,7 @@ def version_validate(version_id) -> ModelVersion:
         except (CorruptBlob, BlobNotFound):
             reason = _("The stored file is missing or does not match its checksum.")
         except UploadRefused as exc:
-            reason = exc.message
+            reason = translated(exc.message)  # the job's language: the person who uploaded it
     status = VersionState.INVALID if reason else VersionState.READY
     with transaction.atomic():
         changed = ModelVersion.objects.filter(pk=version.pk, status=VersionState.VALIDATING).update(

@@ -12,7 +12,10 @@ from typing import Any
 import numpy as np
 
 from .. import tabular
+from ..errors import gettext_noop, phrase
 from .common import ConversionError
+
+NOT_NAN = gettext_noop("%(label)s treats %(value)s as missing; only NaN is converted.")
 
 
 class _Graph:
@@ -58,7 +61,9 @@ def _branch(g: _Graph, name: str, pipe, columns: list[str]) -> tuple[str, dict[s
     steps = [step for _n, step in pipe.steps if step not in (None, "passthrough")]
     first = steps[0] if steps else None
     if not isinstance(first, FunctionTransformer) or first.func is None:
-        raise ConversionError(f"Branch {name!r} does not start with one of the platform's column readers.")
+        raise ConversionError(
+            phrase(gettext_noop("Branch %(name)s does not start with one of the platform's column readers."), name=repr(name))
+        )
     if _is(first.func, "to_float"):
         kind, dtype = "numeric", TensorProto.DOUBLE
     elif _is(first.func, "to_category"):
@@ -68,7 +73,10 @@ def _branch(g: _Graph, name: str, pipe, columns: list[str]) -> tuple[str, dict[s
     elif _is(first.func, "to_text"):
         kind, dtype = "text", TensorProto.STRING
     else:
-        raise ConversionError(f"Branch {name!r} reads its columns with {getattr(first.func, '__name__', first.func)!r}.")
+        reader = repr(getattr(first.func, "__name__", first.func))
+        raise ConversionError(
+            phrase(gettext_noop("Branch %(name)s reads its columns with %(reader)s."), name=repr(name), reader=reader)
+        )
     input_name = f"in_{name}"
     width = 1 if kind == "text" else len(columns)
     g.inputs.append(helper.make_tensor_value_info(input_name, dtype, [None, width]))
@@ -77,7 +85,7 @@ def _branch(g: _Graph, name: str, pipe, columns: list[str]) -> tuple[str, dict[s
     if kind == "datetime":
         current = _date_parts(g, current)
     for step in steps[1:]:
-        label = f"{type(step).__name__} in branch {name!r}"
+        label = phrase(gettext_noop("%(step)s in branch %(name)s"), step=type(step).__name__, name=repr(name))
         if isinstance(step, SimpleImputer):
             current = _imputer(g, current, step, kind, label)
         elif isinstance(step, StandardScaler) and kind in ("numeric", "datetime"):
@@ -91,11 +99,13 @@ def _branch(g: _Graph, name: str, pipe, columns: list[str]) -> tuple[str, dict[s
             current = _tfidf(g, current, step, label)
             meta["lowercase"] = bool(step.lowercase)
         else:
-            raise ConversionError(f"{label} has no ONNX equivalent here.")
+            raise ConversionError(phrase(gettext_noop("%(label)s has no ONNX equivalent here."), label=label))
     if kind == "categorical" and not any(isinstance(s, OneHotEncoder) for s in steps):
-        raise ConversionError(f"Branch {name!r} passes categories on as text; only one-hot is converted.")
+        raise ConversionError(
+            phrase(gettext_noop("Branch %(name)s passes categories on as text; only one-hot is converted."), name=repr(name))
+        )
     if kind == "text" and "lowercase" not in meta:
-        raise ConversionError(f"Branch {name!r} passes text on without TF-IDF.")
+        raise ConversionError(phrase(gettext_noop("Branch %(name)s passes text on without TF-IDF."), name=repr(name)))
     return current, meta
 
 
@@ -146,20 +156,23 @@ def _date_parts(g: _Graph, seconds: str) -> str:
 
 def _imputer(g: _Graph, current: str, imputer, kind: str, label: str) -> str:
     if getattr(imputer, "add_indicator", False):
-        raise ConversionError(f"{label} adds missing-value indicators, which are not converted.")
+        raise ConversionError(
+            phrase(gettext_noop("%(label)s adds missing-value indicators, which are not converted."), label=label)
+        )
     stats = np.asarray(imputer.statistics_)
     if kind == "categorical":
         if not (isinstance(imputer.missing_values, float) and math.isnan(imputer.missing_values)):
-            raise ConversionError(f"{label} treats {imputer.missing_values!r} as missing; only NaN is converted.")
+            raise ConversionError(phrase(NOT_NAN, label=label, value=repr(imputer.missing_values)))
         keep = [i for i, v in enumerate(stats) if isinstance(v, str)]
         values = [str(stats[i]) for i in keep]
         if "" in values:
-            raise ConversionError(f"{label} fills with the empty string, which the converted model reads as missing.")
+            reason = gettext_noop("%(label)s fills with the empty string, which the converted model reads as missing.")
+            raise ConversionError(phrase(reason, label=label))
         current = _keep_columns(g, current, keep, len(stats))
         empty = g.op("Equal", [current, g.const([""], object)], "empty")
         return g.op("Where", [empty, g.const(np.array([values], dtype=object), object), current], "imputed")
     if not (isinstance(imputer.missing_values, float) and math.isnan(imputer.missing_values)):
-        raise ConversionError(f"{label} treats {imputer.missing_values!r} as missing; only NaN is converted.")
+        raise ConversionError(phrase(NOT_NAN, label=label, value=repr(imputer.missing_values)))
     stats = stats.astype(float)
     keep = [i for i, v in enumerate(stats) if not math.isnan(v)] if not imputer.keep_empty_features else list(range(len(stats)))
     current = _keep_columns(g, current, keep, len(stats))
@@ -173,23 +186,26 @@ def _keep_columns(g: _Graph, current: str, keep: list[int], total: int) -> str:
     if len(keep) == total:
         return current
     if not keep:
-        raise ConversionError("A branch's imputer dropped every column.")
+        raise ConversionError(gettext_noop("A branch's imputer dropped every column."))
     return g.op("Gather", [current, g.const(keep, np.int64)], "kept", axis=1)
 
 
 def _one_hot(g: _Graph, current: str, encoder, label: str) -> str:
     if encoder.drop is not None:
-        raise ConversionError(f"{label} drops a category (drop={encoder.drop!r}), which is not converted.")
+        reason = gettext_noop("%(label)s drops a category (drop=%(drop)s), which is not converted.")
+        raise ConversionError(phrase(reason, label=label, drop=repr(encoder.drop)))
     if encoder.handle_unknown not in ("ignore", "infrequent_if_exist"):
-        raise ConversionError(f"{label} refuses unknown categories; only handle_unknown='ignore' is converted.")
+        reason = gettext_noop("%(label)s refuses unknown categories; only handle_unknown='ignore' is converted.")
+        raise ConversionError(phrase(reason, label=label))
     infrequent = getattr(encoder, "infrequent_categories_", None) if getattr(encoder, "_infrequent_enabled", False) else None
     blocks = []
     for j, categories in enumerate(encoder.categories_):
         if not all(isinstance(c, str) for c in categories):
-            raise ConversionError(f"{label} has categories that are not text.")
+            raise ConversionError(phrase(gettext_noop("%(label)s has categories that are not text."), label=label))
         rare = [] if infrequent is None or infrequent[j] is None else [str(c) for c in infrequent[j]]
         if "" in categories:
-            raise ConversionError(f"{label} has an empty category, which the converted model reads as missing.")
+            reason = gettext_noop("%(label)s has an empty category, which the converted model reads as missing.")
+            raise ConversionError(phrase(reason, label=label))
         column = g.op("Gather", [current, g.const([j], np.int64)], "column", axis=1)  # [N, 1]
         frequent = [str(c) for c in categories if str(c) not in set(rare)]
         if frequent:
@@ -206,22 +222,25 @@ def _one_hot(g: _Graph, current: str, encoder, label: str) -> str:
                 any_rare = g.op("Max", [any_rare, unknown])
             blocks.append(any_rare)
     if not blocks:
-        raise ConversionError(f"{label} has no categories.")
+        raise ConversionError(phrase(gettext_noop("%(label)s has no categories."), label=label))
     return g.op("Concat", blocks, "categories", axis=1) if len(blocks) > 1 else blocks[0]
 
 
 def _tfidf(g: _Graph, current: str, vectorizer, label: str) -> str:
     """Character n-gram TF-IDF of the padded text the feed prepares (see `_char_wb_text`)."""
     if vectorizer.analyzer != "char_wb":
-        raise ConversionError(f"{label} uses analyzer={vectorizer.analyzer!r}; only char_wb is converted.")
+        reason = gettext_noop("%(label)s uses analyzer=%(analyzer)s; only char_wb is converted.")
+        raise ConversionError(phrase(reason, label=label, analyzer=repr(vectorizer.analyzer)))
     for attribute in ("preprocessor", "tokenizer", "strip_accents"):
         if getattr(vectorizer, attribute) is not None:
-            raise ConversionError(f"{label} sets {attribute}, which is not converted.")
+            reason = gettext_noop("%(label)s sets %(attribute)s, which is not converted.")
+            raise ConversionError(phrase(reason, label=label, attribute=attribute))
     if vectorizer.norm not in ("l2", "l1", None):
-        raise ConversionError(f"{label} uses norm={vectorizer.norm!r}.")
+        raise ConversionError(phrase(gettext_noop("%(label)s uses norm=%(norm)s."), label=label, norm=repr(vectorizer.norm)))
     vocabulary = vectorizer.vocabulary_
     if any("  " in term for term in vocabulary):
-        raise ConversionError(f"{label} has n-grams with two spaces, which char_wb does not make.")
+        reason = gettext_noop("%(label)s has n-grams with two spaces, which char_wb does not make.")
+        raise ConversionError(phrase(reason, label=label))
     low, high = vectorizer.ngram_range
     width = len(vocabulary)
     pool: list[str] = []
@@ -270,5 +289,5 @@ def _tfidf(g: _Graph, current: str, vectorizer, label: str) -> str:
         norm = g.op("Where", [g.op("Equal", [norm, g.const(0.0)]), g.const(1.0), norm], "norm")
         tf = g.op("Div", [tf, norm], "normalised")
     if width != max(vocabulary.values()) + 1:
-        raise ConversionError(f"{label} has gaps in its vocabulary.")
+        raise ConversionError(phrase(gettext_noop("%(label)s has gaps in its vocabulary."), label=label))
     return tf

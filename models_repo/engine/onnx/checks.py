@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import tabular
-from ..errors import TrainingError
+from ..errors import TrainingError, gettext_noop, phrase
 from .common import CHECK_MAX_ROWS, PROBA_TOLERANCE, REGRESSION_RTOL, VARIANT_TOLERANCE, ConversionError
 from .conversion import convert
 from .metrics import _metric_or_none, metric_name
@@ -34,11 +34,17 @@ def compare(pipeline, predictor: OnnxPredictor, X: pd.DataFrame) -> dict[str, An
             b = np.array([[r[k] for k in keys] for r in converted.get("probabilities", [])], dtype=float)
             diff = float(np.max(np.abs(a - b))) if a.size else 0.0
         if differ:
-            return {"equal": False, "reason": f"{differ} of {rows} holdout labels differ from the native model's.",
-                    "max_abs_diff": diff, "rows": rows}  # fmt: skip
+            reason = phrase(
+                gettext_noop("%(differ)s of %(rows)s holdout labels differ from the native model's."), differ=differ, rows=rows
+            )
+            return {"equal": False, "reason": reason, "max_abs_diff": diff, "rows": rows}
         if diff > PROBA_TOLERANCE:
-            return {"equal": False, "reason": f"Probabilities differ by up to {diff:.2g} (tolerance {PROBA_TOLERANCE:g}).",
-                    "max_abs_diff": diff, "rows": rows}  # fmt: skip
+            reason = phrase(
+                gettext_noop("Probabilities differ by up to %(diff)s (tolerance %(tolerance)s)."),
+                diff=f"{diff:.2g}",
+                tolerance=f"{PROBA_TOLERANCE:g}",
+            )
+            return {"equal": False, "reason": reason, "max_abs_diff": diff, "rows": rows}
         return {"equal": True, "reason": "", "max_abs_diff": diff, "rows": rows}
     a = np.asarray(native["predictions"], dtype=float)
     b = np.asarray(converted["predictions"], dtype=float)
@@ -46,8 +52,13 @@ def compare(pipeline, predictor: OnnxPredictor, X: pd.DataFrame) -> dict[str, An
     allowed = np.maximum(1.0, np.abs(a)) * REGRESSION_RTOL
     if rows and not np.all(np.abs(a - b) <= allowed):
         worst = int(np.argmax(np.abs(a - b) / allowed))
-        return {"equal": False, "reason": f"Predictions differ by up to {diff:.3g} (row {worst}; tolerance "
-                f"{REGRESSION_RTOL:g} × max(1, |value|)).", "max_abs_diff": diff, "rows": rows}  # fmt: skip
+        reason = phrase(
+            gettext_noop("Predictions differ by up to %(diff)s (row %(row)s; tolerance %(tolerance)s × max(1, |value|))."),
+            diff=f"{diff:.3g}",
+            row=worst,
+            tolerance=f"{REGRESSION_RTOL:g}",
+        )
+        return {"equal": False, "reason": reason, "max_abs_diff": diff, "rows": rows}
     return {"equal": True, "reason": "", "max_abs_diff": diff, "rows": rows}
 
 
@@ -92,7 +103,7 @@ def prepare(pipeline, X: pd.DataFrame, y, *, metric: str, seed: int = 0) -> tupl
         return report, models
 
     if len(X) == 0:
-        report["reason"] = "There are no holdout rows to check the conversion on."
+        report["reason"] = gettext_noop("There are no holdout rows to check the conversion on.")
         return done()
     try:
         data = convert(pipeline)
@@ -102,17 +113,19 @@ def prepare(pipeline, X: pd.DataFrame, y, *, metric: str, seed: int = 0) -> tupl
         report["reason"] = exc.reason
         return done()
     except (TrainingError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        report["reason"] = f"The converted model failed on the holdout: {tabular._short(exc)}"
+        report["reason"] = phrase(gettext_noop("The converted model failed on the holdout: %(error)s"), error=tabular._short(exc))
         return done()
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors; serving natively is always safe
-        report["reason"] = f"onnxruntime could not run the converted model: {tabular._short(exc)}"
+        report["reason"] = phrase(
+            gettext_noop("onnxruntime could not run the converted model: %(error)s"), error=tabular._short(exc)
+        )
         return done()
     report.update(max_abs_diff=check["max_abs_diff"], bytes=len(data))
     if not check["equal"]:
         report["reason"] = check["reason"]
         return done()
     report["status"] = "used"
-    report["reason"] = f"Reproduces the native predictions on {len(X)} holdout rows."
+    report["reason"] = phrase(gettext_noop("Reproduces the native predictions on %(rows)s holdout rows."), rows=len(X))
     models["onnx"] = data
     reference = _metric_or_none(pipeline, X, y, metric)
     report["metric"].update(native=reference, onnx=_metric_or_none(predictor, X, y, metric))

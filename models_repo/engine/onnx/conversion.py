@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import is_classifier
 
 from .. import tabular
+from ..errors import gettext_noop, phrase
 from .branches import _branch, _Graph
 from .common import FEATURES, FEATURES_CAST, MAIN_OPSET, MAX_DENSE_CELLS, METADATA_KEY, ML_OPSET, ConversionError
 
@@ -26,12 +27,13 @@ def convert(pipeline, *, precision: str = "float32") -> bytes:
     from sklearn.pipeline import Pipeline
 
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
-        raise ConversionError("Only the platform's two-step pipelines (preprocessing, estimator) are converted.")
+        raise ConversionError(gettext_noop("Only the platform's two-step pipelines (preprocessing, estimator) are converted."))
     preprocess, estimator = pipeline.steps[0][1], pipeline.steps[1][1]
     if not isinstance(preprocess, ColumnTransformer):
-        raise ConversionError(f"The preprocessing is a {type(preprocess).__name__}, not a ColumnTransformer.")
+        reason = gettext_noop("The preprocessing is a %(type)s, not a ColumnTransformer.")
+        raise ConversionError(phrase(reason, type=type(preprocess).__name__))
     if preprocess.remainder != "drop" and any(name == "remainder" for name, *_ in preprocess.transformers_):
-        raise ConversionError("The ColumnTransformer passes columns through (remainder), which is not converted.")
+        raise ConversionError(gettext_noop("The ColumnTransformer passes columns through (remainder), which is not converted."))
     g = _Graph()
     inputs_meta: list[dict[str, Any]] = []
     blocks: list[str] = []
@@ -39,15 +41,17 @@ def convert(pipeline, *, precision: str = "float32") -> bytes:
         if name == "remainder" or transformer == "drop":
             continue
         if not isinstance(transformer, Pipeline):
-            raise ConversionError(f"Branch {name!r} is a {type(transformer).__name__}, not a Pipeline.")
+            reason = gettext_noop("Branch %(name)s is a %(type)s, not a Pipeline.")
+            raise ConversionError(phrase(reason, name=repr(name), type=type(transformer).__name__))
         columns = list(columns) if not isinstance(columns, str) else [columns]
         if not all(isinstance(c, str) for c in columns):
-            raise ConversionError(f"Branch {name!r} selects columns by position; only names are converted.")
+            reason = gettext_noop("Branch %(name)s selects columns by position; only names are converted.")
+            raise ConversionError(phrase(reason, name=repr(name)))
         block, meta = _branch(g, name, transformer, columns)
         inputs_meta.append(meta)
         blocks.append(block)
     if not blocks:
-        raise ConversionError("The pipeline uses no input column.")
+        raise ConversionError(gettext_noop("The pipeline uses no input column."))
     features = g.op("Concat", blocks, "concat", axis=1) if len(blocks) > 1 else blocks[0]
     g.nodes.append(helper.make_node("Cast", [features], [FEATURES], name=FEATURES_CAST, to=TensorProto.FLOAT))
 
@@ -88,11 +92,15 @@ def convert(pipeline, *, precision: str = "float32") -> bytes:
 
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - any checker complaint means: serve natively
-        raise ConversionError(f"The ONNX graph does not validate: {tabular._short(exc)}") from None
+        raise ConversionError(
+            phrase(gettext_noop("The ONNX graph does not validate: %(error)s"), error=tabular._short(exc))
+        ) from None
     try:
         return model.SerializeToString()
     except ValueError as exc:  # protobuf refuses messages over 2 GB
-        raise ConversionError(f"The ONNX model cannot be written: {tabular._short(exc)}") from None
+        raise ConversionError(
+            phrase(gettext_noop("The ONNX model cannot be written: %(error)s"), error=tabular._short(exc))
+        ) from None
 
 
 def _width(pipeline, preprocess) -> int:
@@ -101,7 +109,7 @@ def _width(pipeline, preprocess) -> int:
     except Exception:  # noqa: BLE001 - a transformer without names: ask the estimator
         width = getattr(pipeline.steps[1][1], "n_features_in_", None)
         if width is None:
-            raise ConversionError("The number of features after preprocessing is unknown.") from None
+            raise ConversionError(gettext_noop("The number of features after preprocessing is unknown.")) from None
         return int(width)
 
 
@@ -133,10 +141,10 @@ def _estimator(estimator, width: int):
     options = None
     fit_x = getattr(estimator, "_fit_X", None)
     if fit_x is not None and fit_x.shape[0] * fit_x.shape[1] > MAX_DENSE_CELLS:
-        raise ConversionError(
-            f"k-NN keeps {fit_x.shape[0]} training rows × {fit_x.shape[1]} features; dense in an ONNX graph "
-            f"that is more than {MAX_DENSE_CELLS} values."
+        reason = gettext_noop(
+            "k-NN keeps %(rows)s training rows × %(features)s features; dense in an ONNX graph that is more than %(most)s values."
         )
+        raise ConversionError(phrase(reason, rows=fit_x.shape[0], features=fit_x.shape[1], most=MAX_DENSE_CELLS))
     if sparse.issparse(fit_x):
         # k-NN keeps its (sparse, with TF-IDF) training rows; the graph holds them dense.
         est = copy.deepcopy(estimator)
@@ -164,7 +172,8 @@ def _estimator(estimator, width: int):
         except AttributeError:
             binarizer = getattr(est, "_label_binarizer", None)
             if binarizer is None:
-                raise ConversionError(f"{type(estimator).__name__}'s classes cannot be renumbered.") from None
+                reason = gettext_noop("%(estimator)s's classes cannot be renumbered.")
+                raise ConversionError(phrase(reason, estimator=type(estimator).__name__)) from None
             binarizer.classes_ = positions
         options = {id(est): {"zipmap": False}}
     else:
@@ -179,9 +188,11 @@ def _estimator(estimator, width: int):
                 options=options,
             )
     except Exception as exc:  # noqa: BLE001 - skl2onnx raises many kinds; each means "not converted"
-        raise ConversionError(f"skl2onnx cannot convert {type(estimator).__name__}: {tabular._short(exc)}") from None
+        reason = gettext_noop("skl2onnx cannot convert %(estimator)s: %(error)s")
+        raise ConversionError(phrase(reason, estimator=type(estimator).__name__, error=tabular._short(exc))) from None
     if meta["task"] == "classification" and len(model.graph.output) < 2 and meta["probabilities"]:
-        raise ConversionError(f"The converted {type(estimator).__name__} gives no probabilities.")
+        reason = gettext_noop("The converted %(estimator)s gives no probabilities.")
+        raise ConversionError(phrase(reason, estimator=type(estimator).__name__))
     return model, meta
 
 

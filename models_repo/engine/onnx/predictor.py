@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import tabular
+from ..errors import gettext_noop
 from .common import LABEL_TIE, METADATA_KEY, ConversionError
 
 
@@ -47,7 +48,9 @@ class OnnxPredictor:
         self.session = make_session(model, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta:
-            raise ConversionError("The ONNX model has no Lepton metadata (it was not made by models_repo.engine.onnx).")
+            raise ConversionError(
+                gettext_noop("The ONNX model has no Lepton metadata (it was not made by models_repo.engine.onnx).")
+            )
         self.meta = json.loads(meta[METADATA_KEY])
         self.inputs: list[dict[str, Any]] = self.meta["inputs"]
         self.feature_names_in_ = np.array(self.meta["columns"], dtype=object)

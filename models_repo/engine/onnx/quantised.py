@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .. import tabular
+from ..errors import gettext_noop, phrase
 from .common import LOWER_IS_BETTER, VARIANT_TOLERANCE, VARIANTS
 from .conversion import convert
 from .metrics import _metric_or_none
@@ -51,8 +52,10 @@ VARIANT_BUILDERS: dict[str, Callable[[Any, bytes], bytes]] = {
 
 
 NOT_SHRINKING = {
-    "int8": "int8 quantises MatMul/Gemm weights only: tree ensembles, linear and SVM operators keep theirs",
-    "float16": "ai.onnx.ml operators (tree ensembles, linear and SVM models) and the float64 preprocessing keep their precision",
+    "int8": gettext_noop("int8 quantises MatMul/Gemm weights only: tree ensembles, linear and SVM operators keep theirs"),
+    "float16": gettext_noop(
+        "ai.onnx.ml operators (tree ensembles, linear and SVM models) and the float64 preprocessing keep their precision"
+    ),
 }
 
 
@@ -73,20 +76,39 @@ def variants(pipeline, model: bytes, X: pd.DataFrame, y, metric: str, reference:
             predictor = OnnxPredictor(data)
             predictor.answer(X.head(1))
         except Exception as exc:  # noqa: BLE001 - a variant that cannot be built or run is simply not offered
-            entry["reason"] = f"not offered: it could not be built or run ({tabular._short(exc, 200)})"
+            entry["reason"] = phrase(
+                gettext_noop("not offered: it could not be built or run (%(error)s)"), error=tabular._short(exc, 200)
+            )
             out[name] = entry
             continue
         value = entry["metric"] = _metric_or_none(predictor, X, y, metric)
         if len(data) >= len(model):
-            entry["reason"] = f"not offered: not smaller ({len(data)} bytes vs {len(model)}); {NOT_SHRINKING[name]}"
+            entry["reason"] = phrase(
+                gettext_noop("not offered: not smaller (%(bytes)s bytes vs %(native)s); %(why)s"),
+                bytes=len(data),
+                native=len(model),
+                why=NOT_SHRINKING[name],
+            )
         elif reference is None or value is None:
-            entry["reason"] = f"not offered: the holdout {metric} could not be computed"
+            entry["reason"] = phrase(gettext_noop("not offered: the holdout %(metric)s could not be computed"), metric=metric)
         elif not _within(metric, reference, value):
-            entry["reason"] = (
-                f"not offered: holdout {metric} {value:.4g} vs {reference:.4g} native "
-                f"(tolerance {VARIANT_TOLERANCE:g} × max(1, |{metric}|))"
+            entry["reason"] = phrase(
+                gettext_noop(
+                    "not offered: holdout %(metric)s %(value)s vs %(native)s native "
+                    "(tolerance %(tolerance)s × max(1, |%(metric)s|))"
+                ),
+                metric=metric,
+                value=f"{value:.4g}",
+                native=f"{reference:.4g}",
+                tolerance=f"{VARIANT_TOLERANCE:g}",
             )
         else:
-            entry.update(offered=True, reason=f"holdout {metric} {value:.4g} vs {reference:.4g} native", model=data)
+            reason = phrase(
+                gettext_noop("holdout %(metric)s %(value)s vs %(native)s native"),
+                metric=metric,
+                value=f"{value:.4g}",
+                native=f"{reference:.4g}",
+            )
+            entry.update(offered=True, reason=reason, model=data)
         out[name] = entry
     return out
