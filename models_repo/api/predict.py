@@ -40,6 +40,7 @@ from datalake.services.recalls import blocked_annotation, refuse_recalled
 from lepton import policy
 from lepton.api.serializers import ErrorSerializer
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from lepton.i18n import translated
 from models_repo import serving
 from models_repo.api import fastpath
 from models_repo.engine.errors import TrainingError
@@ -398,7 +399,7 @@ def predict_inputs(registered, version, inputs, *, started: float, source: str, 
     try:
         runtime, result = serving.predict_frame(version, inputs, variant)
     except (ValueError, TrainingError) as exc:
-        raise _invalid(str(exc), "inputs") from None
+        raise _invalid(translated(exc.message) if isinstance(exc, TrainingError) else str(exc), "inputs") from None
     entry = PredictionLog(model=registered, version=version, rows=len(result["predictions"]), source=source)
     result["prediction_id"] = str(entry.prediction_id)
     result["runtime"] = runtime
