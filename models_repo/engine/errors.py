@@ -2,6 +2,9 @@
 
 Services turn it into the platform's error shape (`{"error": code, "detail": message,
 "fields": {field: [reason]}}`): `code` is stable, `message` is for the person who asked.
+`message` and each reason are marked for translation (gettext_noop, ngettext or phrase, whose
+str is the English) and put in the reader's language by the services (lepton.i18n.translated);
+tests/models_repo/test_language.py refuses an unmarked one.
 """
 
 from __future__ import annotations
