@@ -43,7 +43,7 @@ from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from lepton.i18n import translated
 from models_repo import serving
 from models_repo.api import fastpath
-from models_repo.engine.errors import TrainingError
+from models_repo.engine.errors import Phrase, TrainingError, said
 from models_repo.models import ModelAlias, ModelVersion, PredictionLog, RegisteredModel
 
 logger = logging.getLogger("lepton.serving")
@@ -399,7 +399,9 @@ def predict_inputs(registered, version, inputs, *, started: float, source: str, 
     try:
         runtime, result = serving.predict_frame(version, inputs, variant)
     except (ValueError, TrainingError) as exc:
-        raise _invalid(translated(exc.message) if isinstance(exc, TrainingError) else str(exc), "inputs") from None
+        # The engine's phrase (said) in the request's language; another library's error as it is.
+        words = exc.message if isinstance(exc, TrainingError) else said(exc)
+        raise _invalid(translated(words) if isinstance(words, Phrase) else str(exc), "inputs") from None
     entry = PredictionLog(model=registered, version=version, rows=len(result["predictions"]), source=source)
     result["prediction_id"] = str(entry.prediction_id)
     result["runtime"] = runtime

@@ -9,7 +9,17 @@ tests/models_repo/test_language.py refuses an unmarked one.
 
 from __future__ import annotations
 
-from phrases import gettext_noop, ngettext, phrase  # noqa: F401  (the engine's modules import the markers from here)
+from phrases import Phrase, gettext_noop, ngettext, phrase  # noqa: F401  (the engine's modules import the markers from here)
+
+
+def said(exc: BaseException, limit: int = 300):
+    """What `exc` says: the phrase it was raised with (str(exc) would keep only its English), else
+    its text on one line, cut to `limit` characters."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    if isinstance(first, Phrase):
+        return first
+    text = str(exc).strip().replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class TrainingError(Exception):

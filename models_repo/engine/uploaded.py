@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from phrases import gettext_noop, phrase
+from .errors import gettext_noop, phrase, said
 
 ONNX, KERAS, SKOPS = "onnx", "keras", "skops"
 SCHEMA_TYPES = ("number", "integer", "string", "boolean", "datetime")
@@ -381,9 +381,11 @@ class _OnnxPlan:
         if self.classes is None:
             if self.label is not None:
                 return {"labels": results[self.label], "proba": None, "classes": None}
-            raise ValueError(f"the graph gives {scores.shape[1]} scores per row; give output.classes naming them in order")
+            message = gettext_noop("the graph gives %(scores)s scores per row; give output.classes naming them in order")
+            raise ValueError(phrase(message, scores=scores.shape[1]))
         if scores.ndim != 2 or scores.shape[1] != len(self.classes):
-            raise ValueError(f"the graph gives scores of shape {scores.shape} for {len(self.classes)} classes")
+            message = gettext_noop("the graph gives scores of shape %(shape)s for %(classes)s classes")
+            raise ValueError(phrase(message, shape=str(scores.shape), classes=len(self.classes)))
         return {"labels": results.get(self.label), "proba": scores, "classes": self.classes}
 
 
@@ -394,11 +396,12 @@ def _column_array(values: np.ndarray, dtype, names: list[str]) -> np.ndarray:
 
     # Integers and booleans have no empty value: a NaN cast to them would be a silent wrong number.
     if np.dtype(dtype).kind in "iub" and pd.isna(values).any():
-        raise ValueError(f"{', '.join(names)} has an empty value; the graph takes none")
+        raise ValueError(phrase(gettext_noop("%(columns)s has an empty value; the graph takes none"), columns=", ".join(names)))
     try:
         return values.astype(dtype)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"a value of {', '.join(names)} cannot be given to the graph as {np.dtype(dtype).name}: {exc}") from None
+        message = gettext_noop("a value of %(columns)s cannot be given to the graph as %(type)s: %(error)s")
+        raise ValueError(phrase(message, columns=", ".join(names), type=np.dtype(dtype).name, error=str(exc))) from None
 
 
 class OnnxRegressor:
@@ -411,7 +414,7 @@ class OnnxRegressor:
     def predict(self, frame) -> np.ndarray:
         out = self.plan.run(frame)
         if "values" not in out:
-            raise ValueError("the graph did not give one number per row")
+            raise ValueError(gettext_noop("the graph did not give one number per row"))
         return out["values"]
 
 
@@ -431,7 +434,7 @@ class OnnxClassifier(OnnxRegressor):
     def predict_proba(self, frame) -> np.ndarray:
         out = self.plan.run(frame)
         if out.get("proba") is None:
-            raise ValueError("the graph gives no probabilities")
+            raise ValueError(gettext_noop("the graph gives no probabilities"))
         order = [list(out["classes"]).index(c) for c in self.classes_]
         return out["proba"][:, order]
 
@@ -442,7 +445,7 @@ def _onnx_model(session, proto, schema, classes):
         probe = plan.run(_probe_frame(plan.schema))
     except ValueError as exc:
         raise UploadRefused(
-            phrase(gettext_noop("The graph cannot be used as uploaded: %(error)s."), error=str(exc)), "output"
+            phrase(gettext_noop("The graph cannot be used as uploaded: %(error)s."), error=said(exc)), "output"
         ) from None
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors (shape, type)
         message = phrase(gettext_noop("The graph fails on a row of the input schema: %(error)s"), error=str(exc).splitlines()[0])

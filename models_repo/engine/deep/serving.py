@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import gettext_noop, phrase
 from .constants import SEQUENCE_TASKS
 from .images import decode_image
 
@@ -42,22 +43,24 @@ def predict(model, inputs: Any, meta: dict) -> dict:
         try:
             x = np.stack([decode_image(data, meta["image_size"], meta["color_mode"]) for data in inputs])
         except OSError as exc:  # Pillow's "cannot identify image file" and truncated files
-            raise ValueError(f"an input is not a readable PNG, JPEG or BMP image: {exc}") from exc
+            message = gettext_noop("an input is not a readable PNG, JPEG or BMP image: %(error)s")
+            raise ValueError(phrase(message, error=str(exc))) from exc
     elif task in SEQUENCE_TASKS:
         x = np.asarray(inputs, dtype="float32")
         shape = (meta["window"], len(meta["channels"]))
         if x.ndim != 3 or x.shape[1:] != shape:
+            message = gettext_noop("expected windows of %(rows)s rows × %(width)s channels (%(channels)s), got shape %(shape)s")
             raise ValueError(
-                f"expected windows of {shape[0]} rows × {shape[1]} channels ({', '.join(meta['channels'])}), got shape {x.shape}"
+                phrase(message, rows=shape[0], width=shape[1], channels=", ".join(meta["channels"]), shape=str(x.shape))
             )
     else:
         names = [column["name"] for column in meta["input_schema"]]
         missing = [n for n in names if n not in inputs.columns]
         if missing:
-            raise ValueError(f"missing feature columns: {', '.join(missing)}")
+            raise ValueError(phrase(gettext_noop("missing feature columns: %(columns)s"), columns=", ".join(missing)))
         x = inputs[names].to_numpy(dtype="float32")
     if x.dtype != np.uint8 and not np.isfinite(x).all():
-        raise ValueError("inputs contain missing or infinite values; the model was trained without them")
+        raise ValueError(gettext_noop("inputs contain missing or infinite values; the model was trained without them"))
     out = _predict_arrays(model, x, 256)
     if classes is None:
         return {"predictions": out.reshape(-1).tolist()}

@@ -51,7 +51,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from ..errors import TrainingError, gettext_noop, phrase
+from ..errors import TrainingError, gettext_noop, phrase, said
 from ..result import TrainResult
 from ..spec import DENSE_ONLY, TrainingSpec, estimator_class, estimator_params
 from .checks import _check_target, _cv, _data_warnings, _read, _split, _target, _usable_features  # noqa: F401
@@ -272,7 +272,9 @@ def train(
                 chosen = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
                 score = float(search.best_score_)
                 if not math.isfinite(score):
-                    raise ValueError(f"every candidate of {algorithm.name} failed to fit or score")
+                    raise ValueError(
+                        phrase(gettext_noop("every candidate of %(algorithm)s failed to fit or score"), algorithm=algorithm.name)
+                    )
                 finished.append(
                     _Finished(algorithm.name, {**algorithm.params, **chosen}, score, search.best_estimator_, fold_scores)
                 )
@@ -288,7 +290,7 @@ def train(
                     candidates.extend(watch.complete_candidates())
                 break
             except (ValueError, TypeError, ArithmeticError, MemoryError, np.linalg.LinAlgError) as exc:
-                failures.append(phrase(gettext_noop("%(algorithm)s: %(error)s"), algorithm=algorithm.name, error=_short(exc)))
+                failures.append(phrase(gettext_noop("%(algorithm)s: %(error)s"), algorithm=algorithm.name, error=said(exc)))
         notes.extend(_caught_warnings(caught))
 
     if not finished:
