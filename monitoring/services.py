@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Invalid, NotFound, ServiceError
+from lepton.i18n import translated
 from monitoring.engine import drift as engine
 from monitoring.engine import feedback as feedback_engine
 from monitoring.models import ActiveUser, DriftReference, FeatureDrift, PredictionFeedback, ReferenceStatus, TrafficMinute
@@ -275,7 +276,7 @@ def _training_inputs(version) -> tuple[dict[str, object], int, str, object]:
     try:
         spec = parse_spec(run.spec, types)
     except TrainingError as exc:
-        raise _Unavailable(DATA_CHANGED, exc.message) from None
+        raise _Unavailable(DATA_CHANGED, translated(exc.message)) from None
     names = [c["name"] for c in schema]
     windowed = isinstance(version.holdout, dict) and version.holdout.get("indices") is None and "windows" in version.holdout
     order = [c for c in (spec.group_column, spec.time_column) if c] if windowed else []
