@@ -118,7 +118,8 @@ def infer(arr: pa.Array, column: str) -> Inferred:
     present = len(values) - values.null_count
     if present == 0:
         return Inferred(STRING_TYPE)
-    lower = pc.utf8_lower(values)
+    # Missing values say nothing about the type (is_in counts a null as "not in the set").
+    lower = pc.utf8_lower(pc.drop_null(values))
     is_true = pc.is_in(lower, value_set=pa.array(TRUE_WORDS))
     is_false = pc.is_in(lower, value_set=pa.array(FALSE_WORDS))
     if _all(pc.or_(is_true, is_false)):
