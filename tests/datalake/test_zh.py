@@ -372,3 +372,15 @@ def test_a_chinese_reader_gets_sql_and_recipe_refusals_and_step_summaries_in_chi
     )
     page = client.get(f"/data/{dataset.pk}/").content.decode()
     assert recipe.name in page and "填充缺失值：温度 → " in page
+
+
+def test_a_chinese_warning_loses_its_example_where_values_are_masked(tmp_path):
+    """Warnings are stored in the uploader's language; masking (datalake.services.sensitive) must find
+    the example in a Chinese warning as it does in an English one."""
+    from datalake.services.sensitive import _EXAMPLE
+
+    warning = widened_column_warning(tmp_path)
+    with translation.override("zh-hans"):
+        chinese = translated(warning)
+    for text in (str(warning), chinese):
+        assert "B7" in text and "B7" not in _EXAMPLE.sub("", text), text
