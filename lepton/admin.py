@@ -175,13 +175,16 @@ class DepartmentAdmin(ServiceErrorsAsMessages, StaffViewsMixin, admin.ModelAdmin
                 existing = Membership.objects.get(department=department, user=membership.user)
                 if existing.role == membership.role:
                     continue  # the first admin, already added by department_create
-                raise Invalid(f"{membership.user.get_username()} is already in {department}.")
+                raise Invalid(
+                    _("%(user)s is already in %(department)s.")
+                    % {"user": membership.user.get_username(), "department": department}
+                )
             services.membership_add(actor=request.user, department=department, user=membership.user, role=membership.role)
         # Promotions to admin first, so that "make B admin, demote A" in one save keeps an admin throughout.
         changed = sorted(formset.changed_objects, key=lambda pair: pair[0].role != Role.ADMIN)
         for membership, fields in changed:
             if "user" in fields:
-                raise Invalid("A membership belongs to one person: remove the row and add a new one instead.")
+                raise Invalid(_("A membership belongs to one person: remove the row and add a new one instead."))
             services.membership_change_role(actor=request.user, membership=membership, role=membership.role)
         for membership in formset.deleted_objects:
             services.membership_remove(actor=request.user, membership=membership)

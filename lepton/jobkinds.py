@@ -5,6 +5,7 @@ a worker picks it up, touches the database, writes and reads back storage, and r
 import time
 
 from django.db import connection
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -51,16 +52,21 @@ def selfcheck(ctx, params):
         blob = storage.put_bytes(payload)
         t2 = time.perf_counter()
         if storage.read_bytes(blob.sha256) != payload:
-            raise RuntimeError("storage returned different bytes than were written")
+            raise RuntimeError(gettext("Storage returned different bytes than were written."))
         t3 = time.perf_counter()
         storage.delete(blob.sha256)
         timings["database_ms"].append(round((t1 - t0) * 1000, 3))
         timings["storage_write_ms"].append(round((t2 - t1) * 1000, 3))
         timings["storage_read_ms"].append(round((t3 - t2) * 1000, 3))
-        ctx.progress(100 * step / steps, f"Round {step} of {steps}: database and storage answered.")
+        # In the language of who started it (the job runs in it: lepton.jobs.runner).
+        message = gettext("Round %(step)s of %(steps)s: database and storage answered.") % {"step": step, "steps": steps}
+        ctx.progress(100 * step / steps, message)
         if step < steps:
             time.sleep(params.get("pause_seconds", 0.3))
-    ctx.log(f"Storage {storage.public_url()} and database {connection.vendor} answered {steps} rounds.")
+    ctx.log(
+        gettext("Storage %(storage)s and database %(database)s answered %(steps)s rounds.")
+        % {"storage": storage.public_url(), "database": connection.vendor, "steps": steps}
+    )
     return {
         "database": connection.vendor,
         "storage": storage.public_url(),

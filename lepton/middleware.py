@@ -1,7 +1,11 @@
-"""Per-request context for the audit log (client IP and user agent), the request size limit, and the language
-kept on a signed-in person's profile."""
+"""Per-request context for the audit log (client IP and user agent), the request size limit, the language
+kept on a signed-in person's profile, and the 503 page while the database cannot be reached."""
+
+import sys
 
 from django.conf import settings
+from django.core.signals import got_request_exception
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -116,4 +120,35 @@ class UserLanguageMiddleware:
                 httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
                 samesite=settings.LANGUAGE_COOKIE_SAMESITE,
             )
+        return response
+
+
+def _note_database_unreachable(sender, request=None, **kwargs):
+    """got_request_exception's receiver: Django sends it inside its `except` for every uncaught error, before it
+    builds the 500 answer (the debug page, or lepton.views.error_500); the request remembers a database error."""
+    if request is not None and isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        request.database_unreachable = True
+
+
+class DatabaseUnavailableMiddleware:
+    """A request that failed because the database cannot be reached is answered 503 with Retry-After and a page
+    that says so (lepton.views.database_unavailable), not the generic 500 page.
+
+    The error can come from a view, from the session or the user loaded by a middleware (the profile language),
+    or from a middleware on the way out (monitoring.traffic.ActiveUsers); Django turns each into a 500 answer at
+    the layer where it is raised, so this middleware, outside all that may query, replaces that answer. It
+    works the same with DEBUG on (tests/faults/test_postgres_restart.py runs the web server so). The API's
+    views answer their own 503 (lepton.api.errors.exception_handler).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        got_request_exception.connect(_note_database_unreachable, dispatch_uid="lepton.database_unreachable")
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 500 and getattr(request, "database_unreachable", False):
+            from lepton.views import database_unavailable
+
+            return database_unavailable(request)
         return response

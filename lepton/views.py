@@ -50,6 +50,32 @@ def error_404(request, exception=None):
     return render(request, "errors/404.html", status=404)
 
 
+def database_unavailable(request):
+    """The answer to a request that failed because the database cannot be reached (an outage, a restart):
+    503 with Retry-After, in the request's language, built without a query (lepton.middleware.DatabaseUnavailableMiddleware).
+
+    The page is rendered without the request, so no context processor (the user, their departments) runs.
+    Under /api/ it is the API's own 503 (lepton.api.errors.exception_handler), for an error raised outside a view.
+    """
+    from django.template.loader import render_to_string
+    from django.utils.cache import add_never_cache_headers
+    from django.utils.translation import get_language
+    from django.utils.translation import gettext as _
+
+    if _api(request):
+        detail = _("The database cannot be reached at the moment. Try again in a minute.")
+        response = JsonResponse({"error": "unavailable", "detail": detail, "fields": {}}, status=503)
+    else:
+        response = HttpResponse(render_to_string("errors/503.html"), status=503)
+        # The middlewares that would add these sit inside the one that answers: the page needs nothing but itself.
+        response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        response["X-Frame-Options"] = "DENY"
+        response["Content-Language"] = get_language()
+    response["Retry-After"] = "30"
+    add_never_cache_headers(response)
+    return response
+
+
 def error_500(request):
     if _api(request):
         from django.http import JsonResponse

@@ -1,6 +1,8 @@
 """Job kinds of the model repository: training (one handler on three queues, the person's choice),
 the run analysis, batch prediction, the promotion gate, ONNX conversion and upload validation."""
 
+from functools import partial
+
 from rest_framework import serializers
 
 from lepton.jobs.registry import JobCancelled, JobError, JobTimedOut, job_kind
@@ -34,6 +36,7 @@ def training_job(ctx, params, execute) -> dict:
     tabular training below and other parts' trainings (models_repo.external: a scheduling
     policy) share it.
     """
+    from lepton.jobs.runner import TRANSIENT_ERRORS
     from models_repo.models import RunStatus
     from models_repo.services.training import training_abandon
 
@@ -42,7 +45,10 @@ def training_job(ctx, params, execute) -> dict:
     try:
         run = execute(params["run"], progress=ctx.progress, should_stop=should_stop)
     except Exception as exc:
-        training_abandon(params["run"], f"The training failed ({type(exc).__name__}: {exc}).")
+        # A transient error with an attempt left is tried again (lepton.jobs.runner): the run stays
+        # running for the next attempt to take over. Otherwise it fails, unless another attempt has it.
+        if not (isinstance(exc, TRANSIENT_ERRORS) and ctx.attempt < ctx.job.max_attempts):
+            training_abandon(params["run"], f"The training failed ({type(exc).__name__}: {exc}).", attempt=ctx.attempt)
         raise
     if run.status == RunStatus.CANCELLED:
         if stopped and isinstance(stopped[0], JobTimedOut):
@@ -57,10 +63,10 @@ def training_job(ctx, params, execute) -> dict:
 
 
 def _train(ctx, params) -> dict:
-    """Train one tabular or Keras run (models_repo.services.training_execute)."""
+    """Train one tabular or Keras run (models_repo.services.training_execute), re-entrant on this attempt."""
     from models_repo.services import training_execute
 
-    return training_job(ctx, params, training_execute)
+    return training_job(ctx, params, partial(training_execute, attempt=ctx.attempt))
 
 
 def _analyse(ctx, params) -> dict:
@@ -76,9 +82,11 @@ def _analyse(ctx, params) -> dict:
     return {"run": str(run.pk), "result_ref": f"models_repo.trainingrun:{run.pk}"}
 
 
+# Two attempts, as a training: a run's analysis is written whole at its end (training_analyse), so an
+# attempt after a lost worker just computes it again.
 job_kind(
     "models_repo.analyse", label="Learning curve and importance of a run", params=RunParams, time_limit=3 * 3600,
-    max_attempts=1,
+    max_attempts=2,
 )(_analyse)  # fmt: skip
 
 
@@ -122,7 +130,11 @@ def _gate(ctx, params) -> dict:
 
 job_kind("models_repo.gate", label="Promotion gate", params=GateParams, time_limit=3600, max_attempts=1)(_gate)
 
-KIND_OPTIONS = {"params": RunParams, "time_limit": 6 * 3600, "max_attempts": 1}
+# Two attempts: a worker lost mid-training (a deploy, a node reboot, the OOM killer taking another task)
+# costs the run one start over, not the run (training_execute is re-entrant); killed twice, it fails
+# with the reason. Not more: a training that kills its worker itself (out of memory) should not do so
+# again and again (tests/faults/test_worker_kills.py).
+KIND_OPTIONS = {"params": RunParams, "time_limit": 6 * 3600, "max_attempts": 2}
 
 job_kind("models_repo.train", label="Train a model (CPU)", **KIND_OPTIONS)(_train)
 job_kind("models_repo.train_gpu", resource="gpu", label="Train a model (GPU)", **KIND_OPTIONS)(_train)

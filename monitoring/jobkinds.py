@@ -1,5 +1,7 @@
 """Job kinds of monitoring: the input drift of one model version over one window (monitoring.services)."""
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from rest_framework import serializers
 
 from lepton.jobs.registry import JobError, job_kind
@@ -10,22 +12,32 @@ class DriftParams(serializers.Serializer):
     window_end = serializers.DateTimeField(help_text="The end of the window of sampled inputs.")
 
 
+# The log lines and errors below are read by the person who asked, in their language (the job runs in it).
+
+
 def _drift(ctx, params) -> dict:
     """Profile the version's training inputs if not yet done, then store each feature's drift."""
     from django.utils.dateparse import parse_datetime
 
     from models_repo.models import ModelVersion
+    from monitoring.models import DriftStatus
+    from monitoring.selectors import reason_text
     from monitoring.services import drift_compute
 
     end = parse_datetime(params["window_end"])
     try:
         outcome = drift_compute(params["version"], end, progress=ctx.progress)
     except ModelVersion.DoesNotExist:
-        raise JobError("The model version was deleted.") from None
+        raise JobError(_("The model version was deleted.")) from None
     if "reason" in outcome:
-        ctx.log(f"no drift reference: {outcome['reason']}", level="warning")
+        ctx.log(_("No drift reference: %(reason)s") % {"reason": reason_text(outcome["reason"])}, level="warning")
     else:
-        ctx.log(f"{outcome['rows']} sampled rows compared: {outcome['statuses']}")
+        labels = dict(DriftStatus.choices)
+        statuses = ", ".join(f"{labels.get(status, status)} {count}" for status, count in outcome["statuses"].items())
+        rows = ngettext("%(rows)s sampled row compared", "%(rows)s sampled rows compared", outcome["rows"]) % {
+            "rows": outcome["rows"]
+        }
+        ctx.log(_("%(rows)s: %(statuses)s") % {"rows": rows, "statuses": statuses or "–"})
     return outcome
 
 
@@ -38,7 +50,7 @@ def _alert_webhooks(ctx, params) -> dict:
     from monitoring.alerts.services import webhooks_deliver
 
     outcome = webhooks_deliver()
-    ctx.log(f"webhooks: {outcome}")
+    ctx.log(_("Webhooks: %(delivered)s delivered, %(retrying)s to retry, %(failed)s failed.") % outcome)
     return outcome
 
 
@@ -51,7 +63,7 @@ def _alert_emails(ctx, params) -> dict:
     from monitoring.alerts.services import alert_emails_send
 
     sent = alert_emails_send(params["alerts"])
-    ctx.log(f"{sent} e-mail messages sent")
+    ctx.log(ngettext("%(sent)s e-mail message sent", "%(sent)s e-mail messages sent", sent) % {"sent": sent})
     return {"sent": sent}
 
 

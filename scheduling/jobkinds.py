@@ -19,8 +19,10 @@ def solve(ctx, params) -> dict:
     A cancelled search keeps the best schedule it has, and the run succeeds with it (its info
     says it was stopped). A run that ends any other way is failed with the reason.
     """
+    from django.utils.translation import gettext as _
+
     from scheduling.models import RunStatus
-    from scheduling.services import run_abandon, run_execute
+    from scheduling.services import engine_error_text, run_abandon, run_execute
 
     stopped: list[Exception] = []
 
@@ -35,10 +37,20 @@ def solve(ctx, params) -> dict:
     try:
         run = run_execute(params["run"], progress=ctx.progress, should_stop=should_stop)
     except Exception as exc:
-        reason = "Cancelled before any schedule was found." if stopped else f"The run failed ({type(exc).__name__}: {exc})."
+        # Written for the person who asked, in their language (the job runs in it: lepton.jobs.runner).
+        if stopped:
+            reason = _("Cancelled before any schedule was found.")
+        else:
+            reason = _("The run failed (%(kind)s: %(reason)s).") % {"kind": type(exc).__name__, "reason": engine_error_text(exc)}
         run_abandon(params["run"], reason, RunStatus.CANCELLED if stopped else RunStatus.FAILED)
         raise
-    ctx.log(f"{run.method}: makespan {run.makespan}" + (f", lower bound {run.lower_bound}" if run.lower_bound else ""))
+    if run.lower_bound:
+        ctx.log(
+            _("%(method)s: makespan %(makespan)s, lower bound %(bound)s")
+            % {"method": run.get_method_display(), "makespan": run.makespan, "bound": run.lower_bound}
+        )
+    else:
+        ctx.log(_("%(method)s: makespan %(makespan)s") % {"method": run.get_method_display(), "makespan": run.makespan})
     return {"run": str(run.pk), "makespan": run.makespan, "result_ref": f"scheduling.schedulerun:{run.pk}"}
 
 

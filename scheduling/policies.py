@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy
 
 from lepton import policy
 from lepton.errors import Forbidden, Invalid, NotFound
+from lepton.i18n import translated
 from models_repo.external import ExternalKind
 from models_repo.models import ModelVersion, RegisteredModel, TrainingRun, VersionState
 from models_repo.selectors import models_visible
@@ -94,7 +95,7 @@ def _family_error(exc: family.FamilyError) -> Invalid:
         "episodes": _("The number of episodes is a whole number from 1 to %(max)s, or empty for the time budget alone.")
         % {"max": family.MAX_EPISODES},
     }
-    message = limits.get(exc.field, exc.message)
+    message = limits.get(exc.field) or translated(exc.message)
     return Invalid(message, fields={exc.field: [message]}, code="invalid_family")
 
 
@@ -169,7 +170,7 @@ def policy_train_execute(run_id, *, progress=lambda pct, msg: None, should_stop=
     chosen = family.Family.from_dict(spec["family"])
     training = family.train(
         chosen, seconds=spec["seconds"], episodes=spec.get("episodes"), seed=spec["seed"],
-        progress=lambda fraction, message: progress(100 * fraction, message), should_stop=should_stop,
+        progress=lambda fraction, message: progress(100 * fraction, translated(message)), should_stop=should_stop,
     )  # fmt: skip
     if training.info["stopped"] == "cancel":
         message = _("Cancelled after %(episodes)s episodes; no version was registered.") % {"episodes": training.info["episodes"]}
@@ -242,7 +243,10 @@ def policy_for_run(version: ModelVersion, instance: Instance, *, breakdowns: boo
     try:
         return family.check(policy_load(version), instance, breakdowns=breakdowns)
     except ValueError as exc:
-        message = _("%(version)s cannot be applied to this problem: %(reason)s") % {"version": version, "reason": exc}
+        from scheduling.services import engine_error_text
+
+        reason = engine_error_text(exc)
+        message = _("%(version)s cannot be applied to this problem: %(reason)s") % {"version": version, "reason": reason}
         raise _field_error(field, message, code="incompatible_policy") from None
 
 
@@ -254,7 +258,7 @@ def policy_apply(run, instance: Instance) -> tuple:
     """
     version = run.policy_version
     if version is None:
-        raise RuntimeError("The policy version this run was to apply is gone (its model was deleted).")
+        raise RuntimeError(_("The policy version this run was to apply is gone (its model was deleted)."))
     learnt = policy_load(version)
     notes = family.check(learnt, instance, breakdowns=run.breakdowns_seed is not None)
     scheme = learnt.trained_on.get("scheme", NON_DELAY)
@@ -268,6 +272,6 @@ def policy_apply(run, instance: Instance) -> tuple:
         "notes": [[code, values] for code, values in notes],
         "rules": rules,
         "best_rule": min(rules.values()),
-        "kept": f"the learnt policy {version} (no retraining)",
+        "kept": _("the learnt policy %(version)s (no retraining)") % {"version": version},
     }  # fmt: skip
     return SolveResult(schedule=schedule, method="policy", extra=json.loads(json.dumps(extra))), learnt

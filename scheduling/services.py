@@ -14,13 +14,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop, ngettext
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
-from lepton.jobs.services import job_submit
 from lepton.i18n import translated
-from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, from_dict, to_dict
+from lepton.jobs.services import job_submit
+from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, Phrase, from_dict, to_dict
 from scheduling.models import Method, ProblemSource, RunStatus, ScheduledOperation, ScheduleRun, ShopProblem
 
 SOLVE_KIND = "scheduling.solve"
@@ -46,6 +46,27 @@ def instance_error_text(exc: InstanceError) -> str:
 def instance_of(problem: ShopProblem) -> Instance:
     """The engine's view of a stored problem (stored in engine.instance.to_dict's shape)."""
     return from_dict({"name": problem.name, "best_known": problem.best_known, "machines": problem.machines, "jobs": problem.jobs})
+
+
+def engine_error_text(exc: Exception) -> str:
+    """An engine exception's message in the active language (the job's, or the request's): its
+    Phrase translated (scheduling.engine marks every message it raises), else its text as it is."""
+    if isinstance(exc, InstanceError):
+        return instance_error_text(exc)
+    message = exc.args[0] if len(exc.args) == 1 else None
+    return translated(message) if isinstance(message, Phrase) else str(exc)
+
+
+def for_people(value):
+    """`value` (an engine's info: dicts and lists) with each Phrase in it put in the active language,
+    before it is stored as JSON for a run's page (stored as it is, a Phrase would stay English)."""
+    if isinstance(value, Phrase):
+        return translated(value)
+    if isinstance(value, dict):
+        return {key: for_people(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [for_people(item) for item in value]
+    return value
 
 
 def instance_from_data(machines, jobs) -> Instance:
@@ -555,7 +576,8 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
             time_limit=run.time_limit,
             seed=run.seed,
             breakdowns_seed=run.breakdowns_seed,
-            progress=lambda fraction, message: progress(100 * fraction, message),  # the engine counts 0–1, jobs 0–100
+            # The engine counts 0–1, jobs 0–100; its words (Phrases) in the job's language.
+            progress=lambda fraction, message: progress(100 * fraction, translated(message)),
             should_stop=should_stop,
         )
     schedule = validate(instance, result.schedule)
@@ -589,7 +611,7 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
         run.interrupted = [[o.job, o.op, o.machine, o.start, o.end] for o in schedule.interrupted]
         run.lower_bound = result.extra.get("lower_bound")
         run.optimal = bool(result.extra.get("optimal"))
-        run.info = {k: v for k, v in result.extra.items() if k not in ("lower_bound", "optimal")}
+        run.info = for_people({k: v for k, v in result.extra.items() if k not in ("lower_bound", "optimal")})
         if robustness is not None:
             run.info["robustness"] = robustness
         run.finished_at = timezone.now()

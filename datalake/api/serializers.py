@@ -1,5 +1,6 @@
 """Serializers of the data-lake API: they validate and present; services do the writes."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -59,7 +60,7 @@ class DatasetCreateSerializer(serializers.Serializer):
     def validate_department(self, slug):
         department = policy.visible_to(self.context["request"].user, Department).filter(slug=slug).first()
         if department is None:
-            raise serializers.ValidationError(f"No department '{slug}' that you belong to.")
+            raise serializers.ValidationError(_("No department '%(slug)s' that you belong to.") % {"slug": slug})
         return department
 
 
@@ -254,7 +255,7 @@ class SavedQueryCreateSerializer(serializers.Serializer):
     def validate_department(self, slug):
         department = policy.visible_to(self.context["request"].user, Department).filter(slug=slug).first()
         if department is None:
-            raise serializers.ValidationError("No department with this slug that you belong to.")
+            raise serializers.ValidationError(_("No department with this slug that you belong to."))
         return department
 
 

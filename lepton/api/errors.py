@@ -51,9 +51,9 @@ def exception_handler(exc, context):
         return error_response("unavailable", detail, status_code=503, headers={"Retry-After": "30"})
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return error_response("invalid", "The request is not valid.", fields, 400)
+        return error_response("invalid", _("The request is not valid."), fields, 400)
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound("Not found.")
+        exc = exceptions.NotFound(_("Not found."))
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)

@@ -26,11 +26,15 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Case, CharField, Count, Q, Value, When
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from lepton import audit
+from lepton.i18n import translated
 from lepton.jobs.models import Job, JobLogLine, JobStatus, Resource, WorkerHeartbeat
 from lepton.jobs.registry import get_kind
+from lepton.jobs.runner import job_language
+from phrases import gettext_noop, phrase
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ REASONS_EVERY_SECONDS = 2.0
 ALIVE_KEY = "lepton:dispatcher:last_pass"
 _last_full_pass = 0.0
 _had_slot_waiters = False
-SLOT_REASON = "Waiting for a free worker slot."
+SLOT_REASON = gettext_noop("Waiting for a free worker slot.")
 _last_alive_mark = 0.0
 
 
@@ -111,9 +115,20 @@ def _send(job_id: str, queue: str, task_id: str, time_limit: int) -> None:
         run_job.apply_async(args=[job_id], queue=queue, task_id=task_id, soft_time_limit=time_limit, time_limit=time_limit + 60)
     except Exception:  # noqa: BLE001 - broker down: give the job back to the next pass
         log.exception("could not send job %s to queue %s; it stays queued", job_id, queue)
+        job = Job.objects.filter(pk=job_id).first()
+        reason = _in_language(job, gettext_noop("The broker could not be reached; retrying."), {}) if job else ""
         Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, celery_task_id=task_id).update(
-            released_at=None, queue="", wait_reason="The broker could not be reached; retrying."
+            released_at=None, queue="", wait_reason=reason
         )
+
+
+def _in_language(job: Job, words: str, languages: dict) -> str:
+    """`words` (an English Phrase) in the language of who asked for `job`; `languages` remembers
+    each person's language for one pass."""
+    if job.requested_by_id not in languages:
+        languages[job.requested_by_id] = job_language(job)
+    with translation.override(languages[job.requested_by_id]):
+        return translated(words)
 
 
 def dispatch(now=None) -> DispatchReport:
@@ -161,18 +176,25 @@ def dispatch(now=None) -> DispatchReport:
             kind = get_kind(job.kind)
             if job.resource == Resource.GPU:
                 if dept is not None and gpu_used.get(job.department_id, 0.0) >= dept.gpu_minutes_per_month:
-                    report.waiting[job.pk] = f"{dept.name} has used its {dept.gpu_minutes_per_month} GPU minutes for this month."
+                    report.waiting[job.pk] = phrase(
+                        gettext_noop("%(department)s has used its %(minutes)s GPU minutes for this month."),
+                        department=dept.name,
+                        minutes=dept.gpu_minutes_per_month,
+                    )
                     continue
                 if slots.get(Resource.GPU, 0) > 0:
                     pending[job.department_id].append((job, Resource.GPU, ""))
                 elif kind is not None and kind.cpu_fallback:
-                    pending[job.department_id].append((job, Resource.CPU, "No GPU worker is online: running on CPU (slower)."))
+                    pending[job.department_id].append(
+                        (job, Resource.CPU, gettext_noop("No GPU worker is online: running on CPU (slower)."))
+                    )
                 else:
-                    report.waiting[job.pk] = "Waiting for a GPU worker: none is online."
+                    report.waiting[job.pk] = gettext_noop("Waiting for a GPU worker: none is online.")
                 continue
             pending[job.department_id].append((job, Resource.CPU, ""))
 
         releases: list[tuple[Job, str, str, str]] = []  # (job, queue, note, celery task id)
+        languages: dict = {}  # requester id -> language, for this pass
         # Fair share: repeatedly take the head job of the department with the least active work.
         heads = {dept: 0 for dept in pending}
         while heads:
@@ -187,29 +209,34 @@ def dispatch(now=None) -> DispatchReport:
             if heads[dept] >= len(pending[dept]):
                 del heads[dept]
             if job.department is not None and active.get(dept, 0) >= job.department.max_concurrent_jobs:
-                report.waiting[job.pk] = (
-                    f"{job.department.name} is at its limit of {job.department.max_concurrent_jobs} concurrent jobs."
+                report.waiting[job.pk] = phrase(
+                    gettext_noop("%(department)s is at its limit of %(limit)s concurrent jobs."),
+                    department=job.department.name,
+                    limit=job.department.max_concurrent_jobs,
                 )
                 continue
             if free.get(queue, 0) <= 0:
                 report.waiting[job.pk] = (
-                    SLOT_REASON if slots.get(queue) else f"Waiting for a worker on the '{queue}' queue: none is online."
+                    SLOT_REASON
+                    if slots.get(queue)
+                    else phrase(gettext_noop("Waiting for a worker on the '%(queue)s' queue: none is online."), queue=queue)
                 )
                 continue
             free[queue] -= 1
             active[dept] = active.get(dept, 0) + 1
-            releases.append((job, queue, note, str(uuid.uuid4())))
+            releases.append((job, queue, _in_language(job, note, languages) if note else "", str(uuid.uuid4())))
 
         _release(releases, now, report)
 
         _had_slot_waiters = report.slot_bound = any(r == SLOT_REASON for r in report.waiting.values())
 
-        # Record the reasons, writing only those that changed.
-        current = {j.pk: j.wait_reason for j in candidates}
+        # Record the reasons, each in the language of who asked, writing only those that changed.
+        by_pk = {j.pk: j for j in candidates}
         by_reason: dict[str, list] = defaultdict(list)
         for job_id, reason in report.waiting.items():
-            if current.get(job_id) != reason:
-                by_reason[reason].append(job_id)
+            words = _in_language(by_pk[job_id], reason, languages)
+            if by_pk[job_id].wait_reason != words:
+                by_reason[words].append(job_id)
         for reason, ids in by_reason.items():
             Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED, released_at__isnull=True).update(wait_reason=reason[:300])
     return report
@@ -219,7 +246,7 @@ def _release(releases, now, report: DispatchReport) -> None:
     """Mark the chosen jobs released in one UPDATE and send their messages after commit."""
     if not releases:
         return
-    ids = [job.pk for job, _, _, _ in releases]
+    ids = [job.pk for job, *_rest in releases]
 
     def per_job(index: int):
         return Case(*[When(pk=r[0].pk, then=Value(r[index])) for r in releases], output_field=CharField())
@@ -232,24 +259,30 @@ def _release(releases, now, report: DispatchReport) -> None:
         task_ids = {r[3] for r in releases}
         kept = set(Job.objects.filter(pk__in=ids, celery_task_id__in=task_ids).values_list("pk", flat=True))
         releases = [r for r in releases if r[0].pk in kept]
-    JobLogLine.objects.bulk_create([JobLogLine(job=job, level="warning", message=note) for job, _, note, _ in releases if note])
-    for job, queue, _, task_id in releases:
+    JobLogLine.objects.bulk_create(
+        [JobLogLine(job=job, level="warning", message=note) for job, _queue, note, _task in releases if note]
+    )
+    for job, queue, _note, task_id in releases:
         report.released.append(job.pk)
         time_limit = kind.time_limit if (kind := get_kind(job.kind)) else 3600
         transaction.on_commit(lambda j=str(job.pk), q=queue, t=task_id, tl=time_limit: _send(j, q, t, tl))
 
 
 def _requeue_or_fail(job: Job, reason: str, now) -> str:
-    if job.cancel_requested_at is not None:
-        status, fields = JobStatus.CANCELLED, {"finished_at": now}
-        message = f"{reason} A cancel was pending: cancelled."
-    elif job.attempts < job.max_attempts:
-        status, fields = JobStatus.QUEUED, {"released_at": None, "queue": "", "worker": ""}
-        message = f"{reason} Requeued (attempt {job.attempts} of {job.max_attempts} used)."
-    else:
-        status = JobStatus.FAILED
-        message = f"{reason} No attempts left ({job.max_attempts} used)."
-        fields = {"finished_at": now, "error_message": message}
+    """`reason` (an English Phrase) is written to the job in the language of who asked; the audit keeps the English."""
+    words = {"attempts": job.attempts, "max": job.max_attempts}
+    with translation.override(job_language(job)):
+        words["reason"] = translated(reason)
+        if job.cancel_requested_at is not None:
+            status, fields = JobStatus.CANCELLED, {"finished_at": now}
+            message = _("%(reason)s A cancel was pending: cancelled.") % words
+        elif job.attempts < job.max_attempts:
+            status, fields = JobStatus.QUEUED, {"released_at": None, "queue": "", "worker": ""}
+            message = _("%(reason)s Requeued (attempt %(attempts)s of %(max)s used).") % words
+        else:
+            status = JobStatus.FAILED
+            message = _("%(reason)s No attempts left (%(max)s used).") % words
+            fields = {"finished_at": now, "error_message": message}
     with transaction.atomic():
         done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(status=status, **fields)
         if done:
@@ -259,7 +292,7 @@ def _requeue_or_fail(job: Job, reason: str, now) -> str:
                 action="job.reap",
                 obj=job,
                 department=job.department,
-                changes={"status": [JobStatus.RUNNING, status], "reason": reason},
+                changes={"status": [JobStatus.RUNNING, status], "reason": str(reason)},
             )
     return status if done else "fenced"
 
@@ -280,9 +313,12 @@ def reap(now=None) -> dict[str, list]:
     outcome: dict[str, list] = defaultdict(list)
     stale_before = now - timedelta(seconds=settings.LEPTON_JOB_STALE_SECONDS)
     for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before).select_related("department"):
-        status = _requeue_or_fail(
-            job, f"Worker {job.worker or '?'} stopped responding (no heartbeat since {job.heartbeat_at:%H:%M:%S}).", now
+        reason = phrase(
+            gettext_noop("Worker %(worker)s stopped responding (no heartbeat since %(time)s)."),
+            worker=job.worker or "?",
+            time=f"{job.heartbeat_at:%H:%M:%S}",
         )
+        status = _requeue_or_fail(job, reason, now)
         outcome[status].append(job.pk)
 
     grace_before = now - timedelta(seconds=settings.LEPTON_CANCEL_GRACE_SECONDS)
@@ -292,7 +328,9 @@ def reap(now=None) -> dict[str, list]:
             if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
                 status=JobStatus.CANCELLED, finished_at=now
             ):
-                JobLogLine.objects.create(job=job, level="warning", message="Did not stop within the grace period: revoked.")
+                with translation.override(job_language(job)):
+                    message = _("Did not stop within the grace period: revoked.")
+                JobLogLine.objects.create(job=job, level="warning", message=message)
                 audit.record(
                     actor=None, action="job.revoke", obj=job, department=job.department, changes={"reason": "cancel grace period"}
                 )
@@ -303,7 +341,10 @@ def reap(now=None) -> dict[str, list]:
         limit = (kind.time_limit if kind else 3600) + settings.LEPTON_CANCEL_GRACE_SECONDS
         if (now - job.started_at).total_seconds() > limit:
             _revoke(job.celery_task_id)
-            message = f"Stopped: the time limit of {limit - settings.LEPTON_CANCEL_GRACE_SECONDS:.0f} s was exceeded."
+            with translation.override(job_language(job)):
+                message = _("Stopped: the time limit of %(seconds).0f s was exceeded.") % {
+                    "seconds": limit - settings.LEPTON_CANCEL_GRACE_SECONDS
+                }
             with transaction.atomic():
                 if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
                     status=JobStatus.FAILED, finished_at=now, error_message=message

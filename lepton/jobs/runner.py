@@ -18,8 +18,10 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from lepton import audit
+from lepton.i18n import translated
 from lepton.jobs.models import Job, JobLogLine, JobStatus
 from lepton.jobs.registry import JobCancelled, JobError, JobTimedOut, TransientJobError, get_kind
 
@@ -48,12 +50,12 @@ class JobContext:
 
     def progress(self, percent: float, message: str = "") -> None:
         percent = max(0, min(100, int(percent)))
-        # An engine's fixed English step names (marked with gettext_noop there) in the job's language.
-        message = translation.gettext(message) if message else message
+        # An engine's English words (phrases.Phrase, or a text marked with gettext_noop) in the job's language.
+        message = translated(message) if message else message
         self._fenced().update(progress=percent, progress_message=message[:300], heartbeat_at=timezone.now())
 
     def log(self, message: str, level: str = "info") -> None:
-        JobLogLine.objects.create(job_id=self.job.pk, level=level, message=message)
+        JobLogLine.objects.create(job_id=self.job.pk, level=level, message=translated(message))
 
     def check_cancelled(self) -> None:
         """Call between steps: raises JobCancelled or JobTimedOut when the job must stop."""
@@ -137,9 +139,13 @@ def claim(job_id, hostname: str) -> Job | None:
         # The status and attempts in the filter make this a compare-and-set: one delivery wins.
         if Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempts=job.attempts).update(**fields) != 1:
             return None
-        JobLogLine.objects.create(
-            job_id=job_id, message=f"Started on {hostname} (attempt {job.attempts + 1} of {job.max_attempts})."
-        )
+        with translation.override(job_language(job)):
+            message = _("Started on %(worker)s (attempt %(attempt)s of %(attempts)s).") % {
+                "worker": hostname,
+                "attempt": job.attempts + 1,
+                "attempts": job.max_attempts,
+            }
+        JobLogLine.objects.create(job_id=job_id, message=message)
     for name, value in fields.items():
         setattr(job, name, value)
     return job
@@ -166,6 +172,7 @@ def _finish(job: Job, attempt: int, status: str, log_line: str = "", **fields) -
 
 
 def _retry_or_fail(job: Job, attempt: int, exc: BaseException) -> str:
+    """Called in the job's language (run())."""
     message = f"{type(exc).__name__}: {exc}"
     if attempt < job.max_attempts:
         delay = backoff_seconds(attempt)
@@ -176,20 +183,24 @@ def _retry_or_fail(job: Job, attempt: int, exc: BaseException) -> str:
             queue="",
             worker="",
             not_before=not_before,
-            wait_reason=f"Retrying in {delay:.0f} s after a transient error (attempt {attempt} of {job.max_attempts}).",
+            wait_reason=_("Retrying in %(seconds).0f s after a transient error (attempt %(attempt)s of %(attempts)s).")
+            % {"seconds": delay, "attempt": attempt, "attempts": job.max_attempts},
         )
         if requeued:
             JobLogLine.objects.create(
-                job_id=job.pk, level="warning", message=f"Transient error, retry in {delay:.0f} s: {message}"
+                job_id=job.pk,
+                level="warning",
+                message=_("Transient error, retry in %(seconds).0f s: %(error)s") % {"seconds": delay, "error": message},
             )
             return "retrying"
         return "fenced"
-    JobLogLine.objects.create(job_id=job.pk, level="error", message=f"Failed after {attempt} attempts: {message}")
+    words = {"attempt": attempt, "error": message}
+    JobLogLine.objects.create(job_id=job.pk, level="error", message=_("Failed after %(attempt)s attempts: %(error)s") % words)
     _finish(
         job,
         attempt,
         JobStatus.FAILED,
-        error_message=f"Gave up after {attempt} attempts. Last error: {message}"[:2000],
+        error_message=(_("Gave up after %(attempt)s attempts. Last error: %(error)s") % words)[:2000],
         error_traceback=traceback.format_exc(),
     )
     return "failed"
@@ -214,30 +225,40 @@ def run(job_id, *, hostname: str = "worker") -> str:
     if job is None:
         log.info("job %s not claimable (duplicate delivery, cancelled or finished): skipped", job_id)
         return "skipped"
+    with translation.override(job_language(job)):  # its progress, log lines and errors in the asker's language
+        return _run(job, hostname)
+
+
+def _run(job: Job, hostname: str) -> str:
     attempt = job.attempts
     kind = get_kind(job.kind)
     if kind is None:
-        _finish(job, attempt, JobStatus.FAILED, error_message=f"No handler for job kind '{job.kind}' on worker {hostname}.")
+        message = _("No handler for job kind '%(kind)s' on worker %(worker)s.") % {"kind": job.kind, "worker": hostname}
+        _finish(job, attempt, JobStatus.FAILED, error_message=message)
         return "failed"
     ctx = JobContext(job, attempt, kind.time_limit)
     heartbeats.add(job.pk, attempt)
     try:
-        with translation.override(job_language(job)):
-            result = kind.handler(ctx, job.params) or {}
+        result = kind.handler(ctx, job.params) or {}
     except JobCancelled:
-        JobLogLine.objects.create(job_id=job.pk, level="warning", message="Stopped on request.")
+        JobLogLine.objects.create(job_id=job.pk, level="warning", message=_("Stopped on request."))
         _finish(job, attempt, JobStatus.CANCELLED)
         return "cancelled"
     except JobTimedOut:
-        msg = f"Stopped: the time limit of {kind.time_limit} s for '{kind.name}' was exceeded."
+        msg = _("Stopped: the time limit of %(seconds)s s for '%(kind)s' was exceeded.") % {
+            "seconds": kind.time_limit,
+            "kind": kind.name,
+        }
         JobLogLine.objects.create(job_id=job.pk, level="error", message=msg)
         _finish(job, attempt, JobStatus.FAILED, error_message=msg)
         return "failed"
     except TRANSIENT_ERRORS as exc:
         return _retry_or_fail(job, attempt, exc)
     except JobError as exc:
-        JobLogLine.objects.create(job_id=job.pk, level="error", message=str(exc))
-        _finish(job, attempt, JobStatus.FAILED, error_message=str(exc)[:2000])
+        # The handler's own words: a Phrase of an engine or a text already in the job's language.
+        msg = translated(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
+        JobLogLine.objects.create(job_id=job.pk, level="error", message=msg)
+        _finish(job, attempt, JobStatus.FAILED, error_message=msg[:2000])
         return "failed"
     except Exception as exc:  # noqa: BLE001 - any handler error ends the job, with its traceback for staff
         log.exception("job %s (%s) failed", job.pk, job.kind)
@@ -253,7 +274,7 @@ def run(job_id, *, hostname: str = "worker") -> str:
     finally:
         heartbeats.remove(job.pk)
     result_ref = str(result.pop("result_ref", "")) if isinstance(result, dict) else ""
-    if not _finish(job, attempt, JobStatus.SUCCEEDED, "Succeeded.", progress=100, result=result, result_ref=result_ref):
+    if not _finish(job, attempt, JobStatus.SUCCEEDED, _("Succeeded."), progress=100, result=result, result_ref=result_ref):
         log.warning("job %s finished after it was handed on or cancelled: result dropped", job.pk)
         return "fenced"
     return "succeeded"

@@ -7,13 +7,15 @@ dispatcher side (release, reap) in lepton/jobs/dispatcher.py.
 from __future__ import annotations
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
 from lepton.jobs.models import FINISHED_STATUSES, Job, JobLogLine, JobStatus
 from lepton.jobs.registry import get_kind
+from lepton.jobs.runner import job_language
 from lepton.models import Department
 
 
@@ -72,9 +74,11 @@ def job_submit(
             resource=job_kind.resource,
             max_attempts=job_kind.max_attempts,
         )
-        JobLogLine.objects.create(
-            job=job, message=f"Queued by {actor.get_username() if actor else 'system'} with priority {priority}."
-        )
+        with translation.override(job_language(job)):  # a job's lines are in the language of who asked
+            who = actor.get_username() if actor else _("the platform")
+            JobLogLine.objects.create(
+                job=job, message=_("Queued by %(user)s with priority %(priority)s.") % {"user": who, "priority": priority}
+            )
         audit.record(actor=actor, action="job.submit", obj=job, changes={"kind": kind, "params": cleaned, "priority": priority})
     return job
 
@@ -90,7 +94,8 @@ def job_cancel(*, actor, job: Job) -> Job:
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status in FINISHED_STATUSES:
             raise Conflict(
-                _("The job has already %(status)s; there is nothing to cancel.") % {"status": job.status}, code="job_finished"
+                _("The job has already ended (%(status)s); there is nothing to cancel.") % {"status": job.get_status_display()},
+                code="job_finished",
             )
         if job.cancel_requested_at is not None:
             raise Conflict(_("A cancel was already asked for; the job stops at its next step."), code="cancel_pending")
@@ -101,12 +106,14 @@ def job_cancel(*, actor, job: Job) -> Job:
             job.cancel_requested_by = actor
             job.wait_reason = ""
             job.save(update_fields=["status", "finished_at", "cancel_requested_at", "cancel_requested_by", "wait_reason"])
-            message = f"Cancelled by {actor.get_username()} before it started."
+            message = gettext_noop("Cancelled by %(user)s before it started.")
         else:
             job.cancel_requested_at = now
             job.cancel_requested_by = actor
             job.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
-            message = f"Cancel asked by {actor.get_username()}; the job stops at its next step."
+            message = gettext_noop("Cancel asked by %(user)s; the job stops at its next step.")
+        with translation.override(job_language(job)):
+            message = _(message) % {"user": actor.get_username()}
         JobLogLine.objects.create(job=job, level="warning", message=message)
         audit.record(actor=actor, action="job.cancel", obj=job, changes={"status": job.status})
     return job
@@ -122,7 +129,8 @@ def job_requeue(*, actor, job: Job) -> Job:
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
             raise Conflict(
-                _("Only failed or cancelled jobs can be requeued; this one is %(status)s.") % {"status": job.status},
+                _("Only failed or cancelled jobs can be requeued; this one is %(status)s.")
+                % {"status": job.get_status_display()},
                 code="job_not_finished",
             )
         old = job.status
@@ -141,7 +149,12 @@ def job_requeue(*, actor, job: Job) -> Job:
             wait_reason="",
             max_attempts=job.attempts + get_kind(job.kind).max_attempts if get_kind(job.kind) else job.attempts + 1,
         )
-        JobLogLine.objects.create(job=job, level="warning", message=f"Requeued by {actor.get_username()} (was {old}).")
+        with translation.override(job_language(job)):
+            message = _("Requeued by %(user)s (was %(status)s).") % {
+                "user": actor.get_username(),
+                "status": JobStatus(old).label,
+            }
+        JobLogLine.objects.create(job=job, level="warning", message=message)
         audit.record(actor=actor, action="job.requeue", obj=job, changes={"status": [old, JobStatus.QUEUED]})
     job.refresh_from_db()
     return job
@@ -159,6 +172,6 @@ def platform_job_submit(*, kind: str, params: dict | None = None, priority: int 
             resource=job_kind.resource,
             max_attempts=job_kind.max_attempts,
         )
-        JobLogLine.objects.create(job=job, message="Queued by the platform.")
+        JobLogLine.objects.create(job=job, message=_("Queued by the platform."))
         audit.record(actor=None, action="job.submit", obj=job, changes={"kind": kind, "params": cleaned})
     return job

@@ -8,6 +8,7 @@ version is `validating` until a worker has loaded it with safe_mode).
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -49,7 +50,7 @@ class VersionUploadView(APIView):
     def post(self, request, department: str, model: str):
         registered = RegisteredModel.objects.select_related("department").filter(department__slug=department, slug=model).first()
         if registered is None or not policy.can(request.user, "view", registered):
-            raise NotFound(f"No model {department}/{model} that you may see.")
+            raise NotFound(_("No model %(model)s that you may see.") % {"model": f"{department}/{model}"})
         serializer = VersionUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -1,6 +1,7 @@
 """Viewsets of the model-repository API: querysets through the policy, writes through models_repo.services."""
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -145,7 +146,9 @@ class RegisteredModelViewSet(
         data = dict(serializer.validated_data)
         department = policy.visible_to(request.user, Department).filter(slug=data.pop("department")).first()
         if department is None:
-            raise Invalid("No department of yours has that slug.", fields={"department": ["Not a department you belong to."]})
+            raise Invalid(
+                _("No department of yours has that slug."), fields={"department": [_("Not a department you belong to.")]}
+            )
         model = services.model_create(actor=request.user, department=department, **data)
         return self._present(model, status.HTTP_201_CREATED)
 
@@ -252,7 +255,7 @@ class RegisteredModelViewSet(
         model = self.get_object()
         version = model.versions.filter(number=int(number)).first()
         if version is None:
-            raise NotFound(f"{model.name} has no version {number}.")
+            raise NotFound(_("%(model)s has no version %(number)s.") % {"model": model.name, "number": number})
         serializer = ArchiveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         version = services.version_archive(actor=request.user, version=version, **serializer.validated_data)
@@ -298,7 +301,7 @@ class RegisteredModelViewSet(
             pk=data["dataset_version"], dataset__in=datalake_selectors.datasets_visible(request.user)
         ).first()
         if dataset_version is None:
-            raise NotFound("No dataset version of that id that you may see.")
+            raise NotFound(_("No dataset version of that id that you may see."))
         if data.get("version"):
             version = model.versions.filter(number=data["version"]).first()
             if version is None:

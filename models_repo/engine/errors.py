@@ -6,7 +6,6 @@ Services turn it into the platform's error shape (`{"error": code, "detail": mes
 
 from __future__ import annotations
 
-
 from phrases import gettext_noop, ngettext, phrase  # noqa: F401  (the engine's modules import the markers from here)
 
 

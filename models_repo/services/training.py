@@ -7,6 +7,7 @@ import tempfile
 import time
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -15,6 +16,7 @@ from datalake.models import DatasetVersion, VersionStatus
 from datalake.services import lineage_add
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from lepton.jobs.models import JobStatus
 from lepton.jobs.services import job_cancel, job_submit
 from lepton.storage import get_storage
 from models_repo.engine.errors import TrainingError
@@ -200,23 +202,44 @@ def training_cancel(*, actor, run: TrainingRun) -> TrainingRun:
     return run
 
 
-def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: False) -> TrainingRun:
+def _attempt_rows(run_id, attempt: int | None):
+    """The run's row for a write of its job's attempt `attempt`: no row once the job has been handed to
+    another attempt (the reaper took this worker for dead) or has ended. Without an attempt (a call
+    outside a job), the row itself."""
+    rows = TrainingRun.objects.filter(pk=run_id)
+    if attempt is not None:
+        rows = rows.filter(job__status=JobStatus.RUNNING, job__attempts=attempt)
+    return rows
+
+
+def training_execute(
+    run_id, *, progress=lambda pct, msg: None, should_stop=lambda: False, attempt: int | None = None
+) -> TrainingRun:
     """Train one queued run in this worker: fetch the data, fit, evaluate, store the artifact, register.
 
     Idempotent: a run that already finished is returned as it is. A TrainingError fails the run
     with its message; anything else fails it and is raised for the job's log.
+
+    Re-entrant under its job (`attempt`: the job's attempt number, models_repo.jobkinds): the
+    attempt after a lost one (a killed worker, requeued by the reaper) finds the run still running
+    and takes it over from the start, dropping the epochs the lost attempt recorded; the lost
+    attempt's scratch folder goes with its process (lepton.celery.sweep_scratch); the artifact is stored
+    only once the fit is done, just before the run is finished. Every write is fenced on
+    the attempt, so a lost attempt that comes back (a worker that only looked dead) changes nothing,
+    registers nothing and keeps no artifact.
     """
     from models_repo.engine.train import train as engine_train
 
     run = TrainingRun.objects.select_related("dataset_version__dataset", "registered_model").get(pk=run_id)
     if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
         return run
+    mine = _attempt_rows(run.pk, attempt)
     if run.dataset_version is None:
-        return _finish_failed(run, "data_gone", _("The dataset version was deleted before the run started."))
-    # Claim the run: a second delivery of its job (or a second caller) finds it taken and leaves it.
-    claimed = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now(), epochs=[]
-    )
+        return _finish_failed(run, "data_gone", _("The dataset version was deleted before the run started."), rows=mine)
+    # Claim the run: a second caller finds it taken and leaves it. Under its job, a run left running
+    # by a lost attempt is this attempt's to start again (the job's own claim lets one attempt run).
+    claimable = [RunStatus.QUEUED] if attempt is None else [RunStatus.QUEUED, RunStatus.RUNNING]
+    claimed = mine.filter(status__in=claimable).update(status=RunStatus.RUNNING, started_at=timezone.now(), epochs=[])
     if not claimed:
         run.refresh_from_db()
         return run
@@ -227,7 +250,7 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
     def on_epoch(epoch: int, logs: dict) -> None:
         epochs.append({"epoch": epoch, **logs})
         if time.monotonic() - last_saved[0] > 1.0:  # the run page polls; one write a second at most
-            TrainingRun.objects.filter(pk=run.pk).update(epochs=epochs)
+            mine.update(epochs=epochs)
             last_saved[0] = time.monotonic()
 
     cpu_started = time.process_time()
@@ -236,7 +259,7 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
         try:
             parquet = _named_parquet(storage, run.dataset_version, folder, actor=run.created_by)
         except ServiceError as exc:
-            return _finish_failed(run, exc.code, exc.message, epochs=epochs)
+            return _finish_failed(run, exc.code, exc.message, epochs=epochs, rows=mine)
         try:
             result = engine_train(
                 run.spec,
@@ -250,13 +273,16 @@ def training_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
             )
         except TrainingError as exc:
             if exc.code == TrainingError.CANCELLED:
-                return _finish_failed(run, exc.code, exc.message, status=RunStatus.CANCELLED, epochs=epochs)
-            return _finish_failed(run, exc.code, exc.message, epochs=epochs)
+                return _finish_failed(run, exc.code, exc.message, status=RunStatus.CANCELLED, epochs=epochs, rows=mine)
+            return _finish_failed(run, exc.code, exc.message, epochs=epochs, rows=mine)
+        if not mine.exists():  # handed to another attempt meanwhile: store nothing
+            run.refresh_from_db()
+            return run
         with open(result.artifact_path, "rb") as stream:
             blob = storage.put_stream(stream)
         device = result.params.get("device_used", "cpu") if isinstance(result.params, dict) else "cpu"
         resources = _resources(cpu_started, device)
-        return _finish_succeeded(run, result, blob, epochs, resources)
+        return _finish_succeeded(run, result, blob, epochs, resources, rows=mine)
 
 
 def _named_parquet(storage, version: DatasetVersion, folder: str, *, actor=None, purpose: str = "training") -> str:
@@ -286,9 +312,11 @@ def _named_parquet(storage, version: DatasetVersion, folder: str, *, actor=None,
     return target
 
 
-def _finish_failed(run: TrainingRun, code: str, message: str, *, status=RunStatus.FAILED, epochs=None) -> TrainingRun:
+def _finish_failed(run: TrainingRun, code: str, message: str, *, status=RunStatus.FAILED, epochs=None, rows=None) -> TrainingRun:
+    """End the run with `status` and the reason; `rows` (_attempt_rows) fences it on a job attempt."""
+    rows = rows if rows is not None else TrainingRun.objects.filter(pk=run.pk)
     with transaction.atomic():
-        TrainingRun.objects.filter(pk=run.pk).update(
+        ended = rows.update(
             status=status,
             error_code=code,
             error_message=message,
@@ -296,7 +324,8 @@ def _finish_failed(run: TrainingRun, code: str, message: str, *, status=RunStatu
             **({"epochs": epochs} if epochs is not None else {}),
         )
         run.refresh_from_db()
-        audit.record(actor=None, action=f"run.{status}", obj=run, changes={"error": message[:500]})
+        if ended:
+            audit.record(actor=None, action=f"run.{status}", obj=run, changes={"error": message[:500]})
     return run
 
 
@@ -316,11 +345,16 @@ def _resources(cpu_started: float, device: str = "cpu") -> dict:
     }
 
 
-def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict], resources: dict | None = None) -> TrainingRun:
+def _finish_succeeded(
+    run: TrainingRun, result, blob, epochs: list[dict], resources: dict | None = None, rows=None
+) -> TrainingRun:
+    """Record the run's result, its lineage and model version in one transaction; `rows` (_attempt_rows)
+    fences it on a job attempt: an attempt handed on meanwhile records nothing and drops its artifact."""
     from .registry import version_from_run
 
+    rows = rows if rows is not None else TrainingRun.objects.filter(pk=run.pk)
     with transaction.atomic():
-        TrainingRun.objects.filter(pk=run.pk).update(
+        finished = rows.update(
             status=RunStatus.SUCCEEDED,
             flavor=result.flavor,
             task=result.task,
@@ -344,16 +378,34 @@ def _finish_succeeded(run: TrainingRun, result, blob, epochs: list[dict], resour
             finished_at=timezone.now(),
         )
         run.refresh_from_db()
-        lineage_add(from_obj=run.dataset_version, to_obj=run, via=run.job)
-        audit.record(actor=None, action="run.succeeded", obj=run, changes={"metrics": result.metrics})
-        _queue_analysis(run)
-        if run.registered_model is not None:
-            version = version_from_run(run)
-            if run.automatic:
-                from .continuous import promote_if_passing
+        if finished:
+            lineage_add(from_obj=run.dataset_version, to_obj=run, via=run.job)
+            audit.record(actor=None, action="run.succeeded", obj=run, changes={"metrics": result.metrics})
+            _queue_analysis(run)
+            if run.registered_model is not None:
+                version = version_from_run(run)
+                if run.automatic:
+                    from .continuous import promote_if_passing
 
-                promote_if_passing(version)
+                    promote_if_passing(version)
+    if not finished:
+        _drop_unnamed_artifact(blob.sha256)
     return run
+
+
+def _drop_unnamed_artifact(sha256: str) -> None:
+    """Delete an artifact no run, model version or dataset version names (one stored by an attempt that was
+    handed on before it could finish its run)."""
+    from datalake.services.datasets import blobs_in_use
+    from models_repo.models import ModelVersion
+
+    named = (
+        TrainingRun.objects.filter(artifact_sha256=sha256).exists()
+        or ModelVersion.objects.filter(Q(artifact_sha256=sha256) | Q(onnx_sha256=sha256)).exists()
+        or blobs_in_use([sha256])
+    )
+    if not named:
+        get_storage().delete(sha256)
 
 
 ANALYSIS_KIND = "models_repo.analyse"
@@ -410,11 +462,13 @@ def training_analyse(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
     return locked
 
 
-def training_abandon(run_id, message: str) -> None:
-    """Fail a run whose job ended without finishing it (an error, a killed worker)."""
-    run = TrainingRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
+def training_abandon(run_id, message: str, *, attempt: int | None = None) -> None:
+    """Fail a run whose job ended without finishing it (an error, a killed worker); with `attempt`, only
+    while that attempt of its job still has it."""
+    rows = _attempt_rows(run_id, attempt)
+    run = rows.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
     if run is not None:
-        _finish_failed(run, "job_failed", message)
+        _finish_failed(run, "job_failed", message, rows=rows)
 
 
 def runs_settle() -> int:

@@ -39,11 +39,12 @@ from collections.abc import Callable
 
 from ortools.sat.python import cp_model
 
-from scheduling.engine.cpsat_result import CpSatResult
-from scheduling.engine.instance import Instance
+from scheduling.engine.cpsat_result import STATUS_WORDS, CpSatResult
+from scheduling.engine.instance import Instance, Phrase, gettext_noop, phrase
 from scheduling.engine.schedule import Schedule, ScheduledOp, validate
 
 OBJECTIVES = ("makespan", "weighted_tardiness")
+OBJECTIVE_WORDS = {"makespan": gettext_noop("makespan"), "weighted_tardiness": gettext_noop("weighted tardiness")}
 
 # How often `should_stop` is asked while no new solution comes (seconds).
 STOP_POLL_SECONDS = 0.1
@@ -81,11 +82,12 @@ def solve(
     """
     started = time.monotonic()
     if objective not in OBJECTIVES:
-        raise ValueError(f"Unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}.")
+        message = gettext_noop("Unknown objective '%(objective)s': use one of %(objectives)s.")
+        raise ValueError(phrase(message, objective=objective, objectives=", ".join(OBJECTIVES)))
     if not time_limit > 0:
-        raise ValueError("The time limit must be positive.")
+        raise ValueError(gettext_noop("The time limit must be positive."))
     if workers < 1:
-        raise ValueError("At least one worker is needed.")
+        raise ValueError(gettext_noop("At least one worker is needed."))
     instance.check()
     if hint is not None:
         validate(instance, hint)
@@ -134,7 +136,18 @@ def solve(
         gap = 0.0 if optimal or value == 0 else max(0.0, (value - bound) / value)
     wall = time.monotonic() - started
     if progress:
-        progress(1.0, f"{status_name}: {objective} {_show(value)}, bound {_show(bound)}, {wall:.1f} s")
+        message = gettext_noop("%(status)s: %(objective)s %(value)s, bound %(bound)s, %(seconds)s s")
+        progress(
+            1.0,
+            phrase(
+                message,
+                status=STATUS_WORDS.get(status_name, status_name),
+                objective=OBJECTIVE_WORDS[objective],
+                value=_show(value),
+                bound=_show(bound),
+                seconds=f"{wall:.1f}",
+            ),
+        )
     return CpSatResult(
         schedule=schedule,
         makespan=schedule.makespan if schedule else None,
@@ -278,7 +291,9 @@ class _Callback(cp_model.CpSolverSolutionCallback):
             elapsed = time.monotonic() - self.started
             value = self.built.objective_value(self.objective_value)
             bound = self.built.objective_value(self.best_objective_bound)
-            self.progress(min(elapsed / self.time_limit, 0.99), f"best {_show(value)}, bound {_show(bound)}, {elapsed:.1f} s")
+            message = gettext_noop("best %(value)s, bound %(bound)s, %(seconds)s s")
+            shown = phrase(message, value=_show(value), bound=_show(bound), seconds=f"{elapsed:.1f}")
+            self.progress(min(elapsed / self.time_limit, 0.99), shown)
         if self.should_stop and not self.stopped and self.should_stop():
             self.stopped = True
             self.stop_search()
@@ -308,7 +323,7 @@ class _StopPoller:
                 self.solver.stop_search()
 
 
-def _show(value) -> str:
+def _show(value) -> str | Phrase:
     if value is None:
-        return "none"
+        return gettext_noop("none")
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scheduling.engine.cpsat_result import CpSatResult
-from scheduling.engine.instance import Instance, from_dict, to_dict
+from scheduling.engine.instance import Instance, Phrase, from_dict, gettext_noop, phrase, to_dict
 from scheduling.engine.schedule import Schedule, ScheduledOp
 
 POLL_SECONDS = 0.1
@@ -37,6 +37,21 @@ def _schedule_to_list(schedule: Schedule | None):
 
 def _schedule_from_list(rows) -> Schedule | None:
     return None if rows is None else Schedule([ScheduledOp(*row) for row in rows])
+
+
+def _to_json(value):
+    """A progress message as JSON: a Phrase keeps its template and parameters (at any depth) across the pipe."""
+    if isinstance(value, Phrase):
+        return {"phrase": [value.template, value.plural, value.n, {k: _to_json(v) for k, v in value.params.items()}]}
+    return value
+
+
+def _from_json(value):
+    """The Phrase (or plain value) `_to_json` wrote: the parent reports it in the job's language."""
+    if isinstance(value, dict) and "phrase" in value:
+        template, plural, n, params = value["phrase"]
+        return Phrase(template, plural, n, **{k: _from_json(v) for k, v in params.items()})
+    return value
 
 
 def solve(
@@ -72,9 +87,10 @@ def solve(
     while reader.is_alive():
         reader.join(POLL_SECONDS)
         for line in lines[seen:]:
-            message = json.loads(line)
-            if "progress" in message and progress:
-                progress(*message["progress"])
+            sent = json.loads(line)
+            if "progress" in sent and progress:
+                fraction, words = sent["progress"]
+                progress(fraction, _from_json(words))
         seen = len(lines)
         if not stopped_sent and should_stop and should_stop():
             try:
@@ -90,7 +106,8 @@ def solve(
     errors = child.stderr.read()
     final = next((json.loads(line)["result"] for line in reversed(lines) if '"result"' in line), None)
     if final is None:
-        raise RuntimeError(f"CP-SAT's process ended without a result (exit {child.returncode}): {errors[-2000:]}")
+        message = gettext_noop("CP-SAT's process ended without a result (exit %(code)s): %(errors)s")
+        raise RuntimeError(phrase(message, code=child.returncode, errors=errors[-2000:]))
     final["schedule"] = _schedule_from_list(final["schedule"])
     return CpSatResult(**final)
 
@@ -111,7 +128,7 @@ def _child() -> None:
 
     def progress(fraction: float, message: str) -> None:
         with lock:
-            print(json.dumps({"progress": [fraction, message]}), flush=True)
+            print(json.dumps({"progress": [fraction, _to_json(message)]}), flush=True)
 
     instance = from_dict(request["instance"])
     result = cpsat.solve(

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scheduling.engine.instance import gettext_noop
 from scheduling.engine.schedule import Schedule
+
+# CP-SAT's status names as a reader sees them (progress, a run's failure): marked for translation.
+STATUS_WORDS = {
+    "OPTIMAL": gettext_noop("OPTIMAL"),
+    "FEASIBLE": gettext_noop("FEASIBLE"),
+    "INFEASIBLE": gettext_noop("INFEASIBLE"),
+    "UNKNOWN": gettext_noop("UNKNOWN"),
+    "MODEL_INVALID": gettext_noop("MODEL_INVALID"),
+}
 
 
 @dataclass(frozen=True)

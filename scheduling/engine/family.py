@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, replace
 
 from scheduling.engine import qlearning
 from scheduling.engine.generate import generate
-from scheduling.engine.instance import Instance, Machine
+from scheduling.engine.instance import Instance, Machine, Phrase, gettext_noop, ngettext, phrase
 from scheduling.engine.rules import MAKESPAN_RULES, dispatch
 from scheduling.engine.simulator import ACTIVE, NON_DELAY, Downtimes
 
@@ -58,9 +58,12 @@ KIND = "generated job shops"
 
 
 class FamilyError(ValueError):
-    """A family or a training budget that cannot be used; `field` names it."""
+    """A family or a training budget that cannot be used; `field` names it.
 
-    def __init__(self, message: str, field: str):
+    `message` is a Phrase (English as a str; scheduling.policies puts it in the reader's language).
+    """
+
+    def __init__(self, message: Phrase, field: str):
         super().__init__(message)
         self.message, self.field = message, field
 
@@ -80,11 +83,15 @@ class Family:
         """Self when usable; FamilyError naming the field otherwise."""
         for name, (low, high), top in (("jobs", self.jobs, MAX_JOBS), ("machines", self.machines, MAX_MACHINES)):
             if not (isinstance(low, int) and isinstance(high, int) and 2 <= low <= high <= top):
-                message = f"{name} must be a range of whole numbers from 2 to {top}, the first no more than the second."
-                raise FamilyError(message, name)
+                message = gettext_noop(
+                    "%(name)s must be a range of whole numbers from 2 to %(top)s, the first no more than the second."
+                )
+                raise FamilyError(phrase(message, name=name, top=top), name)
         for name, value, top in (("instances", self.instances, MAX_INSTANCES), ("held_out", self.held_out, MAX_HELD_OUT)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
-                raise FamilyError(f"{name} must be a whole number from 1 to {top}.", name)
+                raise FamilyError(
+                    phrase(gettext_noop("%(name)s must be a whole number from 1 to %(top)s."), name=name, top=top), name
+                )
         return self
 
     def as_dict(self) -> dict:
@@ -105,7 +112,7 @@ class Family:
             family = None
         for name in ("jobs", "machines"):
             if family is None or len(getattr(family, name)) != 2:
-                raise FamilyError(f"{name} is a pair [lowest, highest].", name)
+                raise FamilyError(phrase(gettext_noop("%(name)s is a pair [lowest, highest]."), name=name), name)
         return family.check()
 
 
@@ -203,9 +210,12 @@ def _mean(values: list[float]) -> float:
 def check_budget(seconds: float, episodes: int | None) -> None:
     """FamilyError naming `seconds` or `episodes` when a training budget is out of bounds."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_SECONDS:
-        raise FamilyError(f"The time budget must be more than 0 and at most {MAX_SECONDS:g} seconds.", "seconds")
+        message = gettext_noop("The time budget must be more than 0 and at most %(max)s seconds.")
+        raise FamilyError(phrase(message, max=f"{MAX_SECONDS:g}"), "seconds")
     if episodes is not None and (isinstance(episodes, bool) or not isinstance(episodes, int) or not 0 < episodes <= MAX_EPISODES):
-        raise FamilyError(f"episodes must be a whole number from 1 to {MAX_EPISODES}.", "episodes")
+        raise FamilyError(
+            phrase(gettext_noop("episodes must be a whole number from 1 to %(max)s."), max=MAX_EPISODES), "episodes"
+        )
 
 
 @dataclass
@@ -272,7 +282,10 @@ def train(
             measure()
         if progress:
             share = done / episodes if episodes is not None else (time.monotonic() - started) / seconds
-            progress(min(0.95, share), f"{done} episodes on {len(shops)} shops, best training gap {kept[1]:.1%}")
+            message = gettext_noop("%(episodes)s on %(shops)s, best training gap %(gap)s")
+            episodes_done = ngettext("%(n)s episode", "%(n)s episodes", done)
+            on = ngettext("%(n)s shop", "%(n)s shops", len(shops))
+            progress(min(0.95, share), phrase(message, episodes=episodes_done, shops=on, gap=f"{kept[1]:.1%}"))
     if curve[-1][0] != done:
         measure()
     policy.table = kept[2]
@@ -321,28 +334,39 @@ def read(text: str | bytes) -> qlearning.Policy:
             raise TypeError
         policy = qlearning.Policy.from_json(text if isinstance(text, str) else text.decode())
     except (TypeError, KeyError, UnicodeDecodeError, json.JSONDecodeError):
-        raise ValueError("This is not a scheduling policy (a JSON object with features, actions and a table).") from None
+        message = gettext_noop("This is not a scheduling policy (a JSON object with features, actions and a table).")
+        raise ValueError(message) from None
     _check_layout(policy)
     return policy
 
 
 def _check_layout(policy: qlearning.Policy) -> None:
     if policy.features != qlearning.FAMILY_FEATURES or tuple(policy.actions) != qlearning.ACTIONS:
+        message = gettext_noop(
+            "The policy reads the shop through other state features or chooses among other actions "
+            "(%(features)s; %(actions)s) than this scheduler (%(ours)s; %(our_actions)s): its Q-values would be "
+            "read as other situations and other rules. Train a new policy."
+        )
         raise ValueError(
-            f"The policy reads the shop through other state features or chooses among other actions "
-            f"({policy.features}; {', '.join(policy.actions)}) than this scheduler "
-            f"({qlearning.FAMILY_FEATURES}; {', '.join(qlearning.ACTIONS)}): its Q-values would be read as other "
-            "situations and other rules. Train a new policy."
+            phrase(
+                message,
+                features=policy.features,
+                actions=", ".join(policy.actions),
+                ours=qlearning.FAMILY_FEATURES,
+                our_actions=", ".join(qlearning.ACTIONS),
+            )
         )
     width = len(qlearning.FAMILY_FEATURES.split(","))
     for state, values in policy.table.items():
         if len(state) != width or len(values) != len(qlearning.ACTIONS):
-            raise ValueError(
-                f"The policy's table does not fit its layout: state {list(state)} with {len(values)} values, where "
-                f"states have {width} features and a value per action ({len(qlearning.ACTIONS)})."
+            message = gettext_noop(
+                "The policy's table does not fit its layout: state %(state)s with %(count)s values, where "
+                "states have %(width)s features and a value per action (%(actions)s)."
             )
+            raise ValueError(phrase(message, state=list(state), count=len(values), width=width, actions=len(qlearning.ACTIONS)))
     if policy.trained_on.get("scheme", NON_DELAY) not in (NON_DELAY, ACTIVE):
-        raise ValueError(f"The policy was learnt with an unknown dispatching scheme {policy.trained_on['scheme']!r}.")
+        message = gettext_noop("The policy was learnt with an unknown dispatching scheme '%(scheme)s'.")
+        raise ValueError(phrase(message, scheme=policy.trained_on["scheme"]))
 
 
 def check(policy: qlearning.Policy, instance: Instance, *, breakdowns: bool = False) -> list[tuple[str, dict]]:

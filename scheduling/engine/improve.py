@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Callable
 
-from scheduling.engine.instance import Instance
+from scheduling.engine.instance import Instance, gettext_noop, phrase
 from scheduling.engine.schedule import Schedule, ScheduledOp
 
 ACTIONS = ("best", "random", "restart")
@@ -87,7 +87,9 @@ class _Shop:
                     if indeg[s] == 0:
                         order.append(s)
         if len(order) < n:
-            raise ValueError("cycle")
+            raise ValueError(
+                gettext_noop("The improvement phase made machine orders that contradict the jobs' orders (a cycle).")
+            )
         tail = [0] * n  # longest path after the operation ends
         for i in reversed(order):
             t = 0
@@ -185,7 +187,7 @@ def improve(
     iterations depends on the machine, as with Q-learning.
     """
     if instance.flexible:
-        return schedule, {"skipped": "flexible shop: the improvement phase reorders machines it does not reassign"}
+        return schedule, {"skipped": gettext_noop("flexible shop: the improvement phase reorders machines it does not reassign")}
     started = time.monotonic()
     deadline = started + time_limit
     rng = random.Random(seed)
@@ -245,7 +247,8 @@ def improve(
             gains[ACTIONS[action]] += best - shop.makespan
             best, best_seqs, since_best = shop.makespan, shop.snapshot(), 0
             if progress:
-                progress(min(0.99, (time.monotonic() - started) / time_limit), f"improvement: best {best}")
+                fraction = min(0.99, (time.monotonic() - started) / time_limit)
+                progress(fraction, phrase(gettext_noop("improvement: best %(best)s"), best=best))
         else:
             since_best += 1
         following = q.setdefault((min(3, since_best // 50), improved_last), [0.0, 0.0, 0.0])

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from scheduling.engine.instance import Instance
+from scheduling.engine.instance import Instance, gettext_noop, phrase
 from scheduling.engine.rules import MAKESPAN_RULES, dispatch
 from scheduling.engine.rules import chooser as rule_chooser
 from scheduling.engine.schedule import Schedule
@@ -93,9 +93,18 @@ class Policy:
     def from_json(cls, text: str) -> Policy:
         data = json.loads(text)
         if data.get("features") not in STATES or tuple(data.get("actions", ())) != ACTIONS:
+            message = gettext_noop(
+                "This policy was learnt on other state features or actions (%(features)s; %(actions)s); "
+                "this scheduler uses %(states)s; %(ours)s."
+            )
             raise ValueError(
-                f"This policy was learnt on other state features or actions ({data.get('features')}; "
-                f"{', '.join(data.get('actions', []))}); this scheduler uses {' or '.join(STATES)}; {', '.join(ACTIONS)}."
+                phrase(
+                    message,
+                    features=data.get("features"),
+                    actions=", ".join(data.get("actions", [])),
+                    states=" or ".join(STATES),
+                    ours=", ".join(ACTIONS),
+                )
             )
         return cls(
             table={tuple(state): list(values) for state, values in data["table"]},
@@ -203,7 +212,7 @@ def solve(
     makespan, the number of episodes, and which phase gave the schedule kept.
     """
     if time_limit <= 0:
-        raise ValueError("The time limit must be more than 0 seconds.")
+        raise ValueError(gettext_noop("The time limit must be more than 0 seconds."))
     params = params or Params()
     started = time.monotonic()
     # Construction (learning episodes) first, then the improvement phase on the best schedule
@@ -230,7 +239,7 @@ def solve(
         schedule = dispatch(instance, rule, scheme=params.scheme)
         rules[rule] = schedule.makespan
         if best is None or schedule.makespan < best[0]:
-            best = (schedule.makespan, schedule, f"rule {rule}")
+            best = (schedule.makespan, schedule, phrase(gettext_noop("rule %(rule)s"), rule=rule))
     episode_runner = _Episode(instance, params.scheme, None, STATES[features])
     epsilon = params.epsilon_start
 
@@ -261,15 +270,16 @@ def solve(
         schedule = episode_runner.run(act, learn)
         n += 1
         if breakdowns_seed is None and schedule.makespan < best[0]:
-            best = (schedule.makespan, schedule, f"Q-learning episode {n}")
+            best = (schedule.makespan, schedule, phrase(gettext_noop("Q-learning episode %(n)s"), n=n))
         if n % 10 == 0 or n == 1:
             curve.append((n, schedule.makespan, best[0]))
             if progress:
-                progress(min(0.99, fraction), f"episode {n}, makespan {schedule.makespan}, best {best[0]}")
+                message = gettext_noop("episode %(n)s, makespan %(makespan)s, best %(best)s")
+                progress(min(0.99, fraction), phrase(message, n=n, makespan=schedule.makespan, best=best[0]))
     epsilon = 0.0
     greedy = _Episode(instance, params.scheme, None, STATES[features]).run(act, None)  # the policy as learnt, no exploration
     if greedy.makespan < best[0]:
-        best = (greedy.makespan, greedy, "the learnt policy (greedy)")
+        best = (greedy.makespan, greedy, gettext_noop("the learnt policy (greedy)"))
     constructed = best[0]
     improvement = None
     if improving:
@@ -280,7 +290,8 @@ def solve(
             iterations=improve_iterations if episodes is not None else None, should_stop=should_stop, progress=progress,
         )  # fmt: skip
         if improved.makespan < best[0]:
-            best = (improved.makespan, improved, f"the improvement phase (after {best[2]})")
+            after = phrase(gettext_noop("the improvement phase (after %(kept)s)"), kept=best[2])
+            best = (improved.makespan, improved, after)
     info = {
         "construction_makespan": constructed,
         "improvement": improvement,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 
-from scheduling.engine.instance import Instance
+from scheduling.engine.instance import Instance, gettext_noop, phrase
 from scheduling.engine.rules import MAKESPAN_RULES, dispatch
 from scheduling.engine.schedule import Schedule, validate
 from scheduling.engine.simulator import Downtimes, right_shift
@@ -36,9 +36,9 @@ def _summary(values: list[int]) -> dict:
 def evaluate(instance: Instance, plan: Schedule, *, replications: int, seed: int, policy=None) -> dict:
     """The plan's makespan under `replications` draws of breakdowns, for each reaction."""
     if not 1 <= replications <= MAX_REPLICATIONS:
-        raise ValueError(f"replications must be 1 to {MAX_REPLICATIONS}.")
+        raise ValueError(phrase(gettext_noop("replications must be 1 to %(max)s."), max=MAX_REPLICATIONS))
     if not any(m.mtbf for m in instance.machines):
-        raise ValueError("No machine has an MTBF and MTTR: there is nothing to break down.")
+        raise ValueError(gettext_noop("No machine has an MTBF and MTTR: there is nothing to break down."))
     best_rule = min(MAKESPAN_RULES, key=lambda rule: dispatch(instance, rule).makespan)
     from scheduling.engine.reactive import replan
 

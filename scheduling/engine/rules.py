@@ -17,7 +17,7 @@ import math
 import random as _random
 from collections.abc import Callable
 
-from scheduling.engine.instance import Instance
+from scheduling.engine.instance import Instance, gettext_noop, phrase
 from scheduling.engine.schedule import Schedule
 from scheduling.engine.simulator import NON_DELAY, Candidate, Downtimes, Shop
 
@@ -51,7 +51,7 @@ def _key(rule: str, shop: Shop) -> Callable[[Candidate], tuple]:
             return ((due - shop.now) / max(1, shop.work_left(c.job)), c.job)
 
         return ratio
-    raise ValueError(f"Unknown rule {rule!r}; known: {', '.join(RULES)}")
+    raise ValueError(phrase(gettext_noop("Unknown rule '%(rule)s'; known: %(rules)s"), rule=rule, rules=", ".join(RULES)))
 
 
 def chooser(rule: str, shop: Shop, seed: int = 0) -> Callable[[list[Candidate]], Candidate]:

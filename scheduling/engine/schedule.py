@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scheduling.engine.instance import Instance
+from scheduling.engine.instance import Instance, Phrase, gettext_noop, phrase
 
 
 class ScheduleError(ValueError):
-    """A schedule that breaks a rule of its problem; `problems` lists each broken rule."""
+    """A schedule that breaks a rule of its problem; `problems` lists each broken rule (Phrases)."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[Phrase]):
         self.problems = problems
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(problems[0] + more)
+        first = problems[0]
+        if len(problems) > 1:
+            first = phrase(gettext_noop("%(problem)s (and %(more)s more)"), problem=first, more=len(problems) - 1)
+        super().__init__(first)
 
 
 @dataclass(frozen=True)
@@ -66,51 +68,62 @@ def validate(instance: Instance, schedule: Schedule, *, limit: int = 20) -> Sche
     nothing on a machine while it is down (an operation hit by a breakdown is scheduled again
     after it, so a valid schedule never overlaps a downtime).
     """
-    problems: list[str] = []
+    problems: list[Phrase] = []
 
-    def problem(text: str) -> None:
+    def problem(template: str, **params) -> None:
         if len(problems) < limit:
-            problems.append(text)
+            problems.append(phrase(template, **params))
 
     seen: dict[tuple[int, int], ScheduledOp] = {}
     for o in schedule.operations:
         if not 0 <= o.job < instance.n_jobs or not 0 <= o.op < len(instance.jobs[o.job].operations):
-            problem(f"Job {o.job} has no operation {o.op}.")
+            problem(gettext_noop("Job %(job)s has no operation %(op)s."), job=o.job, op=o.op)
             continue
         if (o.job, o.op) in seen:
-            problem(f"Job {o.job}, operation {o.op} is scheduled twice.")
+            problem(gettext_noop("Job %(job)s, operation %(op)s is scheduled twice."), job=o.job, op=o.op)
             continue
         seen[(o.job, o.op)] = o
         duration = instance.jobs[o.job].operations[o.op].duration_on(o.machine)
         if duration is None:
-            problem(f"Job {o.job}, operation {o.op} runs on machine {o.machine}, which cannot run it.")
+            message = gettext_noop("Job %(job)s, operation %(op)s runs on machine %(machine)s, which cannot run it.")
+            problem(message, job=o.job, op=o.op, machine=o.machine)
         elif o.end - o.start != duration:
-            problem(f"Job {o.job}, operation {o.op} lasts {o.end - o.start}, not its {duration}.")
+            message = gettext_noop("Job %(job)s, operation %(op)s lasts %(lasts)s, not its %(duration)s.")
+            problem(message, job=o.job, op=o.op, lasts=o.end - o.start, duration=duration)
         if o.start < 0:
-            problem(f"Job {o.job}, operation {o.op} starts before 0.")
+            problem(gettext_noop("Job %(job)s, operation %(op)s starts before 0."), job=o.job, op=o.op)
     for j, job in enumerate(instance.jobs):
         previous_end = job.release
         for k in range(len(job.operations)):
             o = seen.get((j, k))
             if o is None:
-                problem(f"Job {j}, operation {k} is not scheduled.")
+                problem(gettext_noop("Job %(job)s, operation %(op)s is not scheduled."), job=j, op=k)
                 break
             if o.start < previous_end:
-                what = "its release" if k == 0 else f"operation {k - 1} ends"
-                problem(f"Job {j}, operation {k} starts at {o.start}, before {what} ({previous_end}).")
+                if k == 0:
+                    message = gettext_noop("Job %(job)s, operation %(op)s starts at %(start)s, before its release (%(end)s).")
+                    problem(message, job=j, op=k, start=o.start, end=previous_end)
+                else:
+                    message = gettext_noop(
+                        "Job %(job)s, operation %(op)s starts at %(start)s, before operation %(previous)s ends (%(end)s)."
+                    )
+                    problem(message, job=j, op=k, start=o.start, previous=k - 1, end=previous_end)
             previous_end = o.end
-    busy: dict[int, list[tuple[int, int, str]]] = {}
+    busy: dict[int, list[tuple[int, int, Phrase]]] = {}
     for o in seen.values():
         if o.end > o.start:  # a zero-length operation occupies nothing
-            busy.setdefault(o.machine, []).append((o.start, o.end, f"job {o.job}, operation {o.op}"))
+            what = phrase(gettext_noop("job %(job)s, operation %(op)s"), job=o.job, op=o.op)
+            busy.setdefault(o.machine, []).append((o.start, o.end, what))
     for d in schedule.downtimes:
-        busy.setdefault(d.machine, []).append((d.start, d.end, f"a breakdown ({d.start}–{d.end})"))
+        what = phrase(gettext_noop("a breakdown (%(start)s–%(end)s)"), start=d.start, end=d.end)
+        busy.setdefault(d.machine, []).append((d.start, d.end, what))
     for machine, spans in busy.items():
         spans.sort()
-        latest_end, latest = -1, ""
+        latest_end, latest = -1, None
         for start, end, what in spans:
             if start < latest_end:
-                problem(f"Machine {machine} runs {latest} and {what} at the same time ({start}–{min(end, latest_end)}).")
+                message = gettext_noop("Machine %(machine)s runs %(first)s and %(second)s at the same time (%(start)s–%(end)s).")
+                problem(message, machine=machine, first=latest, second=what, start=start, end=min(end, latest_end))
             if end > latest_end:
                 latest_end, latest = end, what
     if problems:

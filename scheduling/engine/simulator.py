@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scheduling.engine.instance import Instance
+from scheduling.engine.instance import Instance, gettext_noop, phrase
 from scheduling.engine.schedule import Downtime, Schedule, ScheduledOp
 
 NON_DELAY, ACTIVE = "non_delay", "active"
@@ -78,7 +78,9 @@ class Shop:
 
     def __init__(self, instance: Instance, *, scheme: str = NON_DELAY, downtimes: Downtimes | None = None):
         if scheme not in (NON_DELAY, ACTIVE):
-            raise ValueError(f"scheme must be {NON_DELAY} or {ACTIVE}")
+            raise ValueError(
+                phrase(gettext_noop("scheme must be %(non_delay)s or %(active)s"), non_delay=NON_DELAY, active=ACTIVE)
+            )
         self.instance, self.scheme, self.downtimes = instance, scheme, downtimes
         self.options = [[op.options for op in job.operations] for job in instance.jobs]
         self.n_ops = [len(job.operations) for job in instance.jobs]
@@ -249,6 +251,6 @@ def right_shift(instance: Instance, schedule: Schedule, downtimes: Downtimes) ->
                 remaining -= 1
                 progressed = True
         if not progressed:
-            raise ValueError("The schedule's machine orders contradict its jobs' orders (a cycle).")
+            raise ValueError(gettext_noop("The schedule's machine orders contradict its jobs' orders (a cycle)."))
     makespan = max((o.end for o in placed), default=0)
     return Schedule(operations=placed, downtimes=_downtimes_until(downtimes, instance.n_machines, makespan), interrupted=lost)

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from scheduling.engine.instance import Instance
+from scheduling.engine.cpsat_result import STATUS_WORDS
+from scheduling.engine.instance import Instance, gettext_noop, phrase
 from scheduling.engine.rules import RULES
 from scheduling.engine.schedule import Schedule
 
@@ -51,8 +52,10 @@ def _module(name: str, method: str) -> ModuleType:
         return importlib.import_module(path)
     except ModuleNotFoundError as e:
         if e.name == path:
-            raise MethodError(f"The method {method!r} is not available in this installation ({path} is missing).") from e
-        raise MethodError(f"The method {method!r} needs the Python package {e.name!r}, which is not installed.") from e
+            message = gettext_noop("The method '%(method)s' is not available in this installation (%(path)s is missing).")
+            raise MethodError(phrase(message, method=method, path=path)) from e
+        message = gettext_noop("The method '%(method)s' needs the Python package '%(package)s', which is not installed.")
+        raise MethodError(phrase(message, method=method, package=e.name)) from e
 
 
 def solve(
@@ -75,7 +78,8 @@ def solve(
     (extra["planned_makespan"] keeps the plan's). `progress` and `should_stop` reach Q-learning.
     """
     if method not in METHODS:
-        raise MethodError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
+        message = gettext_noop("Unknown method '%(method)s': use one of %(methods)s.")
+        raise MethodError(phrase(message, method=method, methods=", ".join(METHODS)))
     extra: dict = {}
     if method == "qlearning":
         result = _module("qlearning", method).solve(
@@ -109,7 +113,8 @@ def solve(
         )  # fmt: skip
         if schedule is None:
             schedule = hints[best_rule]
-            extra["kept"] = f"rule {best_rule} (CP-SAT found no schedule within the time limit)"
+            message = gettext_noop("rule %(rule)s (CP-SAT found no schedule within the time limit)")
+            extra["kept"] = phrase(message, rule=best_rule)
         if schedule is not None and breakdowns_seed is not None:
             simulator = _module("simulator", method)
             extra["planned_makespan"] = schedule.makespan
@@ -120,6 +125,11 @@ def solve(
             downtimes = _module("simulator", method).Downtimes(instance, breakdowns_seed)
         schedule = _module("rules", method).dispatch(instance, method, seed=seed, downtimes=downtimes)
     if schedule is None:
-        status = f" (status {extra['status']})" if extra.get("status") else ""
-        raise NoScheduleFound(f"The method {method!r} found no schedule within {time_limit:g} seconds{status}.")
+        seconds = f"{time_limit:g}"
+        if extra.get("status"):
+            message = gettext_noop("The method '%(method)s' found no schedule within %(seconds)s seconds (status %(status)s).")
+            status = STATUS_WORDS.get(extra["status"], extra["status"])
+            raise NoScheduleFound(phrase(message, method=method, seconds=seconds, status=status))
+        message = gettext_noop("The method '%(method)s' found no schedule within %(seconds)s seconds.")
+        raise NoScheduleFound(phrase(message, method=method, seconds=seconds))
     return SolveResult(schedule=schedule, method=method, extra=extra)

@@ -1,5 +1,6 @@
 """PostgreSQL restarts under a running platform: /healthz says 503 meanwhile, requests fail with
-a clear 503 and change nothing, and web, worker and dispatcher recover by themselves; the job
+a clear 503 and change nothing (a browser page too: a 503 page that says the database is
+unreachable, in the reader's language), and web, worker and dispatcher recover by themselves; the job
 that was running ends exactly once.
 
 The shared PostgreSQL is never touched: this test makes a cluster of its own (initdb, as the
@@ -41,8 +42,17 @@ from lepton.services import token_create
 d = Department.objects.create(slug="production", name="Production", max_concurrent_jobs=10)
 u = get_user_model().objects.create_user("mia-member")
 Membership.objects.create(user=u, department=d, role="member")
-print(token_create(actor=u, name="faults", scopes=["read", "write"])[1])
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+session = SessionStore()
+session.update({SESSION_KEY: str(u.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
+                HASH_SESSION_KEY: u.get_session_auth_hash()})
+session.create()
+print(token_create(actor=u, name="faults", scopes=["read", "write"])[1], session.session_key)
 """
+UNREACHABLE = "Lepton cannot reach its database right now"
+UNREACHABLE_ZH = "Lepton 目前无法连接其数据库"
 
 
 def _call(url: str, *, token: str = "", body: dict | None = None) -> tuple[int, dict]:
@@ -61,6 +71,17 @@ def _call(url: str, *, token: str = "", body: dict | None = None) -> tuple[int, 
             return exc.code, json.loads(raw)
         except ValueError:
             return exc.code, {"raw": raw[:300].decode(errors="replace")}
+
+
+def _page(url: str, *, cookies: dict) -> tuple[int, dict, str]:
+    """A browser's GET: the status, the headers and the page."""
+    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    request = urllib.request.Request(url, headers={"Cookie": cookie, "Accept": "text/html"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode(errors="replace")
 
 
 @pytest.fixture
@@ -92,7 +113,9 @@ def test_a_postgres_restart_gives_503s_meanwhile_and_the_platform_recovers_by_it
     Process("migrate", manage("migrate", "--noinput"), env).proc.wait(120)
     setup = Process("setup", manage("shell", "-c", SETUP), env)
     assert setup.proc.wait(60) == 0, setup.output()
-    token = setup.output().strip().splitlines()[-1]
+    token, session = setup.output().strip().splitlines()[-1].split()
+    browser = {"sessionid": session}
+    browser_zh = {**browser, "django_language": "zh-hans"}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     started = [web_server(port, env), Process("dispatcher", manage("run_dispatcher", "--reap-every", "0.5"), env)]
@@ -100,6 +123,8 @@ def test_a_postgres_restart_gives_503s_meanwhile_and_the_platform_recovers_by_it
         # Its beat goes to the throwaway database: /healthz there says when it is up.
         started.append(SubprocessWorker(f"pg-cpu-{RUN_ID}@test", pool="threads", concurrency=2, env=changed))
         wait_for(lambda: _call(f"{base}/healthz")[0] == 200, timeout=60, interval=0.5, what="/healthz to be 200")
+        status, _headers, html = _page(f"{base}/", cookies=browser)
+        assert status == 200 and "Production" in html, html[:2000]  # signed in: the department's home
         # A quick restart while nobody asks anything: the web processes' kept connections are dead
         # now, and the next requests must not be the ones to find out.
         for _ in range(6):
@@ -133,6 +158,12 @@ def test_a_postgres_restart_gives_503s_meanwhile_and_the_platform_recovers_by_it
             f"{base}/api/v1/jobs/", token=token, body={"kind": "tests.noop", "department": "production", "params": {}}
         )
         assert (status, body.get("error")) == (503, "unavailable"), body
+        # A signed-in person's page: the 503 page, not the generic 500 one, in the language of their cookie.
+        status, headers, html = _page(f"{base}/", cookies=browser)
+        assert (status, headers.get("Retry-After")) == (503, "30"), html[:2000]
+        assert UNREACHABLE in html and "Something went wrong" not in html
+        status, headers, html = _page(f"{base}/", cookies=browser_zh)
+        assert status == 503 and UNREACHABLE_ZH in html, html[:2000]
         time.sleep(2)  # long enough for the worker's job to hit the gap
         cluster.start()
 
@@ -141,6 +172,9 @@ def test_a_postgres_restart_gives_503s_meanwhile_and_the_platform_recovers_by_it
             status, body = _call(f"{base}/api/v1/jobs/", token=token)
             assert status == 200, body
         wait_for(lambda: _call(f"{base}/healthz")[0] == 200, timeout=60, interval=0.5, what="/healthz to be 200 again")
+        for _ in range(4):
+            status, _headers, html = _page(f"{base}/", cookies=browser)
+            assert status == 200 and "Production" in html, html[:2000]
         wait_for(
             lambda: _call(job_url, token=token)[1].get("status") in ("succeeded", "failed", "cancelled"),
             timeout=60,

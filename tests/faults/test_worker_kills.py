@@ -1,11 +1,14 @@
 """A worker SIGKILLed mid-training and mid-ingest, again and again: every job ends exactly once.
 
-Each round starts a prefork worker (its own process group), gives it a training and an ingest,
+Each round starts a prefork worker (its own process group), has it run a training and an ingest,
 waits until both are running, and kills the whole group. Ingests the reaper handed back from
 earlier rounds run (and may die) on the next round's worker too; a last worker serves what is
-left. Afterwards every job has ended once, each upload published one version,
-no run registered a model version it should not have, and the lake holds exactly the blobs
-the catalog names, each verifying.
+left. A training has two attempts (models_repo.jobkinds): the first round's training is killed
+again on its second attempt in the second round and fails with the reason; the third round's,
+killed once, is taken over by the last worker and succeeds with one clean epoch history.
+Afterwards every job has ended once, each upload published one version, the model has the one
+version of the run that succeeded, and the lake holds exactly the blobs the catalog names, each
+verifying.
 """
 
 import io
@@ -20,7 +23,7 @@ from lepton.celery import _scratch_name
 from lepton.jobs.models import Job, WorkerHeartbeat
 from lepton.models import AuditEvent
 from models_repo import services as model_services
-from models_repo.models import ModelVersion, RunStatus
+from models_repo.models import ModelVersion, RunStatus, TrainingRun
 from tests.conftest import wait_for
 from tests.faults.conftest import lake_report
 from tests.models_repo.conftest import inspections_csv
@@ -29,16 +32,14 @@ pytestmark = pytest.mark.slow
 
 ROUNDS = 3
 TERMINAL = ("succeeded", "failed", "cancelled")
-# A grid of random forests long enough (tens of seconds) to be killed while it fits.
+# A Keras network that records its epochs as it goes and trains for tens of seconds, so it is
+# killed after some epochs were recorded and a second attempt must start the history over.
 LONG_SPEC = {
     "task": "classification",
     "target": "合格",
-    "features": ["温度", "pressure", "line"],
-    "algorithms": [
-        {"name": "random_forest", "params": {"n_estimators": 300}, "search": {"max_depth": [4, 8, 12, None]}},
-    ],
-    "search": {"method": "grid", "budget": 4},
-    "cv_folds": 3,
+    "features": ["温度", "pressure"],
+    "algorithms": [{"name": "keras_mlp"}],
+    "keras": {"epochs": 60, "batch_size": 16, "units": 32, "patience": 0},
     "seed": 7,
 }
 
@@ -78,34 +79,47 @@ def test_workers_killed_mid_training_and_mid_ingest_end_every_job_exactly_once(
     assert inspections.status == "published", inspections.error_message
     sensors = datalake_services.dataset_create(actor=member, department=production, name="Sensors")
 
-    runs, uploads = [], []
+    # Round 0 starts the training that is killed twice (on both its attempts), round 2 the one killed once.
+    twice = model_services.training_start(actor=member, dataset_version=inspections, spec=LONG_SPEC, registered_model=predictor)
+    once = None
+    uploads = []
     for round_ in range(ROUNDS):
         worker = subprocess_worker_factory(f"doomed-{round_}", pool="prefork", concurrency=4, env=env)
-        run = model_services.training_start(actor=member, dataset_version=inspections, spec=LONG_SPEC, registered_model=predictor)
+        if round_ == 2:
+            once = model_services.training_start(
+                actor=member, dataset_version=inspections, spec=LONG_SPEC, registered_model=predictor
+            )
+        run = once if round_ == 2 else twice
+        attempt = 2 if round_ == 1 else 1
+
+        def training(run=run, worker=worker, attempt=attempt):
+            """The round's training runs its attempt on this worker and has recorded epochs."""
+            job = Job.objects.get(pk=run.job_id)
+            recorded = TrainingRun.objects.filter(pk=run.pk).values_list("epochs", flat=True).first()
+            mine = (job.status, job.worker, job.attempts) == ("running", worker.hostname, attempt) and job.progress >= 2
+            return mine and bool(recorded)
+
+        wait_for(training, timeout=120, what=f"round {round_}: attempt {attempt} of the training recording epochs")
         upload = datalake_services.dataset_upload(
             actor=member, dataset=sensors, stream=io.BytesIO(_sensor_csv(300_000, seed=round_)), filename=f"s{round_}.csv"
         )
-        runs.append(run)
         uploads.append(upload)
 
-        def both_running(run=run, upload=upload, worker=worker):
-            training = Job.objects.get(pk=run.job_id)
+        def both_running(training=training, upload=upload, worker=worker):
             ingest = Job.objects.get(pk=upload.job_id)
-            return (training.status == "running" and training.worker == worker.hostname and training.progress >= 2) and (
-                ingest.status == "running" and ingest.worker == worker.hostname and ingest.progress >= 10
-            )
+            return training() and (ingest.status == "running" and ingest.worker == worker.hostname and ingest.progress >= 10)
 
         wait_for(both_running, timeout=90, what=f"round {round_}: the training and the ingest running on {worker.hostname}")
         worker.kill_group()
         WorkerHeartbeat.objects.filter(hostname=worker.hostname).delete()  # a dead worker's row would just go stale
 
     subprocess_worker_factory("rescuer", pool="prefork", concurrency=2, env=env)
-    jobs = [Job.objects.get(pk=u.job_id) for u in uploads] + [Job.objects.get(pk=r.job_id) for r in runs]
+    jobs = [Job.objects.get(pk=u.job_id) for u in uploads] + [Job.objects.get(pk=r.job_id) for r in (twice, once)]
 
     def all_ended():
         return all(Job.objects.get(pk=j.pk).status in TERMINAL for j in jobs)
 
-    wait_for(all_ended, timeout=180, interval=0.5, what="every job to end")
+    wait_for(all_ended, timeout=300, interval=0.5, what="every job to end")
     model_services.runs_settle()  # the dispatcher's periodic pass (LEPTON_PERIODIC_TASKS)
 
     published = 0
@@ -128,15 +142,24 @@ def test_workers_killed_mid_training_and_mid_ingest_end_every_job_exactly_once(
     numbers = sorted(n for n in DatasetVersion.objects.filter(dataset=sensors).values_list("number", flat=True) if n)
     assert published >= 1 and numbers == list(range(1, published + 1)), "one version per upload, none half published"
 
-    for run in runs:
-        job = Job.objects.get(pk=run.job_id)
-        # A training has one attempt (models_repo.jobkinds): the reaper ends it with the reason.
-        assert (job.status, job.attempts, terminal_events(job)) == ("failed", 1, 1)
-        assert "stopped responding" in job.error_message and "No attempts left" in job.error_message
-        run.refresh_from_db()
-        assert run.status == RunStatus.FAILED and "stopped responding" in run.error_message
-        assert run.artifact_sha256 == ""
-    assert not ModelVersion.objects.filter(model=predictor).exists()
+    # Killed on both its attempts: the reaper ended it with the reason, and the run failed with it.
+    job = Job.objects.get(pk=twice.job_id)
+    kills = job.log_lines.filter(message__contains="stopped responding").count()
+    assert (job.status, job.attempts, job.max_attempts, kills, terminal_events(job)) == ("failed", 2, 2, 2, 1)
+    assert "stopped responding" in job.error_message and "No attempts left" in job.error_message
+    twice.refresh_from_db()
+    assert twice.status == RunStatus.FAILED and "stopped responding" in twice.error_message
+    assert twice.artifact_sha256 == "" and not ModelVersion.objects.filter(run=twice).exists()
+
+    # Killed once after recording epochs, then taken over by the rescuer: one run, one history, one version.
+    job = Job.objects.get(pk=once.job_id)
+    kills = job.log_lines.filter(message__contains="stopped responding").count()
+    assert (job.status, job.attempts, kills, terminal_events(job)) == ("succeeded", 2, 1, 1), job.error_message
+    once.refresh_from_db()
+    assert once.status == RunStatus.SUCCEEDED, once.error_message
+    assert [e["epoch"] for e in once.epochs] == list(range(1, LONG_SPEC["keras"]["epochs"] + 1))
+    assert AuditEvent.objects.filter(object_id=str(once.pk), action="run.succeeded").count() == 1
+    assert list(ModelVersion.objects.filter(model=predictor).values_list("run", "number")) == [(once.pk, 1)]
 
     report = lake_report(own_lake)
     assert report.clean, report

@@ -80,7 +80,7 @@ def test_cancel_action_on_a_finished_job_reports_why_and_changes_nothing(client,
     job.refresh_from_db()
     assert job.status == "succeeded"
     assert not AuditEvent.objects.filter(action="job.cancel").exists()
-    assert any("already succeeded" in m for m in _messages(response))
+    assert any("already ended (Succeeded)" in m for m in _messages(response))
 
 
 def test_requeue_action_queues_a_cancelled_job_again(client, staff, member, production):

@@ -748,7 +748,7 @@ def test_cancelling_a_finished_job_is_409_with_the_reason_and_changes_nothing(me
     client = bearer(member)
     before = counts()
     body = assert_error(client.post(f"/api/v1/jobs/{production_job.pk}/cancel/"), 409, "job_finished")
-    assert body["detail"] == "The job has already cancelled; there is nothing to cancel."
+    assert body["detail"] == "The job has already ended (Cancelled); there is nothing to cancel."
     assert counts() == before
 
 

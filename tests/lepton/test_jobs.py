@@ -404,7 +404,7 @@ def test_cancel_of_a_finished_job_is_refused_with_its_reason(member, production)
     before = (JobLogLine.objects.count(), AuditEvent.objects.count())
     with pytest.raises(Conflict) as err:
         job_cancel(actor=member, job=job)
-    assert err.value.message == "The job has already succeeded; there is nothing to cancel."
+    assert err.value.message == "The job has already ended (Succeeded); there is nothing to cancel."
     assert err.value.status == 409
     job.refresh_from_db()
     assert job.status == "succeeded"

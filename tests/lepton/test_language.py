@@ -91,3 +91,42 @@ def test_a_job_reports_its_fixed_steps_in_the_language_of_who_asked(member, owne
     asked.refresh_from_db()
     other.refresh_from_db()
     assert asked.progress_message == "正在保存模型" and other.progress_message == "Writing the model"
+
+
+def test_the_platform_writes_a_jobs_lines_and_reasons_in_the_language_of_who_asked(member, owner, production):
+    """The job's own lines (queued, started, succeeded), the dispatcher's waiting reason and the
+    reaper's verdict are written in the requester's language; another person's job in theirs."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lepton.jobs import runner
+    from lepton.jobs.dispatcher import dispatch, reap
+    from lepton.jobs.models import Job
+    from lepton.jobs.services import job_submit
+    from lepton.services import profile_set_language
+    from tests.lepton.test_jobs import _beat
+
+    profile_set_language(actor=member, language="zh-hans")
+    job = job_submit(actor=member, department=production, kind="tests.noop")
+    assert runner.run(job.pk, hostname="w1@host") == "succeeded"
+    lines = list(job.log_lines.order_by("id").values_list("message", flat=True))
+    assert lines == ["由 mia-member 加入队列，优先级 5。", "已在 w1@host 上开始（第 1 次尝试，共 3 次）。", "已成功。"], lines
+
+    waiting = job_submit(actor=member, department=production, kind="tests.gpu")
+    english = job_submit(actor=owner, department=production, kind="tests.gpu")
+    _beat(queues=["cpu"], concurrency=4)
+    dispatch()
+    waiting.refresh_from_db()
+    english.refresh_from_db()
+    assert waiting.wait_reason == "正在等待 GPU 工作节点：当前没有在线节点。"
+    assert english.wait_reason == "Waiting for a GPU worker: none is online."
+
+    old = timezone.now() - timedelta(minutes=10)
+    stale = Job.objects.create(
+        kind="tests.noop", department=production, requested_by=member, status="running", attempts=1, max_attempts=1,
+        started_at=old, heartbeat_at=old, worker="gone@host",
+    )  # fmt: skip
+    assert reap()["failed"] == [stale.pk]
+    stale.refresh_from_db()
+    assert stale.error_message.startswith("工作节点 gone@host 已停止响应") and "没有剩余尝试次数" in stale.error_message

@@ -20,7 +20,7 @@ from lepton.management.commands.compile_translations import compile_catalogue
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
-SOURCES = ["datalake", "lepton", "models_repo", "monitoring", "scheduling", "templates", "manage.py"]
+SOURCES = ["datalake", "lepton", "models_repo", "monitoring", "phrases", "scheduling", "templates", "manage.py"]
 
 needs_gettext = pytest.mark.skipif(shutil.which("msgfmt") is None, reason="GNU gettext (msgfmt) is not installed")
 

@@ -436,7 +436,7 @@ def test_cancel_of_a_finished_job_shows_the_reason_and_changes_nothing(client, m
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, progress=100)
     events = AuditEvent.objects.count()
     response = login(client, member).post(reverse("job_cancel", args=[job.pk]), follow=True)
-    assert "The job has already succeeded; there is nothing to cancel." in response.content.decode()
+    assert "The job has already ended (Succeeded); there is nothing to cancel." in response.content.decode()
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED and job.cancel_requested_at is None
     assert AuditEvent.objects.count() == events

@@ -1,5 +1,6 @@
 """Serializers of the alerting API: they validate shapes and present rows; monitoring.alerts.services checks and saves."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -63,7 +64,7 @@ class AlertRuleCreateSerializer(_RuleFields):
     def validate_department(self, slug):
         department = policy.visible_to(self.context["request"].user, Department).filter(slug=slug).first()
         if department is None:
-            raise serializers.ValidationError("No department with this slug that you belong to.")
+            raise serializers.ValidationError(_("No department with this slug that you belong to."))
         return department
 
 
