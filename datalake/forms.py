@@ -310,25 +310,36 @@ def _aggregations_text(aggregations: dict) -> str:
 
 def describe_step(step: dict) -> str:
     """One readable line for a cleaned step, e.g. "Fill missing: 温度 → median"."""
-    from django.utils.translation import gettext as t
+    # Called gettext (not an alias) so that makemessages finds these texts.
+    from django.utils.translation import gettext
 
     op = step.get("op")
     if op == "select":
-        return t("Keep columns: %(columns)s") % {"columns": _names(step.get("columns"))}
+        return gettext("Keep columns: %(columns)s") % {"columns": _names(step.get("columns"))}
     if op == "rename":
         pairs = ", ".join(f"{a} → {b}" for a, b in (step.get("columns") or {}).items())
-        return t("Rename: %(pairs)s") % {"pairs": pairs}
+        return gettext("Rename: %(pairs)s") % {"pairs": pairs}
     if op == "cast":
         pairs = ", ".join(f"{a} → {CAST_LABELS.get(b, b)}" for a, b in (step.get("columns") or {}).items())
-        return t("Change types: %(pairs)s") % {"pairs": pairs}
+        return gettext("Change types: %(pairs)s") % {"pairs": pairs}
     if op == "filter":
-        joiner = f" {t('and')} " if step.get("combine", "all") == "all" else f" {t('or')} "
-        return t("Keep rows where %(conditions)s") % {"conditions": joiner.join(_filter_text(f) for f in step.get("filters", []))}
+        joiner = f" {gettext('and')} " if step.get("combine", "all") == "all" else f" {gettext('or')} "
+        return gettext("Keep rows where %(conditions)s") % {
+            "conditions": joiner.join(_filter_text(f) for f in step.get("filters", []))
+        }
     if op in ("drop_duplicates", "drop_missing"):
         subset = step.get("subset")
         if op == "drop_duplicates":
-            return t("Drop duplicate rows (by %(columns)s)") % {"columns": _names(subset)} if subset else t("Drop duplicate rows")
-        return t("Drop rows missing %(columns)s") % {"columns": _names(subset)} if subset else t("Drop rows with missing values")
+            return (
+                gettext("Drop duplicate rows (by %(columns)s)") % {"columns": _names(subset)}
+                if subset
+                else gettext("Drop duplicate rows")
+            )
+        return (
+            gettext("Drop rows missing %(columns)s") % {"columns": _names(subset)}
+            if subset
+            else gettext("Drop rows with missing values")
+        )
     if op == "fill_missing":
         parts = []
         for name, method in (step.get("columns") or {}).items():
@@ -336,30 +347,30 @@ def describe_step(step: dict) -> str:
                 parts.append(f"{name} → {FILL_LABELS['constant']} {method.get('value')}")
             else:
                 parts.append(f"{name} → {FILL_LABELS.get(method, method)}")
-        line = t("Fill missing: %(pairs)s") % {"pairs": ", ".join(parts)}
+        line = gettext("Fill missing: %(pairs)s") % {"pairs": ", ".join(parts)}
         if step.get("order_by"):
-            line += " " + t("(ordered by %(column)s)") % {"column": step["order_by"]}
+            line += " " + gettext("(ordered by %(column)s)") % {"column": step["order_by"]}
         return line
     if op == "clip_outliers":
         if step.get("method") == "percentile":
-            how = t("percentiles %(low)s–%(high)s") % {"low": step.get("low"), "high": step.get("high")}
+            how = gettext("percentiles %(low)s–%(high)s") % {"low": step.get("low"), "high": step.get("high")}
         else:
-            how = t("IQR × %(k)s") % {"k": step.get("k", 1.5)}
-        return t("Clip outliers (%(how)s): %(columns)s") % {"how": how, "columns": _names(step.get("columns"))}
+            how = gettext("IQR × %(k)s") % {"k": step.get("k", 1.5)}
+        return gettext("Clip outliers (%(how)s): %(columns)s") % {"how": how, "columns": _names(step.get("columns"))}
     if op == "normalise":
         method = BUILDER_TEXT.get(step.get("method", "minmax"), step.get("method"))
-        return t("Normalise (%(method)s): %(columns)s") % {"method": method, "columns": _names(step.get("columns"))}
+        return gettext("Normalise (%(method)s): %(columns)s") % {"method": method, "columns": _names(step.get("columns"))}
     if op == "resample":
-        line = t("Resample %(time)s every %(interval)s: %(aggregations)s") % {
+        line = gettext("Resample %(time)s every %(interval)s: %(aggregations)s") % {
             "time": step.get("time"),
             "interval": step.get("interval"),
             "aggregations": _aggregations_text(step.get("aggregations")),
         }
         if step.get("by"):
-            line += " " + t("(per %(columns)s)") % {"columns": _names(step["by"])}
+            line += " " + gettext("(per %(columns)s)") % {"columns": _names(step["by"])}
         return line
     if op == "window":
-        return t("Rolling window of %(size)s rows ordered by %(order)s: %(aggregations)s") % {
+        return gettext("Rolling window of %(size)s rows ordered by %(order)s: %(aggregations)s") % {
             "size": step.get("size"),
             "order": step.get("order_by"),
             "aggregations": _aggregations_text(step.get("aggregations")),
@@ -367,11 +378,12 @@ def describe_step(step: dict) -> str:
     if op == "join":
         on = step.get("on")
         on_text = ", ".join(f"{a} = {b}" for a, b in on.items()) if isinstance(on, dict) else _names(on)
-        values = {"input": step.get("input"), "on": on_text, "how": step.get("how", "inner")}
-        return t("Join %(input)s on %(on)s (%(how)s)") % values
+        how = {"inner": gettext("inner"), "left": gettext("left")}.get(step.get("how", "inner"), step.get("how"))
+        values = {"input": step.get("input"), "on": on_text, "how": how}
+        return gettext("Join %(input)s on %(on)s (%(how)s)") % values
     if op == "sql":
         text = " ".join(str(step.get("sql", "")).split())
-        return t("SQL: %(sql)s") % {"sql": text if len(text) <= 80 else text[:79] + "…"}
+        return gettext("SQL: %(sql)s") % {"sql": text if len(text) <= 80 else text[:79] + "…"}
     return str(op)
 
 

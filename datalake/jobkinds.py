@@ -2,6 +2,7 @@
 
 import errno
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from lepton.jobs.registry import JobError, job_kind
@@ -29,37 +30,45 @@ def _publish(ctx, version_id, execute) -> dict:
     try:
         version = execute(version_id, progress=progress)
     except JobCancelled:
-        version_abandon(version_id, "The job was cancelled; nothing was published. Retry to ingest again.")
+        version_abandon(version_id, _("The job was cancelled; nothing was published. Retry to ingest again."))
         raise
     except JobTimedOut:
-        version_abandon(version_id, f"The job passed its time limit of {ctx.time_limit:.0f} s; nothing was published.")
+        version_abandon(
+            version_id,
+            _("The job passed its time limit of %(seconds)s s; nothing was published.") % {"seconds": f"{ctx.time_limit:.0f}"},
+        )
         raise
     except TRANSIENT_ERRORS:
         if ctx.attempt >= ctx.job.max_attempts:
-            version_abandon(version_id, "The job kept failing on a transient error; nothing was published. Retry later.")
+            version_abandon(version_id, _("The job kept failing on a transient error; nothing was published. Retry later."))
         raise
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
-            version_abandon(version_id, f"The job failed ({type(exc).__name__}: {exc}); nothing was published.")
+            version_abandon(version_id, _failed(exc))
             raise
-        message = "The worker ran out of disk space; nothing was published and the upload is kept. Retry once space is free."
+        message = _("The worker ran out of disk space; nothing was published and the upload is kept. Retry once space is free.")
         version_abandon(version_id, message)
         raise JobError(message) from exc
     except Exception as exc:
-        version_abandon(version_id, f"The job failed ({type(exc).__name__}: {exc}); nothing was published.")
+        version_abandon(version_id, _failed(exc))
         raise
     return _outcome(ctx, version)
+
+
+def _failed(exc: Exception) -> str:
+    # The job runs in the language of the person who asked (lepton.jobs.runner): the reason is stored in it.
+    return _("The job failed (%(error)s); nothing was published.") % {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _outcome(ctx, version) -> dict:
     from datalake.models import VersionStatus
 
     if version is None:  # a database import whose rows had not changed
-        ctx.log("The rows are identical to the latest version: nothing new was published.")
+        ctx.log(_("The rows are identical to the latest version: nothing new was published."))
         return {"version": None, "unchanged": True}
     if version.status == VersionStatus.FAILED:
         raise JobError(version.error_message)
-    ctx.log(f"Published {version} with {version.row_count} rows.")
+    ctx.log(_("Published %(version)s with %(rows)s rows.") % {"version": version, "rows": version.row_count})
     return {
         "version": str(version.pk),
         "number": version.number,

@@ -9,9 +9,12 @@ from phrases import Phrase
 
 def translated(value):
     """`value` in the active language when it is a Phrase (its own phrases first) or a marked plain
-    str; other values (numbers, names) as they are. A str the catalogue lacks comes back unchanged."""
+    str; other values (numbers, names) as they are. A str the catalogue lacks comes back unchanged.
+
+    Inside a Phrase only the parameters that are Phrases are translated: a plain str there is a
+    name or a value (a column called "Name" stays "Name", not the catalogue's word for it)."""
     if isinstance(value, Phrase):
-        params = {key: translated(v) for key, v in value.params.items()}
+        params = {key: translated(v) if isinstance(v, Phrase) else v for key, v in value.params.items()}
         text = gettext(value.template) if value.plural is None else ngettext(value.template, value.plural, value.n)
         try:
             return text % params if params else text

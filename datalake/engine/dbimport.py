@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import sniff
-from .errors import IngestError
+from .errors import IngestError, Phrase, gettext_noop, ngettext, phrase
 from .ingest import _clean_names, _dictionary_columns, _logical, _sha256, _with_names
 from .types import MB, ColumnInfo, IngestResult
 
@@ -70,10 +70,10 @@ PARAMS = {
 }
 HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 APPLICATION_NAME = "lepton-import"
-PORT_RANGE = "The port must be a number from 1 to 65535."
-ENCODE_HINT = "In a user name or password, write : / ? # @ as %3A %2F %3F %23 %40."
+PORT_RANGE = gettext_noop("The port must be a number from 1 to 65535.")
+ENCODE_HINT = gettext_noop("In a user name or password, write : / ? # @ as %3A %2F %3F %23 %40.")
 
-ALLOWED = "SELECT, WITH … SELECT, VALUES or TABLE"
+ALLOWED = gettext_noop("SELECT, WITH … SELECT, VALUES or TABLE")
 MAX_QUERY_CHARS = 1_000_000
 STATEMENT_STARTS = {"SELECT", "WITH", "VALUES", "TABLE"}
 # Words that write, grant or lock wherever they stand (outside strings, quoted names and
@@ -123,52 +123,71 @@ def parse_database_url(url: str) -> DatabaseUrl:
     mariadb:// equivalent; raise IngestError `bad_url` naming what is wrong (never echoing the URL,
     which may hold the password)."""
     if not isinstance(url, str) or not url.strip():
-        raise _bad_url("Enter a database URL, e.g. postgresql://user@host:5432/database.")
+        raise _bad_url(gettext_noop("Enter a database URL, e.g. postgresql://user@host:5432/database."))
     url = url.strip()
     scheme_text, sep, _ = url.partition("://")
     if not sep:
-        raise _bad_url("The URL must start with postgresql:// or mysql:// (also postgres:// or mariadb://).")
+        raise _bad_url(gettext_noop("The URL must start with postgresql:// or mysql:// (also postgres:// or mariadb://)."))
     scheme = SCHEMES.get(scheme_text.lower().split("+", 1)[0])  # postgresql+psycopg:// as SQLAlchemy writes it
     if scheme is None:
-        raise _bad_url(f"The database kind '{scheme_text}' is not supported; use postgresql:// or mysql:// (or mariadb://).")
+        raise _bad_url(
+            phrase(
+                gettext_noop("The database kind '%(kind)s' is not supported; use postgresql:// or mysql:// (or mariadb://)."),
+                kind=scheme_text,
+            )
+        )
     if "#" in url:
-        raise _bad_url("The URL must not contain '#'; in a password write it as %23.")
+        raise _bad_url(gettext_noop("The URL must not contain '#'; in a password write it as %23."))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise _bad_url(PORT_RANGE + " " + ENCODE_HINT) from None
+        raise _bad_url(phrase(gettext_noop("The port must be a number from 1 to 65535. %(hint)s"), hint=ENCODE_HINT)) from None
     host = parts.hostname or ""
     if not host:
-        raise _bad_url("The URL names no host, e.g. postgresql://user@db.example.com:5432/database.")
+        raise _bad_url(gettext_noop("The URL names no host, e.g. postgresql://user@db.example.com:5432/database."))
     if not _valid_host(host):
-        raise _bad_url(f"'{host}' is not a host name or an IP address.")
+        raise _bad_url(phrase(gettext_noop("'%(host)s' is not a host name or an IP address."), host=host))
     if port is None:
         port = DEFAULT_PORTS[scheme]
     if not 1 <= port <= 65535:
         raise _bad_url(PORT_RANGE)
     user = unquote(parts.username or "")
     if not user:
-        raise _bad_url("The URL names no user, e.g. postgresql://reader@host:5432/database.")
+        raise _bad_url(gettext_noop("The URL names no user, e.g. postgresql://reader@host:5432/database."))
     password = unquote(parts.password) if parts.password is not None else None
     database = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
     if not database:
-        raise _bad_url("The URL names no database: add it after the host, e.g. …@host:5432/production.")
+        raise _bad_url(gettext_noop("The URL names no database: add it after the host, e.g. …@host:5432/production."))
     if "/" in database:
-        raise _bad_url(f"The database name '{database}' contains '/'; the URL ends with /database.")
+        raise _bad_url(
+            phrase(gettext_noop("The database name '%(database)s' contains '/'; the URL ends with /database."), database=database)
+        )
     params: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in PARAMS[scheme]:
-            raise _bad_url(f"The URL option '{key}' is not supported here; the options allowed are: {', '.join(PARAMS[scheme])}.")
+            raise _bad_url(
+                phrase(
+                    gettext_noop("The URL option '%(option)s' is not supported here; the options allowed are: %(allowed)s."),
+                    option=key,
+                    allowed=", ".join(PARAMS[scheme]),
+                )
+            )
         if key in params:
-            raise _bad_url(f"The URL option '{key}' is given twice.")
+            raise _bad_url(phrase(gettext_noop("The URL option '%(option)s' is given twice."), option=key))
         params[key] = value
     if "sslmode" in params and params["sslmode"] not in PG_SSLMODES:
-        raise _bad_url(f"sslmode must be one of {', '.join(PG_SSLMODES)}, not '{params['sslmode']}'.")
+        raise _bad_url(
+            phrase(
+                gettext_noop("sslmode must be one of %(modes)s, not '%(mode)s'."),
+                modes=", ".join(PG_SSLMODES),
+                mode=params["sslmode"],
+            )
+        )
     if "ssl_mode" in params:
         params["ssl_mode"] = params["ssl_mode"].upper()
         if params["ssl_mode"] not in MYSQL_SSL_MODES:
-            raise _bad_url(f"ssl_mode must be one of {', '.join(MYSQL_SSL_MODES)}.")
+            raise _bad_url(phrase(gettext_noop("ssl_mode must be one of %(modes)s."), modes=", ".join(MYSQL_SSL_MODES)))
     return DatabaseUrl(scheme=scheme, host=host, port=port, database=database, user=user, password=password, params=params)
 
 
@@ -182,7 +201,7 @@ def _valid_host(host: str) -> bool:
         return bool(HOST_NAME.match(host)) and ".." not in host
 
 
-def _bad_url(message: str) -> IngestError:
+def _bad_url(message: Phrase) -> IngestError:
     return IngestError(IngestError.BAD_URL, message)
 
 
@@ -206,9 +225,12 @@ def check_select(query: str, *, dialect: str | None = None) -> str:
     `not_read_only`.
     """
     if not isinstance(query, str) or not query.strip():
-        raise IngestError(IngestError.BAD_QUERY, f"Write a query: {ALLOWED}.")
+        raise IngestError(IngestError.BAD_QUERY, phrase(gettext_noop("Write a query: %(allowed)s."), allowed=ALLOWED))
     if len(query) > MAX_QUERY_CHARS:
-        raise IngestError(IngestError.BAD_QUERY, f"The query is longer than {MAX_QUERY_CHARS:,} characters.")
+        raise IngestError(
+            IngestError.BAD_QUERY,
+            phrase(gettext_noop("The query is longer than %(limit)s characters."), limit=f"{MAX_QUERY_CHARS:,}"),
+        )
     if dialect is not None and dialect not in DEFAULT_PORTS:
         raise ValueError(f"dialect must be 'postgresql' or 'mysql', not {dialect!r}.")
     checked = [_check_one(query, d) for d in ([dialect] if dialect else ["postgresql", "mysql"])]
@@ -224,20 +246,29 @@ def _check_one(query: str, dialect: str) -> str:
             statements[-1].append(token)
     statements = [s for s in statements if s]
     if not statements:
-        raise IngestError(IngestError.BAD_QUERY, f"Write a query: {ALLOWED}.")
+        raise IngestError(IngestError.BAD_QUERY, phrase(gettext_noop("Write a query: %(allowed)s."), allowed=ALLOWED))
     if len(statements) > 1:
         raise IngestError(
             IngestError.NOT_READ_ONLY,
-            f"Only one statement can run in an import; this text holds {len(statements)}. Remove all but one.",
+            phrase(
+                gettext_noop("Only one statement can run in an import; this text holds %(count)s. Remove all but one."),
+                count=len(statements),
+            ),
         )
     statement = statements[0]
     first = next((t for t in statement if not (t.kind == "punct" and t.text == "(")), None)
     if first is None or first.kind != "word" or first.text.upper() not in STATEMENT_STARTS:
-        kind = f"{first.text.upper()} statements" if first is not None and first.kind == "word" else "Other statements"
-        raise IngestError(
-            IngestError.NOT_READ_ONLY,
-            f"An import only reads data ({ALLOWED}); {kind} cannot run here.",
-        )
+        if first is not None and first.kind == "word":
+            message = phrase(
+                gettext_noop("An import only reads data (%(allowed)s); %(word)s statements cannot run here."),
+                allowed=ALLOWED,
+                word=first.text.upper(),
+            )
+        else:
+            message = phrase(
+                gettext_noop("An import only reads data (%(allowed)s); other statements cannot run here."), allowed=ALLOWED
+            )
+        raise IngestError(IngestError.NOT_READ_ONLY, message)
     for index, token in enumerate(statement):
         if token.kind != "word":
             continue
@@ -250,20 +281,30 @@ def _check_one(query: str, dialect: str) -> str:
         if (word == "FOR" and next_word in LOCKING_AFTER_FOR) or (word == "LOCK" and next_word == "IN"):
             raise IngestError(
                 IngestError.NOT_READ_ONLY,
-                "The query locks rows (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE); an import only reads. "
-                "Remove the locking clause.",
+                gettext_noop(
+                    "The query locks rows (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE); an import only reads. "
+                    "Remove the locking clause."
+                ),
             )
         if word == "INTO":
             raise IngestError(
                 IngestError.NOT_READ_ONLY,
-                "SELECT … INTO writes the result somewhere (a table, a file or variables); an import only reads. Remove INTO.",
+                gettext_noop(
+                    "SELECT … INTO writes the result somewhere (a table, a file or variables); an import only reads. Remove INTO."
+                ),
             )
         if word == "REPLACE" and next_word != "INTO":
             continue  # the string function
         if word in WRITING_WORDS:
             raise IngestError(
                 IngestError.NOT_READ_ONLY,
-                f"The query contains {word}, which changes the database; an import only reads data ({ALLOWED}).",
+                phrase(
+                    gettext_noop(
+                        "The query contains %(word)s, which changes the database; an import only reads data (%(allowed)s)."
+                    ),
+                    word=word,
+                    allowed=ALLOWED,
+                ),
             )
     return query[statement[0].start : statement[-1].end]
 
@@ -287,7 +328,7 @@ def _tokens(sql: str, dialect: str) -> list[_Token]:
             if mysql and sql.startswith("/*!", i):
                 raise IngestError(
                     IngestError.NOT_READ_ONLY,
-                    "MySQL runs /*! … */ comments as code; remove them from the query.",
+                    gettext_noop("MySQL runs /*! … */ comments as code; remove them from the query."),
                 )
             i = _comment_end(sql, i, nested=not mysql)
         elif c == "'" or (c == '"' and mysql):
@@ -369,7 +410,10 @@ def _comment_end(sql: str, start: int, *, nested: bool) -> int:
 def _unterminated(position: int) -> IngestError:
     return IngestError(
         IngestError.BAD_QUERY,
-        f"The query has a string, quoted name or comment that is never closed (from character {position + 1}).",
+        phrase(
+            gettext_noop("The query has a string, quoted name or comment that is never closed (from character %(position)s)."),
+            position=position + 1,
+        ),
         {"position": position + 1},
     )
 
@@ -384,7 +428,7 @@ class _Column:
     # Turns a driver value into one pa.array takes; returns _UNFIT for a value the type cannot
     # hold. None: the driver's values go to pa.array as they are.
     convert: Callable[[Any], Any] | None = None
-    warning: str | None = None  # said up front, e.g. "stored as text"
+    warning: Phrase | None = None  # said up front, e.g. "stored as text"
 
 
 _UNFIT = object()
@@ -468,8 +512,13 @@ class _Deadline:
 def _timeout(timeout_s: float) -> IngestError:
     return IngestError(
         IngestError.QUERY_TIMEOUT,
-        f"The query stopped: it ran longer than the time limit of {timeout_s:g} s. "
-        "Select fewer rows or columns, or filter on an indexed column.",
+        phrase(
+            gettext_noop(
+                "The query stopped: it ran longer than the time limit of %(seconds)s s. "
+                "Select fewer rows or columns, or filter on an indexed column."
+            ),
+            seconds=f"{timeout_s:g}",
+        ),
         {"timeout_s": timeout_s},
     )
 
@@ -497,8 +546,13 @@ def _copy(source, query, tmp_path, timeout_s, max_rows, batch_rows, progress):
                     if rows > max_rows:
                         raise IngestError(
                             IngestError.TOO_MANY_ROWS,
-                            f"The query returns more than {max_rows:,} rows, the limit for one import; "
-                            "filter or aggregate in the query.",
+                            phrase(
+                                gettext_noop(
+                                    "The query returns more than %(limit)s rows, the limit for one import; "
+                                    "filter or aggregate in the query."
+                                ),
+                                limit=f"{max_rows:,}",
+                            ),
                             {"limit": max_rows},
                         )
                     out.add(_batch(chunk, specs, schema, unfit))
@@ -518,11 +572,20 @@ def _copy(source, query, tmp_path, timeout_s, max_rows, batch_rows, progress):
                 raise
             raise failure from None
     if rows == 0:
-        raise IngestError(IngestError.NO_ROWS, "The query returned no rows; a dataset version has rows.")
+        raise IngestError(IngestError.NO_ROWS, gettext_noop("The query returned no rows; a dataset version has rows."))
     for index, (count, example) in sorted(unfit.items()):
         warnings.append(
-            f"Column '{names[index]}' has {count:,} value{'s' if count != 1 else ''} that {specs[index].arrow} cannot hold "
-            f"(e.g. '{_short(example)}'); {'they are' if count != 1 else 'it is'} stored as empty (NULL)."
+            ngettext(
+                "Column '%(column)s' has %(count)s value that %(type)s cannot hold (e.g. '%(example)s'); "
+                "it is stored as empty (NULL).",
+                "Column '%(column)s' has %(count)s values that %(type)s cannot hold (e.g. '%(example)s'); "
+                "they are stored as empty (NULL).",
+                count,
+                column=names[index],
+                count=f"{count:,}",
+                type=str(specs[index].arrow),
+                example=_short(example),
+            )
         )
     columns = [
         ColumnInfo(name=n, identifier=i, type=str(f.type), logical=_logical(f.type, None))
@@ -539,7 +602,7 @@ def _names(raw: list[str]) -> tuple[list[str], list[str]]:
             raise
         raise IngestError(
             error.code,
-            error.message + ". Give each column its own name with AS.",
+            phrase(gettext_noop("%(error)s. Give each column its own name with AS."), error=error.message),
             error.details,
         ) from None
 
@@ -672,23 +735,94 @@ class _Source:
     def close(self) -> None:
         raise NotImplementedError
 
-    def scrub(self, text: str) -> str:
-        """`text` with the password masked, in case a driver or server ever quotes it."""
+    def scrub(self, text):
+        """`text` with the password masked, in case a driver or server ever quotes it (a Phrase: in its parameters)."""
+        if isinstance(text, Phrase):
+            return Phrase(
+                text.template,
+                text.plural,
+                text.n,
+                **{k: self.scrub(v) if isinstance(v, str) else v for k, v in text.params.items() if k != "n"},
+            )
         text = " ".join(str(text).split())
         if self.url.password:
             text = text.replace(self.url.password, "***")
         return text[:1000]
 
-    def _connect_failed(self, reason: str) -> IngestError:
+    def _connect_failed(self, reason: Phrase) -> IngestError:
         return IngestError(IngestError.CONNECT_FAILED, self.scrub(reason), {"host": self.url.host, "port": self.url.port})
 
-    def _query_failed(self, message: str) -> IngestError:
-        return IngestError(IngestError.QUERY_FAILED, "The database refused the query: " + self.scrub(message))
+    def _query_failed(self, message) -> IngestError:
+        return IngestError(
+            IngestError.QUERY_FAILED,
+            phrase(gettext_noop("The database refused the query: %(reason)s"), reason=self.scrub(message)),
+        )
 
     def _write_refused(self, message: str) -> IngestError:
         return IngestError(
             IngestError.NOT_READ_ONLY,
-            "The query tried to change the database, and an import only reads: " + self.scrub(message),
+            phrase(
+                gettext_noop("The query tried to change the database, and an import only reads: %(reason)s"),
+                reason=self.scrub(message),
+            ),
+        )
+
+    def _connection_lost(self, reason: str) -> IngestError:
+        return self._query_failed(
+            phrase(gettext_noop("the connection to %(server)s was lost (%(reason)s)"), server=self.where, reason=reason)
+        )
+
+    # Connection refusals both drivers word alike.
+
+    def _no_answer(self, seconds: float) -> IngestError:
+        return self._connect_failed(
+            phrase(
+                gettext_noop(
+                    "The database server at %(server)s did not answer within %(seconds)s s. "
+                    "Check the host and port, and that the server accepts connections from Lepton."
+                ),
+                server=self.where,
+                seconds=f"{seconds:g}",
+            )
+        )
+
+    def _unreachable(self, reason: str) -> IngestError:
+        return self._connect_failed(
+            phrase(
+                gettext_noop(
+                    "Could not reach the database server at %(server)s (%(reason)s). "
+                    "Check the host and port, and that the server accepts connections from Lepton."
+                ),
+                server=self.where,
+                reason=reason,
+            )
+        )
+
+    def _user_refused(self) -> IngestError:
+        return self._connect_failed(
+            phrase(
+                gettext_noop("The database server at %(server)s refused the user '%(user)s': wrong password, or no such user."),
+                server=self.where,
+                user=self.url.user,
+            )
+        )
+
+    def _no_database(self) -> IngestError:
+        return self._connect_failed(
+            phrase(
+                gettext_noop("The database server at %(server)s has no database '%(database)s'."),
+                server=self.where,
+                database=self.url.database,
+            )
+        )
+
+    def _cannot_connect(self, reason) -> IngestError:
+        return self._connect_failed(
+            phrase(
+                gettext_noop("Could not connect to the database server at %(server)s: %(reason)s"),
+                server=self.where,
+                reason=reason,
+            )
         )
 
 
@@ -746,7 +880,9 @@ class _PgSource(_Source):
         except psycopg.OperationalError as error:
             raise self._classify_connect(error, connect_timeout_s) from None
         except psycopg.Error as error:
-            raise self._connect_failed(f"Could not connect to {self.where}: {error}") from None
+            raise self._connect_failed(
+                phrase(gettext_noop("Could not connect to %(server)s: %(reason)s"), server=self.where, reason=str(error))
+            ) from None
         for info in self.conn.adapters.types:
             for oid in (info.oid, getattr(info, "array_oid", 0)):
                 if oid and oid not in PG_TYPES and oid != PG_NUMERIC:
@@ -755,26 +891,23 @@ class _PgSource(_Source):
 
     def _classify_connect(self, error: Exception, connect_timeout_s: float) -> IngestError:
         text = str(error)
-        url = self.url
         if "timeout expired" in text:
-            return self._connect_failed(
-                f"The database server at {self.where} did not answer within {connect_timeout_s:g} s. "
-                "Check the host and port, and that the server accepts connections from Lepton."
-            )
+            return self._no_answer(connect_timeout_s)
         if "password authentication failed" in text or ("role" in text and "does not exist" in text):
-            return self._connect_failed(
-                f"The database server at {self.where} refused the user '{url.user}': wrong password, or no such user."
-            )
+            return self._user_refused()
         if "database" in text and "does not exist" in text:
-            return self._connect_failed(f"The database server at {self.where} has no database '{url.database}'.")
+            return self._no_database()
         if "no pg_hba.conf entry" in text or "authentication" in text:
-            return self._connect_failed(f"The database server at {self.where} refused the login: {_pg_reason(text)}")
-        if "Connection refused" in text or "could not translate host name" in text or "No route" in text:
             return self._connect_failed(
-                f"Could not reach the database server at {self.where} ({_pg_reason(text)}). "
-                "Check the host and port, and that the server accepts connections from Lepton."
+                phrase(
+                    gettext_noop("The database server at %(server)s refused the login: %(reason)s"),
+                    server=self.where,
+                    reason=_pg_reason(text),
+                )
             )
-        return self._connect_failed(f"Could not connect to the database server at {self.where}: {_pg_reason(text)}")
+        if "Connection refused" in text or "could not translate host name" in text or "No route" in text:
+            return self._unreachable(_pg_reason(text))
+        return self._cannot_connect(_pg_reason(text))
 
     def execute(self, query: str, timeout_s: float) -> list[_Column]:
         conn = self.conn
@@ -803,17 +936,29 @@ class _PgSource(_Source):
         if oid == PG_NUMERIC:
             if column.precision is not None and column.precision <= 38:
                 return _Column(column.name, pa.decimal128(column.precision, column.scale or 0))
-            why = "has no fixed precision" if column.precision is None else f"has {column.precision} digits (more than 38)"
+            if column.precision is None:
+                why = gettext_noop(
+                    "Column '%(column)s' is numeric and has no fixed precision; it is stored as text. "
+                    "Cast it in the query (e.g. ::numeric(18,4)) to store it as a decimal."
+                )
+            else:
+                why = gettext_noop(
+                    "Column '%(column)s' is numeric and has %(digits)s digits (more than 38); it is stored as text. "
+                    "Cast it in the query (e.g. ::numeric(18,4)) to store it as a decimal."
+                )
             return _Column(
                 column.name,
                 pa.string(),
                 convert=str,
-                warning=f"Column '{column.name}' is numeric and {why}; it is stored as text. "
-                "Cast it in the query (e.g. ::numeric(18,4)) to store it as a decimal.",
+                warning=phrase(why, column=column.name, digits=column.precision),
             )
         note = None
         if oid not in PG_TEXT_ANYWAY:
-            note = f"Column '{column.name}' (type {type_names.get(oid, oid)}) is stored as text."
+            note = phrase(
+                gettext_noop("Column '%(column)s' (type %(type)s) is stored as text."),
+                column=column.name,
+                type=type_names.get(oid, oid),
+            )
         return _Column(column.name, pa.string(), warning=note)
 
     def fetch(self, n: int):
@@ -835,9 +980,9 @@ class _PgSource(_Source):
         if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
             return self._write_refused(message)
         if isinstance(error, psycopg.DataError) and error.sqlstate is None:
-            return self._query_failed(f"a value could not be read ({message})")
+            return self._query_failed(phrase(gettext_noop("a value could not be read (%(error)s)"), error=message))
         if isinstance(error, psycopg.OperationalError) and error.sqlstate is None:
-            return self._query_failed(f"the connection to {self.where} was lost ({message})")
+            return self._connection_lost(message)
         hint = diag.message_hint if diag is not None else None
         return self._query_failed(message + (f" ({hint})" if hint else ""))
 
@@ -858,7 +1003,7 @@ def _pg_reason(text: str) -> str:
 
 
 def _no_columns() -> IngestError:
-    return IngestError(IngestError.NO_COLUMNS, "The statement returns no columns; select at least one column.")
+    return IngestError(IngestError.NO_COLUMNS, gettext_noop("The statement returns no columns; select at least one column."))
 
 
 # PyMySQL field type codes (pymysql.constants.FIELD_TYPE).
@@ -921,7 +1066,7 @@ class _MySource(_Source):
         except pymysql.MySQLError as error:
             raise self._classify_connect(error, connect_timeout_s) from None
         except (OSError, ssl.SSLError) as error:
-            raise self._connect_failed(f"Could not connect to the database server at {self.where}: {error}") from None
+            raise self._cannot_connect(str(error)) from None
         # The read timeout is only a backstop once connected (the deadline interrupts first);
         # PyMySQL has no public setter and applies this attribute on its next read.
         self.conn._read_timeout = timeout_s + connect_timeout_s + 5
@@ -948,25 +1093,30 @@ class _MySource(_Source):
         text = error.args[1] if len(error.args) > 1 else str(error)
         url = self.url
         if code == 1045:
-            return self._connect_failed(
-                f"The database server at {self.where} refused the user '{url.user}': wrong password, or no such user."
-            )
+            return self._user_refused()
         if code == 1049:
-            return self._connect_failed(f"The database server at {self.where} has no database '{url.database}'.")
+            return self._no_database()
         if code == 1044:
-            return self._connect_failed(f"The user '{url.user}' may not use the database '{url.database}' at {self.where}.")
-        if code == 2013 or "timed out" in str(text):
             return self._connect_failed(
-                f"The database server at {self.where} did not answer within {connect_timeout_s:g} s. "
-                "Check the host and port, and that the server accepts connections from Lepton."
+                phrase(
+                    gettext_noop("The user '%(user)s' may not use the database '%(database)s' at %(server)s."),
+                    user=url.user,
+                    database=url.database,
+                    server=self.where,
+                )
             )
+        if code == 2013 or "timed out" in str(text):
+            return self._no_answer(connect_timeout_s)
         if code == 2003:
             reason = re.sub(r"^Can't connect to MySQL server on '[^']*' ?", "", str(text)).strip(" ()")
-            return self._connect_failed(
-                f"Could not reach the database server at {self.where} ({reason}). "
-                "Check the host and port, and that the server accepts connections from Lepton."
+            return self._unreachable(reason)
+        return self._connect_failed(
+            phrase(
+                gettext_noop("The database server at %(server)s refused the connection: %(reason)s"),
+                server=self.where,
+                reason=str(text),
             )
-        return self._connect_failed(f"The database server at {self.where} refused the connection: {text}")
+        )
 
     def execute(self, query: str, timeout_s: float) -> list[_Column]:
         import pymysql.cursors
@@ -1002,7 +1152,11 @@ class _MySource(_Source):
                 name,
                 pa.string(),
                 convert=str,
-                warning=f"Column '{name}' is a decimal with {precision} digits (more than 38); it is stored as text.",
+                warning=phrase(
+                    gettext_noop("Column '%(column)s' is a decimal with %(digits)s digits (more than 38); it is stored as text."),
+                    column=name,
+                    digits=precision,
+                ),
             )
         if code == 4:
             return _Column(name, pa.float32())
@@ -1021,14 +1175,22 @@ class _MySource(_Source):
                 return _Column(name, pa.bool_(), convert=_my_bool)
             return _Column(name, pa.uint64(), convert=_my_bits)
         if code == 255:
-            return _Column(name, pa.binary(), warning=f"Column '{name}' is a geometry; it is stored as binary (WKB).")
+            return _Column(
+                name,
+                pa.binary(),
+                warning=phrase(gettext_noop("Column '%(column)s' is a geometry; it is stored as binary (WKB)."), column=name),
+            )
         if code in MY_TEXTUAL:
             if f.charsetnr == MY_BINARY_CHARSET and code != 245:
                 return _Column(name, pa.binary())
             return _Column(name, pa.string())
         if code == 6:  # SELECT NULL
             return _Column(name, pa.string())
-        return _Column(name, pa.string(), warning=f"Column '{name}' (MySQL type {code}) is stored as text.")
+        return _Column(
+            name,
+            pa.string(),
+            warning=phrase(gettext_noop("Column '%(column)s' (MySQL type %(code)s) is stored as text."), column=name, code=code),
+        )
 
     def fetch(self, n: int):
         return self.cursor.fetchmany(n)
@@ -1052,7 +1214,7 @@ class _MySource(_Source):
         if code in MY_READ_ONLY_ERRORS:
             return self._write_refused(text)
         if code in (2006, 2013, 2014):
-            return self._query_failed(f"the connection to {self.where} was lost ({text})")
+            return self._connection_lost(text)
         return self._query_failed(text)
 
     def close(self) -> None:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# The engine's modules import the markers from here (phrases: the words every engine shares).
+# A message is a phrases.Phrase: English as a str, translated where a person reads it
+# (lepton.i18n.translated in datalake.services and the views).
+from phrases import Phrase, gettext_noop, phrase  # noqa: F401
+
 
 class IngestError(Exception):
     """Bad input: nothing was written at the destination."""
@@ -46,7 +51,7 @@ class IngestError(Exception):
     BAD_LABELS = "bad_labels"
     TOO_MANY_FILES = "too_many_files"
 
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None):
+    def __init__(self, code: str, message: Phrase | str, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -54,3 +59,16 @@ class IngestError(Exception):
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
+
+
+def joined(items: list, separator: str = "; ") -> Phrase:
+    """`items` (Phrases or plain values) joined by `separator`, each put in the reader's language
+    where it is read: a template of placeholders only, which the catalogue does not need."""
+    params = {f"item{i}": item for i, item in enumerate(items)}
+    return Phrase(separator.join(f"%({key})s" for key in params), **params)
+
+
+def ngettext(singular: str, plural: str, n: int, /, **params) -> Phrase:
+    """phrases.ngettext that also takes the other parameters of the text, e.g.
+    ngettext("%(count)s row of %(file)s", "%(count)s rows of %(file)s", n, count=f"{n:,}", file=name)."""
+    return Phrase(singular, plural, n, **params)

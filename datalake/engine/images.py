@@ -58,7 +58,7 @@ import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
 from . import sniff
-from .errors import IngestError
+from .errors import IngestError, gettext_noop, joined, ngettext, phrase
 from .ingest import _sha256, _too_large
 from .types import GB, MB, ColumnInfo
 
@@ -214,11 +214,13 @@ def _open_zip(path: str) -> zipfile.ZipFile:
     with open(path, "rb") as f:
         head = f.read(4)
     if not head.startswith(b"PK"):
-        raise IngestError(IngestError.ARCHIVE, "The file is not a zip archive; upload the images as one .zip file.")
+        raise IngestError(IngestError.ARCHIVE, gettext_noop("The file is not a zip archive; upload the images as one .zip file."))
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise IngestError(IngestError.ARCHIVE, f"The zip file is damaged and cannot be opened ({e}).") from None
+        raise IngestError(
+            IngestError.ARCHIVE, phrase(gettext_noop("The zip file is damaged and cannot be opened (%(error)s)."), error=str(e))
+        ) from None
 
 
 def _member_name(info: zipfile.ZipInfo) -> str:
@@ -258,13 +260,13 @@ def _list_members(archive: zipfile.ZipFile, options: ImageOptions) -> list[_Memb
         if not path or _ignored(path):
             continue
         if info.flag_bits & ENCRYPTED_FLAG:
-            raise IngestError(IngestError.ARCHIVE, "The zip is password-protected; upload it without a password.")
+            raise IngestError(IngestError.ARCHIVE, gettext_noop("The zip is password-protected; upload it without a password."))
         declared += info.file_size
         member = _Member(info=info, path=path, parts=tuple(path.split("/")))
         if unsafe:
-            member.problem = "its path climbs out of the zip with '..'"
+            member.problem = gettext_noop("its path climbs out of the zip with '..'")
         elif path in seen:
-            member.problem = "appears twice in the zip"
+            member.problem = gettext_noop("appears twice in the zip")
         seen.add(path)
         members.append(member)
     if declared > options.max_decompressed_bytes:
@@ -284,14 +286,20 @@ def _read_member(archive: zipfile.ZipFile, member: _Member) -> bytes | str:
         with archive.open(probe) as f:
             data = f.read(declared + 1)
     except NotImplementedError as e:
-        return f"compressed with a method that is not supported ({e})"
+        return phrase(gettext_noop("compressed with a method that is not supported (%(error)s)"), error=str(e))
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
-        return f"damaged inside the zip ({e})"
+        return phrase(gettext_noop("damaged inside the zip (%(error)s)"), error=str(e))
     if len(data) > declared:
         raise IngestError(
             IngestError.TOO_LARGE,
-            f"'{member.path}' expands beyond the {declared:,} bytes the zip declares for it; the archive is damaged "
-            "or built to exhaust memory (a zip bomb).",
+            phrase(
+                gettext_noop(
+                    "'%(path)s' expands beyond the %(declared)s bytes the zip declares for it; the archive is damaged "
+                    "or built to exhaust memory (a zip bomb)."
+                ),
+                path=member.path,
+                declared=f"{declared:,}",
+            ),
             {"path": member.path, "declared": declared},
         )
     return data
@@ -303,17 +311,27 @@ def _read_member(archive: zipfile.ZipFile, member: _Member) -> bytes | str:
 def _plan(archive: zipfile.ZipFile, members: list[_Member], options: ImageOptions) -> _Plan:
     if not any(m.ext in IMAGE_EXTENSIONS for m in members):
         others = sorted({m.ext for m in members if m.ext in OTHER_IMAGE_EXTENSIONS})
-        also = f" (it has {', '.join(others)} files; convert them)" if others else ""
-        raise IngestError(IngestError.NO_IMAGES, f"The zip holds no PNG, JPEG or BMP images{also}.")
+        if others:
+            message = phrase(
+                gettext_noop("The zip holds no PNG, JPEG or BMP images (it has %(kinds)s files; convert them)."),
+                kinds=", ".join(others),
+            )
+        else:
+            message = gettext_noop("The zip holds no PNG, JPEG or BMP images.")
+        raise IngestError(IngestError.NO_IMAGES, message)
     labels_member = _labels_member(members, options)
     readable = [m for m in members if m is not labels_member]
     if len(readable) > options.max_files:
         raise IngestError(
             IngestError.TOO_MANY_FILES,
-            f"The zip holds {len(readable):,} files; at most {options.max_files:,} are allowed in one upload. Split it.",
+            phrase(
+                gettext_noop("The zip holds %(files)s files; at most %(limit)s are allowed in one upload. Split it."),
+                files=f"{len(readable):,}",
+                limit=f"{options.max_files:,}",
+            ),
             {"files": len(readable), "limit": options.max_files},
         )
-    warnings_: list[str] = []
+    warnings_: list = []
     if labels_member is None:
         _folder_labels(readable, warnings_, strict=True)
         plan = _Plan("folders", readable, [], warnings_)
@@ -328,7 +346,13 @@ def _plan(archive: zipfile.ZipFile, members: list[_Member], options: ImageOption
             if len({m.label for m in readable if m.label is not None}) < 2:
                 raise refusal.error from None
             warnings_.insert(
-                0, f"'{labels_member.path}' has no path and label columns, so it was ignored; the class folders give the labels."
+                0,
+                phrase(
+                    gettext_noop(
+                        "'%(file)s' has no path and label columns, so it was ignored; the class folders give the labels."
+                    ),
+                    file=labels_member.path,
+                ),
             )
             plan = _Plan("folders", readable, [], warnings_)
     labels = sorted({m.label for m in plan.members if m.label is not None and m.problem is None})
@@ -343,10 +367,14 @@ def _labels_member(members: list[_Member], options: ImageOptions) -> _Member | N
         wanted, _ = _normalise(options.labels_file)
         found = [m for m in csvs if m.path == wanted] or [m for m in csvs if m.parts[-1] == wanted]
         if len(found) != 1:
-            listed = ", ".join(m.path for m in csvs[:10]) or "none"
+            listed = ", ".join(m.path for m in csvs[:10]) or gettext_noop("none")
             raise IngestError(
                 IngestError.BAD_LABELS,
-                f"The zip has no single labels file '{options.labels_file}'; its CSV files are: {listed}.",
+                phrase(
+                    gettext_noop("The zip has no single labels file '%(file)s'; its CSV files are: %(files)s."),
+                    file=options.labels_file,
+                    files=listed,
+                ),
                 {"csv_files": [m.path for m in csvs]},
             )
         return found[0]
@@ -359,8 +387,12 @@ def _labels_member(members: list[_Member], options: ImageOptions) -> _Member | N
     if len(top) > 1:
         raise IngestError(
             IngestError.BAD_LABELS,
-            "The zip has several CSV files at the top (" + ", ".join(m.path for m in top[:10]) + "); "
-            "name the labels file, or keep only labels.csv.",
+            phrase(
+                gettext_noop(
+                    "The zip has several CSV files at the top (%(files)s); name the labels file, or keep only labels.csv."
+                ),
+                files=", ".join(m.path for m in top[:10]),
+            ),
             {"csv_files": [m.path for m in top]},
         )
     return top[0] if top else None
@@ -384,22 +416,32 @@ def _folder_labels(members: list[_Member], warnings_: list[str], strict: bool) -
     for m in members:
         rel = m.parts[len(root) :] if m.parts[: len(root)] == root else ()
         if len(rel) < 2:
-            m.problem = m.problem or "not in a class folder"
+            m.problem = m.problem or gettext_noop("not in a class folder")
             continue
         m.label = rel[0]
         nested += len(rel) > 2 and m.ext in image_like
     if strict and not any(m.label is not None for m in members if m.ext in image_like):
         raise IngestError(
             IngestError.NO_LABELS,
-            "The images are not sorted into class folders and the zip has no labels file. Put each class in its own "
-            "folder (ok/1.png, scratch/2.png, ...) or add labels.csv with the columns path,label.",
+            gettext_noop(
+                "The images are not sorted into class folders and the zip has no labels file. Put each class in its own "
+                "folder (ok/1.png, scratch/2.png, ...) or add labels.csv with the columns path,label."
+            ),
         )
     if root:
-        warnings_.append(f"Everything is inside '{'/'.join(root)}/'; the class is the folder below it.")
+        warnings_.append(
+            phrase(gettext_noop("Everything is inside '%(folder)s/'; the class is the folder below it."), folder="/".join(root))
+        )
     if nested:
         warnings_.append(
-            f"{nested:,} images are in subfolders of their class folder; the class is the first folder "
-            f"below the top (e.g. '{'/'.join(root + ('ok', 'batch1', '1.png'))}' is class 'ok')."
+            phrase(
+                gettext_noop(
+                    "%(count)s images are in subfolders of their class folder; the class is the first folder "
+                    "below the top (e.g. '%(example)s' is class 'ok')."
+                ),
+                count=f"{nested:,}",
+                example="/".join(root + ("ok", "batch1", "1.png")),
+            )
         )
 
 
@@ -414,7 +456,10 @@ def _decode_labels(data: bytes, name: str) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise IngestError(IngestError.BAD_LABELS, f"'{name}' is neither UTF-8 nor GB18030 (GBK) text; save it as UTF-8 CSV.")
+    raise IngestError(
+        IngestError.BAD_LABELS,
+        phrase(gettext_noop("'%(file)s' is neither UTF-8 nor GB18030 (GBK) text; save it as UTF-8 CSV."), file=name),
+    )
 
 
 def _find_column(header: list[str], names: tuple[str, ...]) -> int | None:
@@ -429,10 +474,15 @@ def _csv_labels(archive: zipfile.ZipFile, labels: _Member, members: list[_Member
     """Label `members` from the labels CSV; return its rows naming files the zip lacks (as bad files)."""
     name = labels.path
     if labels.info.file_size > MAX_LABELS_BYTES:
-        raise IngestError(IngestError.BAD_LABELS, f"'{name}' is larger than {MAX_LABELS_BYTES:,} bytes.")
+        raise IngestError(
+            IngestError.BAD_LABELS,
+            phrase(gettext_noop("'%(file)s' is larger than %(limit)s bytes."), file=name, limit=f"{MAX_LABELS_BYTES:,}"),
+        )
     data = _read_member(archive, labels)
     if isinstance(data, str):
-        raise IngestError(IngestError.BAD_LABELS, f"'{name}' cannot be read: {data}.")
+        raise IngestError(
+            IngestError.BAD_LABELS, phrase(gettext_noop("'%(file)s' cannot be read: %(reason)s."), file=name, reason=data)
+        )
     text = _decode_labels(data, name)
     del data
     try:
@@ -443,8 +493,14 @@ def _csv_labels(archive: zipfile.ZipFile, labels: _Member, members: list[_Member
             raise _NoColumns(
                 IngestError(
                     IngestError.BAD_LABELS,
-                    f"'{name}' needs a column naming the image (path, file, filename, image, 文件名, 路径) and one "
-                    f"naming its class (label, class, 标签, 类别); its header is: {', '.join(header) or '(empty)'}.",
+                    phrase(
+                        gettext_noop(
+                            "'%(file)s' needs a column naming the image (path, file, filename, image, 文件名, 路径) and one "
+                            "naming its class (label, class, 标签, 类别); its header is: %(header)s."
+                        ),
+                        file=name,
+                        header=", ".join(header) or gettext_noop("(empty)"),
+                    ),
                     {"header": header},
                 )
             )
@@ -460,7 +516,12 @@ def _csv_labels(archive: zipfile.ZipFile, labels: _Member, members: list[_Member
             label = row[label_col].strip() if label_col < len(row) else ""
             key, _ = _normalise(raw)
             if not key:
-                missing.append({"path": f"{name} line {line}", "reason": "the row names no file"})
+                missing.append(
+                    {
+                        "path": phrase(gettext_noop("%(file)s line %(line)s"), file=name, line=line),
+                        "reason": gettext_noop("the row names no file"),
+                    }
+                )
                 continue
             member = by_path.get(key) or (by_path.get(f"{folder}/{key}") if folder else None)
             if member is None:
@@ -472,32 +533,50 @@ def _csv_labels(archive: zipfile.ZipFile, labels: _Member, members: list[_Member
                 if len(found) == 1:
                     member, by_name = found[0], by_name + 1
             if member is None:
-                missing.append({"path": key, "reason": f"listed in {name} (line {line}) but not in the zip"})
+                reason = phrase(gettext_noop("listed in %(file)s (line %(line)s) but not in the zip"), file=name, line=line)
+                missing.append({"path": key, "reason": reason})
             elif not label:
-                member.problem = f"has no label in {name} (line {line})"
+                member.problem = phrase(gettext_noop("has no label in %(file)s (line %(line)s)"), file=name, line=line)
             elif member.label is not None and member.label != label:
-                member.problem = f"has two labels in {name} ('{member.label}' and '{label}')"
+                member.problem = phrase(
+                    gettext_noop("has two labels in %(file)s ('%(first)s' and '%(second)s')"),
+                    file=name,
+                    first=member.label,
+                    second=label,
+                )
             else:
                 member.label = label
     except csv.Error as e:
-        raise IngestError(IngestError.BAD_LABELS, f"'{name}' cannot be read as CSV ({e}).") from None
+        raise IngestError(
+            IngestError.BAD_LABELS, phrase(gettext_noop("'%(file)s' cannot be read as CSV (%(error)s)."), file=name, error=str(e))
+        ) from None
     for m in members:
         if m.label is None and m.problem is None:
-            m.problem = f"not listed in {name}"
+            m.problem = phrase(gettext_noop("not listed in %(file)s"), file=name)
     if by_name:
-        warnings_.append(f"{by_name:,} rows of {name} name a file without its folder; they were matched by file name.")
+        warnings_.append(
+            phrase(
+                gettext_noop("%(count)s rows of %(file)s name a file without its folder; they were matched by file name."),
+                count=f"{by_name:,}",
+                file=name,
+            )
+        )
     return missing
 
 
 def _single_class(label: str, layout: str) -> IngestError:
     how = (
-        "put each class in its own folder (ok/..., scratch/...)"
+        gettext_noop("put each class in its own folder (ok/..., scratch/...)")
         if layout == "folders"
-        else "give the images their classes in the labels file"
+        else gettext_noop("give the images their classes in the labels file")
     )
     return IngestError(
         IngestError.SINGLE_CLASS,
-        f"Every image has the class '{label}'; a classifier needs two or more classes: {how}.",
+        phrase(
+            gettext_noop("Every image has the class '%(label)s'; a classifier needs two or more classes: %(how)s."),
+            label=label,
+            how=how,
+        ),
         {"label": label},
     )
 
@@ -512,22 +591,29 @@ def _decode(data: bytes, options: ImageOptions) -> Image.Image | str:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
                 if probe.format not in ACCEPTED_FORMATS:
-                    return f"unsupported format {probe.format}"
+                    return phrase(gettext_noop("unsupported format %(format)s"), format=probe.format)
                 width, height = probe.size
                 if width * height > options.max_pixels:
-                    return f"{width}x{height} is {width * height:,} pixels, more than the limit of {options.max_pixels:,}"
+                    return phrase(
+                        gettext_noop("%(size)s is %(pixels)s pixels, more than the limit of %(limit)s"),
+                        size=f"{width}x{height}",
+                        pixels=f"{width * height:,}",
+                        limit=f"{options.max_pixels:,}",
+                    )
                 probe.verify()  # PNG chunk checksums; does not decode, so load() below catches truncation
             image = Image.open(io.BytesIO(data))
             image.load()
             return image
     except Image.DecompressionBombError:
-        return f"more pixels than the limit of {options.max_pixels:,} (a decompression bomb)"
+        return phrase(
+            gettext_noop("more pixels than the limit of %(limit)s (a decompression bomb)"), limit=f"{options.max_pixels:,}"
+        )
     except UnidentifiedImageError:
-        return "not an image (PNG, JPEG or BMP)"
+        return gettext_noop("not an image (PNG, JPEG or BMP)")
     except MemoryError:
         raise
     except Exception as e:  # Pillow raises many types on damaged data (OSError, SyntaxError, ValueError, ...)
-        return f"damaged or truncated image ({e})"
+        return phrase(gettext_noop("damaged or truncated image (%(error)s)"), error=str(e))
 
 
 def _displayable(image: Image.Image, px: int) -> Image.Image:
@@ -605,14 +691,18 @@ def _ingest(archive: zipfile.ZipFile, plan: _Plan, tmp: str, put_blob: Callable[
             reason: str | None = None
             image: Image.Image | None = None
             if member.info.file_size > options.max_image_bytes:
-                reason = f"{member.info.file_size:,} bytes, more than the limit of {options.max_image_bytes:,}"
+                reason = phrase(
+                    gettext_noop("%(size)s bytes, more than the limit of %(limit)s"),
+                    size=f"{member.info.file_size:,}",
+                    limit=f"{options.max_image_bytes:,}",
+                )
             else:
                 data = _read_member(archive, member)
                 decoded = data if isinstance(data, str) else _decode(data, options)
                 if isinstance(decoded, str):
                     reason = decoded
-                    if decoded.startswith("unsupported format "):
-                        unsupported[decoded.removeprefix("unsupported format ")] += 1
+                    if getattr(decoded, "template", None) == "unsupported format %(format)s":
+                        unsupported[decoded.params["format"]] += 1
                 else:
                     image = decoded
                     reason = member.problem
@@ -646,24 +736,44 @@ def _ingest(archive: zipfile.ZipFile, plan: _Plan, tmp: str, put_blob: Callable[
         writer.close()
 
     if bad_count and not skip:
-        named = "; ".join(f"{b['path']} ({b['reason']})" for b in bad[:FILES_IN_MESSAGE])
-        more = f" and {bad_count - FILES_IN_MESSAGE:,} more" if bad_count > FILES_IN_MESSAGE else ""
+        named = joined(
+            [phrase(gettext_noop("%(path)s (%(reason)s)"), path=b["path"], reason=b["reason"]) for b in bad[:FILES_IN_MESSAGE]]
+        )
+        if bad_count > FILES_IN_MESSAGE:
+            named = phrase(gettext_noop("%(files)s and %(more)s more"), files=named, more=f"{bad_count - FILES_IN_MESSAGE:,}")
         raise IngestError(
             IngestError.BAD_IMAGES,
-            f"{bad_count:,} file(s) in the zip cannot be used: {named}{more}. Fix or remove them, or choose to skip bad files.",
+            ngettext(
+                "%(count)s file in the zip cannot be used: %(files)s. Fix or remove it, or choose to skip bad files.",
+                "%(count)s files in the zip cannot be used: %(files)s. Fix or remove them, or choose to skip bad files.",
+                bad_count,
+                count=f"{bad_count:,}",
+                files=named,
+            ),
             {"files": bad[:FILES_IN_ERROR], "count": bad_count},
         )
     if rows == 0:
-        raise IngestError(IngestError.NO_IMAGES, f"None of the {bad_count:,} files in the zip is a usable, labelled image.")
+        raise IngestError(
+            IngestError.NO_IMAGES,
+            phrase(gettext_noop("None of the %(count)s files in the zip is a usable, labelled image."), count=f"{bad_count:,}"),
+        )
     if len(classes) < 2:
         raise _single_class(next(iter(classes)), plan.layout)
 
     warnings_ = list(plan.warnings)
     if unsupported:
         kinds = ", ".join(sorted(unsupported))
-        warnings_.append(f"{sum(unsupported.values()):,} {kinds} images were found; only PNG, JPEG and BMP are accepted.")
+        warnings_.append(
+            phrase(
+                gettext_noop("%(count)s %(kinds)s images were found; only PNG, JPEG and BMP are accepted."),
+                count=f"{sum(unsupported.values()):,}",
+                kinds=kinds,
+            )
+        )
     if bad_count:
-        warnings_.append(f"{bad_count:,} bad files were skipped.")
+        warnings_.append(
+            ngettext("%(count)s bad file was skipped.", "%(count)s bad files were skipped.", bad_count, count=f"{bad_count:,}")
+        )
     common = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
     size_counts = dict(common[:MAX_SIZES])
     if len(common) > MAX_SIZES:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .errors import Phrase, gettext_noop, phrase
+
 STRING, BOOL, INT, FLOAT, DATE, TIMESTAMP, TIMESTAMP_TZ = (
     "string",
     "bool",
@@ -87,7 +89,7 @@ STRING_TYPE = ColumnType(STRING)
 @dataclass
 class Inferred:
     type: ColumnType
-    warning: str | None = None
+    warning: Phrase | None = None
 
 
 @dataclass
@@ -116,7 +118,8 @@ def infer(arr: pa.Array, column: str) -> Inferred:
     present = len(values) - values.null_count
     if present == 0:
         return Inferred(STRING_TYPE)
-    lower = pc.utf8_lower(values)
+    # Missing values say nothing about the type (is_in counts a null as "not in the set").
+    lower = pc.utf8_lower(pc.drop_null(values))
     is_true = pc.is_in(lower, value_set=pa.array(TRUE_WORDS))
     is_false = pc.is_in(lower, value_set=pa.array(FALSE_WORDS))
     if _all(pc.or_(is_true, is_false)):
@@ -149,15 +152,26 @@ def _infer_dates(values: pa.Array, present: int, column: str) -> Inferred:
             bad = pc.filter(values, pc.and_(pc.invert(covered), pc.is_valid(values)))
             return Inferred(
                 STRING_TYPE,
-                f"Column '{column}' looks like dates but {present - n_covered} of {present} sampled values "
-                f"match no known date format (e.g. '{bad[0].as_py()}'); it is kept as text.",
+                phrase(
+                    gettext_noop(
+                        "Column '%(column)s' looks like dates but %(bad)s of %(sampled)s sampled values "
+                        "match no known date format (e.g. '%(example)s'); it is kept as text."
+                    ),
+                    column=column,
+                    bad=present - n_covered,
+                    sampled=present,
+                    example=bad[0].as_py(),
+                ),
             )
         return Inferred(STRING_TYPE)
     kinds = {f.kind for f in used}
     if TIMESTAMP_TZ in kinds and len(kinds) > 1:
         return Inferred(
             STRING_TYPE,
-            f"Column '{column}' mixes timestamps with and without a time zone; it is kept as text.",
+            phrase(
+                gettext_noop("Column '%(column)s' mixes timestamps with and without a time zone; it is kept as text."),
+                column=column,
+            ),
         )
     kind = TIMESTAMP_TZ if TIMESTAMP_TZ in kinds else TIMESTAMP if TIMESTAMP in kinds else DATE
     ctype = ColumnType(kind, tuple(f.name for f in used))
@@ -165,8 +179,14 @@ def _infer_dates(values: pa.Array, present: int, column: str) -> Inferred:
     if converted.failures:
         return Inferred(
             STRING_TYPE,
-            f"Column '{column}' looks like dates but some values are not valid dates "
-            f"(e.g. '{converted.example}'); it is kept as text.",
+            phrase(
+                gettext_noop(
+                    "Column '%(column)s' looks like dates but some values are not valid dates "
+                    "(e.g. '%(example)s'); it is kept as text."
+                ),
+                column=column,
+                example=converted.example,
+            ),
         )
     return Inferred(ctype)
 

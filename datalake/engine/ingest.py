@@ -41,7 +41,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from . import sniff
-from .errors import IngestError
+from .errors import IngestError, gettext_noop, ngettext, phrase
 from .infer import STRING_TYPE, ColumnType, convert, infer, join
 from .types import MB, ColumnInfo, IngestOptions, IngestResult
 
@@ -88,7 +88,9 @@ def ingest(source_path: str | os.PathLike, dest_path: str | os.PathLike, options
         data_path, name, compression = _unwrap(source_path, os.path.basename(source_path), work, options)
         fmt = (options.format or sniff.detect_format(data_path, name)).lower()
         if fmt in ("gzip", "zip"):
-            raise IngestError(IngestError.ARCHIVE, "An archive inside an archive is not supported; upload the data file.")
+            raise IngestError(
+                IngestError.ARCHIVE, gettext_noop("An archive inside an archive is not supported; upload the data file.")
+            )
         source = _open(fmt, data_path, options)
         tmp_parquet = os.path.join(dest_dir, f".{os.path.basename(dest_path)}.{uuid.uuid4().hex}.tmp")
         try:
@@ -123,7 +125,13 @@ def ingest(source_path: str | os.PathLike, dest_path: str | os.PathLike, options
 def _too_large(limit: int) -> IngestError:
     return IngestError(
         IngestError.TOO_LARGE,
-        f"The archive expands to more than {limit:,} bytes, the limit for one upload; upload the data uncompressed or split it.",
+        phrase(
+            gettext_noop(
+                "The archive expands to more than %(limit)s bytes, the limit for one upload; "
+                "upload the data uncompressed or split it."
+            ),
+            limit=f"{limit:,}",
+        ),
         {"limit": limit},
     )
 
@@ -152,16 +160,22 @@ def _unwrap(path: str, name: str, work: str, options: IngestOptions) -> tuple[st
             with gzip.open(path, "rb") as g:
                 _copy_limited(g, out, limit)
         except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise IngestError(IngestError.ARCHIVE, f"The gzip file is damaged or truncated ({e}).") from None
+            raise IngestError(
+                IngestError.ARCHIVE, phrase(gettext_noop("The gzip file is damaged or truncated (%(error)s)."), error=str(e))
+            ) from None
         return out, inner, "gzip"
     if head.startswith(b"PK") and sniff.detect_format(path, name) == "zip":
         with zipfile.ZipFile(path) as z:
             members = [i for i in z.infolist() if not i.is_dir() and not any(part in i.filename for part in ZIP_IGNORED)]
             if len(members) != 1:
-                listed = ", ".join(i.filename for i in members[:20]) or "none"
+                listed = ", ".join(i.filename for i in members[:20]) or gettext_noop("none")
                 raise IngestError(
                     IngestError.ARCHIVE,
-                    f"A zip upload must hold exactly one data file; this one holds {len(members)} ({listed}).",
+                    phrase(
+                        gettext_noop("A zip upload must hold exactly one data file; this one holds %(count)s (%(files)s)."),
+                        count=len(members),
+                        files=listed,
+                    ),
                     {"members": [i.filename for i in members]},
                 )
             member = members[0]
@@ -172,7 +186,9 @@ def _unwrap(path: str, name: str, work: str, options: IngestOptions) -> tuple[st
                 with z.open(member) as src:
                     _copy_limited(src, out, limit)  # the declared size may lie
             except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise IngestError(IngestError.ARCHIVE, f"The zip file is damaged ({e}).") from None
+                raise IngestError(
+                    IngestError.ARCHIVE, phrase(gettext_noop("The zip file is damaged (%(error)s)."), error=str(e))
+                ) from None
             return out, os.path.basename(member.filename), "zip"
     return path, name, None
 
@@ -189,7 +205,9 @@ def _open(fmt: str, path: str, options: IngestOptions) -> _Source:
         return _ParquetSource(path)
     if fmt in ("xlsx", "xls", "xlsm"):
         return _ExcelSource(path, options)
-    raise IngestError(IngestError.UNSUPPORTED_FORMAT, f"The format '{fmt}' is not supported.")
+    raise IngestError(
+        IngestError.UNSUPPORTED_FORMAT, phrase(gettext_noop("The format '%(format)s' is not supported."), format=fmt)
+    )
 
 
 def _clean_names(raw: list[str]) -> tuple[list[str], list[str]]:
@@ -198,7 +216,7 @@ def _clean_names(raw: list[str]) -> tuple[list[str], list[str]]:
         n = (n or "").strip()
         if not n:
             n = f"column_{i}"
-            warnings.append(f"Column {i} has no name; it is named '{n}'.")
+            warnings.append(phrase(gettext_noop("Column %(position)s has no name; it is named '%(name)s'."), position=i, name=n))
         names.append(n)
     counts: dict[str, int] = {}
     for n in names:
@@ -207,7 +225,10 @@ def _clean_names(raw: list[str]) -> tuple[list[str], list[str]]:
     if duplicates:
         raise IngestError(
             IngestError.DUPLICATE_COLUMNS,
-            "Column names must be unique; these appear more than once: " + ", ".join(f"'{d}'" for d in duplicates),
+            phrase(
+                gettext_noop("Column names must be unique; these appear more than once: %(columns)s"),
+                columns=", ".join(f"'{d}'" for d in duplicates),
+            ),
             {"columns": duplicates},
         )
     return names, warnings
@@ -217,15 +238,19 @@ def _check_width(n: int, options: IngestOptions) -> None:
     if n > options.max_columns:
         raise IngestError(
             IngestError.TOO_MANY_COLUMNS,
-            f"The file has {n:,} columns; at most {options.max_columns:,} are allowed.",
+            phrase(
+                gettext_noop("The file has %(columns)s columns; at most %(limit)s are allowed."),
+                columns=f"{n:,}",
+                limit=f"{options.max_columns:,}",
+            ),
             {"columns": n, "limit": options.max_columns},
         )
 
 
-def _cell_too_large(limit: int, where: str = "") -> IngestError:
+def _cell_too_large(limit: int) -> IngestError:
     return IngestError(
         IngestError.CELL_TOO_LARGE,
-        f"A single cell{where} is larger than {limit:,} bytes, the limit for one value.",
+        phrase(gettext_noop("A single cell is larger than %(limit)s bytes, the limit for one value."), limit=f"{limit:,}"),
         {"limit": limit},
     )
 
@@ -234,11 +259,11 @@ class _CsvSource(_Source):
     def __init__(self, path: str, options: IngestOptions, tsv: bool = False):
         sample = sniff.read_sample(path)
         if not sample.lstrip(b"\xef\xbb\xbf").strip():
-            raise IngestError(IngestError.EMPTY_FILE, "The file is empty.")
+            raise IngestError(IngestError.EMPTY_FILE, gettext_noop("The file is empty."))
         if b"\x00" in sample and not options.encoding:
             raise IngestError(
                 IngestError.BINARY_FILE,
-                "The file is not text (it contains binary bytes); upload a CSV, TSV, JSON, Excel or Parquet file.",
+                gettext_noop("The file is not text (it contains binary bytes); upload a CSV, TSV, JSON, Excel or Parquet file."),
             )
         encoding = sniff.normalize_encoding(options.encoding) if options.encoding else None
         if encoding is None:
@@ -247,7 +272,7 @@ class _CsvSource(_Source):
             except IngestError:
                 raise IngestError(
                     IngestError.BINARY_FILE,
-                    "The file is not readable text in any known encoding; if it is text, choose its encoding.",
+                    gettext_noop("The file is not readable text in any known encoding; if it is text, choose its encoding."),
                 ) from None
         text = sniff.decode_sample(sample, encoding, path)
         quote_char = options.quote_char or sniff.sniff_quote_char(text)
@@ -340,11 +365,14 @@ class _CsvSource(_Source):
         return sniff.undecodable(self.encoding, *where)
 
     def _ragged(self, bad_lines: list[int]) -> IngestError:
-        lines = ", ".join(str(n) for n in bad_lines if n > 0)
+        lines = ", ".join(str(n) for n in bad_lines if n > 0) + ("…" if self.skipped_lines > len(bad_lines) else "")
         return IngestError(
             IngestError.RAGGED_ROWS,
-            f"Some rows do not have {len(self.names)} fields (lines {lines}{'…' if self.skipped_lines > len(bad_lines) else ''}"
-            "). Fix them, or choose to skip bad lines.",
+            phrase(
+                gettext_noop("Some rows do not have %(fields)s fields (lines %(lines)s). Fix them, or choose to skip bad lines."),
+                fields=len(self.names),
+                lines=lines,
+            ),
             {"lines": bad_lines, "expected_fields": len(self.names)},
         )
 
@@ -359,7 +387,9 @@ class _CsvSource(_Source):
             return _cell_too_large(self.options.max_cell_bytes)
         if bad_lines:
             return self._ragged(bad_lines)
-        return IngestError(IngestError.PARSE_ERROR, f"The file could not be read as CSV: {text}")
+        return IngestError(
+            IngestError.PARSE_ERROR, phrase(gettext_noop("The file could not be read as CSV: %(error)s"), error=text)
+        )
 
 
 class _JsonSource(_Source):
@@ -367,7 +397,7 @@ class _JsonSource(_Source):
         import duckdb
 
         if not sniff.read_sample(path, 65536).strip():
-            raise IngestError(IngestError.EMPTY_FILE, "The file is empty.")
+            raise IngestError(IngestError.EMPTY_FILE, gettext_noop("The file is empty."))
         self.path = path
         self.options = options
         self.con = duckdb.connect(config={"memory_limit": "1GB", "threads": 2})
@@ -379,7 +409,7 @@ class _JsonSource(_Source):
             )
             names = [c for c in rel.columns]
         except duckdb.Error as e:
-            raise IngestError(IngestError.PARSE_ERROR, f"The file could not be read as JSON: {e}") from None
+            raise IngestError(IngestError.PARSE_ERROR, _not_json(e)) from None
         _check_width(len(names), options)
         names, warnings = _clean_names(names)
         super().__init__(names=names, infer_text=False, warnings=warnings, detected={"encoding": "utf-8"})
@@ -395,7 +425,11 @@ class _JsonSource(_Source):
             ).to_arrow_reader(65_536)
             yield from reader
         except duckdb.Error as e:
-            raise IngestError(IngestError.PARSE_ERROR, f"The file could not be read as JSON: {e}") from None
+            raise IngestError(IngestError.PARSE_ERROR, _not_json(e)) from None
+
+
+def _not_json(error: Exception):
+    return phrase(gettext_noop("The file could not be read as JSON: %(error)s"), error=str(error))
 
 
 class _ParquetSource(_Source):
@@ -403,7 +437,9 @@ class _ParquetSource(_Source):
         try:
             self.file = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as e:
-            raise IngestError(IngestError.PARSE_ERROR, f"The file could not be read as Parquet: {e}") from None
+            raise IngestError(
+                IngestError.PARSE_ERROR, phrase(gettext_noop("The file could not be read as Parquet: %(error)s"), error=str(e))
+            ) from None
         names, warnings = _clean_names(self.file.schema_arrow.names)
         super().__init__(names=names, infer_text=False, warnings=warnings)
 
@@ -430,14 +466,20 @@ class _ExcelSource(_Source):
         try:
             self.book = CalamineWorkbook.from_path(path)
         except Exception as e:  # calamine raises its own error types per format
-            raise IngestError(IngestError.PARSE_ERROR, f"The file could not be read as Excel: {e}") from None
+            raise IngestError(
+                IngestError.PARSE_ERROR, phrase(gettext_noop("The file could not be read as Excel: %(error)s"), error=str(e))
+            ) from None
         sheets = list(self.book.sheet_names)
         warnings: list[str] = []
         if options.sheet is not None:
             if options.sheet not in sheets:
                 raise IngestError(
                     IngestError.SHEET_NOT_FOUND,
-                    f"The workbook has no sheet '{options.sheet}'; its sheets are: {', '.join(sheets)}.",
+                    phrase(
+                        gettext_noop("The workbook has no sheet '%(sheet)s'; its sheets are: %(sheets)s."),
+                        sheet=options.sheet,
+                        sheets=", ".join(sheets),
+                    ),
                     {"sheets": sheets},
                 )
             sheet = options.sheet
@@ -446,20 +488,22 @@ class _ExcelSource(_Source):
             if len(with_data) == 1:
                 sheet = with_data[0]
                 if len(sheets) > 1:
-                    warnings.append(f"Only sheet '{sheet}' has data; the other sheets are empty.")
+                    warnings.append(
+                        phrase(gettext_noop("Only sheet '%(sheet)s' has data; the other sheets are empty."), sheet=sheet)
+                    )
             elif not with_data:
-                raise IngestError(IngestError.EMPTY_FILE, "The workbook has no data in any sheet.")
+                raise IngestError(IngestError.EMPTY_FILE, gettext_noop("The workbook has no data in any sheet."))
             else:
                 raise IngestError(
                     IngestError.SHEET_REQUIRED,
-                    f"The workbook has several sheets; choose one: {', '.join(with_data)}.",
+                    phrase(gettext_noop("The workbook has several sheets; choose one: %(sheets)s."), sheets=", ".join(with_data)),
                     {"sheets": with_data},
                 )
         self.sheet = sheet
         rows = self.book.get_sheet_by_name(sheet).iter_rows()
         first = next(iter(rows), None)
         if first is None:
-            raise IngestError(IngestError.EMPTY_FILE, "The sheet is empty.")
+            raise IngestError(IngestError.EMPTY_FILE, gettext_noop("The sheet is empty."))
         _check_width(len(first), options)
         header = options.header if options.header is not None else True
         if header:
@@ -538,11 +582,17 @@ def _run(source: _Source, tmp_path: str, options: IngestOptions, total_bytes: in
         if not widened:
             break
     else:  # pragma: no cover - widening is monotone, the second pass cannot widen again
-        raise IngestError(IngestError.PARSE_ERROR, "The column types could not be settled.")
+        raise IngestError(IngestError.PARSE_ERROR, gettext_noop("The column types could not be settled."))
     if rows == 0:
-        raise IngestError(IngestError.NO_ROWS, "The file has column names but no data rows.")
+        raise IngestError(IngestError.NO_ROWS, gettext_noop("The file has column names but no data rows."))
     if source.skipped_lines:
-        warnings.append(f"{source.skipped_lines} bad lines were skipped (wrong number of fields).")
+        warnings.append(
+            ngettext(
+                "%(n)s bad line was skipped (wrong number of fields).",
+                "%(n)s bad lines were skipped (wrong number of fields).",
+                source.skipped_lines,
+            )
+        )
     identifiers = sniff.safe_identifiers(source.names)
     columns = [
         ColumnInfo(name=n, identifier=i, type=str(f.type), logical=_logical(f.type, t))
@@ -623,8 +673,17 @@ def _write_pass(source: _Source, tmp_path: str, options: IngestOptions, total_by
                     if i not in announced:
                         announced.add(i)
                         warnings.append(
-                            f"Column '{source.names[i]}' has values that are not {ctype.kind} after row {rows:,} "
-                            f"(e.g. '{converted.example}'); it is stored as {wider.kind}."
+                            phrase(
+                                gettext_noop(
+                                    "Column '%(column)s' has values that are not %(kind)s after row %(row)s "
+                                    "(e.g. '%(example)s'); it is stored as %(wider)s."
+                                ),
+                                column=source.names[i],
+                                kind=ctype.kind,
+                                row=f"{rows:,}",
+                                example=converted.example,
+                                wider=wider.kind,
+                            )
                         )
                     types[i] = wider
                     widened = True

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
+from .errors import Phrase, gettext_noop, phrase
 from .profile import _jsonable, _kind, _literal, connect, quote, source_sql
 
 MAX_PAGE_SIZE = 500
@@ -41,7 +42,7 @@ SIMPLE_TYPE = re.compile(r"^[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)?\))?$")
 class PreviewError(Exception):
     """Bad preview input; `field` is the request parameter at fault (page, page_size, sort, filters)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: Phrase | str):
         super().__init__(message)
         self.field = field
         self.message = message
@@ -91,7 +92,14 @@ def preview(
         types = {row[0]: row[1] for row in described}
         columns = list(types)
         if sort is not None and sort not in types:
-            raise PreviewError("sort", f"Unknown column {sort!r} to sort by. Columns: {_listing(columns)}.")
+            raise PreviewError(
+                "sort",
+                phrase(
+                    gettext_noop("Unknown column %(column)s to sort by. Columns: %(columns)s."),
+                    column=repr(sort),
+                    columns=_listing(columns),
+                ),
+            )
 
         conditions, params = [], []
         for index, spec in enumerate(_as_list(filters), start=1):
@@ -116,7 +124,9 @@ def preview(
             ).fetchall()
         except duckdb.ConversionException as error:
             # _condition checks each value first; this is the backstop for what it cannot foresee.
-            raise PreviewError("filters", f"A filter value cannot be compared with its column: {error}") from error
+            raise PreviewError(
+                "filters", phrase(gettext_noop("A filter value cannot be compared with its column: %(error)s"), error=str(error))
+            ) from error
         return PreviewPage(
             columns=columns,
             types=[types[c] for c in columns],
@@ -141,30 +151,59 @@ def _numbered_source(path: str, names: dict[str, str] | None) -> str:
 def _condition(con: duckdb.DuckDBPyConnection, index: int, spec, types: dict[str, str]) -> tuple[str, list]:
     """The SQL condition for filter number `index` (its values as parameters), or PreviewError."""
     if not isinstance(spec, Mapping):
-        raise PreviewError("filters", f"Filter {index} must be an object with column, op and value.")
+        raise PreviewError(
+            "filters", phrase(gettext_noop("Filter %(number)s must be an object with column, op and value."), number=index)
+        )
     column, op = spec.get("column"), spec.get("op")
     if column not in types:
-        raise PreviewError("filters", f"Filter {index}: unknown column {column!r}. Columns: {_listing(list(types))}.")
+        raise PreviewError(
+            "filters",
+            phrase(
+                gettext_noop("Filter %(number)s: unknown column %(column)s. Columns: %(columns)s."),
+                number=index,
+                column=repr(column),
+                columns=_listing(list(types)),
+            ),
+        )
+    where = phrase(gettext_noop("Filter %(number)s on %(column)s"), number=index, column=repr(column))
     if op not in OPS:
-        raise PreviewError("filters", f"Filter {index} on {column!r}: unknown op {op!r}. Ops: {', '.join(OPS)}.")
+        raise PreviewError(
+            "filters",
+            phrase(gettext_noop("%(filter)s: unknown op %(op)s. Ops: %(ops)s."), filter=where, op=repr(op), ops=", ".join(OPS)),
+        )
     q, duck_type = quote(column), types[column]
     if op in NULL_OPS:
         return f"{q} {NULL_OPS[op]}", []
     if "value" not in spec:
-        raise PreviewError("filters", f"Filter {index} on {column!r}: op {op!r} needs a value.")
+        raise PreviewError("filters", phrase(gettext_noop("%(filter)s: op %(op)s needs a value."), filter=where, op=repr(op)))
     value = spec["value"]
-    where = f"Filter {index} on {column!r}"
 
     if op in TEXT_OPS:
         if not _is_scalar(value):
-            raise PreviewError("filters", f"{where}: {op} needs a text value, not {value!r}.")
+            raise PreviewError(
+                "filters",
+                phrase(
+                    gettext_noop("%(filter)s: %(op)s needs a text value, not %(value)s."), filter=where, op=op, value=repr(value)
+                ),
+            )
         return f"{op}(lower(CAST({q} AS VARCHAR)), lower(?))", [str(value)]
 
     if op == "in":
         if not isinstance(value, list | tuple):
-            raise PreviewError("filters", f"{where}: in needs a list of values, not {value!r}.")
+            raise PreviewError(
+                "filters",
+                phrase(gettext_noop("%(filter)s: in needs a list of values, not %(value)s."), filter=where, value=repr(value)),
+            )
         if len(value) > MAX_IN_VALUES:
-            raise PreviewError("filters", f"{where}: in takes at most {MAX_IN_VALUES} values, not {len(value)}.")
+            raise PreviewError(
+                "filters",
+                phrase(
+                    gettext_noop("%(filter)s: in takes at most %(limit)s values, not %(count)s."),
+                    filter=where,
+                    limit=MAX_IN_VALUES,
+                    count=len(value),
+                ),
+            )
         if not value:
             return "FALSE", []
         values = [_comparable(con, where, column, duck_type, v) for v in value]
@@ -179,16 +218,39 @@ def _placeholder(duck_type: str) -> str:
     return "?" if _kind(duck_type) == "numeric" else f"CAST(? AS {duck_type})"
 
 
-def _comparable(con: duckdb.DuckDBPyConnection, where: str, column: str, duck_type: str, value):
+def _comparable(con: duckdb.DuckDBPyConnection, where: Phrase, column: str, duck_type: str, value):
     """`value` ready to bind against `column`; PreviewError if it cannot be compared with its type."""
-    bad = f"{where}: value {value!r} cannot be compared with the column's type {duck_type}"
+    bad = phrase(
+        gettext_noop("%(filter)s: value %(value)s cannot be compared with the column's type %(type)s."),
+        filter=where,
+        value=repr(value),
+        type=duck_type,
+    )
     if not _is_scalar(value):
-        raise PreviewError("filters", f"{bad}; give a text, number or boolean (use is_null for missing values).")
+        raise PreviewError(
+            "filters",
+            phrase(
+                gettext_noop(
+                    "%(filter)s: value %(value)s cannot be compared with the column's type %(type)s; "
+                    "give a text, number or boolean (use is_null for missing values)."
+                ),
+                filter=where,
+                value=repr(value),
+                type=duck_type,
+            ),
+        )
     if not SIMPLE_TYPE.match(duck_type):
-        raise PreviewError("filters", f"{where}: a {duck_type} column takes only is_null, not_null, contains and starts_with.")
+        raise PreviewError(
+            "filters",
+            phrase(
+                gettext_noop("%(filter)s: a %(type)s column takes only is_null, not_null, contains and starts_with."),
+                filter=where,
+                type=duck_type,
+            ),
+        )
     if _kind(duck_type) == "numeric":
         if isinstance(value, bool):
-            raise PreviewError("filters", f"{bad}.")
+            raise PreviewError("filters", bad)
         if isinstance(value, str):
             value = value.strip()
             for parse in (int, float):
@@ -196,24 +258,47 @@ def _comparable(con: duckdb.DuckDBPyConnection, where: str, column: str, duck_ty
                     return parse(value)
                 except ValueError:
                     pass
-            raise PreviewError("filters", f"{bad}.")
+            raise PreviewError("filters", bad)
         return value
     try:
         con.execute(f"SELECT CAST(? AS {duck_type})", [value]).fetchone()
     except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
-        raise PreviewError("filters", f"{bad} ({_first_line(error)}).") from error
+        raise PreviewError(
+            "filters",
+            phrase(
+                gettext_noop("%(filter)s: value %(value)s cannot be compared with the column's type %(type)s (%(error)s)."),
+                filter=where,
+                value=repr(value),
+                type=duck_type,
+                error=_first_line(error),
+            ),
+        ) from error
     return value
 
 
 def _check_int(field: str, value, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise PreviewError(field, f"{field} must be a whole number {bounds}, not {value!r}.")
+        if high is not None:
+            message = phrase(
+                gettext_noop("%(field)s must be a whole number between %(low)s and %(high)s, not %(value)s."),
+                field=field,
+                low=low,
+                high=high,
+                value=repr(value),
+            )
+        else:
+            message = phrase(
+                gettext_noop("%(field)s must be a whole number at least %(low)s, not %(value)s."),
+                field=field,
+                low=low,
+                value=repr(value),
+            )
+        raise PreviewError(field, message)
 
 
 def _as_list(filters) -> list:
     if isinstance(filters, Mapping | str | bytes) or not isinstance(filters, Iterable):
-        raise PreviewError("filters", "filters must be a list of {column, op, value} objects.")
+        raise PreviewError("filters", gettext_noop("filters must be a list of {column, op, value} objects."))
     return list(filters)
 
 
@@ -221,9 +306,12 @@ def _is_scalar(value) -> bool:
     return isinstance(value, str | int | float)  # bool is an int
 
 
-def _listing(columns: list[str], limit: int = 20) -> str:
+def _listing(columns, limit: int = 20):
+    columns = list(columns)
     shown = ", ".join(repr(c) for c in columns[:limit])
-    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+    if len(columns) <= limit:
+        return shown
+    return phrase(gettext_noop("%(columns)s and %(more)s more"), columns=shown, more=len(columns) - limit)
 
 
 def _first_line(error: Exception) -> str:

@@ -82,7 +82,8 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from .preview import PreviewError, _condition
+from .errors import Phrase, gettext_noop, phrase
+from .preview import PreviewError, _condition, _listing
 from .profile import _jsonable, _kind, _literal, connect, quote, source_sql
 from .sniff import safe_identifiers
 from .sql import QueryError, check_read_only
@@ -123,15 +124,26 @@ CHUNK = 1024 * 1024
 class RecipeError(Exception):
     """A step that cannot run: `step_index` (0-based, None for the recipe as a whole), `field`, `message`."""
 
-    def __init__(self, step_index: int | None, field: str, message: str):
+    def __init__(self, step_index: int | None, field: str, message: Phrase | str):
         super().__init__(message)
         self.step_index = step_index
         self.field = field
         self.message = message
 
+    @property
+    def explained(self) -> Phrase:
+        """Where and what, e.g. "step 2, columns: Unknown column 'x'. …" (what the services store for a person)."""
+        if self.step_index is None:
+            return phrase(gettext_noop("recipe, %(field)s: %(message)s"), field=self.field, message=self.message)
+        return phrase(
+            gettext_noop("step %(number)s, %(field)s: %(message)s"),
+            number=self.step_index + 1,
+            field=self.field,
+            message=self.message,
+        )
+
     def __str__(self) -> str:
-        where = "recipe" if self.step_index is None else f"step {self.step_index + 1}"
-        return f"{where}, {self.field}: {self.message}"
+        return str(self.explained)
 
     def as_dict(self) -> dict:
         return {"step": self.step_index, "field": self.field, "message": self.message}
@@ -176,7 +188,16 @@ def validate_recipe(
                 try:
                     canonical = str(duckdb.sqltype(str(duck_type)))
                 except (duckdb.Error, TypeError, ValueError):
-                    raise RecipeError(None, "columns", f"Column {name!r} of {key!r} has an unknown type {duck_type!r}.") from None
+                    raise RecipeError(
+                        None,
+                        "columns",
+                        phrase(
+                            gettext_noop("Column %(column)s of %(input)s has an unknown type %(type)s."),
+                            column=repr(name),
+                            input=repr(key),
+                            type=repr(duck_type),
+                        ),
+                    ) from None
                 definitions.append(f"{quote(name)} {canonical}")
             con.execute(f"CREATE TABLE {quote(view)} ({', '.join(definitions)})")
             sources[key] = view
@@ -199,13 +220,17 @@ def apply_recipe(
     one) and write the result to `output_path`; with `sample_rows` only the main input's
     first rows are read (the preview before a run)."""
     if "input" not in inputs:
-        raise RecipeError(None, "inputs", "The recipe needs its main dataset under the key 'input'.")
+        raise RecipeError(None, "inputs", gettext_noop("The recipe needs its main dataset under the key 'input'."))
     if sample_rows is not None and (isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 1):
-        raise RecipeError(None, "sample_rows", f"sample_rows must be a whole number at least 1, not {sample_rows!r}.")
+        raise RecipeError(
+            None,
+            "sample_rows",
+            phrase(gettext_noop("sample_rows must be a whole number at least 1, not %(value)s."), value=repr(sample_rows)),
+        )
     output_path = os.path.abspath(os.fspath(output_path))
     directory = os.path.dirname(output_path)
     if not os.path.isdir(directory):
-        raise RecipeError(None, "output", f"The output folder {directory} does not exist.")
+        raise RecipeError(None, "output", phrase(gettext_noop("The output folder %(folder)s does not exist."), folder=directory))
     # duckdb resolves links before it checks allowed_paths, so the temporary name is the real one.
     part = os.path.join(os.path.realpath(directory), f".{os.path.basename(output_path)}.{uuid.uuid4().hex}.part")
     sources_in = {}
@@ -213,7 +238,9 @@ def apply_recipe(
         path, names = (value, None) if isinstance(value, str | os.PathLike) else value
         path = os.path.realpath(os.fspath(path))  # duckdb checks allowed_paths after resolving links
         if not os.path.isfile(path):
-            raise RecipeError(None, "inputs", f"The data of input {key!r} is not available.")
+            raise RecipeError(
+                None, "inputs", phrase(gettext_noop("The data of input %(input)s is not available."), input=repr(key))
+            )
         sources_in[key] = (path, dict(names or {}))
     spill = tempfile.mkdtemp(prefix="lepton-recipe-")
     try:
@@ -235,7 +262,13 @@ def apply_recipe(
             try:
                 con.execute(f"CREATE VIEW {quote(view)} AS {_numbered(con, path, names, limit)}")
             except duckdb.Error as error:
-                raise RecipeError(None, "inputs", f"Input {key!r} could not be opened: {_first_line(error)}") from None
+                raise RecipeError(
+                    None,
+                    "inputs",
+                    phrase(
+                        gettext_noop("Input %(input)s could not be opened: %(error)s"), input=repr(key), error=_first_line(error)
+                    ),
+                ) from None
             sources[key] = view
         compiled = _Compiler(con, sources).compile(steps)
         identifiers = safe_identifiers(list(compiled.columns))
@@ -245,7 +278,9 @@ def apply_recipe(
         try:
             check_read_only(query)  # the assembled query, SQL steps included, is one read statement
         except QueryError as error:
-            raise RecipeError(None, "sql", f"The recipe's query was refused: {error.message}") from None
+            raise RecipeError(
+                None, "sql", phrase(gettext_noop("The recipe's query was refused: %(reason)s"), reason=error.message)
+            ) from None
         metadata = json.dumps([{"name": n, "identifier": i} for i, n in names.items()], ensure_ascii=False)
         try:
             rows = con.execute(
@@ -268,7 +303,11 @@ def apply_recipe(
         )
     except RecipeError as error:
         if fired.is_set():
-            raise RecipeError(None, "timeout", f"The recipe stopped: time limit of {timeout_s:g} s exceeded.") from error
+            raise RecipeError(
+                None,
+                "timeout",
+                phrase(gettext_noop("The recipe stopped: time limit of %(seconds)s s exceeded."), seconds=f"{timeout_s:g}"),
+            ) from error
         raise
     finally:
         if timer is not None:
@@ -303,7 +342,7 @@ def _numbered(con: duckdb.DuckDBPyConnection, path: str, names: dict[str, str], 
     shown = [names.get(s, s) for s in stored] if names else stored
     for name in shown:
         if name.startswith(RESERVED):
-            raise RecipeError(None, "inputs", f"Column name {name!r} is reserved (names starting with {RESERVED}).")
+            raise RecipeError(None, "inputs", _reserved(name))
     if "file_row_number" in stored:  # a real column hides the reader's row number
         source = f"(SELECT row_number() OVER () - 1 AS {quote(POS)}, * FROM {source_sql(path, names or None)})"
     elif names:
@@ -331,16 +370,22 @@ class _Compiler:
 
     def compile(self, steps) -> _Compiler:
         if not isinstance(steps, list | tuple):
-            raise RecipeError(None, "steps", "A recipe is a list of steps.")
+            raise RecipeError(None, "steps", gettext_noop("A recipe is a list of steps."))
         if len(steps) > MAX_STEPS:
-            raise RecipeError(None, "steps", f"A recipe has at most {MAX_STEPS} steps, not {len(steps)}.")
+            raise RecipeError(
+                None,
+                "steps",
+                phrase(gettext_noop("A recipe has at most %(limit)s steps, not %(count)s."), limit=MAX_STEPS, count=len(steps)),
+            )
         for index, step in enumerate(steps):
             if not isinstance(step, Mapping):
-                raise RecipeError(index, "op", "A step is an object with an op.")
+                raise RecipeError(index, "op", gettext_noop("A step is an object with an op."))
             op = step.get("op")
             handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if handler is None:
-                raise RecipeError(index, "op", f"Unknown op {op!r}. Ops: {', '.join(OPS)}.")
+                raise RecipeError(
+                    index, "op", phrase(gettext_noop("Unknown op %(op)s. Ops: %(ops)s."), op=repr(op), ops=", ".join(OPS))
+                )
             cleaned, sql, params, computed = handler(index, step)
             self.push(index, OP_FIELD.get(op, "op"), sql, params)
             self.steps.append({"op": op, **cleaned})
@@ -364,7 +409,7 @@ class _Compiler:
         columns = {row[0]: row[1] for row in described if row[0] != POS}
         lowered = [c.lower() for c in columns]
         if len(columns) + 1 != len(described) or len(set(lowered)) != len(lowered):
-            raise RecipeError(index, field_name, "The step gives two columns the same name (names ignore case).")
+            raise RecipeError(index, field_name, gettext_noop("The step gives two columns the same name (names ignore case)."))
         for name in columns:
             _check_new_name(index, field_name, name)
         return columns
@@ -391,21 +436,43 @@ class _Compiler:
 
     def column(self, index, field_name, name, *, numeric=False, temporal=False) -> str:
         if not isinstance(name, str) or name not in self.columns:
-            raise RecipeError(index, field_name, f"Unknown column {name!r}. Columns: {_listing(self.columns)}.")
+            raise RecipeError(
+                index,
+                field_name,
+                phrase(
+                    gettext_noop("Unknown column %(column)s. Columns: %(columns)s."),
+                    column=repr(name),
+                    columns=_listing(self.columns),
+                ),
+            )
         kind = _kind(self.columns[name])
         if numeric and kind != "numeric":
-            raise RecipeError(index, field_name, f"Column {name!r} is {self.columns[name]}, not a number.")
+            raise RecipeError(
+                index,
+                field_name,
+                phrase(gettext_noop("Column %(column)s is %(type)s, not a number."), column=repr(name), type=self.columns[name]),
+            )
         if temporal and not self.columns[name].upper().startswith(("DATE", "TIMESTAMP")):
-            raise RecipeError(index, field_name, f"Column {name!r} is {self.columns[name]}, not a date or timestamp.")
+            raise RecipeError(
+                index,
+                field_name,
+                phrase(
+                    gettext_noop("Column %(column)s is %(type)s, not a date or timestamp."),
+                    column=repr(name),
+                    type=self.columns[name],
+                ),
+            )
         return name
 
     def names(self, index, field_name, value, *, numeric=False, allow_empty=False) -> list[str]:
         if not isinstance(value, list | tuple) or (not value and not allow_empty):
-            raise RecipeError(
-                index, field_name, f"{field_name} must be a{'' if allow_empty else ' non-empty'} list of column names."
-            )
+            if allow_empty:
+                message = phrase(gettext_noop("%(field)s must be a list of column names."), field=field_name)
+            else:
+                message = phrase(gettext_noop("%(field)s must be a non-empty list of column names."), field=field_name)
+            raise RecipeError(index, field_name, message)
         if len(set(value)) != len(value):
-            raise RecipeError(index, field_name, "A column is named twice.")
+            raise RecipeError(index, field_name, gettext_noop("A column is named twice."))
         return [self.column(index, field_name, v, numeric=numeric) for v in value]
 
     # ops
@@ -425,7 +492,14 @@ class _Compiler:
         lowered = [c.lower() for c in result]
         if len(set(lowered)) != len(lowered):
             taken = sorted({c for c in result if lowered.count(c.lower()) > 1})
-            raise RecipeError(index, "columns", f"The renamed columns would share a name: {_listing(taken)} (names ignore case).")
+            raise RecipeError(
+                index,
+                "columns",
+                phrase(
+                    gettext_noop("The renamed columns would share a name: %(columns)s (names ignore case)."),
+                    columns=_listing(taken),
+                ),
+            )
         return (
             {"columns": dict(mapping)},
             self.select([f"{quote(c)} AS {quote(mapping.get(c, c))}" for c in self.columns]),
@@ -439,7 +513,16 @@ class _Compiler:
         for name, target in mapping.items():
             self.column(index, "columns", name)
             if target not in CAST_TYPES:
-                raise RecipeError(index, "columns", f"Cannot cast {name!r} to {target!r}; types: {', '.join(CAST_TYPES)}.")
+                raise RecipeError(
+                    index,
+                    "columns",
+                    phrase(
+                        gettext_noop("Cannot cast %(column)s to %(target)s; types: %(types)s."),
+                        column=repr(name),
+                        target=repr(target),
+                        types=", ".join(CAST_TYPES),
+                    ),
+                )
         casts = {n: f"TRY_CAST({quote(n)} AS {CAST_TYPES[t]})" for n, t in mapping.items()}
         failed = self.stats(
             index,
@@ -455,9 +538,11 @@ class _Compiler:
         _fields(index, step, {"filters"}, {"combine"})
         filters, combine = step["filters"], step.get("combine", "all")
         if not isinstance(filters, list | tuple) or not filters:
-            raise RecipeError(index, "filters", "filters must be a non-empty list of {column, op, value} objects.")
+            raise RecipeError(index, "filters", gettext_noop("filters must be a non-empty list of {column, op, value} objects."))
         if combine not in ("all", "any"):
-            raise RecipeError(index, "combine", f"combine is 'all' or 'any', not {combine!r}.")
+            raise RecipeError(
+                index, "combine", phrase(gettext_noop("combine is 'all' or 'any', not %(value)s."), value=repr(combine))
+            )
         conditions, params = [], []
         for number, spec in enumerate(filters, start=1):
             try:
@@ -493,20 +578,39 @@ class _Compiler:
                 extra = set(spec) - {"method", "value"}
                 if extra:
                     raise RecipeError(
-                        index, "columns", f"Unknown field {sorted(extra)[0]!r} for {name!r}; give method and value."
+                        index,
+                        "columns",
+                        phrase(
+                            gettext_noop("Unknown field %(field)s for %(column)s; give method and value."),
+                            field=repr(sorted(extra)[0]),
+                            column=repr(name),
+                        ),
                     )
                 method = spec.get("method")
             else:
                 method, spec = spec, {}
             if method not in FILL_METHODS:
                 raise RecipeError(
-                    index, "columns", f"Unknown method {method!r} for {name!r}; methods: {', '.join(FILL_METHODS)}."
+                    index,
+                    "columns",
+                    phrase(
+                        gettext_noop("Unknown method %(method)s for %(column)s; methods: %(methods)s."),
+                        method=repr(method),
+                        column=repr(name),
+                        methods=", ".join(FILL_METHODS),
+                    ),
                 )
             if method in ("mean", "median"):
                 self.column(index, "columns", name, numeric=True)
             if method == "constant":
                 if "value" not in spec or not isinstance(spec["value"], str | int | float | bool):
-                    raise RecipeError(index, "columns", f"The constant for {name!r} needs a text, number or boolean value.")
+                    raise RecipeError(
+                        index,
+                        "columns",
+                        phrase(
+                            gettext_noop("The constant for %(column)s needs a text, number or boolean value."), column=repr(name)
+                        ),
+                    )
                 self._check_value(index, "columns", name, spec["value"])
                 methods[name] = {"method": method, "value": spec["value"]}
             else:
@@ -514,12 +618,19 @@ class _Compiler:
         ffill = [n for n, m in methods.items() if m["method"] == "forward_fill"]
         order_by, partition = step.get("order_by"), step.get("partition_by") or []
         if ffill and order_by is None:
-            raise RecipeError(index, "order_by", f"forward_fill of {ffill[0]!r} needs order_by: the column that orders the rows.")
+            raise RecipeError(
+                index,
+                "order_by",
+                phrase(
+                    gettext_noop("forward_fill of %(column)s needs order_by: the column that orders the rows."),
+                    column=repr(ffill[0]),
+                ),
+            )
         if not ffill and (order_by is not None or partition):
             raise RecipeError(
                 index,
                 "order_by" if order_by is not None else "partition_by",
-                "order_by and partition_by are for forward_fill only.",
+                gettext_noop("order_by and partition_by are for forward_fill only."),
             )
         if order_by is not None:
             self.column(index, "order_by", order_by)
@@ -568,12 +679,24 @@ class _Compiler:
     def _check_value(self, index, field_name, name, value) -> None:
         duck_type = self.columns[name]
         if _kind(duck_type) == "numeric" and isinstance(value, str | bool):
-            raise RecipeError(index, field_name, f"The value {value!r} for {name!r} is not a number.")
+            raise RecipeError(
+                index,
+                field_name,
+                phrase(gettext_noop("The value %(value)s for %(column)s is not a number."), value=repr(value), column=repr(name)),
+            )
         try:
             self.con.execute(f"SELECT CAST(? AS {duck_type})", [value]).fetchone()
         except duckdb.Error as error:
             raise RecipeError(
-                index, field_name, f"The value {value!r} does not fit {name!r} ({duck_type}): {_first_line(error)}"
+                index,
+                field_name,
+                phrase(
+                    gettext_noop("The value %(value)s does not fit %(column)s (%(type)s): %(error)s"),
+                    value=repr(value),
+                    column=repr(name),
+                    type=duck_type,
+                    error=_first_line(error),
+                ),
             ) from None
 
     def _op_clip_outliers(self, index, step):
@@ -590,11 +713,21 @@ class _Compiler:
             low = _number(index, "low", step.get("low", 0.01), low=0, high=1)
             high = _number(index, "high", step.get("high", 0.99), low=0, high=1)
             if not low < high:
-                raise RecipeError(index, "high", f"high ({high}) must be above low ({low}).")
+                raise RecipeError(
+                    index, "high", phrase(gettext_noop("high (%(high)s) must be above low (%(low)s)."), high=high, low=low)
+                )
             cleaned = {"columns": cols, "method": method, "low": low, "high": high}
             quantiles = (low, high)
         else:
-            raise RecipeError(index, "method", f"Unknown method {method!r}; methods: iqr, percentile.")
+            raise RecipeError(
+                index,
+                "method",
+                phrase(
+                    gettext_noop("Unknown method %(method)s; methods: %(methods)s."),
+                    method=repr(method),
+                    methods="iqr, percentile",
+                ),
+            )
         exprs = [f"quantile_cont({quote(c)}::DOUBLE, {q!r})" for c in cols for q in quantiles]
         row = iter(self.stats(index, "columns", f"SELECT {', '.join(exprs)} FROM {self.prev}"))
         bounds, params = {}, []
@@ -629,15 +762,36 @@ class _Compiler:
         cols = self.names(index, "columns", step["columns"], numeric=True)
         method = step.get("method", "minmax")
         if method not in ("minmax", "zscore"):
-            raise RecipeError(index, "method", f"Unknown method {method!r}; methods: minmax, zscore.")
+            raise RecipeError(
+                index,
+                "method",
+                phrase(
+                    gettext_noop("Unknown method %(method)s; methods: %(methods)s."),
+                    method=repr(method),
+                    methods="minmax, zscore",
+                ),
+            )
         keys = ("min", "max") if method == "minmax" else ("mean", "std")
         given = _as_mapping(index, "parameters", step.get("parameters") or {})
         fixed = {}
         for name, values in given.items():
             if name not in cols:
-                raise RecipeError(index, "parameters", f"Parameters given for {name!r}, which is not among the columns.")
+                raise RecipeError(
+                    index,
+                    "parameters",
+                    phrase(gettext_noop("Parameters given for %(column)s, which is not among the columns."), column=repr(name)),
+                )
             if not isinstance(values, Mapping) or set(values) != set(keys):
-                raise RecipeError(index, "parameters", f"The parameters of {name!r} are {' and '.join(keys)}.")
+                raise RecipeError(
+                    index,
+                    "parameters",
+                    phrase(
+                        gettext_noop("The parameters of %(column)s are %(first)s and %(second)s."),
+                        column=repr(name),
+                        first=keys[0],
+                        second=keys[1],
+                    ),
+                )
             fixed[name] = {k: _number(index, "parameters", values[k]) for k in keys}
         computed = [c for c in cols if c not in fixed]
         found = dict(fixed)
@@ -673,13 +827,22 @@ class _Compiler:
             for agg in aggs if listed else [aggs]:
                 if agg not in allowed:
                     raise RecipeError(
-                        index, "aggregations", f"Unknown aggregation {agg!r} for {name!r}; use {', '.join(allowed)}."
+                        index,
+                        "aggregations",
+                        phrase(
+                            gettext_noop("Unknown aggregation %(aggregation)s for %(column)s; use %(allowed)s."),
+                            aggregation=repr(agg),
+                            column=repr(name),
+                            allowed=", ".join(allowed),
+                        ),
                     )
                 if agg in NUMERIC_AGGS:
                     self.column(index, "aggregations", name, numeric=True)
                 out.append((name, agg, listed))
             if listed and not aggs:
-                raise RecipeError(index, "aggregations", f"No aggregation given for {name!r}.")
+                raise RecipeError(
+                    index, "aggregations", phrase(gettext_noop("No aggregation given for %(column)s."), column=repr(name))
+                )
         return out
 
     def _op_resample(self, index, step):
@@ -688,11 +851,17 @@ class _Compiler:
         interval = step["interval"]
         match = INTERVAL.match(interval) if isinstance(interval, str) else None
         if not match or int(match.group(1)) < 1:
-            raise RecipeError(index, "interval", f"interval is like '15 minutes', '1 hour' or '1 day', not {interval!r}.")
+            raise RecipeError(
+                index,
+                "interval",
+                phrase(gettext_noop("interval is like '15 minutes', '1 hour' or '1 day', not %(value)s."), value=repr(interval)),
+            )
         interval = f"{int(match.group(1))} {match.group(2).lower()}"
         by = self.names(index, "by", step.get("by") or [], allow_empty=True)
         if time in by:
-            raise RecipeError(index, "by", f"{time!r} is the time column; group by other columns.")
+            raise RecipeError(
+                index, "by", phrase(gettext_noop("%(column)s is the time column; group by other columns."), column=repr(time))
+            )
         aggs = self._aggregations(index, step["aggregations"], RESAMPLE_AGGS)
         order = f"{quote(time)}, {quote(POS)}"
         exprs, names = [], []
@@ -723,7 +892,15 @@ class _Compiler:
         order_by = self.column(index, "order_by", step["order_by"])
         size = step["size"]
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_WINDOW:
-            raise RecipeError(index, "size", f"size is a whole number of rows from 1 to {MAX_WINDOW}, not {size!r}.")
+            raise RecipeError(
+                index,
+                "size",
+                phrase(
+                    gettext_noop("size is a whole number of rows from 1 to %(limit)s, not %(value)s."),
+                    limit=MAX_WINDOW,
+                    value=repr(size),
+                ),
+            )
         partition = self.names(index, "partition_by", step.get("partition_by") or [], allow_empty=True)
         aggs = self._aggregations(index, step["aggregations"], tuple(WINDOW_AGGS))
         keys = f"PARTITION BY {', '.join(quote(c) for c in partition)} " if partition else ""
@@ -748,24 +925,39 @@ class _Compiler:
         _fields(index, step, {"input", "on"}, {"how", "suffix"})
         key = step["input"]
         if not isinstance(key, str) or key == "input" or key not in self.sources:
-            others = ", ".join(repr(k) for k in self.sources if k != "input") or "none"
-            raise RecipeError(index, "input", f"Unknown input {key!r} to join; inputs given: {others}.")
+            others = ", ".join(repr(k) for k in self.sources if k != "input") or gettext_noop("none")
+            raise RecipeError(
+                index,
+                "input",
+                phrase(
+                    gettext_noop("Unknown input %(input)s to join; inputs given: %(inputs)s."), input=repr(key), inputs=others
+                ),
+            )
         how = step.get("how", "inner")
         if how not in ("inner", "left"):
-            raise RecipeError(index, "how", f"how is 'inner' or 'left', not {how!r}.")
+            raise RecipeError(index, "how", phrase(gettext_noop("how is 'inner' or 'left', not %(value)s."), value=repr(how)))
         suffix = step.get("suffix", f"_{key}")
         if not isinstance(suffix, str) or not suffix:
-            raise RecipeError(index, "suffix", "suffix is a non-empty text.")
+            raise RecipeError(index, "suffix", gettext_noop("suffix is a non-empty text."))
         view = quote(self.sources[key])
         right = self.describe(index, "input", f"SELECT * FROM {view}", [])
         on = step["on"]
         pairs = list(on.items()) if isinstance(on, Mapping) else [(c, c) for c in on] if isinstance(on, list | tuple) else []
         if not pairs:
-            raise RecipeError(index, "on", "on is a non-empty list of column names, or {left: right} names.")
+            raise RecipeError(index, "on", gettext_noop("on is a non-empty list of column names, or {left: right} names."))
         for left_name, right_name in pairs:
             self.column(index, "on", left_name)
             if right_name not in right:
-                raise RecipeError(index, "on", f"Unknown column {right_name!r} in {key!r}. Columns: {_listing(right)}.")
+                raise RecipeError(
+                    index,
+                    "on",
+                    phrase(
+                        gettext_noop("Unknown column %(column)s in %(input)s. Columns: %(columns)s."),
+                        column=repr(right_name),
+                        input=repr(key),
+                        columns=_listing(right),
+                    ),
+                )
         right_keys = {r for _, r in pairs}
         taken = {c.lower() for c in self.columns}
         exprs = [f"l.{quote(c)}" for c in self.columns]
@@ -774,7 +966,16 @@ class _Compiler:
                 continue
             new = c if c.lower() not in taken else f"{c}{suffix}"
             if new.lower() in taken:
-                raise RecipeError(index, "suffix", f"Column {c!r} of {key!r} is taken even with the suffix {suffix!r}.")
+                raise RecipeError(
+                    index,
+                    "suffix",
+                    phrase(
+                        gettext_noop("Column %(column)s of %(input)s is taken even with the suffix %(suffix)s."),
+                        column=repr(c),
+                        input=repr(key),
+                        suffix=repr(suffix),
+                    ),
+                )
             taken.add(new.lower())
             exprs.append(f"r.{quote(c)} AS {quote(new)}")
         condition = " AND ".join(f"l.{quote(a)} = r.{quote(b)}" for a, b in pairs)
@@ -798,7 +999,7 @@ class _Compiler:
         except QueryError as error:
             message = error.message
             if error.code == QueryError.NOT_READ_ONLY:
-                message = (
+                message = gettext_noop(
                     "A SQL step is one read statement over `input` (SELECT, WITH … SELECT or VALUES); nothing else runs here."
                 )
             raise RecipeError(index, "sql", message) from None
@@ -816,7 +1017,11 @@ class _Compiler:
         for name in names:
             _check_new_name(index, field_name, name)
             if lowered.count(name.lower()) > 1:
-                raise RecipeError(index, field_name, f"Two output columns would be named {name!r} (names ignore case).")
+                raise RecipeError(
+                    index,
+                    field_name,
+                    phrase(gettext_noop("Two output columns would be named %(column)s (names ignore case)."), column=repr(name)),
+                )
 
 
 OPS = tuple(name[4:] for name in vars(_Compiler) if name.startswith("_op_"))
@@ -844,37 +1049,79 @@ OP_FIELD = {
 def _fields(index: int, step: Mapping, required: set[str], optional: set[str] = frozenset()) -> None:
     for name in required:
         if name not in step:
-            raise RecipeError(index, name, f"The {step.get('op')} step needs {name}.")
+            raise RecipeError(
+                index, name, phrase(gettext_noop("The %(op)s step needs %(field)s."), op=step.get("op"), field=name)
+            )
     for name in step:
         if name != "op" and name not in required and name not in optional:
             known = ", ".join(sorted(required | set(optional)))
-            raise RecipeError(index, str(name), f"Unknown field {name!r} for {step.get('op')}; fields: {known}.")
+            raise RecipeError(
+                index,
+                str(name),
+                phrase(
+                    gettext_noop("Unknown field %(field)s for %(op)s; fields: %(fields)s."),
+                    field=repr(name),
+                    op=step.get("op"),
+                    fields=known,
+                ),
+            )
 
 
 def _as_mapping(index, field_name: str, value, *, non_empty: bool = False) -> dict:
     if not isinstance(value, Mapping) or (non_empty and not value):
-        raise RecipeError(index, field_name, f"{field_name} must be a non-empty object.")
+        raise RecipeError(index, field_name, phrase(gettext_noop("%(field)s must be a non-empty object."), field=field_name))
     for key in value:
         if not isinstance(key, str):
-            raise RecipeError(index, field_name, f"Column names are text, not {key!r}.")
+            raise RecipeError(index, field_name, phrase(gettext_noop("Column names are text, not %(value)s."), value=repr(key)))
     return dict(value)
 
 
 def _check_new_name(index, field_name: str, name) -> None:
     if not isinstance(name, str) or not name.strip():
-        raise RecipeError(index, field_name, f"A column name is a non-empty text, not {name!r}.")
+        raise RecipeError(
+            index, field_name, phrase(gettext_noop("A column name is a non-empty text, not %(value)s."), value=repr(name))
+        )
     if len(name) > MAX_NAME_CHARS:
-        raise RecipeError(index, field_name, f"Column name {name[:40]!r}… is longer than {MAX_NAME_CHARS} characters.")
+        raise RecipeError(
+            index,
+            field_name,
+            phrase(
+                gettext_noop("Column name %(column)s… is longer than %(limit)s characters."),
+                column=repr(name[:40]),
+                limit=MAX_NAME_CHARS,
+            ),
+        )
     if name.startswith(RESERVED):
-        raise RecipeError(index, field_name, f"Column name {name!r} is reserved (names starting with {RESERVED}).")
+        raise RecipeError(index, field_name, _reserved(name))
+
+
+def _reserved(name: str) -> Phrase:
+    return phrase(
+        gettext_noop("Column name %(column)s is reserved (names starting with %(prefix)s)."), column=repr(name), prefix=RESERVED
+    )
 
 
 def _number(index, field_name: str, value, *, low=None, high=None, low_open=False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RecipeError(index, field_name, f"{field_name} must be a number, not {value!r}.")
+        raise RecipeError(
+            index,
+            field_name,
+            phrase(gettext_noop("%(field)s must be a number, not %(value)s."), field=field_name, value=repr(value)),
+        )
     if (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high):
-        bounds = f"{'above' if low_open else 'at least'} {low}" + (f" and at most {high}" if high is not None else "")
-        raise RecipeError(index, field_name, f"{field_name} must be {bounds}, not {value!r}.")
+        if high is not None:
+            bounds = phrase(gettext_noop("at least %(low)s and at most %(high)s"), low=low, high=high)
+        elif low_open:
+            bounds = phrase(gettext_noop("above %(low)s"), low=low)
+        else:
+            bounds = phrase(gettext_noop("at least %(low)s"), low=low)
+        raise RecipeError(
+            index,
+            field_name,
+            phrase(
+                gettext_noop("%(field)s must be %(bounds)s, not %(value)s."), field=field_name, bounds=bounds, value=repr(value)
+            ),
+        )
     return float(value)
 
 
@@ -891,17 +1138,14 @@ def _without_trailing_semicolons(text: str) -> str:
         text = encoded[: tokens[-1]].decode("utf-8")
 
 
-def _listing(columns, limit: int = 20) -> str:
-    columns = list(columns)
-    shown = ", ".join(repr(c) for c in columns[:limit])
-    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
-
-
-def _message(error: duckdb.Error) -> str:
+def _message(error: duckdb.Error) -> Phrase:
     if isinstance(error, duckdb.PermissionException):
-        return f"Only the recipe's inputs can be read; files, URLs and extensions cannot. ({_first_line(error)})"
+        return phrase(
+            gettext_noop("Only the recipe's inputs can be read; files, URLs and extensions cannot. (%(error)s)"),
+            error=_first_line(error),
+        )
     text = str(error).strip()
-    return text if len(text) <= 1000 else text[:999] + "…"
+    return phrase(gettext_noop("duckdb refused it: %(error)s"), error=text if len(text) <= 1000 else text[:999] + "…")
 
 
 def _first_line(error: Exception) -> str:

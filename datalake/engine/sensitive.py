@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import Phrase, gettext_noop, phrase
+
 KEY_SIZES = (16, 24, 32)
 MASTER_KEY_ID = "lepton"  # the one master key identifier pyarrow asks the KMS for
 HASH_HEX_DIGITS = 16
@@ -39,7 +41,7 @@ BATCH_ROWS = 65_536
 class DataKeyError(Exception):
     """The data key is missing, malformed, or not the one a stored file was encrypted with."""
 
-    def __init__(self, message: str, code: str = "data_key"):
+    def __init__(self, message: Phrase, code: str = "data_key"):
         super().__init__(message)
         self.message, self.code = message, code
 
@@ -48,7 +50,7 @@ def parse_key(text: str, name: str = "LEPTON_DATA_KEY") -> bytes:
     """The key bytes of a hex or base64 text of 16, 24 or 32 bytes; DataKeyError saying what is wrong."""
     value = (text or "").strip()
     if not value:
-        raise DataKeyError(f"{name} is not set.", code="data_key_missing")
+        raise DataKeyError(phrase(gettext_noop("%(name)s is not set."), name=name), code="data_key_missing")
     raw = None
     if len(value) in (32, 48, 64) and all(c in "0123456789abcdefABCDEF" for c in value):
         raw = bytes.fromhex(value)
@@ -59,8 +61,11 @@ def parse_key(text: str, name: str = "LEPTON_DATA_KEY") -> bytes:
             raw = None
     if raw is None or len(raw) not in KEY_SIZES:
         raise DataKeyError(
-            f"{name} must be 16, 24 or 32 random bytes written as hex or base64; make one with: "
-            'python -c "import secrets, base64; print(base64.b64encode(secrets.token_bytes(32)).decode())"',
+            phrase(
+                gettext_noop("%(name)s must be 16, 24 or 32 random bytes written as hex or base64; make one with: %(command)s"),
+                name=name,
+                command='python -c "import secrets, base64; print(base64.b64encode(secrets.token_bytes(32)).decode())"',
+            ),
             code="data_key_malformed",
         )
     return raw
@@ -121,12 +126,17 @@ def _kms_class():
             kid, _, body = str(wrapped_key).partition(":")
             key = self.ring.by_id().get(kid)
             if key is None:
-                raise DataKeyError(f"the file was encrypted with data key {kid}, which is not configured", "data_key_wrong")
+                raise DataKeyError(
+                    phrase(gettext_noop("the file was encrypted with data key %(key)s, which is not configured"), key=kid),
+                    "data_key_wrong",
+                )
             data = base64.b64decode(body)
             try:
                 return _aesgcm(key).decrypt(data[:12], data[12:], master_key_identifier.encode())
             except InvalidTag:
-                raise DataKeyError(f"data key {kid} does not open this file", "data_key_wrong") from None
+                raise DataKeyError(
+                    phrase(gettext_noop("data key %(key)s does not open this file"), key=kid), "data_key_wrong"
+                ) from None
 
     return _RingKms
 
@@ -169,13 +179,16 @@ def open_parquet(path: str, ring: KeyRing | None, *, encrypted: bool) -> pq.Parq
     if not encrypted:
         return pq.ParquetFile(path)
     if ring is None:
-        raise DataKeyError("LEPTON_DATA_KEY is not set.", code="data_key_missing")
+        raise DataKeyError(phrase(gettext_noop("%(name)s is not set."), name="LEPTON_DATA_KEY"), code="data_key_missing")
     try:
         return pq.ParquetFile(path, decryption_properties=decryption_properties(ring))
     except DataKeyError:
         raise
     except (OSError, pa.ArrowException) as exc:
-        raise DataKeyError(f"the file cannot be decrypted with the configured data keys ({exc})", "data_key_wrong") from None
+        raise DataKeyError(
+            phrase(gettext_noop("the file cannot be decrypted with the configured data keys (%(error)s)"), error=str(exc)),
+            "data_key_wrong",
+        ) from None
 
 
 def encrypt_file(
@@ -229,7 +242,7 @@ def rewrite(
     reader = open_parquet(source, ring, encrypted=encrypted)
     hide, hashed = set(hide), set(hashed)
     if hashed and ring is None:
-        raise DataKeyError("LEPTON_DATA_KEY is not set.", code="data_key_missing")
+        raise DataKeyError(phrase(gettext_noop("%(name)s is not set."), name="LEPTON_DATA_KEY"), code="data_key_missing")
     mask_key = ring.mask_key() if hashed else b""
     fields = []
     for f in reader.schema_arrow:

@@ -15,7 +15,7 @@ import zipfile
 
 from charset_normalizer import from_bytes
 
-from .errors import IngestError
+from .errors import IngestError, gettext_noop, phrase
 
 SAMPLE_BYTES = 1024 * 1024
 # GB18030 is a superset of GBK and GB2312: decoding with it never loses a character the
@@ -51,7 +51,9 @@ def detect_format(path: str, name: str) -> str:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
         except zipfile.BadZipFile:
-            raise IngestError(IngestError.ARCHIVE, "The file looks like a zip archive but cannot be opened.") from None
+            raise IngestError(
+                IngestError.ARCHIVE, gettext_noop("The file looks like a zip archive but cannot be opened.")
+            ) from None
         return "xlsx" if "xl/workbook.xml" in names else "zip"
     lower = name.lower()
     for ext, fmt in ((".tsv", "tsv"), (".tab", "tsv"), (".jsonl", "json"), (".ndjson", "json"), (".json", "json")):
@@ -102,7 +104,7 @@ def detect_encoding(sample: bytes) -> str:
     if best is None:
         raise IngestError(
             IngestError.UNKNOWN_ENCODING,
-            "The text encoding could not be detected; choose the encoding (e.g. utf-8 or gb18030).",
+            gettext_noop("The text encoding could not be detected; choose the encoding (e.g. utf-8 or gb18030)."),
         )
     return normalize_encoding(best.encoding)
 
@@ -143,8 +145,15 @@ def decode_sample(sample: bytes, encoding: str, path: str) -> str:
 def undecodable(encoding: str, offset: int, line: int) -> IngestError:
     return IngestError(
         IngestError.UNDECODABLE,
-        f"The file is not valid {encoding}: the bytes at offset {offset} (line {line}) cannot be decoded. "
-        "Choose the file's encoding (e.g. gb18030 for files from Chinese Windows tools).",
+        phrase(
+            gettext_noop(
+                "The file is not valid %(encoding)s: the bytes at offset %(offset)s (line %(line)s) cannot be decoded. "
+                "Choose the file's encoding (e.g. gb18030 for files from Chinese Windows tools)."
+            ),
+            encoding=encoding,
+            offset=offset,
+            line=line,
+        ),
         {"encoding": encoding, "offset": offset, "line": line},
     )
 

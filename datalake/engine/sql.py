@@ -52,6 +52,7 @@ from decimal import Decimal
 
 import duckdb
 
+from .errors import Phrase, gettext_noop, phrase
 from .profile import _literal, quote
 
 MAX_SQL_CHARS = 100_000
@@ -59,7 +60,7 @@ MAX_MESSAGE_CHARS = 1_000
 STARTUP_S = 30.0  # a fresh interpreter importing duckdb and binding the views; not part of timeout_s
 FETCH_BATCH = 10_000
 SIZE_PATTERN = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
-ALLOWED = "SELECT, WITH … SELECT, VALUES, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN SELECT"
+ALLOWED = gettext_noop("SELECT, WITH … SELECT, VALUES, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN SELECT")
 STATEMENT_STARTS = ("(", "SELECT", "WITH", "VALUES", "FROM", "TABLE", "DESCRIBE", "SHOW", "SUMMARIZE")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -81,7 +82,7 @@ class QueryError(Exception):
     EXECUTION = "execution"
     WORKER_DIED = "worker_died"
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: Phrase | str):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -89,7 +90,7 @@ class QueryError(Exception):
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
 
-    def __reduce__(self):  # crosses the process boundary intact
+    def __reduce__(self):  # crosses the process boundary intact (a Phrase keeps its template)
         return (QueryError, (self.code, self.message))
 
 
@@ -182,28 +183,41 @@ def export_query_csv(
 def check_read_only(sql: str) -> None:
     """Refuse anything but a single read statement, by duckdb's parser, without executing it."""
     if not isinstance(sql, str) or not sql.strip():
-        raise QueryError(QueryError.EMPTY, f"Write a query: {ALLOWED}.")
+        raise QueryError(QueryError.EMPTY, phrase(gettext_noop("Write a query: %(allowed)s."), allowed=ALLOWED))
     if len(sql) > MAX_SQL_CHARS:
-        raise QueryError(QueryError.TOO_LONG, f"The query is longer than {MAX_SQL_CHARS:,} characters.")
+        raise QueryError(
+            QueryError.TOO_LONG,
+            phrase(gettext_noop("The query is longer than %(limit)s characters."), limit=f"{MAX_SQL_CHARS:,}"),
+        )
     statements = _parse(sql)
     if not statements:
-        raise QueryError(QueryError.EMPTY, f"Write a query: {ALLOWED}.")
+        raise QueryError(QueryError.EMPTY, phrase(gettext_noop("Write a query: %(allowed)s."), allowed=ALLOWED))
     if len(statements) > 1:
         raise QueryError(
             QueryError.MULTIPLE_STATEMENTS,
-            f"Only one statement can run at a time; this text holds {len(statements)}. Remove all but one.",
+            phrase(
+                gettext_noop("Only one statement can run at a time; this text holds %(count)s. Remove all but one."),
+                count=len(statements),
+            ),
         )
     statement = statements[0]
     if statement.type == duckdb.StatementType.EXPLAIN:
         inner = _parse(_explained(statement.query))
         if len(inner) == 1 and inner[0].type == duckdb.StatementType.SELECT:
             return
-        raise QueryError(QueryError.NOT_READ_ONLY, f"EXPLAIN works on a read statement only ({ALLOWED}).")
+        raise QueryError(
+            QueryError.NOT_READ_ONLY,
+            phrase(gettext_noop("EXPLAIN works on a read statement only (%(allowed)s)."), allowed=ALLOWED),
+        )
     if statement.type != duckdb.StatementType.SELECT:
         kind = statement.type.name.replace("_", " ")
         raise QueryError(
             QueryError.NOT_READ_ONLY,
-            f"This console only reads data: {ALLOWED}. A {kind} statement cannot run here.",
+            phrase(
+                gettext_noop("This console only reads data: %(allowed)s. A %(kind)s statement cannot run here."),
+                allowed=ALLOWED,
+                kind=kind,
+            ),
         )
 
 
@@ -211,10 +225,12 @@ def _parse(sql: str) -> list:
     try:
         return duckdb.extract_statements(sql)
     except duckdb.ParserException as error:
-        raise QueryError(QueryError.SYNTAX, _duck_message(error)) from None
+        raise QueryError(QueryError.SYNTAX, _duck_says(error)) from None
     except (ValueError, duckdb.Error) as error:
         # A statement kind the Python client does not even name (e.g. UPDATE EXTENSIONS).
-        raise QueryError(QueryError.NOT_READ_ONLY, f"This console only reads data: {ALLOWED}.") from error
+        raise QueryError(
+            QueryError.NOT_READ_ONLY, phrase(gettext_noop("This console only reads data: %(allowed)s."), allowed=ALLOWED)
+        ) from error
 
 
 def _explained(query: str) -> str:
@@ -295,21 +311,36 @@ def _run(job: dict, timeout_s: float) -> dict:
         sender.close()  # so that the worker's exit shows as EOF here
         message = _receive(receiver, STARTUP_S)
         if message is None:
-            raise QueryError(QueryError.TIMEOUT, f"The query worker did not start within {STARTUP_S:g} s; try again.")
+            raise QueryError(
+                QueryError.TIMEOUT,
+                phrase(gettext_noop("The query worker did not start within %(seconds)s s; try again."), seconds=f"{STARTUP_S:g}"),
+            )
         if message[0] == "ready":
             message = _receive(receiver, timeout_s)
             if message is None:
                 raise QueryError(
                     QueryError.TIMEOUT,
-                    f"The query stopped: time limit of {timeout_s:g} s exceeded. Filter or aggregate earlier, or add a LIMIT.",
+                    phrase(
+                        gettext_noop(
+                            "The query stopped: time limit of %(seconds)s s exceeded. "
+                            "Filter or aggregate earlier, or add a LIMIT."
+                        ),
+                        seconds=f"{timeout_s:g}",
+                    ),
                 )
         if message[0] == "ok":
             return message[1]
         if message[0] == "error":
             raise QueryError(message[1], message[2])
         _stop(process)
-        hint = " The machine probably ran out of memory; filter or aggregate earlier." if process.exitcode == -9 else ""
-        raise QueryError(QueryError.WORKER_DIED, f"The query worker stopped unexpectedly (exit code {process.exitcode}).{hint}")
+        if process.exitcode == -9:
+            message = gettext_noop(
+                "The query worker stopped unexpectedly (exit code %(code)s). "
+                "The machine probably ran out of memory; filter or aggregate earlier."
+            )
+        else:
+            message = gettext_noop("The query worker stopped unexpectedly (exit code %(code)s).")
+        raise QueryError(QueryError.WORKER_DIED, phrase(message, code=process.exitcode))
     finally:
         receiver.close()
         _stop(process)
@@ -360,9 +391,16 @@ def _worker(sender, job: dict) -> None:
     except duckdb.Error as error:
         sender.send(("error", *_classify(error, [v["name"] for v in job["views"]], job)))
     except MemoryError:
-        sender.send(("error", QueryError.MEMORY, "The result did not fit in the worker's memory; select fewer rows or columns."))
+        sender.send(
+            (
+                "error",
+                QueryError.MEMORY,
+                gettext_noop("The result did not fit in the worker's memory; select fewer rows or columns."),
+            )
+        )
     except Exception as error:  # noqa: BLE001 — the caller must get an answer, not a dead pipe
-        sender.send(("error", QueryError.EXECUTION, _trim(f"{type(error).__name__}: {error}")))
+        text = _trim(f"{type(error).__name__}: {error}")
+        sender.send(("error", QueryError.EXECUTION, phrase(gettext_noop("The query failed: %(error)s"), error=text)))
     finally:
         sender.close()
 
@@ -383,7 +421,10 @@ def _sandbox(job: dict) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET max_temp_directory_size = {_literal(job['temp_limit'])}")
     for view in job["views"]:
         if not os.path.isfile(view["path"]):
-            raise QueryError(QueryError.UNAVAILABLE, f"The data of {view['name']} is not available right now.")
+            raise QueryError(
+                QueryError.UNAVAILABLE,
+                phrase(gettext_noop("The data of %(view)s is not available right now."), view=view["name"]),
+            )
         if view["columns"]:
             columns = ", ".join(f"{quote(stored)} AS {quote(shown)}" for stored, shown in view["columns"].items())
         else:
@@ -396,7 +437,12 @@ def _sandbox(job: dict) -> duckdb.DuckDBPyConnection:
             )
         except duckdb.Error as error:
             raise QueryError(
-                QueryError.UNAVAILABLE, _trim(f"The data of {view['name']} could not be opened: {_duck_message(error)}")
+                QueryError.UNAVAILABLE,
+                phrase(
+                    gettext_noop("The data of %(view)s could not be opened: %(error)s"),
+                    view=view["name"],
+                    error=_duck_message(error),
+                ),
             ) from None
     # Views bind when queried, so their files must stay readable once external access is off.
     con.execute("SET allowed_paths = [" + ", ".join(_literal(v["path"]) for v in job["views"]) + "]")
@@ -483,23 +529,35 @@ def _escape(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def _classify(error: duckdb.Error, names: list[str], job: dict) -> tuple[str, str]:
+def _classify(error: duckdb.Error, names: list[str], job: dict) -> tuple[str, Phrase]:
     text = _duck_message(error)
     if isinstance(error, duckdb.PermissionException):
-        return QueryError.FORBIDDEN, _trim(
-            f"Only the tables listed here can be read; files, URLs and extensions cannot. ({text})"
+        return QueryError.FORBIDDEN, phrase(
+            gettext_noop("Only the tables listed here can be read; files, URLs and extensions cannot. (%(error)s)"), error=text
         )
     if isinstance(error, duckdb.OutOfMemoryException) or "max_temp_directory_size" in text:
-        return QueryError.MEMORY, _trim(
-            f"The query needed more than its memory limit ({job['memory_limit']}, spilling up to "
-            f"{job['temp_limit']}). Filter or aggregate earlier, or select fewer columns. ({text})"
+        return QueryError.MEMORY, phrase(
+            gettext_noop(
+                "The query needed more than its memory limit (%(memory)s, spilling up to %(spill)s). "
+                "Filter or aggregate earlier, or select fewer columns. (%(error)s)"
+            ),
+            memory=job["memory_limit"],
+            spill=job["temp_limit"],
+            error=text,
         )
     if isinstance(error, duckdb.CatalogException) and re.search(r"(Table|Schema|View) with name .* does not exist", text):
-        listed = ", ".join(sorted(names)) or "none"
-        return QueryError.UNKNOWN_TABLE, _trim(f"{text.splitlines()[0]} Tables you can query: {listed}.")
+        listed = ", ".join(sorted(names)) or gettext_noop("none")
+        return QueryError.UNKNOWN_TABLE, phrase(
+            gettext_noop("%(error)s Tables you can query: %(tables)s."), error=text.splitlines()[0], tables=listed
+        )
     if isinstance(error, duckdb.ParserException):
-        return QueryError.SYNTAX, text
-    return QueryError.EXECUTION, text
+        return QueryError.SYNTAX, _duck_says(error)
+    return QueryError.EXECUTION, phrase(gettext_noop("The query failed: %(error)s"), error=text)
+
+
+def _duck_says(error: Exception) -> Phrase:
+    """duckdb's own words (English, trimmed) about a statement it cannot parse, introduced in the reader's language."""
+    return phrase(gettext_noop("The SQL could not be parsed: %(error)s"), error=_duck_message(error))
 
 
 def _duck_message(error: Exception) -> str:

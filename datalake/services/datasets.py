@@ -14,6 +14,7 @@ from datalake.engine.checks import CheckSpecError, validate_check
 from datalake.models import Dataset, DatasetVersion, Recipe, VersionBlob, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.i18n import translated, translated_fields
 from lepton.models import Department, LineageEdge
 from lepton.storage import get_storage
 
@@ -105,7 +106,8 @@ def _validate_checks(dataset: Dataset, checks) -> list[dict]:
         try:
             cleaned.append(validate_check(spec, columns))
         except CheckSpecError as exc:
-            raise Invalid(str(exc), fields={f"checks.{index}.{k}": v for k, v in exc.fields.items()}) from None
+            fields = {f"checks.{index}.{k}": v for k, v in translated_fields(exc.fields).items()}
+            raise Invalid(translated(exc.message), fields=fields) from None
     return cleaned
 
 

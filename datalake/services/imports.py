@@ -22,6 +22,7 @@ from datalake.engine.profile import _jsonable
 from datalake.models import DatabaseImport, Dataset, DatasetVersion, VersionStatus
 from lepton import audit, crypto, policy
 from lepton.errors import Conflict, Forbidden, Invalid
+from lepton.i18n import translated
 from lepton.jobs.services import job_submit
 from lepton.netguard import address_problem
 
@@ -44,7 +45,8 @@ def _parsed_url(url, password):
     try:
         parsed = parse_database_url(url)
     except IngestError as exc:
-        raise Invalid(exc.message, fields={"url": [exc.message]}, code="bad_url") from None
+        message = translated(exc.message)
+        raise Invalid(message, fields={"url": [message]}, code="bad_url") from None
     allowed = settings.LEPTON_IMPORT_ALLOWED_HOSTS
     if allowed and "*" not in allowed and parsed.host.lower() not in {h.lower() for h in allowed}:
         message = _("Imports may connect only to %(hosts)s (LEPTON_IMPORT_ALLOWED_HOSTS); %(host)s is not one of them.") % {
@@ -92,7 +94,8 @@ def _checked_query(query, scheme: str) -> str:
     try:
         return check_select(query, dialect=scheme)
     except IngestError as exc:
-        raise Invalid(exc.message, fields={"query": [exc.message]}, code=exc.code) from None
+        message = translated(exc.message)
+        raise Invalid(message, fields={"query": [message]}, code=exc.code) from None
 
 
 def _checked_interval(minutes) -> int | None:
@@ -311,7 +314,7 @@ def import_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
                 progress=lambda rows: progress(30, _("%(rows)s rows read") % {"rows": rows}),
             )
         except IngestError as exc:
-            _record(db_import.pk, ImportStatus.FAILED, exc.message)
+            _record(db_import.pk, ImportStatus.FAILED, translated(exc.message))
             return version_fail(version, exc.message, {"code": exc.code, "details": exc.details})
         latest = version.dataset.versions.filter(status=VersionStatus.PUBLISHED).order_by("-number").first()
         if latest is not None and latest.parquet_sha256 == result.sha256:

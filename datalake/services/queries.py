@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from datalake.models import SavedQuery
 from lepton import audit, policy
 from lepton.errors import Forbidden, Invalid, NotFound
+from lepton.i18n import translated
 from lepton.models import Department
 
 QUERY_FIELDS = ["name", "description", "sql"]
@@ -21,7 +22,8 @@ def _checked_sql(sql) -> str:
     try:
         check_read_only(sql)
     except QueryError as exc:
-        raise Invalid(exc.message, fields={"sql": [exc.message]}, code=f"sql_{exc.code}") from None
+        message = translated(exc.message)
+        raise Invalid(message, fields={"sql": [message]}, code=f"sql_{exc.code}") from None
     return sql
 
 

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from datalake.models import Dataset, DatasetVersion, VersionBlob, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Invalid, NotFound
+from lepton.i18n import translated
 from lepton.storage import get_storage
 
 from .sensitive import classified, readable_parquet
@@ -42,7 +43,7 @@ def version_preview(
                 filters=filters or (),
             ).as_dict()
         except PreviewError as exc:
-            raise Invalid(exc.message, fields={exc.field: [exc.message]}) from None
+            raise _preview_invalid(exc) from None
     if readable.masked:
         page["masked"] = readable.masked
     return page
@@ -60,7 +61,7 @@ def version_image_grid(*, actor, version: DatasetVersion, per_class: int = 8, la
         try:
             return image_grid(readable.path, per_class=per_class, label=label)
         except PreviewError as exc:
-            raise Invalid(exc.message, fields={exc.field: [exc.message]}) from None
+            raise _preview_invalid(exc) from None
 
 
 IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"BM": "image/bmp"}
@@ -202,7 +203,14 @@ def sql_run(*, actor, sql: str, row_cap: int = 10_000) -> dict:
 
 
 def _query_invalid(exc) -> Invalid:
-    return Invalid(exc.message, fields={"sql": [exc.message]}, code=f"sql_{exc.code}")
+    """The engine's refusal (a QueryError, an English Phrase) as a 400 in the request's language."""
+    message = translated(exc.message)
+    return Invalid(message, fields={"sql": [message]}, code=f"sql_{exc.code}")
+
+
+def _preview_invalid(exc) -> Invalid:
+    message = translated(exc.message)
+    return Invalid(message, fields={exc.field: [message]})
 
 
 def sql_export(*, actor, sql: str, folder: str) -> dict:

@@ -14,6 +14,7 @@ from datalake.engine.profile import _jsonable
 from datalake.models import Dataset, DatasetVersion, Recipe, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
+from lepton.i18n import translated
 from lepton.jobs.services import job_submit
 
 from .datasets import dataset_create, lineage_add
@@ -76,8 +77,13 @@ def _validate_steps(steps, main: DatasetVersion, joined: dict[str, DatasetVersio
     try:
         return validate_recipe(steps, _columns_of(main), inputs={k: _columns_of(v) for k, v in joined.items()})
     except RecipeError as exc:
-        key = "steps" if exc.step_index is None else f"steps.{exc.step_index}.{exc.field}"
-        raise Invalid(str(exc), fields={key: [exc.message]}, code="invalid_recipe") from None
+        raise _invalid_recipe(exc) from None
+
+
+def _invalid_recipe(exc) -> Invalid:
+    """A RecipeError (the engine's English Phrase) as a 400 in the request's language, on the step's field."""
+    key = "steps" if exc.step_index is None else f"steps.{exc.step_index}.{exc.field}"
+    return Invalid(translated(exc.explained), fields={key: [translated(exc.message)]}, code="invalid_recipe")
 
 
 def recipe_create(
@@ -127,8 +133,7 @@ def recipe_preview(*, actor, recipe: Recipe, steps: list | None = None, sample_r
         try:
             result = apply_recipe(cleaned, inputs, out, sample_rows=sample_rows, timeout_s=60)
         except RecipeError as exc:
-            key = "steps" if exc.step_index is None else f"steps.{exc.step_index}.{exc.field}"
-            raise Invalid(str(exc), fields={key: [exc.message]}, code="invalid_recipe") from None
+            raise _invalid_recipe(exc) from None
         page = preview(out, names=result.names, page_size=50).as_dict()
     return {"rows": result.rows, "parameters": _jsonable(result.parameters), "preview": page}
 
@@ -189,7 +194,7 @@ def recipe_execute(version_id, *, progress=lambda pct, msg: None) -> DatasetVers
                 timeout_s=settings.LEPTON_RECIPE_TIMEOUT_SECONDS,
             )
         except RecipeError as exc:
-            return version_fail(version, str(exc), {"code": "invalid_recipe"})
+            return version_fail(version, exc.explained, {"code": "invalid_recipe"})
         inherit_classification(version, inputs.values(), [c.get("name") for c in result.columns])
         report = {
             "format": "recipe",

@@ -35,6 +35,7 @@ from datalake.engine.sensitive import DataKeyError, KeyRing, encrypt_file, rewri
 from datalake.models import ColumnLevel, Dataset, DatasetVersion, MaskMode, UnmaskGrant, VersionStatus
 from lepton import audit, policy
 from lepton.errors import Conflict, Invalid, NotFound
+from lepton.i18n import translated
 from lepton.models import ROLE_RANK, Role
 from lepton.storage import get_storage
 
@@ -53,7 +54,7 @@ def _key_conflict(exc: DataKeyError, doing: str) -> Conflict:
     message = _(
         "%(doing)s needs the data key of sensitive columns, and it is not usable: %(reason)s "
         "Ask an operator to set LEPTON_DATA_KEY (see docs/operations.md, “Data keys and rotation”)."
-    ) % {"doing": doing, "reason": exc.message}
+    ) % {"doing": doing, "reason": translated(exc.message)}
     return Conflict(message, code=exc.code)
 
 
@@ -118,7 +119,8 @@ def masked_profile(version: DatasetVersion, user) -> dict:
     return {**profile, "columns": columns}
 
 
-_EXAMPLE = re.compile(r" ?\(e\.g\. '.*?'\)")
+# "(e.g. '…')" in an English warning, "（例如 '…'）" in a Chinese one (stored in the uploader's language).
+_EXAMPLE = re.compile(r" ?[(（](?:e\.g\.|例如) ?'.*?'[)）]")
 
 
 def masked_reports(version: DatasetVersion, user, *, unmask: bool | None = None) -> tuple[list, dict]:

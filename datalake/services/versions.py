@@ -28,6 +28,7 @@ from lepton.storage import get_storage
 
 from .datasets import blobs_in_use, department_storage_used
 from .sensitive import drop_unneeded, encrypt_for_storage, require_data_key
+from .words import for_reader
 
 INGEST_KIND = "datalake.ingest"
 # Ingest options a person may set (datalake.engine.types.IngestOptions has more, for the platform).
@@ -265,11 +266,13 @@ def version_finish(
     try:
         check_results = run_checks(parquet_path, checks, names=names) if checks else []
     except CheckSpecError as exc:
-        return version_fail(version, _("A declared quality check does not fit this data: %(error)s") % {"error": exc}, report)
-    results = [r.as_dict() for r in check_results]
+        message = _("A declared quality check does not fit this data: %(error)s") % {"error": for_reader(exc.message)}
+        return version_fail(version, message, report)
+    # Check messages are stored in the reader's language (datalake.services.words).
+    results = [for_reader(r.as_dict()) for r in check_results]
     blocking = blocking_failures(check_results)
     if blocking:
-        reasons = "; ".join(r.message for r in blocking)
+        reasons = "; ".join(for_reader(r.message) for r in blocking)
         return version_fail(version, _("Blocking quality checks failed: %(reasons)s") % {"reasons": reasons}, report, results)
     # Classified columns are stored encrypted (datalake.services.sensitive); without a usable
     # key the version fails and nothing is stored, never a clear copy instead.
@@ -279,7 +282,7 @@ def version_finish(
         message = _(
             "This dataset has sensitive columns and the data key is not usable (%(reason)s); nothing was stored. "
             "Ask an operator to set LEPTON_DATA_KEY, then retry."
-        ) % {"reason": exc.message}
+        ) % {"reason": for_reader(exc.message)}
         return version_fail(version, message, {**report, "code": exc.code})
     adding = os.path.getsize(stored_path) + blob_bytes
     refusal = _over_quota(version.dataset.department, adding)
@@ -357,8 +360,9 @@ def version_publish(
         version.encrypted_columns, version.encryption_key_id = list(encryption[0]), encryption[1]
         version.row_count = report.get("rows", report.get("row_count"))
         version.schema = report.get("columns", report.get("schema", []))
-        version.profile, version.check_results = profile, check_results
-        version.ingest_report = {k: v for k, v in report.items() if k not in ("columns", "schema", "blobs")}
+        version.profile, version.check_results = profile, for_reader(check_results)
+        # The engine's warnings (and an image upload's skipped files) in the language of the job.
+        version.ingest_report = for_reader({k: v for k, v in report.items() if k not in ("columns", "schema", "blobs")})
         version.published_at = timezone.now()
         version.save()
         VersionBlob.objects.bulk_create([VersionBlob(version=version, sha256=sha) for sha in sorted(set(blobs))], batch_size=5000)
@@ -397,11 +401,14 @@ def _announce(version: DatasetVersion) -> None:
             logging.getLogger("lepton.datalake").error("version_published receiver %r failed: %s", receiver, result)
 
 
-def version_fail(version: DatasetVersion, message: str, report: dict, check_results: list | None = None) -> DatasetVersion:
+def version_fail(version: DatasetVersion, message, report: dict, check_results: list | None = None) -> DatasetVersion:
     """Mark a pending version failed with its reason (the raw upload stays for a retry).
 
-    A version refused by a blocking check marks its dataset's quality as failing.
+    `message` may be the engine's Phrase: it is stored in the active language (the job's), as
+    are the Phrases in `report` (e.g. an image upload's bad files). A version refused by a
+    blocking check marks its dataset's quality as failing.
     """
+    message, report, check_results = for_reader(message), for_reader(report), for_reader(check_results)
     with transaction.atomic():
         updated = DatasetVersion.objects.filter(pk=version.pk, status=VersionStatus.PENDING).update(
             status=VersionStatus.FAILED, error_message=message[:5000], ingest_report=report, check_results=check_results or []

@@ -34,7 +34,7 @@ def _one(path, spec):
 def test_not_null(batch_file):
     r = _one(batch_file, {"type": "not_null", "column": "batch"})
     assert (r.passed, r.failing_rows) == (False, 1)
-    assert r.message == "batch: 1 of 5 rows are missing a value."
+    assert r.message == "batch: 1 of 5 rows is missing a value."
     assert _one(batch_file, {"type": "not_null", "column": "status"}).passed
 
 

@@ -378,7 +378,7 @@ def test_bad_files_refuse_the_upload_listing_them(tmp_path):
     assert reasons["ok/fake.png"] == "not an image (PNG, JPEG or BMP)"
     assert reasons["readme.txt"] == "not an image (PNG, JPEG or BMP)"
     assert reasons["ng/cut.jpg"].startswith("damaged or truncated image") and "truncated" in reasons["ng/cut.jpg"]
-    assert error.message.startswith("3 file(s) in the zip cannot be used: ng/cut.jpg (damaged or truncated image")
+    assert error.message.startswith("3 files in the zip cannot be used: ng/cut.jpg (damaged or truncated image")
     assert error.message.endswith("Fix or remove them, or choose to skip bad files.")
 
 

@@ -256,6 +256,7 @@ def test_invalid_calendar_date_stays_text(tmp_path):
     ("values", "logical"),
     [
         (["是", "否", "是"], "bool"),
+        (["是", "", "否", "NA"], "bool"),  # missing values do not make a yes/no column text
         (["yes", "No"], "bool"),
         (["TRUE", "false", "1", "0"], "bool"),
         (["1", "0", "1"], "int"),

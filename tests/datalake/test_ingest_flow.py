@@ -71,7 +71,7 @@ def test_blocking_check_failure_stops_publication_with_the_reason(member, inspec
     )
     version = _ingest(member, inspections, GBK_CSV)
     assert version.status == "failed"
-    assert version.error_message.startswith("Blocking quality checks failed: 结果: 1 values are not allowed")
+    assert version.error_message.startswith("Blocking quality checks failed: 结果: 1 value is not allowed")
     assert version.check_results and version.number is None
 
 
