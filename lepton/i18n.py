@@ -28,3 +28,22 @@ def translated(value):
 def translated_fields(fields: dict) -> dict:
     """An error's {field: [reason, …]} with each reason in the active language."""
     return {key: [translated(reason) for reason in reasons] for key, reasons in fields.items()}
+
+
+def translated_all(value):
+    """`value` (an engine's report: dicts, lists) with each Phrase in it in the active language, before
+    it is stored as JSON for a page (stored as it is, a Phrase would stay English). Plain str stay as they are."""
+    if isinstance(value, Phrase):
+        return translated(value)
+    if isinstance(value, dict):
+        return {key: translated_all(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [translated_all(item) for item in value]
+    return value
+
+
+def error_text(exc: BaseException) -> str:
+    """What an engine's exception says, in the active language: the Phrase it was raised with
+    (str(exc) would keep only its English), else its text as it is (another library's words)."""
+    said = exc.args[0] if len(exc.args) == 1 else None
+    return translated(said) if isinstance(said, Phrase) else str(exc)

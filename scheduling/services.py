@@ -18,9 +18,9 @@ from django.utils.translation import gettext_lazy, gettext_noop
 
 from lepton import audit, policy
 from lepton.errors import Conflict, Forbidden, Invalid, NotFound
-from lepton.i18n import translated
+from lepton.i18n import error_text, translated, translated_all
 from lepton.jobs.services import job_submit
-from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, Phrase, from_dict, to_dict
+from scheduling.engine.instance import Instance, InstanceError, Job, Machine, Operation, from_dict, to_dict
 from scheduling.models import Method, ProblemSource, RunStatus, ScheduledOperation, ScheduleRun, ShopProblem
 
 SOLVE_KIND = "scheduling.solve"
@@ -53,20 +53,7 @@ def engine_error_text(exc: Exception) -> str:
     Phrase translated (scheduling.engine marks every message it raises), else its text as it is."""
     if isinstance(exc, InstanceError):
         return instance_error_text(exc)
-    message = exc.args[0] if len(exc.args) == 1 else None
-    return translated(message) if isinstance(message, Phrase) else str(exc)
-
-
-def for_people(value):
-    """`value` (an engine's info: dicts and lists) with each Phrase in it put in the active language,
-    before it is stored as JSON for a run's page (stored as it is, a Phrase would stay English)."""
-    if isinstance(value, Phrase):
-        return translated(value)
-    if isinstance(value, dict):
-        return {key: for_people(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [for_people(item) for item in value]
-    return value
+    return error_text(exc)
 
 
 def instance_from_data(machines, jobs) -> Instance:
@@ -611,7 +598,7 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
         run.interrupted = [[o.job, o.op, o.machine, o.start, o.end] for o in schedule.interrupted]
         run.lower_bound = result.extra.get("lower_bound")
         run.optimal = bool(result.extra.get("optimal"))
-        run.info = for_people({k: v for k, v in result.extra.items() if k not in ("lower_bound", "optimal")})
+        run.info = translated_all({k: v for k, v in result.extra.items() if k not in ("lower_bound", "optimal")})
         if robustness is not None:
             run.info["robustness"] = robustness
         run.finished_at = timezone.now()

@@ -22,13 +22,13 @@ from datalake.models import Dataset, DatasetVersion, QualityStatus, UploadSessio
 from lepton import audit, policy
 from lepton.collab.services import watchers_notify
 from lepton.errors import Conflict, Invalid, NotFound
+from lepton.i18n import translated_all
 from lepton.jobs.services import job_submit
 from lepton.models import Department
 from lepton.storage import get_storage
 
 from .datasets import blobs_in_use, department_storage_used
 from .sensitive import drop_unneeded, encrypt_for_storage, require_data_key
-from .words import for_reader
 
 INGEST_KIND = "datalake.ingest"
 # Ingest options a person may set (datalake.engine.types.IngestOptions has more, for the platform).
@@ -266,13 +266,13 @@ def version_finish(
     try:
         check_results = run_checks(parquet_path, checks, names=names) if checks else []
     except CheckSpecError as exc:
-        message = _("A declared quality check does not fit this data: %(error)s") % {"error": for_reader(exc.message)}
+        message = _("A declared quality check does not fit this data: %(error)s") % {"error": translated_all(exc.message)}
         return version_fail(version, message, report)
     # Check messages are stored in the reader's language (datalake.services.words).
-    results = [for_reader(r.as_dict()) for r in check_results]
+    results = [translated_all(r.as_dict()) for r in check_results]
     blocking = blocking_failures(check_results)
     if blocking:
-        reasons = "; ".join(for_reader(r.message) for r in blocking)
+        reasons = "; ".join(translated_all(r.message) for r in blocking)
         return version_fail(version, _("Blocking quality checks failed: %(reasons)s") % {"reasons": reasons}, report, results)
     # Classified columns are stored encrypted (datalake.services.sensitive); without a usable
     # key the version fails and nothing is stored, never a clear copy instead.
@@ -282,7 +282,7 @@ def version_finish(
         message = _(
             "This dataset has sensitive columns and the data key is not usable (%(reason)s); nothing was stored. "
             "Ask an operator to set LEPTON_DATA_KEY, then retry."
-        ) % {"reason": for_reader(exc.message)}
+        ) % {"reason": translated_all(exc.message)}
         return version_fail(version, message, {**report, "code": exc.code})
     adding = os.path.getsize(stored_path) + blob_bytes
     refusal = _over_quota(version.dataset.department, adding)
@@ -360,9 +360,9 @@ def version_publish(
         version.encrypted_columns, version.encryption_key_id = list(encryption[0]), encryption[1]
         version.row_count = report.get("rows", report.get("row_count"))
         version.schema = report.get("columns", report.get("schema", []))
-        version.profile, version.check_results = profile, for_reader(check_results)
+        version.profile, version.check_results = profile, translated_all(check_results)
         # The engine's warnings (and an image upload's skipped files) in the language of the job.
-        version.ingest_report = for_reader({k: v for k, v in report.items() if k not in ("columns", "schema", "blobs")})
+        version.ingest_report = translated_all({k: v for k, v in report.items() if k not in ("columns", "schema", "blobs")})
         version.published_at = timezone.now()
         version.save()
         VersionBlob.objects.bulk_create([VersionBlob(version=version, sha256=sha) for sha in sorted(set(blobs))], batch_size=5000)
@@ -408,7 +408,7 @@ def version_fail(version: DatasetVersion, message, report: dict, check_results: 
     are the Phrases in `report` (e.g. an image upload's bad files). A version refused by a
     blocking check marks its dataset's quality as failing.
     """
-    message, report, check_results = for_reader(message), for_reader(report), for_reader(check_results)
+    message, report, check_results = translated_all(message), translated_all(report), translated_all(check_results)
     with transaction.atomic():
         updated = DatasetVersion.objects.filter(pk=version.pk, status=VersionStatus.PENDING).update(
             status=VersionStatus.FAILED, error_message=message[:5000], ingest_report=report, check_results=check_results or []

