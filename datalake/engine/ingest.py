@@ -675,12 +675,13 @@ def _write_pass(source: _Source, tmp_path: str, options: IngestOptions, total_by
                         warnings.append(
                             phrase(
                                 gettext_noop(
-                                    "Column '%(column)s' has values that are not %(kind)s after row %(row)s "
-                                    "(e.g. '%(example)s'); it is stored as %(wider)s."
+                                    "Column '%(column)s' has values that are not %(kind)s among rows %(first)s to "
+                                    "%(last)s (e.g. '%(example)s'); it is stored as %(wider)s."
                                 ),
                                 column=source.names[i],
                                 kind=ctype.kind,
-                                row=f"{rows:,}",
+                                first=f"{rows + 1:,}",
+                                last=f"{rows + batch.num_rows:,}",
                                 example=converted.example,
                                 wider=wider.kind,
                             )
