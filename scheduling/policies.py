@@ -170,7 +170,7 @@ def policy_train_execute(run_id, *, progress=lambda pct, msg: None, should_stop=
     chosen = family.Family.from_dict(spec["family"])
     training = family.train(
         chosen, seconds=spec["seconds"], episodes=spec.get("episodes"), seed=spec["seed"],
-        progress=lambda fraction, message: progress(100 * fraction, translated(message)), should_stop=should_stop,
+        progress=lambda fraction, message: progress(100 * fraction, message), should_stop=should_stop,
     )  # fmt: skip
     if training.info["stopped"] == "cancel":
         message = _("Cancelled after %(episodes)s episodes; no version was registered.") % {"episodes": training.info["episodes"]}

@@ -564,7 +564,7 @@ def run_execute(run_id, *, progress=lambda pct, msg: None, should_stop=lambda: F
             seed=run.seed,
             breakdowns_seed=run.breakdowns_seed,
             # The engine counts 0–1, jobs 0–100; its words (Phrases) in the job's language.
-            progress=lambda fraction, message: progress(100 * fraction, translated(message)),
+            progress=lambda fraction, message: progress(100 * fraction, message),
             should_stop=should_stop,
         )
     schedule = validate(instance, result.schedule)

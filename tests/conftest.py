@@ -93,6 +93,15 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
+@pytest.fixture
+def own_lake(settings, tmp_path):
+    """A lake folder for this test alone (the session's lake holds other tests' blobs)."""
+    root = tmp_path / "lake"
+    root.mkdir()
+    settings.LEPTON_STORAGE_URL = root.as_uri()
+    return root
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     yield

@@ -54,11 +54,6 @@ def _invalid(exc: TrainingError) -> Invalid:
     return Invalid(message, fields=fields, code=exc.code)
 
 
-def _in_language(progress):
-    """The job's progress callback, given the engine's words (phrases) in the job's language."""
-    return lambda pct, msg: progress(pct, translated(msg))
-
-
 def _warnings_in_language(warnings: list[dict]) -> list[dict]:
     """The engine's warnings as stored on a run: the message in the job's language, the code as it is."""
     return [{**w, "message": translated(w.get("message", ""))} for w in warnings]
@@ -247,7 +242,6 @@ def training_execute(
     """
     from models_repo.engine.train import train as engine_train
 
-    progress = _in_language(progress)
     run = TrainingRun.objects.select_related("dataset_version__dataset", "registered_model").get(pk=run_id)
     if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
         return run
@@ -459,7 +453,6 @@ def training_analyse(run_id, *, progress=lambda pct, msg: None, should_stop=lamb
     from models_repo.engine import tabular
     from models_repo.engine.spec import parse_spec
 
-    progress = _in_language(progress)
     run = TrainingRun.objects.select_related("dataset_version__dataset").get(pk=run_id)
     if run.status != RunStatus.SUCCEEDED or run.flavor != "sklearn" or "learning" in run.curves or run.importance:
         return run

@@ -70,15 +70,6 @@ def lake_report(root: Path) -> LakeReport:
     return report
 
 
-@pytest.fixture
-def own_lake(settings, tmp_path):
-    """A lake folder for this test alone (the session's lake holds other tests' blobs)."""
-    root = tmp_path / "lake"
-    root.mkdir()
-    settings.LEPTON_STORAGE_URL = root.as_uri()
-    return root
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

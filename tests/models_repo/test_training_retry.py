@@ -35,15 +35,6 @@ KERAS = {
 STALE_EPOCHS = [{"epoch": n, "loss": 99.0} for n in range(1, 6)]
 
 
-@pytest.fixture
-def lake(settings, tmp_path):
-    """A lake of this test alone, so what it holds can be compared with what the catalog names."""
-    root = tmp_path / "lake"
-    root.mkdir()
-    settings.LEPTON_STORAGE_URL = root.as_uri()
-    return root
-
-
 def _attempt(run) -> runner.JobContext:
     """A worker claims the run's job: the context its handler gets."""
     job = runner.claim(run.job_id, "worker@host")
@@ -69,7 +60,7 @@ def test_trainings_and_their_analysis_have_two_attempts():
 
 @pytest.mark.parametrize("spec", [SPEC, KERAS], ids=["sklearn", "keras"])
 def test_the_attempt_after_a_lost_one_takes_the_run_over_and_ends_it_once_with_one_history(
-    lake, member, inspections, predictor, spec
+    own_lake, member, inspections, predictor, spec
 ):
     run = services.training_start(actor=member, dataset_version=inspections, spec=spec, registered_model=predictor)
     _lose(_attempt(run), run)
@@ -90,11 +81,13 @@ def test_the_attempt_after_a_lost_one_takes_the_run_over_and_ends_it_once_with_o
         assert epochs == []  # scikit-learn records no epochs: the lost attempt's are gone
     assert ModelVersion.objects.filter(run=run).count() == 1
     assert AuditEvent.objects.filter(object_id=str(run.pk), action="run.succeeded").count() == 1
-    report = lake_report(lake)
+    report = lake_report(own_lake)
     assert report.clean and run.artifact_sha256 in report.blobs, report
 
 
-def test_a_lost_attempt_that_comes_back_changes_nothing_and_keeps_no_artifact(lake, member, inspections, predictor, monkeypatch):
+def test_a_lost_attempt_that_comes_back_changes_nothing_and_keeps_no_artifact(
+    own_lake, member, inspections, predictor, monkeypatch
+):
     run = services.training_start(actor=member, dataset_version=inspections, spec=SPEC, registered_model=predictor)
     first = _attempt(run)
     measure = training._resources
@@ -112,7 +105,7 @@ def test_a_lost_attempt_that_comes_back_changes_nothing_and_keeps_no_artifact(la
     assert run.status == RunStatus.RUNNING and run.artifact_sha256 == ""  # still the second attempt's to finish
     assert not ModelVersion.objects.filter(run=run).exists()
     assert not AuditEvent.objects.filter(object_id=str(run.pk), action__in=["run.succeeded", "run.failed"]).exists()
-    report = lake_report(lake)
+    report = lake_report(own_lake)
     assert report.clean and report.blobs == {inspections.raw_sha256, inspections.parquet_sha256}, report
 
 

@@ -13,6 +13,7 @@ from django.utils import translation
 
 from lepton.i18n import translated
 from lepton.jobs import runner
+from lepton.jobs.models import Job as JobRow
 from lepton.jobs.models import JobLogLine
 from lepton.services import profile_set_language
 from scheduling import services
@@ -271,9 +272,9 @@ def test_a_q_learning_run_asked_in_chinese_reports_and_stores_its_words_in_chine
     reported = []
     progress = runner.JobContext.progress
 
-    def recording(ctx, percent, message=""):
-        reported.append(message)
+    def recording(ctx, percent, message=""):  # what each report stores for the job's page
         progress(ctx, percent, message)
+        reported.append(JobRow.objects.values_list("progress_message", flat=True).get(pk=ctx.job.pk))
 
     monkeypatch.setattr(runner.JobContext, "progress", recording)
     run = services.run_start(actor=chinese_member, problem=shop_problem, method="qlearning", time_limit=1.0, seed=3)
@@ -307,7 +308,12 @@ def test_a_policy_training_asked_in_chinese_reports_its_episodes_in_chinese(chin
 
     reported = []
     progress = runner.JobContext.progress
-    monkeypatch.setattr(runner.JobContext, "progress", lambda ctx, p, m="": (reported.append(m), progress(ctx, p, m)))
+
+    def recording(ctx, percent, message=""):  # what each report stores for the job's page
+        progress(ctx, percent, message)
+        reported.append(JobRow.objects.values_list("progress_message", flat=True).get(pk=ctx.job.pk))
+
+    monkeypatch.setattr(runner.JobContext, "progress", recording)
     spec = {"jobs": [3, 4], "machines": [2, 3], "instances": 2, "held_out": 1, "seconds": 60, "episodes": 4, "seed": 0}
     run = policies.policy_train_start(actor=chinese_owner, department=production, spec=spec, model_name="Press policy")
     assert runner.run(run.job_id) == "succeeded"
